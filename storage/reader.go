@@ -1,0 +1,370 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+)
+
+// Query selects messages. The zero Query selects every message in seq order.
+type Query struct {
+	// Match selects topics (e.g. a topic.Set's Match); nil selects all.
+	Match func(topic string) bool
+	// Session restricts to one session; 0 means all.
+	Session int64
+	// FromOffset/ToOffset select offset_ns in [from, to) within each session.
+	FromOffset, ToOffset *int64
+	// FromTime/ToTime select ts_ns (Unix ns) in [from, to).
+	FromTime, ToTime *int64
+	// AfterSeq/BeforeSeq page by seq (keyset): seq > AfterSeq, and seq < BeforeSeq when BeforeSeq > 0.
+	AfterSeq, BeforeSeq int64
+	// MinQoS selects messages with qos >= MinQoS.
+	MinQoS int
+	// FromStoreOnly selects only messages sent from the broker's retained store.
+	FromStoreOnly bool
+	// PayloadContains selects payloads containing these bytes (when non-empty).
+	PayloadContains []byte
+	// Desc returns newest first.
+	Desc bool
+	// Limit caps the number of messages; 0 means no limit.
+	Limit int
+}
+
+const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
+
+// where builds the WHERE clause. ok is false when no topic matches, in which
+// case the query selects nothing.
+func (c *Capture) where(ctx context.Context, q Query) (clause string, args []any, ok bool, err error) {
+	var conds []string
+	if q.Match != nil {
+		ids, all, err := c.matchingTopics(ctx, q.Match)
+		if err != nil {
+			return "", nil, false, err
+		}
+		if len(ids) == 0 {
+			return "", nil, false, nil
+		}
+		if !all {
+			var b strings.Builder
+			b.WriteString("m.topic_id IN (")
+			for i, id := range ids {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(strconv.FormatInt(id, 10))
+			}
+			b.WriteByte(')')
+			conds = append(conds, b.String())
+		}
+	}
+	add := func(cond string, arg any) {
+		conds = append(conds, cond)
+		args = append(args, arg)
+	}
+	if q.Session != 0 {
+		add("m.session = ?", q.Session)
+	}
+	if q.FromOffset != nil || q.ToOffset != nil || q.FromTime != nil || q.ToTime != nil {
+		spans, err := c.timeSpans(ctx, q)
+		if err != nil {
+			return "", nil, false, err
+		}
+		if len(spans) == 0 {
+			return "", nil, false, nil
+		}
+		var parts []string
+		for _, sp := range spans {
+			parts = append(parts, fmt.Sprintf("(m.seq >= %d AND m.seq < %d)", sp.lo, sp.hi))
+		}
+		conds = append(conds, "("+strings.Join(parts, " OR ")+")")
+	}
+	if q.AfterSeq != 0 {
+		add("m.seq > ?", q.AfterSeq)
+	}
+	if q.BeforeSeq > 0 {
+		add("m.seq < ?", q.BeforeSeq)
+	}
+	if q.MinQoS > 0 {
+		add("m.qos >= ?", q.MinQoS)
+	}
+	if q.FromStoreOnly {
+		conds = append(conds, "m.from_store = 1")
+	}
+	if len(q.PayloadContains) > 0 {
+		add("instr(m.payload, ?) > 0", q.PayloadContains)
+	}
+	if len(conds) == 0 {
+		return "", args, true, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, true, nil
+}
+
+// matchingTopics returns the ids of the topics match accepts, and whether
+// that is every topic.
+func (c *Capture) matchingTopics(ctx context.Context, match func(string) bool) (ids []int64, all bool, err error) {
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	all = true
+	for _, t := range topics {
+		if match(t.Name) {
+			ids = append(ids, t.ID)
+		} else {
+			all = false
+		}
+	}
+	return ids, all, nil
+}
+
+// Messages streams the messages q selects, in seq order (or reverse with
+// Desc), in constant memory. Stop iterating to release the query.
+func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, error] {
+	return func(yield func(Message, error) bool) {
+		where, args, ok, err := c.where(ctx, q)
+		if err != nil {
+			yield(Message{}, err)
+			return
+		}
+		if !ok {
+			return
+		}
+		query := "SELECT " + messageColumns + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
+		if q.Desc {
+			query += " DESC"
+		}
+		if q.Limit > 0 {
+			query += " LIMIT " + strconv.Itoa(q.Limit)
+		}
+		rows, err := c.r.QueryContext(ctx, query, args...)
+		if err != nil {
+			yield(Message{}, c.wrap("read messages", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				yield(Message{}, c.wrap("read messages", err))
+				return
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(Message{}, c.wrap("read messages", err))
+		}
+	}
+}
+
+// Page returns up to q.Limit messages (keyset paging with AfterSeq/BeforeSeq).
+func (c *Capture) Page(ctx context.Context, q Query) ([]Message, error) {
+	var out []Message
+	for m, err := range c.Messages(ctx, q) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Get returns the message with sequence number seq.
+func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
+	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+
+		" FROM messages m JOIN topics t ON t.id = m.topic_id WHERE m.seq = ?", seq)
+	m, err := scanMessage(row)
+	if err != nil {
+		return Message{}, c.wrap("read message", err)
+	}
+	return m, nil
+}
+
+// Count returns how many messages q selects (ignoring Limit).
+func (c *Capture) Count(ctx context.Context, q Query) (int64, error) {
+	where, args, ok, err := c.where(ctx, q)
+	if err != nil || !ok {
+		return 0, err
+	}
+	var n int64
+	err = c.r.QueryRowContext(ctx, "SELECT count(*) FROM messages m"+where, args...).Scan(&n)
+	return n, c.wrap("count messages", err)
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanMessage(s scanner) (Message, error) {
+	var m Message
+	var qos, pid int64
+	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload)
+	m.QoS, m.PacketID = byte(qos), uint16(pid)
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	return m, err
+}
+
+// Topic is an interned topic name.
+type Topic struct {
+	ID   int64
+	Name string
+}
+
+// Topics returns every topic in the capture, ordered by name.
+func (c *Capture) Topics(ctx context.Context) ([]Topic, error) {
+	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics ORDER BY name")
+	if err != nil {
+		return nil, c.wrap("read topics", err)
+	}
+	defer rows.Close()
+	var out []Topic
+	for rows.Next() {
+		var t Topic
+		if err := rows.Scan(&t.ID, &t.Name); err != nil {
+			return nil, c.wrap("read topics", err)
+		}
+		out = append(out, t)
+	}
+	return out, c.wrap("read topics", rows.Err())
+}
+
+// Sessions returns every session, oldest first.
+func (c *Capture) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT id, source, broker, client_id, protocol, clean_session, filters,
+		started_ns, coalesce(last_ns, 0), coalesce(ended_ns, 0), coalesce(stop_reason, ''), dropped, mqtape_version, host
+		FROM sessions ORDER BY id`)
+	if err != nil {
+		return nil, c.wrap("read sessions", err)
+	}
+	defer rows.Close()
+	var out []SessionInfo
+	for rows.Next() {
+		var s SessionInfo
+		var filters string
+		if err := rows.Scan(&s.ID, &s.Source, &s.Broker, &s.ClientID, &s.Protocol, &s.CleanSession, &filters,
+			&s.StartedNS, &s.LastNS, &s.EndedNS, &s.StopReason, &s.Dropped, &s.Version, &s.Host); err != nil {
+			return nil, c.wrap("read sessions", err)
+		}
+		if err := json.Unmarshal([]byte(filters), &s.Filters); err != nil {
+			return nil, c.wrap("read session filters", err)
+		}
+		out = append(out, s)
+	}
+	return out, c.wrap("read sessions", rows.Err())
+}
+
+// Events returns the events of a session (0: all sessions) in order.
+func (c *Capture) Events(ctx context.Context, session int64) ([]Event, error) {
+	query := "SELECT id, session, ts_ns, offset_ns, kind, detail FROM events"
+	var args []any
+	if session != 0 {
+		query += " WHERE session = ?"
+		args = append(args, session)
+	}
+	rows, err := c.r.QueryContext(ctx, query+" ORDER BY id", args...)
+	if err != nil {
+		return nil, c.wrap("read events", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.Session, &e.TimeNS, &e.OffsetNS, &e.Kind, &e.Detail); err != nil {
+			return nil, c.wrap("read events", err)
+		}
+		out = append(out, e)
+	}
+	return out, c.wrap("read events", rows.Err())
+}
+
+// MaxSeq returns the highest sequence number (0 for an empty capture).
+func (c *Capture) MaxSeq(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	err := c.r.QueryRowContext(ctx, "SELECT max(seq) FROM messages").Scan(&n)
+	return n.Int64, c.wrap("read messages", err)
+}
+
+// seqSpan is a range of sequence numbers [lo, hi).
+type seqSpan struct{ lo, hi int64 }
+
+// timeSpans turns q's time and offset bounds into seq ranges, one per
+// session, by binary search: within a session seq, offset_ns and ts_ns never
+// decrease (a format invariant that mqtape check verifies).
+func (c *Capture) timeSpans(ctx context.Context, q Query) ([]seqSpan, error) {
+	rows, err := c.r.QueryContext(ctx, "SELECT id, first_seq, last_seq FROM sessions WHERE first_seq IS NOT NULL ORDER BY id")
+	if err != nil {
+		return nil, c.wrap("read sessions", err)
+	}
+	var sessions [][3]int64
+	for rows.Next() {
+		var v [3]int64
+		if err := rows.Scan(&v[0], &v[1], &v[2]); err != nil {
+			rows.Close()
+			return nil, c.wrap("read sessions", err)
+		}
+		sessions = append(sessions, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, c.wrap("read sessions", err)
+	}
+	var spans []seqSpan
+	for _, s := range sessions {
+		if q.Session != 0 && s[0] != q.Session {
+			continue
+		}
+		sp := seqSpan{s[1], s[2] + 1}
+		bound := func(col string, v *int64, lower bool) error {
+			if v == nil {
+				return nil
+			}
+			at, err := c.searchSeq(ctx, col, *v, s[1], s[2]+1)
+			if err != nil {
+				return err
+			}
+			if lower {
+				sp.lo = max(sp.lo, at)
+			} else {
+				sp.hi = min(sp.hi, at)
+			}
+			return nil
+		}
+		for _, b := range []struct {
+			col   string
+			v     *int64
+			lower bool
+		}{{"offset_ns", q.FromOffset, true}, {"offset_ns", q.ToOffset, false}, {"ts_ns", q.FromTime, true}, {"ts_ns", q.ToTime, false}} {
+			if err := bound(b.col, b.v, b.lower); err != nil {
+				return nil, err
+			}
+		}
+		if sp.lo < sp.hi {
+			spans = append(spans, sp)
+		}
+	}
+	return spans, nil
+}
+
+// searchSeq returns the first seq in [lo, hi) whose col is >= v, or hi.
+func (c *Capture) searchSeq(ctx context.Context, col string, v, lo, hi int64) (int64, error) {
+	stmt := "SELECT seq, " + col + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT 1"
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var seq, got int64
+		err := c.r.QueryRowContext(ctx, stmt, mid).Scan(&seq, &got)
+		if err != nil && err != sql.ErrNoRows {
+			return 0, c.wrap("search messages", err)
+		}
+		if err == sql.ErrNoRows || seq >= hi || got >= v {
+			hi = mid
+		} else {
+			lo = seq + 1
+		}
+	}
+	return lo, nil
+}

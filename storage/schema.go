@@ -1,0 +1,79 @@
+package storage
+
+// ApplicationID marks a SQLite file as an mqtape capture (PRAGMA application_id).
+// It spells "MQTP" in ASCII.
+const ApplicationID = 0x4D515450
+
+// migrations are applied in order, each in its own BEGIN IMMEDIATE
+// transaction; PRAGMA user_version holds how many have been applied, which is
+// the capture's format version. Append only: never edit a released migration.
+// docs/capture-format.md documents the resulting schema.
+var migrations = []string{
+	// 1: the first format. Pages of 64 KiB make batched inserts of larger
+	// payloads about twice as fast as the 4 KiB default.
+	`
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+	id             INTEGER PRIMARY KEY,
+	source         TEXT    NOT NULL,           -- subscriber | broker | import | cut | merge
+	broker         TEXT    NOT NULL,           -- URL without user info
+	client_id      TEXT    NOT NULL,
+	protocol       INTEGER NOT NULL,           -- 4 = MQTT 3.1.1, 5 = MQTT 5
+	clean_session  INTEGER NOT NULL,
+	filters        TEXT    NOT NULL DEFAULT '[]', -- JSON: [{"filter","qos","granted"}]
+	started_ns     INTEGER NOT NULL,           -- Unix ns, wall clock
+	last_ns        INTEGER,                    -- Unix ns of the last flush; survives a crash
+	ended_ns       INTEGER,                    -- Unix ns; NULL until closed cleanly
+	stop_reason    TEXT,                       -- NULL until closed cleanly
+	first_seq      INTEGER,                    -- seq of the session's first message; NULL when none
+	last_seq       INTEGER,                    -- seq of the session's last message
+	dropped        INTEGER NOT NULL DEFAULT 0, -- messages received but not stored
+	mqtape_version TEXT    NOT NULL,
+	host           TEXT    NOT NULL
+);
+
+CREATE TABLE topics (
+	id   INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE messages (
+	seq        INTEGER PRIMARY KEY,            -- arrival order across the file
+	session    INTEGER NOT NULL REFERENCES sessions(id),
+	ts_ns      INTEGER NOT NULL,               -- Unix ns, wall clock at receipt
+	offset_ns  INTEGER NOT NULL,               -- monotonic ns since the session started
+	topic_id   INTEGER NOT NULL REFERENCES topics(id),
+	qos        INTEGER NOT NULL,
+	retain     INTEGER NOT NULL,               -- retain flag as received
+	from_store INTEGER NOT NULL,               -- 1: sent from the broker's retained store
+	dup        INTEGER NOT NULL,
+	packet_id  INTEGER NOT NULL,               -- 0 for QoS 0
+	payload    BLOB    NOT NULL
+);
+-- Within a session, seq, offset_ns and ts_ns never decrease together: time
+-- ranges are found by binary search on seq, so no time index is kept.
+-- messages_by_topic (topic_id, seq) is dropped while a session records (it
+-- would halve the insert rate) and rebuilt when the session ends.
+
+CREATE TABLE events (
+	id        INTEGER PRIMARY KEY,
+	session   INTEGER NOT NULL REFERENCES sessions(id),
+	ts_ns     INTEGER NOT NULL,
+	offset_ns INTEGER NOT NULL,
+	kind      TEXT    NOT NULL,
+	detail    TEXT    NOT NULL DEFAULT ''
+);
+
+CREATE VIEW messages_view AS
+SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
+       m.from_store, m.dup, m.packet_id, length(m.payload) AS size, m.payload
+FROM messages m JOIN topics t ON t.id = m.topic_id;
+`,
+}
+
+// FormatVersion is the capture format this build writes and the newest it reads.
+var FormatVersion = len(migrations)

@@ -1,0 +1,279 @@
+// Package storage is the mqtape capture format: a versioned SQLite file of
+// recorded MQTT messages, recording sessions and events. It creates, migrates,
+// writes (in batches) and reads (ordered, filtered, paged, in constant memory)
+// captures. docs/capture-format.md documents the schema for people who query
+// captures with sqlite3.
+//
+// storage is a leaf package: it imports only the standard library and the
+// SQLite driver.
+package storage
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	// ErrNotCapture: the file exists but is not an mqtape capture.
+	ErrNotCapture = errors.New("not an mqtape capture")
+	// ErrNewerVersion: the capture was written by a newer mqtape.
+	ErrNewerVersion = errors.New("capture format is newer than this mqtape supports")
+	// ErrCorrupt: the file is a damaged or truncated capture.
+	ErrCorrupt = errors.New("capture file is damaged")
+	// ErrNotFound: the file does not exist.
+	ErrNotFound = errors.New("no such file")
+	// ErrReadOnly: a write was attempted on a capture opened for reading.
+	ErrReadOnly = errors.New("capture is open read-only")
+)
+
+// Capture is an open capture file.
+type Capture struct {
+	path    string
+	w       *sql.DB // the single writer connection; nil when opened read-only
+	r       *sql.DB // read pool
+	version int
+}
+
+// Path returns the file name the capture was opened with.
+func (c *Capture) Path() string { return c.path }
+
+// Version returns the capture's format version (PRAGMA user_version).
+func (c *Capture) Version() int { return c.version }
+
+// Open opens an existing capture for reading. It never modifies the file, not
+// even to migrate it: readers understand every older format version.
+func Open(path string) (*Capture, error) {
+	if err := sniff(path, false); err != nil {
+		return nil, err
+	}
+	r, err := openDB(path, "mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	c := &Capture{path: path, r: r}
+	if err := c.check(context.Background(), false); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// OpenWrite opens path for recording: it creates a new capture (mode 0600)
+// when the file does not exist or is empty, and migrates an existing capture
+// to the current format. Any other file is refused untouched.
+func OpenWrite(path string) (*Capture, error) {
+	if err := sniff(path, true); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create capture %q: %w", path, err)
+		}
+		f.Close()
+	}
+	w, err := openDB(path, "_txlock=immediate&_pragma=synchronous(NORMAL)&_pragma=page_size(65536)")
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	c := &Capture{path: path, w: w}
+	ctx := context.Background()
+	if err := c.check(ctx, true); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if _, err := w.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+		w.Close()
+		return nil, c.wrap("set WAL mode", err)
+	}
+	if err := c.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := openDB(path, "mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	c.r = r
+	return c, nil
+}
+
+// Close checkpoints the write-ahead log into the main file (so the capture
+// is one self-contained file) and closes it.
+func (c *Capture) Close() error {
+	var errs []error
+	if c.r != nil {
+		errs = append(errs, c.r.Close())
+	}
+	if c.w != nil {
+		// Best effort: a concurrent reader (a live inspector) may keep the
+		// checkpoint from truncating; the data is committed either way.
+		_, _ = c.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, c.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func openDB(path, params string) (*sql.DB, error) {
+	u := url.URL{Scheme: "file", Opaque: escapePath(path)}
+	dsn := u.String() + "?_pragma=busy_timeout(5000)&" + params
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open capture %q: %w", path, err)
+	}
+	return db, nil
+}
+
+// escapePath escapes the characters that would end the path part of an
+// SQLite URI filename.
+func escapePath(p string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return r.Replace(p)
+}
+
+var sqliteMagic = []byte("SQLite format 3\x00")
+
+// sniff looks at the file before SQLite does, so that a directory, a text
+// file or a truncated file get a precise error and are never touched.
+func sniff(path string, forWrite bool) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if forWrite {
+			return nil
+		}
+		return fmt.Errorf("open capture %q: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("open capture %q: %w", path, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("open capture %q: is a directory: %w", path, ErrNotCapture)
+	}
+	if fi.Size() == 0 {
+		if forWrite {
+			return nil
+		}
+		return fmt.Errorf("open capture %q: empty file: %w", path, ErrNotCapture)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open capture %q: %w", path, err)
+	}
+	defer f.Close()
+	hdr := make([]byte, 100)
+	if _, err := io.ReadFull(f, hdr); err != nil || !bytes.Equal(hdr[:16], sqliteMagic) {
+		return fmt.Errorf("open capture %q: not an SQLite file: %w", path, ErrNotCapture)
+	}
+	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	pages := int64(binary.BigEndian.Uint32(hdr[28:32]))
+	// The in-header size is valid when the change counter matches the
+	// version-valid-for number (SQLite file format, section 1.3.7).
+	if pages > 0 && bytes.Equal(hdr[24:28], hdr[92:96]) && fi.Size() < pages*pageSize {
+		return fmt.Errorf("open capture %q: truncated (%d of %d bytes): %w", path, fi.Size(), pages*pageSize, ErrCorrupt)
+	}
+	return nil
+}
+
+// check reads the application id and format version. An empty database is
+// acceptable only for writing (it becomes a new capture).
+func (c *Capture) check(ctx context.Context, forWrite bool) error {
+	db := c.r
+	if forWrite {
+		db = c.w
+	}
+	var appID, version, objects int
+	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return c.wrap("read header", err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return c.wrap("read header", err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&objects); err != nil {
+		return c.wrap("read schema", err)
+	}
+	switch {
+	case appID == 0 && version == 0 && objects == 0 && forWrite:
+		// A brand-new (or zero-byte) file.
+	case appID != ApplicationID:
+		return fmt.Errorf("open capture %q: %w (application_id %d)", c.path, ErrNotCapture, appID)
+	case version > FormatVersion:
+		return fmt.Errorf("open capture %q: %w (file has version %d, this mqtape reads up to %d; upgrade mqtape)",
+			c.path, ErrNewerVersion, version, FormatVersion)
+	case version == 0:
+		return fmt.Errorf("open capture %q: %w (no format version)", c.path, ErrCorrupt)
+	}
+	c.version = version
+	return nil
+}
+
+// migrate applies the pending migrations, each in its own transaction.
+func (c *Capture) migrate(ctx context.Context) error {
+	for c.version < len(migrations) {
+		next := c.version + 1
+		err := c.inTx(ctx, func(tx *sql.Tx) error {
+			if c.version == 0 {
+				if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id=%d", ApplicationID)); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, migrations[next-1]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version=%d", next))
+			return err
+		})
+		if err != nil {
+			return c.wrap(fmt.Sprintf("migrate to format version %d", next), err)
+		}
+		c.version = next
+	}
+	return nil
+}
+
+func (c *Capture) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if c.w == nil {
+		return ErrReadOnly
+	}
+	tx, err := c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// wrap gives an SQLite error the capture's context and maps corruption to
+// ErrCorrupt.
+func (c *Capture) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "malformed") || strings.Contains(msg, "not a database") ||
+		strings.Contains(msg, "SQLITE_CORRUPT") || strings.Contains(msg, "SQLITE_NOTADB") {
+		return fmt.Errorf("%s in %q: %w: %v", what, c.path, ErrCorrupt, err)
+	}
+	return fmt.Errorf("%s in %q: %w", what, c.path, err)
+}

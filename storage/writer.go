@@ -1,0 +1,239 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Session writes one recording session. It is not safe for concurrent use:
+// one goroutine owns it (the recorder's writer).
+type Session struct {
+	c      *Capture
+	id     int64
+	topics map[string]int64
+}
+
+// ID returns the session id.
+func (s *Session) ID() int64 { return s.id }
+
+// BeginSession starts a new session in the capture.
+func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session, error) {
+	if c.w == nil {
+		return nil, ErrReadOnly
+	}
+	filters, err := json.Marshal(nonNil(info.Filters))
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{c: c, topics: make(map[string]int64)}
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO sessions
+			(source, broker, client_id, protocol, clean_session, filters, started_ns, mqtape_version, host)
+			VALUES (?,?,?,?,?,?,?,?,?)`,
+			info.Source, info.Broker, info.ClientID, info.Protocol, info.CleanSession, string(filters),
+			info.StartedNS, info.Version, info.Host)
+		if err != nil {
+			return err
+		}
+		if s.id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		// Inserting with the topic index in place costs half the insert
+		// rate; End rebuilds it.
+		_, err = tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+topicIndex)
+		return err
+	})
+	if err == nil {
+		err = s.loadTopics(ctx)
+	}
+	if err != nil {
+		return nil, c.wrap("begin session", err)
+	}
+	return s, nil
+}
+
+func (s *Session) loadTopics(ctx context.Context) error {
+	rows, err := s.c.w.QueryContext(ctx, "SELECT id, name FROM topics")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return err
+		}
+		s.topics[name] = id
+	}
+	return rows.Err()
+}
+
+func nonNil(f []Filter) []Filter {
+	if f == nil {
+		return []Filter{}
+	}
+	return f
+}
+
+// SetFilters records the subscriptions and what the broker granted.
+func (s *Session) SetFilters(ctx context.Context, filters []Filter) error {
+	b, err := json.Marshal(nonNil(filters))
+	if err != nil {
+		return err
+	}
+	_, err = s.c.w.ExecContext(ctx, "UPDATE sessions SET filters=? WHERE id=?", string(b), s.id)
+	return s.c.wrap("update session", err)
+}
+
+// Write stores msgs and events in one transaction and records nowNS as the
+// session's last flush time. Message Seq fields are set from the file.
+// Message.Session and Event.Session are ignored: everything goes to s.
+func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, nowNS int64) error {
+	before := len(s.topics)
+	err := s.c.inTx(ctx, func(tx *sql.Tx) error {
+		if len(msgs) > 0 {
+			if err := s.writeMessages(ctx, tx, msgs); err != nil {
+				return err
+			}
+		}
+		for _, e := range events {
+			if _, err := tx.ExecContext(ctx,
+				"INSERT INTO events (session, ts_ns, offset_ns, kind, detail) VALUES (?,?,?,?,?)",
+				s.id, e.TimeNS, e.OffsetNS, e.Kind, e.Detail); err != nil {
+				return err
+			}
+		}
+		if len(msgs) > 0 {
+			if _, err := tx.ExecContext(ctx,
+				"UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=? WHERE id=?",
+				msgs[0].Seq, msgs[len(msgs)-1].Seq, s.id); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE sessions SET last_ns=? WHERE id=?", nowNS, s.id)
+		return err
+	})
+	if err != nil && len(s.topics) != before {
+		// Topic rows interned in the rolled-back transaction are gone.
+		s.topics = make(map[string]int64)
+		s.loadTopics(ctx)
+	}
+	return s.c.wrap("write batch", err)
+}
+
+// rowsPerInsert is how many rows one INSERT statement carries: multi-row
+// statements amortise the per-statement cost of database/sql and SQLite.
+const rowsPerInsert = 32
+
+const insertRow = "(?,?,?,?,?,?,?,?,?,?)"
+
+var insertMany = "INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload) VALUES " +
+	strings.TrimSuffix(strings.Repeat(insertRow+",", rowsPerInsert), ",")
+
+func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message) error {
+	var many, one *sql.Stmt
+	var err error
+	if len(msgs) >= rowsPerInsert {
+		if many, err = tx.PrepareContext(ctx, insertMany); err != nil {
+			return err
+		}
+		defer many.Close()
+	}
+	if len(msgs)%rowsPerInsert != 0 {
+		if one, err = tx.PrepareContext(ctx, insertMany[:strings.Index(insertMany, insertRow)+len(insertRow)]); err != nil {
+			return err
+		}
+		defer one.Close()
+	}
+	args := make([]any, 0, 10*rowsPerInsert)
+	for i := 0; i < len(msgs); {
+		stmt, n := many, rowsPerInsert
+		if len(msgs)-i < rowsPerInsert {
+			stmt, n = one, 1
+		}
+		args = args[:0]
+		for _, m := range msgs[i : i+n] {
+			tid, err := s.topicID(ctx, tx, m.Topic)
+			if err != nil {
+				return err
+			}
+			payload := m.Payload
+			if payload == nil {
+				payload = []byte{} // NOT NULL: an empty payload is an empty blob
+			}
+			args = append(args, s.id, m.TimeNS, m.OffsetNS, tid, int64(m.QoS), m.Retain, m.FromStore, m.Dup,
+				int64(m.PacketID), payload)
+		}
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for j := range n {
+			msgs[i+j].Seq = last - int64(n-1-j)
+			msgs[i+j].Session = s.id
+		}
+		i += n
+	}
+	return nil
+}
+
+func (s *Session) topicID(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	if id, ok := s.topics[name]; ok {
+		return id, nil
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx,
+		"INSERT INTO topics (name) VALUES (?) ON CONFLICT(name) DO UPDATE SET name=excluded.name RETURNING id",
+		name).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("intern topic: %w", err)
+	}
+	s.topics[name] = id // Write reloads the cache if the transaction fails
+	return id, nil
+}
+
+// End closes the session cleanly with a stop reason and drop count, and
+// rebuilds the per-topic index.
+func (s *Session) End(ctx context.Context, endNS int64, reason string, dropped int64) error {
+	_, err := s.c.w.ExecContext(ctx,
+		"UPDATE sessions SET ended_ns=?, last_ns=?, stop_reason=?, dropped=? WHERE id=?",
+		endNS, endNS, reason, dropped, s.id)
+	if err != nil {
+		return s.c.wrap("end session", err)
+	}
+	return s.c.BuildIndexes(ctx)
+}
+
+const topicIndex = "messages_by_topic"
+
+// BuildIndexes creates the per-topic index when it is missing (after a
+// session ended, or after a crash left a capture without it).
+func (c *Capture) BuildIndexes(ctx context.Context) error {
+	if c.w == nil {
+		return ErrReadOnly
+	}
+	_, err := c.w.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+topicIndex+" ON messages(topic_id, seq)")
+	return c.wrap("build topic index", err)
+}
+
+// HasTopicIndex reports whether the per-topic index exists (it does not while
+// a session is recording); without it topic queries scan the whole table.
+func (c *Capture) HasTopicIndex(ctx context.Context) (bool, error) {
+	var n int
+	err := c.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type='index' AND name=?", topicIndex).Scan(&n)
+	return n > 0, c.wrap("read schema", err)
+}
+
+// SetDropped updates the session's drop counter (also done by End).
+func (s *Session) SetDropped(ctx context.Context, dropped int64) error {
+	_, err := s.c.w.ExecContext(ctx, "UPDATE sessions SET dropped=? WHERE id=?", dropped, s.id)
+	return s.c.wrap("update session", err)
+}
