@@ -1,0 +1,115 @@
+// Package broker embeds an MQTT broker (github.com/mochi-mqtt/server/v2)
+// for mqtape demo, mqtape serve and the tests: real MQTT over real TCP on
+// loopback, with no external process.
+package broker
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Options configure an embedded broker.
+type Options struct {
+	// Listen are TCP addresses (default one: 127.0.0.1:0, a free port).
+	Listen []string
+	// WS are websocket listener addresses.
+	WS []string
+	// TLS, when set, makes the TCP listeners TLS listeners.
+	TLS *tls.Config
+	// Hooks are added before the broker serves; nil means allow everyone.
+	Hooks []mqtt.Hook
+	// Logger receives the broker's log (default: discarded).
+	Logger *slog.Logger
+	// MaxPending is how many messages may wait to be written to one slow
+	// client before the broker drops (mochi default 8192).
+	MaxPending int32
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	srv       *mqtt.Server
+	addrs     []string
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts a broker and returns once its listeners accept connections.
+func Start(o Options) (*Broker, error) {
+	if len(o.Listen) == 0 && len(o.WS) == 0 {
+		o.Listen = []string{"127.0.0.1:0"}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	if o.MaxPending > 0 {
+		caps.MaximumClientWritesPending = o.MaxPending
+	}
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: o.Logger, Capabilities: caps})
+	b := &Broker{srv: srv}
+	hooks := o.Hooks
+	if hooks == nil {
+		hooks = []mqtt.Hook{new(auth.AllowHook)}
+	}
+	for _, h := range hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: add hook: %w", err)
+		}
+	}
+	for i, addr := range o.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			b.closeListeners()
+			return nil, fmt.Errorf("broker: listen %s: %w", addr, err)
+		}
+		if o.TLS != nil {
+			ln = tls.NewListener(ln, o.TLS)
+		}
+		b.addrs = append(b.addrs, ln.Addr().String())
+		if err := srv.AddListener(listeners.NewNet(fmt.Sprintf("tcp%d", i), ln)); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
+	for i, addr := range o.WS {
+		ws := listeners.NewWebsocket(listeners.Config{ID: fmt.Sprintf("ws%d", i), Address: addr})
+		if err := srv.AddListener(ws); err != nil {
+			return nil, fmt.Errorf("broker: websocket %s: %w", addr, err)
+		}
+		b.addrs = append(b.addrs, addr)
+	}
+	if err := srv.Serve(); err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return b, nil
+}
+
+func (b *Broker) closeListeners() { b.Close() }
+
+// Addr returns the first listener's address (host:port).
+func (b *Broker) Addr() string { return b.addrs[0] }
+
+// Addrs returns every listener's address.
+func (b *Broker) Addrs() []string { return b.addrs }
+
+// URL returns mqtt://host:port for the first listener.
+func (b *Broker) URL() string { return "mqtt://" + b.addrs[0] }
+
+// Server exposes the mochi server (for inline publishing and hooks).
+func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Close stops the broker and disconnects its clients. It may be called
+// more than once.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.srv.Close() })
+	return b.closeErr
+}

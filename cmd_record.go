@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/recorder"
+	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/topic"
+)
+
+type recordOptions struct {
+	conn          connFlags
+	topics        []string
+	qos           int
+	clean         bool
+	sys           bool
+	duration      time.Duration
+	count         int64
+	flushInterval time.Duration
+	quiet         bool
+	output        string
+}
+
+const recordUsage = `record [flags] -o FILE
+
+Subscribe to a broker and record every message into FILE until Ctrl-C,
+--duration or --count. An existing capture gets a new session appended; any
+other existing file is refused untouched. QoS 1/2 messages are acknowledged
+only once committed to disk.`
+
+const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
+  mqtape record --broker mqtts://broker:8883 -u alice -t 'plant/+/temp' -t 'alarms/#' --duration 10m -o x.db
+  MQTAPE_PASSWORD=secret mqtape record -b mqtt://10.0.0.5 -u bob --count 1000 -o sample.db
+  mqtape record --sys --clean=false --client-id rec1 -o long.db  # persistent session, with $SYS/#
+`
+
+func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
+	var o recordOptions
+	fs := newFlagSet("record", recordUsage, recordExamples, cio)
+	fs.StringVarP(&o.output, "output", "o", "", "capture file to write (required)")
+	fs.StringArrayVarP(&o.topics, "topic", "t", nil, "topic filter to subscribe to (repeatable, default '#')")
+	fs.IntVarP(&o.qos, "qos", "q", 2, "subscription QoS: delivered QoS is min(published, this), so 2 keeps what was published")
+	fs.BoolVar(&o.sys, "sys", false, "also record $SYS/# (the broker's own topics, which '#' does not match)")
+	fs.BoolVar(&o.clean, "clean", true, "clean session; --clean=false with --client-id keeps the session (and queued QoS 1/2 messages) across runs")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 10m)")
+	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
+	fs.DurationVar(&o.flushInterval, "flush-interval", 100*time.Millisecond, "commit received messages at least this often")
+	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
+	o.conn.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, usagef("unexpected argument %q (the capture file goes after -o)", fs.Arg(0))
+	case o.output == "":
+		return o, usagef("missing -o FILE")
+	case o.qos < 0 || o.qos > 2:
+		return o, usagef("--qos %d: must be 0, 1 or 2", o.qos)
+	case o.duration < 0:
+		return o, usagef("--duration must not be negative")
+	case o.count < 0:
+		return o, usagef("--count must not be negative")
+	case o.flushInterval <= 0 || o.flushInterval > time.Minute:
+		return o, usagef("--flush-interval %s: must be between 1ns and 1m", o.flushInterval)
+	case !o.clean && o.conn.clientID == "":
+		return o, usagef("--clean=false needs a fixed --client-id (the broker keeps the session under that id)")
+	}
+	if err := topic.ValidateAll(o.topics); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func cmdRecord(ctx context.Context, args []string, cio *cliIO) error {
+	o, err := parseRecord(args, cio)
+	if err != nil {
+		return err
+	}
+	copts, err := o.conn.options(cio, "mqtape-rec")
+	if err != nil {
+		return err
+	}
+	copts.CleanSession = o.clean
+	copts.ManualAck = true
+	copts.AutoReconnect = true
+	if _, err := copts.TLS.Config(""); err != nil && copts.Broker.TLS() {
+		return err // bad TLS files: fail before touching the capture
+	}
+	capture, err := storage.OpenWrite(o.output)
+	if err != nil {
+		return err
+	}
+	defer capture.Close()
+
+	var subs []mqttclient.Subscription
+	for _, t := range o.topics {
+		subs = append(subs, mqttclient.Subscription{Filter: t, QoS: byte(o.qos)})
+	}
+	if len(subs) == 0 {
+		subs = []mqttclient.Subscription{{Filter: "#", QoS: byte(o.qos)}}
+	}
+	host, _ := os.Hostname()
+	rec := recorder.New(capture, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+		return mqttclient.Connect(ctx, copts, h)
+	}, recorder.Config{
+		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
+		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
+			Protocol: 4, CleanSession: o.clean, Version: version, Host: host},
+	})
+	status := newStatusLine(cio, o.quiet)
+	if !o.quiet {
+		fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
+			copts.Broker, o.output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
+	}
+	stopStatus := status.start(func() string { return recordStatus(rec.Stats()) })
+	res, err := rec.Run(ctx)
+	stopStatus()
+	if !o.quiet || err != nil {
+		printRecordSummary(cio, o.output, res)
+	}
+	if err != nil {
+		if errors.Is(err, recorder.ErrWriter) {
+			return fmt.Errorf("%v (everything committed before this is intact in %s)", err, o.output)
+		}
+		return err
+	}
+	return nil
+}
+
+func filterNames(subs []mqttclient.Subscription, sys bool) []string {
+	var out []string
+	for _, s := range subs {
+		out = append(out, s.Filter)
+	}
+	if sys {
+		out = append(out, "$SYS/#")
+	}
+	return out
+}
+
+func recordStatus(s recorder.Stats) string {
+	el := time.Since(s.Started)
+	rate := 0.0
+	if el > 0 {
+		rate = float64(s.Stored) / el.Seconds()
+	}
+	conn := ""
+	if !s.Connected {
+		conn = "  DISCONNECTED"
+	}
+	warn := ""
+	if s.Dropped > 0 {
+		warn += fmt.Sprintf("  DROPPED %d", s.Dropped)
+	}
+	if s.BrokerDropped > 0 {
+		warn += fmt.Sprintf("  BROKER DROPPED %d", s.BrokerDropped)
+	}
+	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s",
+		groupDigits(s.Stored), groupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
+		s.Reconnects, warn, conn)
+}
+
+func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
+	w := cio.stderr
+	el := r.Ended.Sub(r.Started)
+	if r.Started.IsZero() {
+		el = 0
+	}
+	fmt.Fprintf(w, "\nrecorded %s messages (%s) on %d topics in %s into %s, session %d\n",
+		groupDigits(r.Stored), humanBytes(r.Bytes), r.Topics, el.Round(time.Millisecond), file, r.SessionID)
+	fmt.Fprintf(w, "stop reason: %s\n", r.StopReason)
+	for _, f := range r.Filters {
+		g := fmt.Sprintf("granted QoS %d", f.Granted)
+		if f.Granted == 0x80 {
+			g = "DENIED by the broker"
+		}
+		fmt.Fprintf(w, "  filter %-30s requested QoS %d, %s\n", f.Filter, f.QoS, g)
+	}
+	if r.Reconnects > 0 {
+		fmt.Fprintf(w, "reconnects: %d (see mqtape info %s for the gaps)\n", r.Reconnects, file)
+	}
+	if r.Dropped > 0 {
+		fmt.Fprintf(w, "WARNING: %d messages were received but not stored (the disk could not keep up); recorded as events\n", r.Dropped)
+	}
+	if r.BrokerDropped > 0 {
+		fmt.Fprintf(w, "WARNING: the broker reports %d messages dropped while recording ($SYS/broker/publish/messages/dropped)\n", r.BrokerDropped)
+	}
+}

@@ -1,0 +1,137 @@
+package mqttclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+type pahoClient struct {
+	c paho.Client
+}
+
+func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	po := paho.NewClientOptions().
+		AddBroker(o.Broker.PahoURL()).
+		SetClientID(o.ClientID).
+		SetCleanSession(o.CleanSession).
+		SetKeepAlive(o.KeepAlive).
+		SetPingTimeout(max(o.KeepAlive/2, 5*time.Second)).
+		SetConnectTimeout(o.ConnectTimeout).
+		SetWriteTimeout(30 * time.Second).
+		SetAutoReconnect(o.AutoReconnect).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetConnectRetry(false).
+		SetOrderMatters(true).
+		SetAutoAckDisabled(o.ManualAck).
+		SetResumeSubs(false)
+	if o.KeepAlive == 0 {
+		po.SetKeepAlive(60 * time.Second)
+	}
+	user := o.Username
+	if user == "" {
+		user = o.Broker.Username
+	}
+	if user != "" {
+		po.SetUsername(user)
+	}
+	if o.Password != "" {
+		po.SetPassword(o.Password)
+	}
+	if o.Broker.TLS() {
+		host, _, _ := net.SplitHostPort(o.Broker.Host)
+		cfg, err := o.TLS.Config(host)
+		if err != nil {
+			return nil, err
+		}
+		po.SetTLSConfig(cfg)
+	}
+	if h.Message != nil {
+		po.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retain: m.Retained(),
+				Dup: m.Duplicate(), PacketID: m.MessageID(), Ack: m.Ack})
+		})
+	}
+	var connectedOnce atomic.Bool
+	po.SetOnConnectHandler(func(paho.Client) {
+		reconnect := connectedOnce.Swap(true)
+		if h.Connected != nil {
+			h.Connected(reconnect)
+		}
+	})
+	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		if h.Lost != nil {
+			h.Lost(err)
+		}
+	})
+	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+		if h.Reconnecting != nil {
+			h.Reconnecting()
+		}
+	})
+	c := paho.NewClient(po)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		c.Disconnect(0)
+		return nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, connectError(o.Broker, err)
+	}
+	return &pahoClient{c: c}, nil
+}
+
+// connectError turns paho's connect errors into ours.
+func connectError(b Broker, err error) error {
+	for code, perr := range packets.ConnErrors {
+		if code >= 1 && code <= 5 && errors.Is(err, perr) {
+			return &RefusedError{Code: code, Reason: connackReasons[code]}
+		}
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnreachable, b, err)
+}
+
+func (p *pahoClient) Subscribe(ctx context.Context, subs []Subscription) ([]byte, error) {
+	filters := make(map[string]byte, len(subs))
+	for _, s := range subs {
+		filters[s.Filter] = s.QoS
+	}
+	tok := p.c.SubscribeMultiple(filters, nil)
+	if err := wait(ctx, tok); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	res := tok.(*paho.SubscribeToken).Result()
+	granted := make([]byte, len(subs))
+	for i, s := range subs {
+		granted[i] = res[s.Filter]
+	}
+	return granted, nil
+}
+
+func (p *pahoClient) Publish(topic string, qos byte, retain bool, payload []byte) Token {
+	return p.c.Publish(topic, qos, retain, payload)
+}
+
+func (p *pahoClient) Disconnect(quiesce time.Duration) {
+	p.c.Disconnect(uint(quiesce / time.Millisecond))
+}
+
+func wait(ctx context.Context, tok paho.Token) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
