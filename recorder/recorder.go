@@ -120,7 +120,7 @@ type Recorder struct {
 	handling  sync.RWMutex // held (read) by onMessage; Run takes it to stop intake
 
 	received, stored, bytes, topics, dropped, reconnects, brokerDropped atomic.Int64
-	connected                                                          atomic.Bool
+	connected                                                           atomic.Bool
 
 	mu       sync.Mutex
 	events   []storage.Event
