@@ -78,7 +78,8 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	return o, nil
 }
 
-func cmdRecord(ctx context.Context, args []string, cio *cliIO) error {
+func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
+	var res recorder.Result
 	o, err := parseRecord(args, cio)
 	if err != nil {
 		return err
@@ -93,11 +94,20 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) error {
 	if _, err := copts.TLS.Config(""); err != nil && copts.Broker.TLS() {
 		return err // bad TLS files: fail before touching the capture
 	}
+	_, statErr := os.Stat(o.output)
+	isNew := statErr != nil
 	capture, err := storage.OpenWrite(o.output)
 	if err != nil {
 		return err
 	}
-	defer capture.Close()
+	defer func() {
+		capture.Close()
+		if isNew && res.SessionID == 0 {
+			// Nothing was recorded (e.g. the broker was unreachable): do
+			// not leave an empty capture behind.
+			os.Remove(o.output)
+		}
+	}()
 
 	var subs []mqttclient.Subscription
 	for _, t := range o.topics {
@@ -120,9 +130,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) error {
 			copts.Broker, o.output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
 	}
 	stopStatus := status.start(func() string { return recordStatus(rec.Stats()) })
-	res, err := rec.Run(ctx)
+	res, err = rec.Run(ctx)
 	stopStatus()
-	if !o.quiet || err != nil {
+	if res.SessionID != 0 && (!o.quiet || err != nil) {
 		printRecordSummary(cio, o.output, res)
 	}
 	if err != nil {

@@ -274,6 +274,18 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	for _, f := range r.cfg.Filters {
 		info.Filters = append(info.Filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: -1})
 	}
+	// Connect before the session exists: a broker that cannot be reached
+	// leaves no empty session behind. Nothing arrives before Subscribe.
+	h := mqttclient.Handlers{Message: r.onMessage, Connected: r.onConnected, Lost: r.onLost,
+		Reconnecting: func() {}}
+	client, err := r.dial(ctx, h)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{StopReason: StopInterrupted}, nil
+		}
+		return Result{StopReason: StopError}, err
+	}
+	defer client.Disconnect(250 * time.Millisecond)
 	sess, err := r.capture.BeginSession(context.WithoutCancel(ctx), info)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrWriter, err)
@@ -308,18 +320,8 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 		return res, runErr
 	}
 
-	h := mqttclient.Handlers{Message: r.onMessage, Connected: r.onConnected, Lost: r.onLost,
-		Reconnecting: func() {}}
-	client, err := r.dial(ctx, h)
-	if err != nil {
-		if ctx.Err() != nil {
-			return finish(StopInterrupted, nil)
-		}
-		return finish(StopError, err)
-	}
 	r.connected.Store(true)
 	r.event(storage.EventConnected, info.Broker)
-	defer client.Disconnect(250 * time.Millisecond)
 
 	subscribe := func() error {
 		subs := append([]mqttclient.Subscription(nil), r.cfg.Filters...)
