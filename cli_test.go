@@ -45,7 +45,9 @@ func TestParseRecord(t *testing.T) {
 		}},
 		{[]string{"-o", "x.db", "--clean=false", "--client-id", "r1"}, true, func(o recordOptions) bool { return !o.clean && o.conn.clientID == "r1" }},
 		{[]string{"-o", "x.db", "-u", "alice", "--password-file", "p", "--cafile", "ca.pem", "--insecure", "--keepalive", "30s"}, true,
-			func(o recordOptions) bool { return o.conn.username == "alice" && o.conn.insecure && o.conn.keepalive == 30*time.Second }},
+			func(o recordOptions) bool {
+				return o.conn.username == "alice" && o.conn.insecure && o.conn.keepalive == 30*time.Second
+			}},
 		{[]string{}, false, nil},
 		{[]string{"-o", "x.db", "-q", "3"}, false, nil},
 		{[]string{"-o", "x.db", "-t", "a/#/b"}, false, nil},
