@@ -1,0 +1,404 @@
+package storage
+
+// Read queries for the inspector: a filter resolved once (Prepare) and then
+// used many times to scan matching sequence numbers, fetch table rows by seq
+// range or seq list (payload previews only, never whole payloads), count per
+// topic and find neighbours. Everything here pages by seq (keyset) and runs in
+// memory independent of the capture's size.
+
+import (
+	"context"
+	"database/sql"
+	"iter"
+	"strconv"
+	"strings"
+)
+
+// Selection is a filter in the inspector's terms. The zero Selection selects
+// every message.
+type Selection struct {
+	// TopicIDs restricts to these topic ids (from Topics). nil selects every
+	// topic; an empty non-nil slice selects nothing.
+	TopicIDs []int64
+	// Session restricts to one session; 0 means all.
+	Session int64
+	// FromOffset/ToOffset select offset_ns in [from, to) within each session.
+	FromOffset, ToOffset *int64
+	// FromTime/ToTime select ts_ns (Unix ns) in [from, to).
+	FromTime, ToTime *int64
+	// QoS restricts to these QoS levels; nil means any.
+	QoS []byte
+	// FromStore: nil any, true only messages from the broker's retained store,
+	// false only live ones.
+	FromStore *bool
+	// PayloadContains: every one of these byte strings occurs in the payload.
+	PayloadContains [][]byte
+	// PayloadMatch, when set, is checked in Go on the whole payload (e.g. a
+	// regular expression); it makes every scan read payloads.
+	PayloadMatch func(payload []byte) bool
+}
+
+// Prepared is a Selection resolved against the capture: topic ids and time
+// bounds are turned into SQL once. Re-prepare after the capture grows (a live
+// recording) when time bounds matter. Safe for concurrent use.
+type Prepared struct {
+	c     *Capture
+	cond  string // conditions on alias m, joined with AND; "" for none
+	args  []any
+	none  bool // selects nothing
+	match func([]byte) bool
+}
+
+// Prepare resolves s.
+func (c *Capture) Prepare(ctx context.Context, s Selection) (*Prepared, error) {
+	p := &Prepared{c: c, match: s.PayloadMatch}
+	if s.TopicIDs != nil && len(s.TopicIDs) == 0 {
+		p.none = true
+		return p, nil
+	}
+	var contains []byte
+	if len(s.PayloadContains) > 0 {
+		contains = s.PayloadContains[0]
+	}
+	clause, args, ok, err := c.where(ctx, Query{Session: s.Session, FromOffset: s.FromOffset, ToOffset: s.ToOffset,
+		FromTime: s.FromTime, ToTime: s.ToTime, PayloadContains: contains})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		p.none = true
+		return p, nil
+	}
+	var conds []string
+	if clause != "" {
+		conds = append(conds, strings.TrimPrefix(clause, " WHERE "))
+	}
+	p.args = args
+	if s.TopicIDs != nil {
+		conds = append(conds, "m.topic_id IN ("+joinInts(s.TopicIDs)+")")
+	}
+	if s.QoS != nil {
+		if len(s.QoS) == 0 {
+			p.none = true
+			return p, nil
+		}
+		ids := make([]int64, len(s.QoS))
+		for i, q := range s.QoS {
+			ids[i] = int64(q)
+		}
+		conds = append(conds, "m.qos IN ("+joinInts(ids)+")")
+	}
+	if s.FromStore != nil {
+		if *s.FromStore {
+			conds = append(conds, "m.from_store = 1")
+		} else {
+			conds = append(conds, "m.from_store = 0")
+		}
+	}
+	for _, b := range s.PayloadContains[min(1, len(s.PayloadContains)):] {
+		if len(b) > 0 {
+			conds = append(conds, "instr(m.payload, ?) > 0")
+			p.args = append(p.args, b)
+		}
+	}
+	p.cond = strings.Join(conds, " AND ")
+	return p, nil
+}
+
+func joinInts(v []int64) string {
+	var b strings.Builder
+	for i, id := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	return b.String()
+}
+
+// Empty reports whether the selection can match nothing at all.
+func (p *Prepared) Empty() bool { return p.none }
+
+// whereRange returns the WHERE clause and arguments for seq in [from, through].
+func (p *Prepared) whereRange(from, through int64) (string, []any) {
+	w := " WHERE m.seq >= ? AND m.seq <= ?"
+	if p.cond != "" {
+		w += " AND " + p.cond
+	}
+	return w, append([]any{from, through}, p.args...)
+}
+
+// Seqs streams the seq numbers of matching messages in [from, through],
+// ascending. Unless the selection has a PayloadMatch it reads no payloads
+// (PayloadContains is tested inside SQLite).
+func (p *Prepared) Seqs(ctx context.Context, from, through int64) iter.Seq2[int64, error] {
+	return func(yield func(int64, error) bool) {
+		if p.none || from > through {
+			return
+		}
+		where, args := p.whereRange(from, through)
+		cols := "m.seq"
+		if p.match != nil {
+			cols += ", m.payload"
+		}
+		rows, err := p.c.r.QueryContext(ctx, "SELECT "+cols+" FROM messages m"+where+" ORDER BY m.seq", args...)
+		if err != nil {
+			yield(0, p.c.wrap("scan messages", err))
+			return
+		}
+		defer rows.Close()
+		var payload sql.RawBytes
+		for rows.Next() {
+			var seq int64
+			dest := []any{&seq}
+			if p.match != nil {
+				dest = append(dest, &payload)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				yield(0, p.c.wrap("scan messages", err))
+				return
+			}
+			if p.match != nil && !p.match(payload) {
+				continue
+			}
+			if !yield(seq, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(0, p.c.wrap("scan messages", err))
+		}
+	}
+}
+
+// Count returns how many messages in [from, through] match.
+func (p *Prepared) Count(ctx context.Context, from, through int64) (int64, error) {
+	if p.none || from > through {
+		return 0, nil
+	}
+	if p.match != nil {
+		var n int64
+		for _, err := range p.Seqs(ctx, from, through) {
+			if err != nil {
+				return 0, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	where, args := p.whereRange(from, through)
+	var n int64
+	err := p.c.r.QueryRowContext(ctx, "SELECT count(*) FROM messages m"+where, args...).Scan(&n)
+	return n, p.c.wrap("count messages", err)
+}
+
+// Row is a message as the inspector's table shows it: metadata, the payload
+// size and only the first bytes of the payload.
+type Row struct {
+	Seq       int64
+	Session   int64
+	TimeNS    int64
+	OffsetNS  int64
+	Topic     string
+	QoS       byte
+	Retain    bool
+	FromStore bool
+	Dup       bool
+	Size      int
+	Preview   []byte // at most the preview length asked for
+}
+
+const rowColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, length(m.payload)"
+
+// Rows returns up to limit matching rows with seq in [from, through],
+// ascending, each with at most preview payload bytes.
+func (p *Prepared) Rows(ctx context.Context, from, through int64, limit, preview int) ([]Row, error) {
+	return p.rows(ctx, from, through, limit, preview, false)
+}
+
+// RowsBefore returns up to limit matching rows with seq in [from, through],
+// descending (the newest first).
+func (p *Prepared) RowsBefore(ctx context.Context, from, through int64, limit, preview int) ([]Row, error) {
+	return p.rows(ctx, from, through, limit, preview, true)
+}
+
+func (p *Prepared) rows(ctx context.Context, from, through int64, limit, preview int, desc bool) ([]Row, error) {
+	if p.none || from > through || limit <= 0 {
+		return nil, nil
+	}
+	where, args := p.whereRange(from, through)
+	payload := "substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) + ")"
+	if p.match != nil {
+		payload = "m.payload"
+	}
+	query := "SELECT " + rowColumns + ", " + payload + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
+	if desc {
+		query += " DESC"
+	}
+	if p.match == nil {
+		query += " LIMIT " + strconv.Itoa(limit)
+	}
+	return p.c.scanRows(ctx, query, args, limit, preview, p.match)
+}
+
+// RowsBySeq returns the rows with these seq numbers (in ascending seq order;
+// missing ones are skipped), each with at most preview payload bytes.
+func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]Row, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	query := "SELECT " + rowColumns + ", substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) +
+		") FROM messages m JOIN topics t ON t.id = m.topic_id WHERE m.seq IN (" + joinInts(seqs) + ") ORDER BY m.seq"
+	return c.scanRows(ctx, query, nil, len(seqs), preview, nil)
+}
+
+func (c *Capture) scanRows(ctx context.Context, query string, args []any, limit, preview int, match func([]byte) bool) ([]Row, error) {
+	rows, err := c.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, c.wrap("read messages", err)
+	}
+	defer rows.Close()
+	var out []Row
+	var payload sql.RawBytes
+	for len(out) < limit && rows.Next() {
+		var r Row
+		var qos int64
+		if err := rows.Scan(&r.Seq, &r.Session, &r.TimeNS, &r.OffsetNS, &r.Topic, &qos, &r.Retain, &r.FromStore, &r.Dup,
+			&r.Size, &payload); err != nil {
+			return nil, c.wrap("read messages", err)
+		}
+		if match != nil && !match(payload) {
+			continue
+		}
+		r.QoS = byte(qos)
+		r.Preview = append([]byte{}, payload[:min(len(payload), preview)]...)
+		out = append(out, r)
+	}
+	return out, c.wrap("read messages", rows.Err())
+}
+
+// Messages streams whole matching messages with seq > after, ascending; with
+// desc, those with seq < after (every one when after is 0), descending.
+func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Seq2[Message, error] {
+	return func(yield func(Message, error) bool) {
+		if p.none {
+			return
+		}
+		var conds []string
+		var args []any
+		switch {
+		case !desc:
+			conds, args = append(conds, "m.seq > ?"), append(args, after)
+		case after > 0:
+			conds, args = append(conds, "m.seq < ?"), append(args, after)
+		}
+		if p.cond != "" {
+			conds = append(conds, p.cond)
+		}
+		args = append(args, p.args...)
+		w := ""
+		if len(conds) > 0 {
+			w = " WHERE " + strings.Join(conds, " AND ")
+		}
+		query := "SELECT " + messageColumns + " FROM messages m JOIN topics t ON t.id = m.topic_id" + w + " ORDER BY m.seq"
+		if desc {
+			query += " DESC"
+		}
+		rows, err := p.c.r.QueryContext(ctx, query, args...)
+		if err != nil {
+			yield(Message{}, p.c.wrap("read messages", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				yield(Message{}, p.c.wrap("read messages", err))
+				return
+			}
+			if p.match != nil && !p.match(m.Payload) {
+				continue
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(Message{}, p.c.wrap("read messages", err))
+		}
+	}
+}
+
+// SeqBounds returns the lowest and highest seq (0, 0 for an empty capture).
+func (c *Capture) SeqBounds(ctx context.Context) (lo, hi int64, err error) {
+	var a, b sql.NullInt64
+	err = c.r.QueryRowContext(ctx, "SELECT (SELECT min(seq) FROM messages), (SELECT max(seq) FROM messages)").Scan(&a, &b)
+	return a.Int64, b.Int64, c.wrap("read messages", err)
+}
+
+// TopicCounts returns how many messages each topic id has among seq in
+// [from, through]. With the topic index it reads only the index (a few times
+// faster than the table for a whole capture); without it (while a session
+// records) it reads the table's seq range, so counting only what was added
+// since the last call stays cheap.
+func (c *Capture) TopicCounts(ctx context.Context, from, through int64) (map[int64]int64, error) {
+	const q = " WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
+	indexed, err := c.HasTopicIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var rows *sql.Rows
+	if indexed {
+		rows, err = c.r.QueryContext(ctx, "SELECT topic_id, count(*) FROM messages INDEXED BY "+topicIndex+q, from, through)
+	}
+	if !indexed || err != nil { // the index may have been dropped since (a recording started)
+		rows, err = c.r.QueryContext(ctx, "SELECT topic_id, count(*) FROM messages"+q, from, through)
+	}
+	if err != nil {
+		return nil, c.wrap("count topics", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]int64)
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, c.wrap("count topics", err)
+		}
+		out[id] = n
+	}
+	return out, c.wrap("count topics", rows.Err())
+}
+
+// PrevOnTopic returns the last message before seq on the same topic.
+func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Message, bool, error) {
+	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages m JOIN topics t ON t.id = m.topic_id"+
+		" WHERE m.topic_id = (SELECT id FROM topics WHERE name = ?) AND m.seq < ? ORDER BY m.seq DESC LIMIT 1", topic, seq)
+	m, err := scanMessage(row)
+	if err == sql.ErrNoRows {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, c.wrap("read message", err)
+	}
+	return m, true, nil
+}
+
+// SeqAtTime returns the first seq whose receive time is at or after tsNS
+// (Unix ns), or 0 when there is none. Binary search per session.
+func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
+	spans, err := c.timeSpans(ctx, Query{FromTime: &tsNS})
+	if err != nil || len(spans) == 0 {
+		return 0, err
+	}
+	return spans[0].lo, nil
+}
+
+// SeqAtOffset returns the first seq of session (0: the first session with
+// messages) whose offset is at or after offsetNS, or 0 when there is none.
+func (c *Capture) SeqAtOffset(ctx context.Context, session, offsetNS int64) (int64, error) {
+	spans, err := c.timeSpans(ctx, Query{Session: session, FromOffset: &offsetNS})
+	if err != nil || len(spans) == 0 {
+		return 0, err
+	}
+	return spans[0].lo, nil
+}

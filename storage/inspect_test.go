@@ -1,0 +1,305 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// inspectFixture writes two sessions of mixed messages and returns the
+// capture (read-only) with the messages as written.
+func inspectFixture(t *testing.T) (*Capture, []Message) {
+	t.Helper()
+	ctx := context.Background()
+	c, path := newCapture(t)
+	rnd := rand.New(rand.NewPCG(7, 7))
+	topics := []string{"a/b", "a/c", "b", "wohnzimmer/temperatür", "odd topic/x"}
+	var all []Message
+	for si := range 2 {
+		s := begin(t, c)
+		var msgs []Message
+		for i := range 300 {
+			p := []byte(fmt.Sprintf(`{"i":%d}`, i))
+			if i%17 == 0 {
+				p = append(p, " needle"...)
+			}
+			if i%5 == 0 {
+				p = append(p, 0, 0xff)
+			}
+			msgs = append(msgs, Message{TimeNS: 1e18 + int64(si)*1e12 + int64(i)*1e6, OffsetNS: int64(i) * 1e6,
+				Topic: topics[rnd.IntN(len(topics))], QoS: byte(rnd.IntN(3)), FromStore: i < 3, Retain: i < 3, Payload: p})
+		}
+		if err := s.Write(ctx, msgs, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.End(ctx, 1e18+int64(si)*1e12+1e9, "count", 0); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, msgs...)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, all
+}
+
+func TestPreparedMatchesReference(t *testing.T) {
+	ctx := context.Background()
+	c, all := inspectFixture(t)
+	ids := map[string]int64{}
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range topics {
+		ids[tp.Name] = tp.ID
+	}
+	i64 := func(v int64) *int64 { return &v }
+	yes, no := true, false
+	cases := []struct {
+		name string
+		sel  Selection
+		want func(m Message) bool
+	}{
+		{"all", Selection{}, func(Message) bool { return true }},
+		{"no topics", Selection{TopicIDs: []int64{}}, func(Message) bool { return false }},
+		{"two topics", Selection{TopicIDs: []int64{ids["a/b"], ids["odd topic/x"]}},
+			func(m Message) bool { return m.Topic == "a/b" || m.Topic == "odd topic/x" }},
+		{"qos 1,2", Selection{QoS: []byte{1, 2}}, func(m Message) bool { return m.QoS >= 1 }},
+		{"no qos", Selection{QoS: []byte{}}, func(Message) bool { return false }},
+		{"from store", Selection{FromStore: &yes}, func(m Message) bool { return m.FromStore }},
+		{"live only", Selection{FromStore: &no}, func(m Message) bool { return !m.FromStore }},
+		{"two substrings", Selection{PayloadContains: [][]byte{[]byte("needle"), {0, 0xff}}},
+			func(m Message) bool {
+				return bytes.Contains(m.Payload, []byte("needle")) && bytes.Contains(m.Payload, []byte{0, 0xff})
+			}},
+		{"go predicate", Selection{PayloadMatch: func(p []byte) bool { return bytes.HasSuffix(p, []byte("7}")) }},
+			func(m Message) bool { return bytes.HasSuffix(m.Payload, []byte("7}")) }},
+		{"offset range", Selection{FromOffset: i64(10e6), ToOffset: i64(20e6), Session: 2},
+			func(m Message) bool { return m.Session == 2 && m.OffsetNS >= 10e6 && m.OffsetNS < 20e6 }},
+		{"time range", Selection{FromTime: i64(1e18 + 250e6), ToTime: i64(1e18 + 1e12 + 5e6), TopicIDs: []int64{ids["b"]}},
+			func(m Message) bool { return m.Topic == "b" && m.TimeNS >= 1e18+250e6 && m.TimeNS < 1e18+1e12+5e6 }},
+		{"empty time range", Selection{FromTime: i64(5e18)}, func(Message) bool { return false }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := c.Prepare(ctx, tc.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []int64
+			for _, m := range all {
+				if tc.want(m) {
+					want = append(want, m.Seq)
+				}
+			}
+			var got []int64
+			for seq, err := range p.Seqs(ctx, 0, 1<<62) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, seq)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("Seqs = %v\nwant %v", got, want)
+			}
+			if n, err := p.Count(ctx, 0, 1<<62); err != nil || n != int64(len(want)) {
+				t.Errorf("Count = %d, %v; want %d", n, err, len(want))
+			}
+			// A middle window, both directions, with a limit.
+			lo, hi := int64(150), int64(450)
+			var win []int64
+			for _, s := range want {
+				if s >= lo && s <= hi {
+					win = append(win, s)
+				}
+			}
+			rows, err := p.Rows(ctx, lo, hi, 10, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, w := rowSeqs(rows), win[:min(10, len(win))]; !slices.Equal(got, w) {
+				t.Errorf("Rows = %v, want %v", got, w)
+			}
+			back, err := p.RowsBefore(ctx, lo, hi, 10, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := slices.Clone(win)
+			slices.Reverse(w)
+			if got := rowSeqs(back); !slices.Equal(got, w[:min(10, len(w))]) {
+				t.Errorf("RowsBefore = %v, want %v", got, w[:min(10, len(w))])
+			}
+			if n, err := p.Count(ctx, lo, hi); err != nil || n != int64(len(win)) {
+				t.Errorf("Count(window) = %d, %v; want %d", n, err, len(win))
+			}
+			// Whole messages, both directions.
+			var fwd, rev []int64
+			for m, err := range p.Messages(ctx, 100, false) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				fwd = append(fwd, m.Seq)
+			}
+			for m, err := range p.Messages(ctx, 0, true) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				rev = append(rev, m.Seq)
+			}
+			var after []int64
+			for _, s := range want {
+				if s > 100 {
+					after = append(after, s)
+				}
+			}
+			rw := slices.Clone(want)
+			slices.Reverse(rw)
+			if !slices.Equal(fwd, after) || !slices.Equal(rev, rw) {
+				t.Errorf("Messages: forward %v, reverse %v", fwd, rev)
+			}
+		})
+	}
+}
+
+func rowSeqs(rows []Row) []int64 {
+	var out []int64
+	for _, r := range rows {
+		out = append(out, r.Seq)
+	}
+	return out
+}
+
+func TestRowsCarryPreviewAndMetadata(t *testing.T) {
+	ctx := context.Background()
+	c, all := inspectFixture(t)
+	p, err := c.Prepare(ctx, Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, preview := range []int{0, 3, 1000} {
+		rows, err := p.Rows(ctx, 1, 600, 600, preview)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bySeq, err := c.RowsBySeq(ctx, []int64{5, 1, 600, 9999}, preview)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rowSeqs(bySeq); !slices.Equal(got, []int64{1, 5, 600}) {
+			t.Errorf("RowsBySeq seqs = %v", got)
+		}
+		if len(rows) != len(all) {
+			t.Fatalf("got %d rows, want %d", len(rows), len(all))
+		}
+		for i, r := range rows {
+			m := all[i]
+			if r.Seq != m.Seq || r.Topic != m.Topic || r.QoS != m.QoS || r.FromStore != m.FromStore || r.Retain != m.Retain ||
+				r.TimeNS != m.TimeNS || r.OffsetNS != m.OffsetNS || r.Session != m.Session || r.Size != len(m.Payload) ||
+				!bytes.Equal(r.Preview, m.Payload[:min(preview, len(m.Payload))]) {
+				t.Fatalf("row %d = %+v, message %+v", i, r, m)
+			}
+		}
+	}
+}
+
+func TestTopicCountsAndNeighbours(t *testing.T) {
+	ctx := context.Background()
+	c, all := inspectFixture(t)
+	topics, _ := c.Topics(ctx)
+	name := map[int64]string{}
+	for _, tp := range topics {
+		name[tp.ID] = tp.Name
+	}
+	counts, err := c.TopicCounts(ctx, 100, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for _, m := range all {
+		if m.Seq >= 100 && m.Seq <= 500 {
+			want[m.Topic]++
+		}
+	}
+	got := map[string]int64{}
+	for id, n := range counts {
+		got[name[id]] = n
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("TopicCounts = %v, want %v", got, want)
+	}
+
+	lo, hi, err := c.SeqBounds(ctx)
+	if err != nil || lo != 1 || hi != int64(len(all)) {
+		t.Errorf("SeqBounds = %d, %d, %v", lo, hi, err)
+	}
+
+	last := all[len(all)-1]
+	var prev Message
+	for _, m := range all[:len(all)-1] {
+		if m.Topic == last.Topic {
+			prev = m
+		}
+	}
+	got1, ok, err := c.PrevOnTopic(ctx, last.Seq, last.Topic)
+	if err != nil || !ok || got1.Seq != prev.Seq || !bytes.Equal(got1.Payload, prev.Payload) {
+		t.Errorf("PrevOnTopic = %d %v %v, want %d", got1.Seq, ok, err, prev.Seq)
+	}
+	if _, ok, err := c.PrevOnTopic(ctx, 1, all[0].Topic); ok || err != nil {
+		t.Errorf("PrevOnTopic before the first = %v, %v", ok, err)
+	}
+	if _, ok, err := c.PrevOnTopic(ctx, 100, "no/such/topic"); ok || err != nil {
+		t.Errorf("PrevOnTopic of unknown topic = %v, %v", ok, err)
+	}
+
+	for _, tc := range []struct {
+		ts   int64
+		want int64
+	}{{0, 1}, {1e18 + 10e6, 11}, {1e18 + 10e6 + 1, 12}, {1e18 + 1e12, 301}, {1e18 + 2e12, 0}} {
+		if got, err := c.SeqAtTime(ctx, tc.ts); err != nil || got != tc.want {
+			t.Errorf("SeqAtTime(%d) = %d, %v; want %d", tc.ts, got, err, tc.want)
+		}
+	}
+	if got, err := c.SeqAtOffset(ctx, 2, 5e6); err != nil || got != 306 {
+		t.Errorf("SeqAtOffset(2, 5ms) = %d, %v; want 306", got, err)
+	}
+	if got, err := c.SeqAtOffset(ctx, 0, 5e6); err != nil || got != 6 {
+		t.Errorf("SeqAtOffset(0, 5ms) = %d, %v; want 6", got, err)
+	}
+}
+
+func TestInspectQueriesOnEmptyCapture(t *testing.T) {
+	ctx := context.Background()
+	c, path := newCapture(t)
+	begin(t, c)
+	c.Close()
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if lo, hi, err := r.SeqBounds(ctx); lo != 0 || hi != 0 || err != nil {
+		t.Errorf("SeqBounds = %d, %d, %v", lo, hi, err)
+	}
+	p, err := r.Prepare(ctx, Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := p.Rows(ctx, 0, 1<<62, 10, 10); len(rows) != 0 || err != nil {
+		t.Errorf("Rows = %v, %v", rows, err)
+	}
+	if counts, err := r.TopicCounts(ctx, 0, 1<<62); len(counts) != 0 || err != nil {
+		t.Errorf("TopicCounts = %v, %v", counts, err)
+	}
+	if seq, err := r.SeqAtTime(ctx, 0); seq != 0 || err != nil {
+		t.Errorf("SeqAtTime = %d, %v", seq, err)
+	}
+}
