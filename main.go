@@ -46,6 +46,7 @@ func commands() []command {
 		{"record", "record messages from a broker into a capture", cmdRecord},
 		{"info", "summarise a capture", cmdInfo},
 		{"export", "write a capture's messages as JSON lines or CSV", cmdExport},
+		{"play", "replay a capture to a broker with its original timing", cmdPlay},
 	}
 }
 
