@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Whole-system recording benchmark: floods a local mosquitto with N messages
+# from 2 publishers and compares `mqtape record` with `mosquitto_sub -F %j >
+# file` (the C client logging the same facts) in the same run, one after the
+# other, for 64 B / 1 KiB payloads at QoS 0 / 1.
+#
+#   bench/record/run.sh [N]        (default N=200000; needs mosquitto, mosquitto-clients, GNU time)
+#
+# Receive rate = N / (time from starting the publishers to the subscriber
+# having all N messages on disk). Loss is checked exactly (both must end with
+# N messages) and against mosquitto's $SYS dropped counter. Everything is
+# bounded: each run is killed after 120 s.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-200000}
+HALF=$((N / 2))
+OUT=bench/out/record
+mkdir -p "$OUT"
+export PATH="$PATH:/usr/sbin"
+go build -o "$OUT/mqtape" .
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$OUT/mosquitto.conf" <<CONF
+listener $PORT 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+max_inflight_messages 20
+persistence false
+user root
+sys_interval 1
+log_dest none
+CONF
+mosquitto -c "$OUT/mosquitto.conf" & BROKER=$!
+trap 'kill $BROKER 2>/dev/null || true' EXIT
+sleep 0.3
+
+dropped() { mosquitto_sub -p "$PORT" -t '$SYS/broker/publish/messages/dropped' -C 1 -W 3 2>/dev/null || echo "?"; }
+
+publish() { # size qos
+  local payload; payload=$(head -c "$1" /dev/zero | tr '\0' 'x')
+  mosquitto_pub -p "$PORT" -q "$2" -t bench/a -m "$payload" --repeat "$HALF" &
+  mosquitto_pub -p "$PORT" -q "$2" -t bench/b -m "$payload" --repeat "$HALF" &
+  wait
+}
+
+now() { date +%s.%N; }
+
+printf "%-6s %-4s %-13s %10s %10s %9s %8s %8s %s\n" payload qos tool received "msg/s" "cpu s" "cpu µs/msg" "rss MB" "broker dropped"
+for size in 64 1024; do
+  for qos in 0 1; do
+    for tool in mosquitto_sub mqtape; do
+      rm -f "$OUT/cap.db" "$OUT/cap.db-wal" "$OUT/cap.db-shm" "$OUT/sub.jsonl"
+      d0=$(dropped)
+      if [ "$tool" = mqtape ]; then
+        /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 "$OUT/mqtape" record -b "mqtt://127.0.0.1:$PORT" \
+          -t 'bench/#' -q "$qos" --count "$N" --quiet -o "$OUT/cap.db" & SUB=$!
+      else
+        /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 mosquitto_sub -p "$PORT" -t 'bench/#' -q "$qos" \
+          -C "$N" -F %j > "$OUT/sub.jsonl" & SUB=$!
+      fi
+      sleep 0.5
+      t0=$(now)
+      publish "$size" "$qos" >/dev/null 2>&1 & PUB=$!
+      wait $SUB || true
+      t1=$(now)
+      wait $PUB || true
+      if [ "$tool" = mqtape ]; then
+        got=$(sqlite3 "$OUT/cap.db" "SELECT count(*) FROM messages")
+      else
+        got=$(wc -l < "$OUT/sub.jsonl")
+      fi
+      read -r usr sys rss < "$OUT/time"
+      sleep 1.2
+      d1=$(dropped)
+      awk -v s="$size" -v q="$qos" -v tool="$tool" -v got="$got" -v t0="$t0" -v t1="$t1" -v u="$usr" -v sy="$sys" \
+          -v rss="$rss" -v d0="$d0" -v d1="$d1" 'BEGIN {
+        cpu = u + sy; dt = t1 - t0;
+        printf "%-6s %-4s %-13s %10d %10.0f %9.2f %8.2f %8.1f %s\n", s, q, tool, got, got / dt, cpu, cpu * 1e6 / got, rss / 1024, d1 - d0 }'
+    done
+  done
+done
