@@ -15,6 +15,10 @@ type Message struct {
 	Dup       bool
 	PacketID  uint16
 	Payload   []byte
+	// ClientID is the publisher's client id when the capture was recorded
+	// inside the broker (mqtape serve); empty for subscriber recordings.
+	// Filled by Messages and Get (format version 2 and later).
+	ClientID string
 }
 
 // Time returns the receive time as a time.Time in UTC.
@@ -33,6 +37,12 @@ const (
 	EventQueueOverflow  = "queue_overflow"
 	EventBrokerDropped  = "broker_dropped"
 	EventStopped        = "stopped"
+	// Broker-side (mqtape serve) events; Detail is JSON.
+	EventClientConnect    = "client_connect"
+	EventClientDisconnect = "client_disconnect"
+	EventClientSubscribe  = "client_subscribe"
+	EventClientUnsub      = "client_unsubscribe"
+	EventBrokerDrop       = "broker_drop"
 )
 
 // Event is a notable thing that happened during a session.

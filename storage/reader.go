@@ -36,6 +36,27 @@ type Query struct {
 
 const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
 
+// clientColumn is the extra column Messages and Get read after
+// messageColumns: the publisher's client id (format version 2 and later).
+func (c *Capture) clientColumn() string {
+	if c.version < 2 {
+		return ", ''"
+	}
+	return ", coalesce((SELECT client_id FROM clients WHERE id = m.client_ref), '')"
+}
+
+// scanFull scans messageColumns plus clientColumn.
+func scanFull(s scanner) (Message, error) {
+	var m Message
+	var qos, pid int64
+	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID)
+	m.QoS, m.PacketID = byte(qos), uint16(pid)
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	return m, err
+}
+
 // where builds the WHERE clause. ok is false when no topic matches, in which
 // case the query selects nothing.
 func (c *Capture) where(ctx context.Context, q Query) (clause string, args []any, ok bool, err error) {
@@ -133,7 +154,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if !ok {
 			return
 		}
-		query := "SELECT " + messageColumns + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
+		query := "SELECT " + messageColumns + c.clientColumn() + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
 		if q.Desc {
 			query += " DESC"
 		}
@@ -147,7 +168,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		}
 		defer rows.Close()
 		for rows.Next() {
-			m, err := scanMessage(rows)
+			m, err := scanFull(rows)
 			if err != nil {
 				yield(Message{}, c.wrap("read messages", err))
 				return
@@ -176,9 +197,9 @@ func (c *Capture) Page(ctx context.Context, q Query) ([]Message, error) {
 
 // Get returns the message with sequence number seq.
 func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
-	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+
+	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+
 		" FROM messages m JOIN topics t ON t.id = m.topic_id WHERE m.seq = ?", seq)
-	m, err := scanMessage(row)
+	m, err := scanFull(row)
 	if err != nil {
 		return Message{}, c.wrap("read message", err)
 	}

@@ -73,6 +73,22 @@ SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
        m.from_store, m.dup, m.packet_id, length(m.payload) AS size, m.payload
 FROM messages m JOIN topics t ON t.id = m.topic_id;
 `,
+	// 2: publisher client ids, for captures recorded inside the broker
+	// (mqtape serve). NULL client_ref: recorded by a subscriber, which
+	// cannot know the publisher.
+	`
+CREATE TABLE clients (
+	id        INTEGER PRIMARY KEY,
+	client_id TEXT NOT NULL UNIQUE
+);
+ALTER TABLE messages ADD COLUMN client_ref INTEGER REFERENCES clients(id);
+DROP VIEW messages_view;
+CREATE VIEW messages_view AS
+SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
+       m.from_store, m.dup, m.packet_id, length(m.payload) AS size, m.payload,
+       coalesce(c.client_id, '') AS client_id
+FROM messages m JOIN topics t ON t.id = m.topic_id LEFT JOIN clients c ON c.id = m.client_ref;
+`,
 }
 
 // FormatVersion is the capture format this build writes and the newest it reads.

@@ -344,3 +344,71 @@ func benchmarkInsert(b *testing.B, size int) {
 
 func BenchmarkInsert64B(b *testing.B)  { benchmarkInsert(b, 64) }
 func BenchmarkInsert1KiB(b *testing.B) { benchmarkInsert(b, 1024) }
+
+// writeV1 creates a capture in format version 1, as mqtape 0.1 wrote it.
+func writeV1(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range []string{
+		fmt.Sprintf("PRAGMA application_id=%d", ApplicationID),
+		migrations[0],
+		"PRAGMA user_version=1",
+		`INSERT INTO sessions (source, broker, client_id, protocol, clean_session, started_ns, mqtape_version, host, first_seq, last_seq)
+		 VALUES ('subscriber', 'mqtt://h:1883', 'old', 4, 1, 1, '0.1.0', 'h', 1, 1)`,
+		"INSERT INTO topics (name) VALUES ('old/topic')",
+		"INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload) VALUES (1, 1, 0, 1, 1, 0, 0, 0, 3, X'6869')",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOlderVersionReadsAndMigrates(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	writeV1(t, path)
+	before, _ := os.ReadFile(path)
+
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := r.Page(ctx, Query{})
+	if err != nil || len(msgs) != 1 || string(msgs[0].Payload) != "hi" || msgs[0].ClientID != "" || r.Version() != 1 {
+		t.Fatalf("v1 read: %+v %v (version %d)", msgs, err, r.Version())
+	}
+	r.Close()
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("reading a v1 capture modified it")
+	}
+
+	w, err := OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Version() != FormatVersion {
+		t.Fatalf("migrated to %d, want %d", w.Version(), FormatVersion)
+	}
+	s := begin(t, w)
+	if err := s.Write(ctx, []Message{{Topic: "new", ClientID: "sensor-7", Payload: []byte("x")}, {Topic: "new", Payload: []byte("y")}}, nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msgs, _ = r.Page(ctx, Query{})
+	if len(msgs) != 3 || msgs[0].ClientID != "" || msgs[1].ClientID != "sensor-7" || msgs[2].ClientID != "" || string(msgs[0].Payload) != "hi" {
+		t.Fatalf("after migration: %+v", msgs)
+	}
+	if m, err := r.Get(ctx, 2); err != nil || m.ClientID != "sensor-7" {
+		t.Fatalf("Get = %+v, %v", m, err)
+	}
+}

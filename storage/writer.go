@@ -11,9 +11,10 @@ import (
 // Session writes one recording session. It is not safe for concurrent use:
 // one goroutine owns it (the recorder's writer).
 type Session struct {
-	c      *Capture
-	id     int64
-	topics map[string]int64
+	c       *Capture
+	id      int64
+	topics  map[string]int64
+	clients map[string]int64
 }
 
 // ID returns the session id.
@@ -28,7 +29,7 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, topics: make(map[string]int64)}
+	s := &Session{c: c, topics: make(map[string]int64), clients: make(map[string]int64)}
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO sessions
 			(source, broker, client_id, protocol, clean_session, filters, started_ns, mqtape_version, host)
@@ -56,20 +57,29 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 }
 
 func (s *Session) loadTopics(ctx context.Context) error {
-	rows, err := s.c.w.QueryContext(ctx, "SELECT id, name FROM topics")
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var name string
-		if err := rows.Scan(&id, &name); err != nil {
+	for _, t := range []struct {
+		query string
+		into  map[string]int64
+	}{{"SELECT id, name FROM topics", s.topics}, {"SELECT id, client_id FROM clients", s.clients}} {
+		rows, err := s.c.w.QueryContext(ctx, t.query)
+		if err != nil {
 			return err
 		}
-		s.topics[name] = id
+		for rows.Next() {
+			var id int64
+			var name string
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return err
+			}
+			t.into[name] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 	}
-	return rows.Err()
+	return nil
 }
 
 func nonNil(f []Filter) []Filter {
@@ -93,7 +103,7 @@ func (s *Session) SetFilters(ctx context.Context, filters []Filter) error {
 // session's last flush time. Message Seq fields are set from the file.
 // Message.Session and Event.Session are ignored: everything goes to s.
 func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, nowNS int64) error {
-	before := len(s.topics)
+	before := len(s.topics) + len(s.clients)
 	err := s.c.inTx(ctx, func(tx *sql.Tx) error {
 		if len(msgs) > 0 {
 			if err := s.writeMessages(ctx, tx, msgs); err != nil {
@@ -117,9 +127,10 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 		_, err := tx.ExecContext(ctx, "UPDATE sessions SET last_ns=? WHERE id=?", nowNS, s.id)
 		return err
 	})
-	if err != nil && len(s.topics) != before {
-		// Topic rows interned in the rolled-back transaction are gone.
+	if err != nil && len(s.topics)+len(s.clients) != before {
+		// Rows interned in the rolled-back transaction are gone.
 		s.topics = make(map[string]int64)
+		s.clients = make(map[string]int64)
 		s.loadTopics(ctx)
 	}
 	return s.c.wrap("write batch", err)
@@ -129,9 +140,9 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 // statements amortise the per-statement cost of database/sql and SQLite.
 const rowsPerInsert = 32
 
-const insertRow = "(?,?,?,?,?,?,?,?,?,?)"
+const insertRow = "(?,?,?,?,?,?,?,?,?,?,?)"
 
-var insertMany = "INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload) VALUES " +
+var insertMany = "INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload, client_ref) VALUES " +
 	strings.TrimSuffix(strings.Repeat(insertRow+",", rowsPerInsert), ",")
 
 func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message) error {
@@ -149,7 +160,7 @@ func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message)
 		}
 		defer one.Close()
 	}
-	args := make([]any, 0, 10*rowsPerInsert)
+	args := make([]any, 0, 11*rowsPerInsert)
 	for i := 0; i < len(msgs); {
 		stmt, n := many, rowsPerInsert
 		if len(msgs)-i < rowsPerInsert {
@@ -165,8 +176,14 @@ func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message)
 			if payload == nil {
 				payload = []byte{} // NOT NULL: an empty payload is an empty blob
 			}
+			var client any // NULL: not known (subscriber recording)
+			if m.ClientID != "" {
+				if client, err = s.clientRef(ctx, tx, m.ClientID); err != nil {
+					return err
+				}
+			}
 			args = append(args, s.id, m.TimeNS, m.OffsetNS, tid, int64(m.QoS), m.Retain, m.FromStore, m.Dup,
-				int64(m.PacketID), payload)
+				int64(m.PacketID), payload, client)
 		}
 		res, err := stmt.ExecContext(ctx, args...)
 		if err != nil {
@@ -197,6 +214,21 @@ func (s *Session) topicID(ctx context.Context, tx *sql.Tx, name string) (int64, 
 		return 0, fmt.Errorf("intern topic: %w", err)
 	}
 	s.topics[name] = id // Write reloads the cache if the transaction fails
+	return id, nil
+}
+
+func (s *Session) clientRef(ctx context.Context, tx *sql.Tx, clientID string) (int64, error) {
+	if id, ok := s.clients[clientID]; ok {
+		return id, nil
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx,
+		"INSERT INTO clients (client_id) VALUES (?) ON CONFLICT(client_id) DO UPDATE SET client_id=excluded.client_id RETURNING id",
+		clientID).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("intern client id: %w", err)
+	}
+	s.clients[clientID] = id
 	return id, nil
 }
 
