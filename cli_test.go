@@ -267,7 +267,7 @@ func TestRecordInfoExportEndToEnd(t *testing.T) {
 
 	code, out, _ = runCLI(t, context.Background(), "export", "--format", "csv", "-t", "home/+/temp", path)
 	r, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	if code != 0 || err != nil || len(r) != 3 || r[0][0] != "seq" || r[1][5] != "home/kitchen/temp" || r[2][12] != `{"t":21.7}` {
+	if code != 0 || err != nil || len(r) != 3 || r[0][0] != "seq" || r[1][5] != "home/kitchen/temp" || r[2][13] != `{"t":21.7}` {
 		t.Fatalf("csv (%d, %v): %q", code, err, out)
 	}
 	code, out, _ = runCLI(t, context.Background(), "export", "-t", "#", "-x", "home/#", "--from", "0s", path)

@@ -21,6 +21,7 @@ per message) or CSV with a header row. Streams in constant memory.
 Fields: seq, session, time (RFC 3339, ns, UTC), ts_ns (Unix ns), offset_ns
 (monotonic ns since the session started), topic, qos, retain, dup, packet_id,
 from_store (1: sent from the broker's retained store at subscribe time),
+client_id (the publisher, in captures made by mqtape serve; else empty),
 payload_b64 (always), payload (the text, only when valid UTF-8).`
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
@@ -64,6 +65,7 @@ type ExportRecord struct {
 	Dup        bool    `json:"dup"`
 	PacketID   uint16  `json:"packet_id"`
 	FromStore  bool    `json:"from_store"`
+	ClientID   string  `json:"client_id"`
 	PayloadB64 string  `json:"payload_b64"`
 	Payload    *string `json:"payload,omitempty"`
 }
@@ -71,7 +73,7 @@ type ExportRecord struct {
 func exportRecord(m *storage.Message) ExportRecord {
 	r := ExportRecord{Seq: m.Seq, Session: m.Session, Time: m.Time().Format(time.RFC3339Nano), TsNS: m.TimeNS,
 		OffsetNS: m.OffsetNS, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, PacketID: m.PacketID,
-		FromStore: m.FromStore, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
+		FromStore: m.FromStore, ClientID: m.ClientID, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
 	if utf8.Valid(m.Payload) {
 		s := string(m.Payload)
 		r.Payload = &s
@@ -79,7 +81,7 @@ func exportRecord(m *storage.Message) ExportRecord {
 	return r
 }
 
-var csvHeader = []string{"seq", "session", "time", "ts_ns", "offset_ns", "topic", "qos", "retain", "dup", "packet_id", "from_store", "payload_b64", "payload"}
+var csvHeader = []string{"seq", "session", "time", "ts_ns", "offset_ns", "topic", "qos", "retain", "dup", "packet_id", "from_store", "client_id", "payload_b64", "payload"}
 
 func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	o, err := parseExport(args, cio)
@@ -126,7 +128,7 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 			}
 			err = cw.Write([]string{strconv.FormatInt(r.Seq, 10), strconv.FormatInt(r.Session, 10), r.Time,
 				strconv.FormatInt(r.TsNS, 10), strconv.FormatInt(r.OffsetNS, 10), r.Topic, strconv.Itoa(int(r.QoS)),
-				b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.PayloadB64, payload})
+				b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.ClientID, r.PayloadB64, payload})
 		} else {
 			err = enc.Encode(&r)
 		}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -122,7 +124,7 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 		enc.SetEscapeHTML(false)
 		return enc.Encode(info)
 	}
-	printInfo(cio, info)
+	printInfo(cio, info, 0)
 	return nil
 }
 
@@ -184,7 +186,9 @@ func buildInfo(ctx context.Context, c *storage.Capture) (Info, error) {
 
 const clock = "2006-01-02 15:04:05.000"
 
-func printInfo(cio *cliIO, in Info) {
+// printInfo prints the human summary; maxTopics > 0 shows only the busiest
+// topics.
+func printInfo(cio *cliIO, in Info, maxTopics int) {
 	w := cio.stdout
 	fmt.Fprintf(w, "file:      %s (capture format v%d, %s)\n", in.File, in.FormatVersion, humanBytes(in.FileBytes))
 	fmt.Fprintf(w, "sessions:  %d\n", len(in.Sessions))
@@ -220,16 +224,25 @@ func printInfo(cio *cliIO, in Info) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "retained:  %d from the broker's retained store at subscribe time\n", t.Retained)
-	if len(in.Topics) > 0 {
+	topics := in.Topics
+	if maxTopics > 0 && len(topics) > maxTopics {
+		topics = slices.Clone(topics)
+		slices.SortStableFunc(topics, func(a, b infoTopic) int { return cmp.Compare(b.Count, a.Count) })
+		topics = topics[:maxTopics]
+	}
+	if len(topics) > 0 {
 		fmt.Fprintln(w, "topics:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "COUNT\tBYTES\tAVG/s\tPEAK/s\tRETAINED\tQoS 0/1/2\tFIRST\tLAST\t  TOPIC\t")
-		for _, tp := range in.Topics {
+		for _, tp := range topics {
 			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%d\t%d/%d/%d\t%s\t%s\t  %s\t\n", groupDigits(tp.Count), humanBytes(tp.Bytes),
 				tp.AvgRate, tp.PeakRate, tp.Retained, tp.QoS[0], tp.QoS[1], tp.QoS[2],
 				tp.First.Format("15:04:05.000"), tp.Last.Format("15:04:05.000"), tp.Topic)
 		}
 		tw.Flush()
+		if n := len(in.Topics) - len(topics); n > 0 {
+			fmt.Fprintf(w, "  (%d more topics: mqtape info %s)\n", n, in.File)
+		}
 	}
 	if len(in.Events) > 0 {
 		fmt.Fprintln(w, "events:")

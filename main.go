@@ -47,6 +47,8 @@ func commands() []command {
 		{"info", "summarise a capture", cmdInfo},
 		{"export", "write a capture's messages as JSON lines or CSV", cmdExport},
 		{"play", "replay a capture to a broker with its original timing", cmdPlay},
+		{"demo", "record a simulated device fleet on an embedded broker (no setup needed)", cmdDemo},
+		{"serve", "run an embedded broker that records everything published to it", cmdServe},
 	}
 }
 

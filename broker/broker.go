@@ -5,6 +5,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,8 @@ type Options struct {
 	Hooks []mqtt.Hook
 	// Logger receives the broker's log (default: discarded).
 	Logger *slog.Logger
+	// Observer, when set, sees every routed message and client event.
+	Observer Observer
 	// MaxPending is how many messages may wait to be written to one slow
 	// client before the broker drops (mochi default 8192).
 	MaxPending int32
@@ -58,6 +61,9 @@ func Start(o Options) (*Broker, error) {
 	hooks := o.Hooks
 	if hooks == nil {
 		hooks = []mqtt.Hook{new(auth.AllowHook)}
+	}
+	if o.Observer != nil {
+		hooks = append(hooks, &observerHook{o: o.Observer})
 	}
 	for _, h := range hooks {
 		if err := srv.AddHook(h, nil); err != nil {
@@ -106,6 +112,20 @@ func (b *Broker) URL() string { return "mqtt://" + b.addrs[0] }
 
 // Server exposes the mochi server (for inline publishing and hooks).
 func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Kick drops a client's connection as if its network failed (no
+// DISCONNECT), so the broker publishes its will. It reports whether the
+// client was connected.
+func (b *Broker) Kick(clientID string) bool {
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return false
+	}
+	cl.Stop(errKicked)
+	return true
+}
+
+var errKicked = errors.New("connection dropped by the demo")
 
 // Close stops the broker and disconnects its clients. It may be called
 // more than once.

@@ -97,6 +97,17 @@ type Options struct {
 	AutoReconnect bool
 	// MaxInflight bounds unacknowledged outgoing QoS 1/2 publishes (0: no bound).
 	MaxInflight int
+	// Will is the last-will message the broker publishes if the connection
+	// drops without DISCONNECT (nil: none).
+	Will *Will
+}
+
+// Will is a last-will message.
+type Will struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
 }
 
 // Message is a received PUBLISH.

@@ -47,6 +47,9 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	if o.Password != "" {
 		po.SetPassword(o.Password)
 	}
+	if o.Will != nil {
+		po.SetBinaryWill(o.Will.Topic, o.Will.Payload, o.Will.QoS, o.Will.Retain)
+	}
 	if o.Broker.TLS() {
 		host, _, _ := net.SplitHostPort(o.Broker.Host)
 		cfg, err := o.TLS.Config(host)

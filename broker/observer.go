@@ -1,0 +1,97 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Event kinds an Observer receives. Their detail is a JSON object.
+const (
+	EventClientConnect    = "client_connect"     // {"client_id","username","clean_session","keepalive","protocol","remote"}
+	EventClientDisconnect = "client_disconnect"  // {"client_id","error","will_sent"}
+	EventClientSubscribe  = "client_subscribe"   // {"client_id","filters":[{"filter","qos","granted"}]}
+	EventClientUnsub      = "client_unsubscribe" // {"client_id","filters":[...]}
+	EventBrokerDrop       = "broker_drop"        // {"client_id","topic"}: the broker dropped a message to a slow client
+)
+
+// Observer sees what the broker routes. Its methods are called on client
+// goroutines (a publisher's read loop) and must not block.
+type Observer interface {
+	// Published is called for every PUBLISH the broker accepted and routed,
+	// and for every will message it sent, with the publisher's client id
+	// and the retain flag as published. payload is the caller's to keep.
+	Published(clientID, topic string, payload []byte, qos byte, retain bool)
+	// Event reports connects, disconnects, (un)subscriptions and drops.
+	Event(kind, detail string)
+}
+
+// observerHook adapts an Observer to mochi's hook interface.
+type observerHook struct {
+	mqtt.HookBase
+	o        Observer
+	willSent sync.Map // *mqtt.Client → true, between OnWillSent and OnDisconnect
+}
+
+func (h *observerHook) ID() string { return "mqtape-observer" }
+
+func (h *observerHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublishDropped}, []byte{b})
+}
+
+func (h *observerHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain)
+}
+
+func (h *observerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	h.willSent.Store(cl, true)
+	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain)
+}
+
+func (h *observerHook) event(kind string, v map[string]any) {
+	b, _ := json.Marshal(v)
+	h.o.Event(kind, string(b))
+}
+
+func (h *observerHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.event(EventClientConnect, map[string]any{"client_id": cl.ID, "username": string(cl.Properties.Username),
+		"clean_session": pk.Connect.Clean, "keepalive": pk.Connect.Keepalive,
+		"protocol": cl.Properties.ProtocolVersion, "remote": cl.Net.Remote})
+}
+
+func (h *observerHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	_, sent := h.willSent.LoadAndDelete(cl)
+	v := map[string]any{"client_id": cl.ID, "will_sent": sent}
+	if err != nil {
+		v["error"] = err.Error()
+	}
+	h.event(EventClientDisconnect, v)
+}
+
+func filters(pk packets.Packet, codes []byte) []map[string]any {
+	var out []map[string]any
+	for i, f := range pk.Filters {
+		m := map[string]any{"filter": f.Filter, "qos": f.Qos}
+		if i < len(codes) {
+			m["granted"] = codes[i]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (h *observerHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	h.event(EventClientSubscribe, map[string]any{"client_id": cl.ID, "filters": filters(pk, codes)})
+}
+
+func (h *observerHook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	h.event(EventClientUnsub, map[string]any{"client_id": cl.ID, "filters": filters(pk, nil)})
+}
+
+func (h *observerHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.event(EventBrokerDrop, map[string]any{"client_id": cl.ID, "topic": pk.TopicName})
+}
