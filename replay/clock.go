@@ -21,8 +21,9 @@ type Clock interface {
 	SpinWindow() time.Duration
 }
 
-// DefaultSpin is the spin window of the default clock: sleep until 2 ms
-// before each deadline, then poll the monotonic clock.
+// DefaultSpin is the spin window of the default clock: sleep on a Go timer
+// until 2 ms before each deadline, then (on Linux) on the kernel's fine
+// timer until 150 µs before it, then poll the monotonic clock.
 const DefaultSpin = 2 * time.Millisecond
 
 // SystemClock is the process's monotonic clock. Spin is its SpinWindow; the

@@ -551,12 +551,27 @@ func (p *Player) waitFor(ctx context.Context, v time.Duration) (deadline time.Ti
 			}
 			continue
 		}
+		// Inside the spin window: nap on the kernel's fine timer while far
+		// enough from the deadline (the system clock only), then spin.
+		// Spinning for the whole window would keep a core busy and, on a
+		// small machine, delay the broker and subscribers it shares with.
+		_, canNapHere := p.clock.(SystemClock)
+		canNapHere = canNapHere && canNap
 		woken := false
-		for !woken && p.clock.Now().Before(deadline) {
+		for !woken {
+			rem := deadline.Sub(p.clock.Now())
+			if rem <= 0 {
+				break
+			}
 			select {
 			case <-p.wake:
 				woken = true
+				continue
 			default:
+			}
+			if canNapHere && rem > napMargin {
+				nap(rem - napMargin)
+			} else {
 				runtime.Gosched()
 			}
 		}
@@ -588,6 +603,9 @@ func (p *Player) waitWhilePaused(ctx context.Context) error {
 	}
 }
 
+// napMargin is how long before a deadline napping stops and spinning starts.
+const napMargin = 150 * time.Microsecond
+
 // publish sends a message at once (retained restores).
 func (p *Player) publish(ctx context.Context, win *window, m *storage.Message, retain bool) error {
 	if err := win.acquire(ctx); err != nil {
@@ -596,11 +614,10 @@ func (p *Player) publish(ctx context.Context, win *window, m *storage.Message, r
 	return p.send(win, m, retain)
 }
 
-// send publishes m; the caller holds a window slot.
+// send publishes m; the caller made room in the window (acquire).
 func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	name, err := p.rw.topic(m.Topic)
 	if err != nil {
-		<-win.slots
 		return err
 	}
 	qos := m.QoS

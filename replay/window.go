@@ -10,97 +10,99 @@ import (
 
 // window bounds the publishes whose token has not completed yet (the
 // broker's PUBACK/PUBCOMP for QoS 1/2, the network write for QoS 0), so
-// QoS 1/2 never stalls the schedule until max are outstanding. One reaper
-// goroutine waits on the tokens in publish order (acks arrive in order,
-// MQTT 3.1.1 section 4.6) and counts failures.
+// QoS 1/2 never stalls the schedule until max are outstanding. It is a ring
+// of tokens in publish order (acks arrive in order, MQTT 3.1.1 section 4.6)
+// owned by the publishing goroutine: completed tokens are collected before
+// each publish without blocking, and only a full ring waits for its oldest.
+// No goroutine per token, no channel hand-off per message.
 type window struct {
-	slots   chan struct{} // one element per outstanding publish
-	pending chan mqttclient.Token
-	abort   chan struct{}
-	done    chan struct{}
+	ring    []mqttclient.Token
+	head, n int
 
-	failures atomic.Int64
-	errMu    sync.Mutex
-	firstErr error
+	inflightN atomic.Int64 // for Progress
+	failures  atomic.Int64
+	errMu     sync.Mutex
+	firstErr  error
 }
 
-func newWindow(n int) *window {
-	w := &window{slots: make(chan struct{}, n), pending: make(chan mqttclient.Token, n),
-		abort: make(chan struct{}), done: make(chan struct{})}
-	go w.reap()
-	return w
+func newWindow(max int) *window { return &window{ring: make([]mqttclient.Token, max)} }
+
+// pop removes the oldest token, which has completed, and counts its error.
+func (w *window) pop() {
+	tok := w.ring[w.head]
+	w.ring[w.head] = nil
+	w.head = (w.head + 1) % len(w.ring)
+	w.n--
+	w.inflightN.Add(-1)
+	if err := tok.Error(); err != nil {
+		w.failures.Add(1)
+		w.errMu.Lock()
+		if w.firstErr == nil {
+			w.firstErr = err
+		}
+		w.errMu.Unlock()
+	}
 }
 
-func (w *window) reap() {
-	defer close(w.done)
-	for tok := range w.pending {
+// collect pops the completed tokens at the head without waiting.
+func (w *window) collect() {
+	for w.n > 0 {
 		select {
-		case <-tok.Done():
-		case <-w.abort:
+		case <-w.ring[w.head].Done():
+			w.pop()
+		default:
 			return
 		}
-		if err := tok.Error(); err != nil {
-			w.failures.Add(1)
-			w.errMu.Lock()
-			if w.firstErr == nil {
-				w.firstErr = err
-			}
-			w.errMu.Unlock()
-		}
-		<-w.slots
 	}
 }
 
-// acquire takes a slot, waiting while the window is full.
-func (w *window) acquire(ctx context.Context) error {
+// waitOldest waits until the oldest token completes.
+func (w *window) waitOldest(ctx context.Context) error {
 	select {
-	case w.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	select {
-	case w.slots <- struct{}{}:
+	case <-w.ring[w.head].Done():
+		w.pop()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// add hands the token of a publish that holds a slot to the reaper.
-func (w *window) add(tok mqttclient.Token) { w.pending <- tok }
-
-// inflight returns the number of outstanding publishes.
-func (w *window) inflight() int { return len(w.slots) }
-
-// drain waits until every outstanding publish completed.
-func (w *window) drain(ctx context.Context) error {
-	n := 0
-	defer func() {
-		for range n {
-			<-w.slots
-		}
-	}()
-	for range cap(w.slots) {
-		if err := w.acquire(ctx); err != nil {
+// acquire makes room for one more publish, waiting while the window is full.
+func (w *window) acquire(ctx context.Context) error {
+	w.collect()
+	for w.n == len(w.ring) {
+		if err := w.waitOldest(ctx); err != nil {
 			return err
 		}
-		n++
 	}
 	return nil
 }
 
-// close stops accepting publishes and waits for the outstanding ones until
-// ctx ends; it returns how many never completed.
-func (w *window) close(ctx context.Context) (unacked int64) {
-	close(w.pending)
-	select {
-	case <-w.done:
-		return 0
-	case <-ctx.Done():
-		close(w.abort)
-		<-w.done
-		return int64(len(w.slots))
+// add records the token of a publish made after acquire.
+func (w *window) add(tok mqttclient.Token) {
+	w.ring[(w.head+w.n)%len(w.ring)] = tok
+	w.n++
+	w.inflightN.Add(1)
+}
+
+// inflight returns the number of outstanding publishes; safe from any goroutine.
+func (w *window) inflight() int { return int(w.inflightN.Load()) }
+
+// drain waits until every outstanding publish completed.
+func (w *window) drain(ctx context.Context) error {
+	for w.n > 0 {
+		if err := w.waitOldest(ctx); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// close waits for the outstanding publishes until ctx ends and returns how
+// many never completed.
+func (w *window) close(ctx context.Context) (unacked int64) {
+	_ = w.drain(ctx)
+	return int64(w.n)
 }
 
 func (w *window) err() error {
