@@ -46,6 +46,7 @@ func commands() []command {
 		{"record", "record messages from a broker into a capture", cmdRecord},
 		{"info", "summarise a capture", cmdInfo},
 		{"export", "write a capture's messages as JSON lines or CSV", cmdExport},
+		{"inspect", "browse, filter and decode a capture in a terminal UI", cmdInspect},
 		{"play", "replay a capture to a broker with its original timing", cmdPlay},
 		{"demo", "record a simulated device fleet on an embedded broker (no setup needed)", cmdDemo},
 		{"serve", "run an embedded broker that records everything published to it", cmdServe},

@@ -64,12 +64,15 @@ func newGenerator(seed uint64) *Generator {
 	return g
 }
 
-func (g *Generator) next(gapNS int64) storage.Message {
+// next makes the next message, on topic t or (when t is "") a random one.
+func (g *Generator) next(gapNS int64, t string) storage.Message {
 	g.i++
 	step := int64(g.rnd.ExpFloat64()*float64(gapNS)) + 1
 	g.ts += step
 	g.off += step
-	t := g.topics[g.rnd.IntN(len(g.topics)-1)] // firmware/blob only below
+	if t == "" {
+		t = g.topics[g.rnd.IntN(len(g.topics)-1)] // firmware/blob only below
+	}
 	m := storage.Message{TimeNS: g.ts, OffsetNS: g.off, Topic: t, QoS: byte(g.rnd.IntN(3))}
 	if m.QoS > 0 {
 		m.PacketID = uint16(g.i%65535 + 1)
@@ -124,9 +127,12 @@ func run(ctx context.Context, path string, n int, seed uint64, rate, live float6
 		g.off = 0
 		batch := make([]storage.Message, 0, 5000)
 		for k := range count {
-			m := g.next(gap)
+			var m storage.Message
 			if k < 20 { // the broker's retained store, right after subscribing
-				m.Retain, m.FromStore, m.Topic = true, true, g.topics[k*7%len(g.topics)]
+				m = g.next(gap, g.topics[k*7%(len(g.topics)-1)])
+				m.Retain, m.FromStore = true, true
+			} else {
+				m = g.next(gap, "")
 			}
 			batch = append(batch, m)
 			if len(batch) == cap(batch) || k == count-1 {
@@ -163,7 +169,7 @@ func appendLive(ctx context.Context, s *storage.Session, g *Generator, rate floa
 		now := time.Now().UnixNano()
 		batch := make([]storage.Message, per)
 		for i := range batch {
-			batch[i] = g.next(1)
+			batch[i] = g.next(1, "")
 			batch[i].OffsetNS += now - g.ts
 			batch[i].TimeNS = now
 		}

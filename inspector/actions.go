@@ -1,0 +1,170 @@
+package inspector
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+// exportRecord is one exported message; the same fields as mqtape export's
+// JSON lines, so both outputs feed the same scripts.
+type exportRecord struct {
+	Seq        int64   `json:"seq"`
+	Session    int64   `json:"session"`
+	Time       string  `json:"time"`
+	TsNS       int64   `json:"ts_ns"`
+	OffsetNS   int64   `json:"offset_ns"`
+	Topic      string  `json:"topic"`
+	QoS        byte    `json:"qos"`
+	Retain     bool    `json:"retain"`
+	Dup        bool    `json:"dup"`
+	PacketID   uint16  `json:"packet_id"`
+	FromStore  bool    `json:"from_store"`
+	PayloadB64 string  `json:"payload_b64"`
+	Payload    *string `json:"payload,omitempty"`
+}
+
+func newExportRecord(m *storage.Message) exportRecord {
+	r := exportRecord{Seq: m.Seq, Session: m.Session, Time: m.Time().Format(time.RFC3339Nano), TsNS: m.TimeNS,
+		OffsetNS: m.OffsetNS, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, PacketID: m.PacketID,
+		FromStore: m.FromStore, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
+	if utf8.Valid(m.Payload) {
+		s := string(m.Payload)
+		r.Payload = &s
+	}
+	return r
+}
+
+// defaultPath proposes a file name in Options.Dir.
+func (u *UI) defaultPath(name string) string {
+	return filepath.Join(u.opts.Dir, name)
+}
+
+// openExport asks where to export the filtered messages.
+func (u *UI) openExport() {
+	if u.jobCancel != nil {
+		u.fail(fmt.Errorf("%s is running (Esc cancels it)", u.job))
+		return
+	}
+	base := strings.TrimSuffix(filepath.Base(u.c.Path()), filepath.Ext(u.c.Path()))
+	u.say("export %s message%s as JSON lines (the file must not exist)", groupDigits(u.m.total), plural(int(min(u.m.total, 2))))
+	u.ask("export to:", u.defaultPath(base+"-export.jsonl"), u.export, nil)
+}
+
+// export writes the view's messages to path in the background.
+func (u *UI) export(path string) error {
+	path = strings.TrimSpace(path)
+	if path == "" {
+		return errors.New("export: no file name")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	p, horizon, total := u.m.p, u.m.horizon, u.m.total
+	ctx, cancel := context.WithCancel(u.ctx)
+	u.job, u.jobCancel = "exporting…", cancel
+	u.spawnCtx(ctx, func(ctx context.Context) {
+		n, err := exportTo(ctx, f, p, horizon, func(n int64) {
+			u.post(func() { u.job = fmt.Sprintf("exporting %s/%s…", groupDigits(n), groupDigits(total)) })
+		})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path) // no half files
+		}
+		u.post(func() {
+			u.job, u.jobCancel = "", nil
+			switch {
+			case errors.Is(err, context.Canceled):
+				u.say("export cancelled; %s removed", path)
+			case err != nil:
+				u.fail(fmt.Errorf("export: %w", err))
+			default:
+				u.say("exported %s message%s to %s", groupDigits(n), plural(int(min(n, 2))), path)
+			}
+		})
+	})
+	return nil
+}
+
+// exportTo streams the selection up to horizon as JSON lines, calling
+// progress about every 250 ms.
+func exportTo(ctx context.Context, f *os.File, p *storage.Prepared, horizon int64, progress func(int64)) (int64, error) {
+	bw := bufio.NewWriterSize(f, 256<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	var n int64
+	last := time.Now()
+	for m, err := range p.Messages(ctx, 0, false) {
+		if err != nil {
+			return n, err
+		}
+		if m.Seq > horizon {
+			break
+		}
+		r := newExportRecord(&m)
+		if err := enc.Encode(&r); err != nil {
+			return n, err
+		}
+		n++
+		if time.Since(last) > 250*time.Millisecond {
+			last = time.Now()
+			progress(n)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}
+
+// openWrite asks where to write the selected payload.
+func (u *UI) openWrite() {
+	sel := u.selected()
+	if sel == nil {
+		u.fail(errors.New("no message selected"))
+		return
+	}
+	m, err := u.c.Get(u.ctx, sel.Seq)
+	if err != nil {
+		u.fail(err)
+		return
+	}
+	ext := map[payloadKind]string{kindJSON: ".json", kindText: ".txt"}[kindOf(m.Payload)]
+	if ext == "" {
+		ext = ".bin"
+	}
+	u.say("write the payload of seq %d (%d bytes); the file must not exist", m.Seq, len(m.Payload))
+	u.ask("write to:", u.defaultPath(fmt.Sprintf("payload-%d%s", m.Seq, ext)), func(path string) error {
+		path = strings.TrimSpace(path)
+		if path == "" {
+			return errors.New("write: no file name")
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		_, err = f.Write(m.Payload)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+			return fmt.Errorf("write: %w", err)
+		}
+		u.say("wrote %d bytes to %s", len(m.Payload), path)
+		return nil
+	}, nil)
+}

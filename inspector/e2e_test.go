@@ -1,0 +1,162 @@
+package inspector
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/recorder"
+	"github.com/mqtape/mqtape/replay"
+	"github.com/mqtape/mqtape/storage"
+)
+
+func clientOpts(t *testing.T, url, id string) mqttclient.Options {
+	t.Helper()
+	b, err := mqttclient.ParseBroker(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mqttclient.Options{Broker: b, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second, KeepAlive: 30 * time.Second}
+}
+
+type subscribed struct {
+	mqttclient.Client
+	once *sync.Once
+	ch   chan struct{}
+}
+
+func (s subscribed) Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error) {
+	g, err := s.Client.Subscribe(ctx, subs)
+	s.once.Do(func() { close(s.ch) })
+	return g, err
+}
+
+// TestEndToEnd records real MQTT traffic with the recorder, opens the file
+// in the inspector, filters it, and plays the selection back to the broker
+// with p, where a subscriber receives exactly the filtered messages.
+func TestEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	// Record 30 messages.
+	path := filepath.Join(t.TempDir(), "recorded.db")
+	w, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	var once sync.Once
+	rec := recorder.New(w, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+		o := clientOpts(t, b.URL(), "rec")
+		o.ManualAck = true
+		c, err := mqttclient.Connect(ctx, o, h)
+		if err != nil {
+			return nil, err
+		}
+		return subscribed{c, &once, ready}, nil
+	}, recorder.Config{Count: 30, Filters: []mqttclient.Subscription{{Filter: "plant/#", QoS: 1}}})
+	recDone := make(chan error, 1)
+	go func() { _, err := rec.Run(ctx); recDone <- err }()
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("recorder did not subscribe")
+	}
+	pub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "pub"), mqttclient.Handlers{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Disconnect(100 * time.Millisecond)
+	for i := range 30 {
+		tok := pub.Publish(fmt.Sprintf("plant/%d/temp", i%3), 1, false, []byte(fmt.Sprintf(`{"temp":%d}`, 20+i)))
+		<-tok.Done()
+		if err := tok.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-recDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("recorder did not stop after 30 messages")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A subscriber for the replay.
+	var mu sync.Mutex
+	var got []string
+	sub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "sub"), mqttclient.Handlers{Message: func(m mqttclient.Message) {
+		mu.Lock()
+		got = append(got, m.Topic+" "+string(m.Payload))
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Disconnect(100 * time.Millisecond)
+	if _, err := sub.Subscribe(ctx, []mqttclient.Subscription{{Filter: "plant/#", QoS: 1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	connect := func(ctx context.Context, url string) (replay.Publisher, func(), error) {
+		c, err := mqttclient.Connect(ctx, clientOpts(t, url, "player"), mqttclient.Handlers{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { c.Disconnect(100 * time.Millisecond) }, nil
+	}
+	h := start(t, path, Options{Connect: connect, Broker: b.URL(), Mouse: true}, 120, 30)
+	if !h.contains("30 messages") || !h.contains(`{"temp":20}`) {
+		t.Fatalf("recorded capture on screen:\n%s", h.text())
+	}
+	h.press('/', "plant/2/#", tcell.KeyEnter, tcell.KeyHome, 'p', tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 10 && h.contains("played 10 messages") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replayed %d messages:\n%s", n, h.text())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var want []string
+	for i := 2; i < 30; i += 3 {
+		want = append(want, fmt.Sprintf(`plant/2/temp {"temp":%d}`, 20+i))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("subscriber received:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// q through the real event loop ends Run.
+	h.screen.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
+	select {
+	case err := <-h.done:
+		h.done <- err
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("q did not end Run")
+	}
+}

@@ -1,0 +1,206 @@
+package inspector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqtape/mqtape/replay"
+	"github.com/mqtape/mqtape/storage"
+)
+
+// Connector connects to a broker for p: it returns the publisher and a
+// function that disconnects. cmd_inspect wires mqttclient; tests a fake.
+type Connector func(ctx context.Context, broker string) (replay.Publisher, func(), error)
+
+// filteredSource is the capture as the replay Player reads it, narrowed to
+// what the inspector's filter selects beyond storage.Query (QoS sets, live
+// only, payload terms).
+type filteredSource struct {
+	c    *storage.Capture
+	keep func(m *storage.Message) bool
+}
+
+func (s filteredSource) Sessions(ctx context.Context) ([]storage.SessionInfo, error) {
+	return s.c.Sessions(ctx)
+}
+
+func (s filteredSource) Messages(ctx context.Context, q storage.Query) iter.Seq2[storage.Message, error] {
+	return func(yield func(storage.Message, error) bool) {
+		for m, err := range s.c.Messages(ctx, q) {
+			if err != nil {
+				yield(m, err)
+				return
+			}
+			if s.keep != nil && !s.keep(&m) {
+				continue
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
+}
+
+// replayQuery turns a filter into the replay's query (starting at seq
+// fromSeq) and the rest of the filter into a predicate.
+func replayQuery(f Filter, fromSeq int64) (storage.Query, func(*storage.Message) bool) {
+	q := storage.Query{Session: f.Session, AfterSeq: max(fromSeq-1, 0)}
+	if len(f.Topics) > 0 || len(f.Excludes) > 0 {
+		q.Match = f.matchTopic
+	}
+	sel := f.selection(nil)
+	q.FromOffset, q.ToOffset, q.FromTime, q.ToTime = sel.FromOffset, sel.ToOffset, sel.FromTime, sel.ToTime
+	if f.Retained != nil && *f.Retained {
+		q.FromStoreOnly = true
+	}
+	var checks []func(*storage.Message) bool
+	if f.QoS != nil {
+		qos := f.QoS
+		checks = append(checks, func(m *storage.Message) bool { return slices.Contains(qos, m.QoS) })
+	}
+	if f.Retained != nil && !*f.Retained {
+		checks = append(checks, func(m *storage.Message) bool { return !m.FromStore })
+	}
+	if len(f.Contains) > 0 || len(f.Regexps) > 0 {
+		contains, match := sel.PayloadContains, sel.PayloadMatch
+		checks = append(checks, func(m *storage.Message) bool {
+			for _, c := range contains {
+				if !strings.Contains(string(m.Payload), string(c)) {
+					return false
+				}
+			}
+			return match == nil || match(m.Payload)
+		})
+	}
+	if len(checks) == 0 {
+		return q, nil
+	}
+	return q, func(m *storage.Message) bool {
+		for _, c := range checks {
+			if !c(m) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// openPlay asks for the broker, then for the speed as confirmation, then
+// plays the filtered messages from the selected one.
+func (u *UI) openPlay() {
+	switch {
+	case u.opts.Connect == nil:
+		u.fail(errors.New("play: not available here"))
+		return
+	case u.jobCancel != nil:
+		u.fail(fmt.Errorf("%s is running (Esc cancels it)", u.job))
+		return
+	}
+	sel := u.selected()
+	if sel == nil {
+		u.fail(errors.New("play: no message selected"))
+		return
+	}
+	from, n := sel.Seq, u.m.total-u.selectedRow()
+	u.say("play the filtered messages from seq %d (%s of them) with their original timing", from, groupDigits(n))
+	u.ask("play to broker:", u.opts.Broker, func(broker string) error {
+		broker = strings.TrimSpace(broker)
+		if broker == "" {
+			return errors.New("play: no broker")
+		}
+		u.say("Enter plays %s message%s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
+			groupDigits(n), plural(int(min(n, 2))), from, broker)
+		u.ask("speed:", "1", func(s string) error {
+			speed, err := parseSpeed(s)
+			if err != nil {
+				return err
+			}
+			u.play(broker, from, speed)
+			return nil
+		}, func() { u.say("play cancelled") })
+		return nil
+	}, nil)
+}
+
+func parseSpeed(s string) (float64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "max" || s == "0" {
+		return math.Inf(1), nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64) // 2 or 2x
+	if err != nil || v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("speed %q: use a positive number (1 = original timing) or max", s)
+	}
+	return v, nil
+}
+
+// play connects and replays in the background, showing progress; Esc stops.
+func (u *UI) play(broker string, from int64, speed float64) {
+	q, keep := replayQuery(u.filter, from)
+	connect := u.opts.Connect
+	ctx, cancel := context.WithCancel(u.ctx)
+	u.job, u.jobCancel = "connecting to "+broker+"…", cancel
+	u.spawnCtx(ctx, func(ctx context.Context) {
+		done := func(msg string, err error) {
+			u.post(func() {
+				u.job, u.jobCancel = "", nil
+				if err != nil {
+					u.fail(err)
+				} else {
+					u.say("%s", msg)
+				}
+			})
+		}
+		pub, disconnect, err := connect(ctx, broker)
+		if err != nil {
+			done("", fmt.Errorf("play: %w", err))
+			return
+		}
+		defer disconnect()
+		p, err := replay.New(filteredSource{u.c, keep}, pub, replay.Config{Query: q, Speed: speed})
+		if err != nil {
+			done("", fmt.Errorf("play: %w", err))
+			return
+		}
+		stop := make(chan struct{})
+		go func() {
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					pr := p.Progress()
+					u.post(func() {
+						if u.jobCancel != nil {
+							u.job = fmt.Sprintf("playing to %s: %s published, at %s (Esc stops)", broker,
+								groupDigits(pr.Published), fmtSpan(pr.Position))
+						}
+					})
+				}
+			}
+		}()
+		rep, err := p.Run(ctx)
+		close(stop)
+		switch {
+		case rep.Interrupted:
+			done(fmt.Sprintf("play stopped: %s published", groupDigits(rep.Published)), nil)
+		case err != nil:
+			done("", fmt.Errorf("play: %w", err))
+		case rep.AckFailures+rep.Unacked > 0:
+			done("", fmt.Errorf("play: %d of %d publishes failed or were not acknowledged (first error: %v)",
+				rep.AckFailures+rep.Unacked, rep.Published, rep.AckError))
+		default:
+			done(fmt.Sprintf("played %s message%s to %s in %s (drift %s)", groupDigits(rep.Published),
+				plural(int(min(rep.Published, 2))), broker, fmtSpan(rep.Elapsed), rep.Drift().Round(time.Microsecond)), nil)
+		}
+	})
+}

@@ -1,0 +1,360 @@
+package inspector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+// ask opens the prompt line. done gets the text on Enter: an error keeps
+// the prompt open and shows it; nil closes it. esc runs on Esc (nil: just
+// close).
+func (u *UI) ask(label, text string, done func(string) error, esc func()) {
+	// Only text and label here: ask may run inside the prompt's own done
+	// func, where the InputField holds its autocomplete lock.
+	u.prompt.SetLabel(label + " ").SetText(text)
+	u.completer = nil
+	u.promptDone, u.promptEsc = done, esc
+	u.promptSeq++
+	u.bottom.SwitchToPage("prompt")
+	u.app.SetFocus(u.prompt)
+}
+
+func (u *UI) closePrompt() {
+	u.promptDone, u.promptEsc = nil, nil
+	u.bottom.SwitchToPage("keys")
+	u.restoreFocus()
+}
+
+// promptKey is the prompt's done func (Enter, Esc, Tab).
+func (u *UI) promptKey(key tcell.Key) {
+	switch key {
+	case tcell.KeyEnter:
+		if u.promptDone == nil {
+			u.closePrompt()
+			return
+		}
+		done, seq := u.promptDone, u.promptSeq
+		if err := done(u.prompt.GetText()); err != nil {
+			u.fail(err)
+			return
+		}
+		if u.promptSeq == seq { // done did not open the next prompt
+			u.closePrompt()
+		}
+	case tcell.KeyEscape:
+		esc := u.promptEsc
+		u.closePrompt()
+		if esc != nil {
+			esc()
+		}
+	}
+}
+
+func (u *UI) filterEnv() filterEnv {
+	return filterEnv{isTopic: func(s string) bool { return u.topicNames[s] }, start: time.Unix(0, u.firstNS), loc: u.loc}
+}
+
+// openFilter opens the / line with the current filter.
+func (u *UI) openFilter() {
+	u.say("%s", "filter: topics (a/+/b, x/#), payload~REGEX, TEXT, qos>=1, retained, 1m..2m; ? for help")
+	u.ask("/", u.filter.Text, u.applyFilter, func() {
+		if !u.filter.Empty() {
+			if err := u.applyFilter(""); err != nil {
+				u.fail(err)
+			}
+			u.say("filter cleared")
+		} else {
+			u.status = ""
+		}
+	})
+	u.completer = u.completeTopic
+}
+
+// completeTopic proposes topic levels for the last term of the filter line.
+func (u *UI) completeTopic(text string) []string {
+	i := strings.LastIndexAny(text, " \t")
+	head, last := text[:i+1], text[i+1:]
+	if last == "" || strings.ContainsAny(last, ":~=<>\"") || strings.HasPrefix(last, "!") {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range u.topics {
+		if !strings.HasPrefix(t.Name, last) {
+			continue
+		}
+		// Complete up to the end of the next level.
+		rest := t.Name[len(last):]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			rest = rest[:j+1]
+		}
+		cand := head + last + rest
+		if !seen[cand] {
+			seen[cand] = true
+			out = append(out, cand)
+		}
+		if len(out) >= 12 {
+			break
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 1 && out[0] == text {
+		return nil
+	}
+	return out
+}
+
+// applyFilter parses a query and, when valid, counts its matches in the
+// background and then shows them, keeping the selection on the same message
+// or the next one that matches.
+func (u *UI) applyFilter(text string) error {
+	f, err := parseFilter(text, u.filterEnv())
+	if err != nil {
+		return err
+	}
+	p, err := u.c.Prepare(u.ctx, f.selection(u.topics))
+	if err != nil {
+		return err
+	}
+	if u.filterJob != nil {
+		u.filterJob()
+	}
+	ctx, cancel := context.WithCancel(u.ctx)
+	u.filterJob = cancel
+	u.filter = f
+	u.counting = "counting"
+	if f.HasPayload() {
+		u.counting = "searching payloads"
+	}
+	keep := int64(0)
+	if sel := u.selected(); sel != nil {
+		keep = sel.Seq
+	}
+	horizon, lo, gapless := u.m.horizon, u.lo, u.gapless
+	payload := f.HasPayload()
+	u.spawnCtx(ctx, func(ctx context.Context) {
+		var m *model
+		var err error
+		if f.Empty() && gapless {
+			m = newContiguousModel(u.c, p, lo, horizon)
+		} else {
+			m, err = buildModel(ctx, u.c, p, payload, horizon)
+		}
+		row := int64(0)
+		if err == nil && keep > 0 {
+			var at int64
+			var ok bool
+			if row, at, ok = m.locate(keep); !ok {
+				var found bool
+				row, at, found, err = countRow(ctx, p, horizon, keep)
+				if !found {
+					row = m.total - 1
+				} else {
+					m.addAnchor(anchor{row, at})
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return // superseded
+		}
+		u.post(func() {
+			if ctx.Err() != nil {
+				return
+			}
+			u.counting = ""
+			u.filterJob = nil
+			if err != nil {
+				u.fail(fmt.Errorf("filter: %w", err))
+				return
+			}
+			u.install(m, row)
+			if u.status == "" || !u.statusErr {
+				u.say("%s match%s", groupDigits(m.total), pluralES(m.total))
+			}
+		})
+	})
+	return nil
+}
+
+// install makes m the table's model and selects a row.
+func (u *UI) install(m *model, row int64) {
+	u.m = m
+	u.gen++
+	u.publishSnap()
+	u.table.SetOffset(0, 0)
+	if u.follow {
+		u.end()
+		u.follow = true
+	} else {
+		u.selectRow(row, true)
+	}
+	u.stats.invalidate()
+}
+
+// openJump opens the : line.
+func (u *UI) openJump() {
+	u.say("jump: 1m30s (offset into the session), 10:05:30 (clock), 2026-11-26T10:05:00Z, +30s/-30s, #seq")
+	u.ask(":", "", u.jump, nil)
+}
+
+var seqRE = regexp.MustCompile(`^#?([0-9]+)$`)
+
+// jump resolves a jump target to a seq and selects the first message at or
+// after it that the filter selects.
+func (u *UI) jump(text string) error {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil
+	}
+	cur := u.selected()
+	var target func(ctx context.Context) (int64, error)
+	describe := text
+	switch {
+	case seqRE.MatchString(text):
+		n, err := strconv.ParseInt(seqRE.FindStringSubmatch(text)[1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("jump %q: %v", text, err)
+		}
+		target = func(context.Context) (int64, error) { return n, nil }
+		describe = "seq " + strconv.FormatInt(n, 10)
+	case strings.HasPrefix(text, "+") || strings.HasPrefix(text, "-"):
+		d, err := time.ParseDuration(strings.TrimPrefix(text, "+"))
+		if err != nil {
+			return fmt.Errorf("jump %q: use +30s or -1m for a time relative to the selected message", text)
+		}
+		if cur == nil {
+			return errors.New("jump: no message selected")
+		}
+		ts := cur.TimeNS + int64(d)
+		target = func(ctx context.Context) (int64, error) { return u.c.SeqAtTime(ctx, ts) }
+	default:
+		p, err := parsePoint(text, u.filterEnv())
+		if err != nil {
+			return fmt.Errorf("jump: %w", err)
+		}
+		if p.Absolute {
+			ts := p.Time.UnixNano()
+			target = func(ctx context.Context) (int64, error) { return u.c.SeqAtTime(ctx, ts) }
+		} else {
+			session := int64(0)
+			if cur != nil {
+				session = cur.Session
+			}
+			off := int64(p.Offset)
+			target = func(ctx context.Context) (int64, error) { return u.c.SeqAtOffset(ctx, session, off) }
+			describe = "+" + p.Offset.String() + " into the session"
+		}
+	}
+	m, gen := u.m, u.gen
+	u.counting = "jumping"
+	u.spawn(func(ctx context.Context) {
+		seq, err := target(ctx)
+		var row, at int64
+		found := seq > 0
+		if err == nil && found {
+			var ok bool
+			if row, at, ok = m.locate(seq); !ok {
+				row, at, found, err = countRow(ctx, m.p, m.horizon, seq)
+			} else {
+				found = row < m.total
+			}
+		}
+		u.post(func() {
+			u.counting = ""
+			switch {
+			case err != nil:
+				u.fail(fmt.Errorf("jump: %w", err))
+			case gen != u.gen:
+				u.fail(errors.New("jump: the view changed; jump again"))
+			case !found:
+				u.end()
+				u.say("nothing at or after %s; showing the last message", describe)
+			default:
+				if m.mode == modeAnchored {
+					m.addAnchor(anchor{row, at})
+				}
+				u.selectRow(row, true)
+				u.say("jumped to %s: seq %d", describe, at)
+			}
+		})
+	})
+	return nil
+}
+
+// liveSnap is what the poller needs to know about the view (shared under
+// UI.liveMu: the poller runs off the UI goroutine).
+type liveSnap struct {
+	gen         int64
+	mode        modelMode
+	horizon     int64
+	filter      Filter
+	trieHorizon int64
+	trieReady   bool
+}
+
+// publishSnap shares the view state with the poller (UI goroutine).
+func (u *UI) publishSnap() {
+	u.liveMu.Lock()
+	u.live = liveSnap{gen: u.gen, mode: u.m.mode, horizon: u.m.horizon, filter: u.filter, trieHorizon: u.trieHorizon,
+		trieReady: u.trieReady}
+	u.liveMu.Unlock()
+}
+
+func (u *UI) snapshot() liveSnap {
+	u.liveMu.Lock()
+	defer u.liveMu.Unlock()
+	return u.live
+}
+
+// countTopics counts messages per topic for the tree (reading only the
+// topic index) and checks that the seqs have no gaps.
+func (u *UI) countTopics() {
+	lo, hi, topics := u.lo, u.hi, u.topics
+	u.spawn(func(ctx context.Context) {
+		if hi == 0 {
+			u.post(func() { u.setTrie(newTopicTrie(), topics, 0, true) })
+			return
+		}
+		counts, err := u.c.TopicCounts(ctx, lo, hi)
+		if err != nil {
+			u.post(func() { u.fail(err) })
+			return
+		}
+		trie := newTopicTrie()
+		var sum int64
+		for _, t := range topics {
+			trie.add(t.Name, counts[t.ID])
+			sum += counts[t.ID]
+		}
+		u.post(func() { u.setTrie(trie, topics, hi, sum == hi-lo+1) })
+	})
+}
+
+// setTrie installs topic counts up to horizon; gapless false switches the
+// unfiltered view to counting.
+func (u *UI) setTrie(trie *topicTrie, _ []storage.Topic, horizon int64, gapless bool) {
+	u.tree.rebuild(trie, true)
+	u.trieHorizon, u.trieReady = horizon, true
+	if !gapless && u.gapless {
+		u.gapless = false
+		if u.filter.Empty() {
+			if err := u.applyFilter(""); err != nil {
+				u.fail(err)
+			}
+		}
+	}
+	if u.status == "counting topics…" {
+		u.status = ""
+	}
+	u.publishSnap()
+}
