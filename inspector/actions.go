@@ -71,7 +71,7 @@ func (u *UI) export(path string) error {
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	p, horizon, total := u.m.p, u.m.horizon, u.m.total
+	p, horizon, total := u.m.q.p, u.m.horizon, u.m.total
 	ctx, cancel := context.WithCancel(u.ctx)
 	u.job, u.jobCancel = "exporting…", cancel
 	u.spawnCtx(ctx, func(ctx context.Context) {

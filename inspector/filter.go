@@ -294,6 +294,13 @@ func (f *Filter) Empty() bool {
 		f.QoS == nil && f.Retained == nil && f.Session == 0 && f.From == nil && f.To == nil
 }
 
+// topicOnly reports whether the filter has topic terms and nothing else.
+func (f *Filter) topicOnly() bool {
+	g := *f
+	g.Topics, g.Excludes, g.Text = nil, nil, ""
+	return (len(f.Topics) > 0 || len(f.Excludes) > 0) && g.Empty()
+}
+
 // HasPayload reports whether the filter looks into payloads (a full scan).
 func (f *Filter) HasPayload() bool { return len(f.Contains) > 0 || len(f.Regexps) > 0 }
 
@@ -325,6 +332,13 @@ func (f *Filter) selection(topics []storage.Topic) storage.Selection {
 	s.QoS = f.QoS
 	s.FromStore = f.Retained
 	s.PayloadContains = f.Contains
+	for _, re := range f.Regexps {
+		// Every match starts with the literal prefix, so SQLite can skip
+		// payloads without it before Go runs the expression.
+		if prefix, _ := re.LiteralPrefix(); prefix != "" {
+			s.PayloadContains = append(s.PayloadContains[:len(s.PayloadContains):len(s.PayloadContains)], []byte(prefix))
+		}
+	}
 	if len(f.Regexps) > 0 {
 		res := f.Regexps
 		s.PayloadMatch = func(p []byte) bool {

@@ -91,7 +91,7 @@ func TestFilterSelection(t *testing.T) {
 		t.Errorf("topic ids %v, want [1 3]", got)
 	}
 	if string(s.QoS) != "\x00\x01" || s.FromStore == nil || *s.FromStore || *s.FromOffset != 30e9 || *s.ToOffset != 60e9 ||
-		s.FromTime != nil || len(s.PayloadContains) != 2 || s.PayloadMatch == nil {
+		s.FromTime != nil || len(s.PayloadContains) != 3 || string(s.PayloadContains[2]) != "q" || s.PayloadMatch == nil { // q: the regexp's literal prefix
 		t.Errorf("selection %+v", s)
 	}
 	if !s.PayloadMatch([]byte("qq")) || s.PayloadMatch([]byte("xq")) {

@@ -52,11 +52,12 @@ func (u *UI) pollOnce(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	q := query{p: p} // no complement: new topics would have to join it
 	from := snap.horizon + 1
 	if snap.horizon == 0 {
 		from = lo
 	}
-	g, err := measureGrowth(ctx, snap.mode, p, from, hi)
+	g, err := measureGrowth(ctx, snap.mode, q, from, hi)
 	if err != nil {
 		return
 	}
@@ -83,6 +84,9 @@ func (u *UI) pollOnce(ctx context.Context) {
 		u.updateMultiDay()
 		if counts != nil && u.trieReady && u.trieHorizon == snap.trieHorizon {
 			trie := u.tree.trie
+			for id, n := range counts {
+				u.topicCounts[id] += n
+			}
 			for _, t := range topics {
 				if n := counts[t.ID]; n > 0 {
 					trie.add(t.Name, n)

@@ -40,7 +40,7 @@ const (
 // Use it from one goroutine (the UI's); build it anywhere.
 type model struct {
 	c       *storage.Capture
-	p       *storage.Prepared
+	q       query
 	mode    modelMode
 	total   int64 // rows
 	lo      int64 // contiguous: the first seq
@@ -49,6 +49,30 @@ type model struct {
 	pages   map[int64]*cachedPage
 	tick    int64
 	anchors []anchor // extra (row, seq) pairs from jumps
+}
+
+// query is a prepared filter with the fastest way to count it.
+type query struct {
+	p *storage.Prepared
+	// comp is the complement of a topic-only filter that selects most
+	// messages of a gapless capture: counting reads index entries, so
+	// counting the few other topics and subtracting from the seq range is
+	// faster (plant/# of a plant capture counts in milliseconds).
+	comp *storage.Prepared
+	lo   int64 // with comp: the capture's first seq
+}
+
+// count returns the number of matches with seq in [from, through].
+func (q query) count(ctx context.Context, from, through int64) (int64, error) {
+	if q.comp == nil {
+		return q.p.Count(ctx, from, through)
+	}
+	from = max(from, q.lo)
+	if through < from {
+		return 0, nil
+	}
+	n, err := q.comp.Count(ctx, from, through)
+	return through - from + 1 - n, err
 }
 
 type cachedPage struct {
@@ -60,7 +84,7 @@ type anchor struct{ row, seq int64 }
 
 // newContiguousModel is the unfiltered view of seqs lo..hi without gaps.
 func newContiguousModel(c *storage.Capture, p *storage.Prepared, lo, hi int64) *model {
-	m := &model{c: c, p: p, mode: modeContiguous, lo: lo, horizon: hi, pages: map[int64]*cachedPage{}}
+	m := &model{c: c, q: query{p: p}, mode: modeContiguous, lo: lo, horizon: hi, pages: map[int64]*cachedPage{}}
 	if hi >= lo && lo > 0 {
 		m.total = hi - lo + 1
 	}
@@ -69,10 +93,11 @@ func newContiguousModel(c *storage.Capture, p *storage.Prepared, lo, hi int64) *
 
 // buildModel counts the matches of p up to horizon (a full scan for payload
 // filters) and returns the model. It may run on any goroutine.
-func buildModel(ctx context.Context, c *storage.Capture, p *storage.Prepared, payload bool, horizon int64) (*model, error) {
-	m := &model{c: c, p: p, mode: modeAnchored, horizon: horizon, pages: map[int64]*cachedPage{}}
+func buildModel(ctx context.Context, c *storage.Capture, q query, payload bool, horizon int64) (*model, error) {
+	p := q.p
+	m := &model{c: c, q: q, mode: modeAnchored, horizon: horizon, pages: map[int64]*cachedPage{}}
 	if !payload {
-		n, err := p.Count(ctx, 0, horizon)
+		n, err := q.count(ctx, 0, horizon)
 		m.total = n
 		return m, err
 	}
@@ -156,7 +181,7 @@ func (m *model) fetch(ctx context.Context, p int64) ([]storage.Row, error) {
 	switch m.mode {
 	case modeContiguous:
 		from := m.lo + first
-		return m.p.Rows(ctx, from, min(m.horizon, from+int64(n)-1), n, previewBytes)
+		return m.q.p.Rows(ctx, from, min(m.horizon, from+int64(n)-1), n, previewBytes)
 	case modeList:
 		return m.c.RowsBySeq(ctx, m.seqs[first:first+int64(n)], previewBytes)
 	}
@@ -204,7 +229,7 @@ func (m *model) fetchAnchored(ctx context.Context, p int64, n int) ([]storage.Ro
 	}
 	switch {
 	case best.row < first: // forward from best (exclusive)
-		rows, err := m.p.Rows(ctx, best.seq+1, m.horizon, int(first-best.row-1)+n, previewBytes)
+		rows, err := m.q.p.Rows(ctx, best.seq+1, m.horizon, int(first-best.row-1)+n, previewBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +239,7 @@ func (m *model) fetchAnchored(ctx context.Context, p int64, n int) ([]storage.Ro
 		}
 		return rows[skip:], nil
 	case best.row > last: // backward from best (exclusive)
-		rows, err := m.p.RowsBefore(ctx, 0, best.seq-1, int(best.row-first), previewBytes)
+		rows, err := m.q.p.RowsBefore(ctx, 0, best.seq-1, int(best.row-first), previewBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -224,12 +249,12 @@ func (m *model) fetchAnchored(ctx context.Context, p int64, n int) ([]storage.Ro
 		}
 		return rows[:n], nil
 	default: // an anchor inside the page: fetch from it both ways
-		before, err := m.p.RowsBefore(ctx, 0, best.seq-1, int(best.row-first), previewBytes)
+		before, err := m.q.p.RowsBefore(ctx, 0, best.seq-1, int(best.row-first), previewBytes)
 		if err != nil {
 			return nil, err
 		}
 		slices.Reverse(before)
-		after, err := m.p.Rows(ctx, best.seq, m.horizon, int(last-best.row)+1, previewBytes)
+		after, err := m.q.p.Rows(ctx, best.seq, m.horizon, int(last-best.row)+1, previewBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +268,7 @@ func (m *model) seqAtRow(ctx context.Context, r int64) (int64, error) {
 	lo, hi := int64(0), m.horizon
 	for lo < hi { // smallest seq s with count(<= s) > r
 		mid := lo + (hi-lo)/2
-		n, err := m.p.Count(ctx, 0, mid)
+		n, err := m.q.count(ctx, 0, mid)
 		if err != nil {
 			return 0, err
 		}
@@ -287,19 +312,19 @@ func (m *model) locate(seq int64) (row, at int64, ok bool) {
 // countRow is locate for anchored models: it finds the first match at or
 // after seq and counts the matches before it (a scan for payload filters).
 // It touches no model state, so it runs on any goroutine.
-func countRow(ctx context.Context, p *storage.Prepared, horizon, seq int64) (row, at int64, found bool, err error) {
-	rows, err := p.Rows(ctx, seq, horizon, 1, 0)
+func countRow(ctx context.Context, q query, horizon, seq int64) (row, at int64, found bool, err error) {
+	rows, err := q.p.Rows(ctx, seq, horizon, 1, 0)
 	if err != nil || len(rows) == 0 {
 		return 0, 0, false, err
 	}
 	at = rows[0].Seq
-	n, err := p.Count(ctx, 0, at-1)
+	n, err := q.count(ctx, 0, at-1)
 	return n, at, err == nil, err
 }
 
 // growth is what a capture that is still being recorded added.
 type growth struct {
-	p       *storage.Prepared // re-prepared for new topics and time bounds
+	q       query // re-prepared for new topics and time bounds
 	horizon int64
 	added   int64
 	seqs    []int64 // modeList: the new matches
@@ -307,8 +332,9 @@ type growth struct {
 
 // measureGrowth counts the matches in (m.horizon, horizon]. It only reads
 // m's immutable fields, so it may run off the UI goroutine.
-func measureGrowth(ctx context.Context, mode modelMode, p *storage.Prepared, from, horizon int64) (growth, error) {
-	g := growth{p: p, horizon: horizon}
+func measureGrowth(ctx context.Context, mode modelMode, q query, from, horizon int64) (growth, error) {
+	p := q.p
+	g := growth{q: q, horizon: horizon}
 	if mode == modeContiguous {
 		g.added = horizon - from + 1
 		return g, nil
@@ -323,7 +349,7 @@ func measureGrowth(ctx context.Context, mode modelMode, p *storage.Prepared, fro
 		g.added = int64(len(g.seqs))
 		return g, nil
 	}
-	n, err := p.Count(ctx, from, horizon)
+	n, err := q.count(ctx, from, horizon)
 	g.added = n
 	return g, err
 }
@@ -336,7 +362,7 @@ func (m *model) grow(g growth) {
 	if m.total == 0 && m.mode == modeContiguous {
 		m.lo = m.horizon + 1
 	}
-	m.p, m.horizon = g.p, g.horizon
+	m.q, m.horizon = g.q, g.horizon
 	if lastPage := (m.total - 1) / pageRows; m.total > 0 && m.pageLen(lastPage) < pageRows {
 		delete(m.pages, lastPage) // it gains rows
 	}

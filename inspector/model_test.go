@@ -75,7 +75,7 @@ func TestModelMatchesReference(t *testing.T) {
 				if tc.contiguous {
 					return newContiguousModel(c, p, lo, hi)
 				}
-				m, err := buildModel(ctx, c, p, f.HasPayload(), hi)
+				m, err := buildModel(ctx, c, query{p: p}, f.HasPayload(), hi)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -122,7 +122,7 @@ func TestModelMatchesReference(t *testing.T) {
 				row, at, ok := m.locate(seq)
 				if !ok {
 					var found bool
-					row, at, found, err = countRow(ctx, p, m.horizon, seq)
+					row, at, found, err = countRow(ctx, query{p: p}, m.horizon, seq)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -193,7 +193,7 @@ func TestModelGrowth(t *testing.T) {
 		v := &view{f: f, want: want}
 		if f.Empty() {
 			v.m = newContiguousModel(c, p, 0, 0)
-		} else if v.m, err = buildModel(ctx, c, p, f.HasPayload(), 0); err != nil {
+		} else if v.m, err = buildModel(ctx, c, query{p: p}, f.HasPayload(), 0); err != nil {
 			t.Fatal(err)
 		}
 		return v
@@ -214,7 +214,7 @@ func TestModelGrowth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := measureGrowth(ctx, v.m.mode, p, v.m.horizon+1, hi)
+			g, err := measureGrowth(ctx, v.m.mode, query{p: p}, v.m.horizon+1, hi)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -122,7 +122,7 @@ func (u *UI) applyFilter(text string) error {
 	if err != nil {
 		return err
 	}
-	p, err := u.c.Prepare(u.ctx, f.selection(u.topics))
+	q, err := u.prepare(u.ctx, &f)
 	if err != nil {
 		return err
 	}
@@ -146,9 +146,9 @@ func (u *UI) applyFilter(text string) error {
 		var m *model
 		var err error
 		if f.Empty() && gapless {
-			m = newContiguousModel(u.c, p, lo, horizon)
+			m = newContiguousModel(u.c, q.p, lo, horizon)
 		} else {
-			m, err = buildModel(ctx, u.c, p, payload, horizon)
+			m, err = buildModel(ctx, u.c, q, payload, horizon)
 		}
 		row := int64(0)
 		if err == nil && keep > 0 {
@@ -156,7 +156,7 @@ func (u *UI) applyFilter(text string) error {
 			var ok bool
 			if row, at, ok = m.locate(keep); !ok {
 				var found bool
-				row, at, found, err = countRow(ctx, p, horizon, keep)
+				row, at, found, err = countRow(ctx, q, horizon, keep)
 				if !found {
 					row = m.total - 1
 				} else {
@@ -184,6 +184,38 @@ func (u *UI) applyFilter(text string) error {
 		})
 	})
 	return nil
+}
+
+// prepare resolves a filter into a query, with the complement for counting
+// when the filter selects most messages by topic alone.
+func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
+	p, err := u.c.Prepare(ctx, f.selection(u.topics))
+	if err != nil {
+		return query{}, err
+	}
+	q := query{p: p}
+	if !f.topicOnly() || !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
+		return q, nil
+	}
+	var in, out int64
+	comp := []int64{}
+	for _, t := range u.topics {
+		n := u.topicCounts[t.ID]
+		if f.matchTopic(t.Name) {
+			in += n
+		} else {
+			out += n
+			comp = append(comp, t.ID)
+		}
+	}
+	if in <= out {
+		return q, nil
+	}
+	if q.comp, err = u.c.Prepare(ctx, storage.Selection{TopicIDs: comp}); err != nil {
+		return query{}, err
+	}
+	q.lo = u.lo
+	return q, nil
 }
 
 // install makes m the table's model and selects a row.
@@ -264,7 +296,7 @@ func (u *UI) jump(text string) error {
 		if err == nil && found {
 			var ok bool
 			if row, at, ok = m.locate(seq); !ok {
-				row, at, found, err = countRow(ctx, m.p, m.horizon, seq)
+				row, at, found, err = countRow(ctx, m.q, m.horizon, seq)
 			} else {
 				found = row < m.total
 			}
@@ -322,7 +354,10 @@ func (u *UI) countTopics() {
 	lo, hi, topics := u.lo, u.hi, u.topics
 	u.spawn(func(ctx context.Context) {
 		if hi == 0 {
-			u.post(func() { u.setTrie(newTopicTrie(), topics, 0, true) })
+			u.post(func() {
+				u.topicCounts = map[int64]int64{}
+				u.setTrie(newTopicTrie(), topics, 0, true)
+			})
 			return
 		}
 		counts, err := u.c.TopicCounts(ctx, lo, hi)
@@ -336,7 +371,10 @@ func (u *UI) countTopics() {
 			trie.add(t.Name, counts[t.ID])
 			sum += counts[t.ID]
 		}
-		u.post(func() { u.setTrie(trie, topics, hi, sum == hi-lo+1) })
+		u.post(func() {
+			u.topicCounts = counts
+			u.setTrie(trie, topics, hi, sum == hi-lo+1)
+		})
 	})
 }
 

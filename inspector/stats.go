@@ -150,7 +150,7 @@ func rateSeries(ctx context.Context, m *model, from, to int64, width int) ([]flo
 			out[i] = float64(b - a + 1)
 			continue
 		}
-		n, err := m.p.Count(ctx, a, b)
+		n, err := m.q.count(ctx, a, b)
 		if err != nil {
 			return nil, err
 		}

@@ -65,7 +65,9 @@ type UI struct {
 	firstNS    int64
 	lastNS     int64
 	gapless    bool // seqs lo..hi have no gaps (checked by the topic count)
-	multiDay   bool
+	// topicCounts are messages per topic id up to trieHorizon.
+	topicCounts map[int64]int64
+	multiDay    bool
 
 	// View state (UI goroutine).
 	filter        Filter
@@ -363,11 +365,16 @@ func (u *UI) headerText() string {
 		b.WriteString(" [black:yellow] FOLLOW [-:-]")
 	}
 	b.WriteString("\n")
-	if u.filter.Empty() {
+	switch {
+	case u.filter.Empty() && u.counting == "":
 		b.WriteString("[gray]filter: none (/ to filter, t for topics)[-]")
-	} else {
-		fmt.Fprintf(&b, "filter: [yellow]%s[-]  ", tview.Escape(u.filter.Describe(u.loc)))
-		fmt.Fprintf(&b, "[::b]%s[::-] match%s", groupDigits(u.m.total), pluralES(u.m.total))
+	case u.filter.Empty():
+		b.WriteString("filter: none")
+	default:
+		fmt.Fprintf(&b, "filter: [yellow]%s[-]", tview.Escape(u.filter.Describe(u.loc)))
+		if u.filterJob == nil { // the table shows this filter
+			fmt.Fprintf(&b, "  [::b]%s[::-] match%s", groupDigits(u.m.total), pluralES(u.m.total))
+		}
 	}
 	if u.counting != "" {
 		fmt.Fprintf(&b, "  [aqua]%s…[-]", tview.Escape(u.counting))
