@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -81,6 +82,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop() // a second Ctrl-C kills the process the usual way
 	}()
+	if path := os.Getenv("MQTAPE_CPUPROFILE"); path != "" {
+		// For benchmarks: go tool pprof mqtape $MQTAPE_CPUPROFILE
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	cio := &cliIO{stdout: stdout, stderr: stderr, getenv: os.Getenv,
 		stderrTTY: isTerminal(stderr), stdoutTTY: isTerminal(stdout)}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -183,8 +191,7 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard) // we print the error ourselves, once
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
-			return err
+			return err // pflag already printed fs.Usage
 		}
 		return usageError{err}
 	}

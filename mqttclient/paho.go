@@ -2,6 +2,7 @@ package mqttclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -50,14 +51,17 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	if o.Will != nil {
 		po.SetBinaryWill(o.Will.Topic, o.Will.Payload, o.Will.QoS, o.Will.Retain)
 	}
+	var tlsCfg *tls.Config
 	if o.Broker.TLS() {
 		host, _, _ := net.SplitHostPort(o.Broker.Host)
 		cfg, err := o.TLS.Config(host)
 		if err != nil {
 			return nil, err
 		}
+		tlsCfg = cfg
 		po.SetTLSConfig(cfg)
 	}
+	po.SetCustomOpenConnectionFn(openConn(tlsCfg, o.ManualAck))
 	if h.Message != nil {
 		po.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retain: m.Retained(),

@@ -79,26 +79,31 @@ func (p *pipeline) offer(it item) bool {
 		p.received.Add(-1)
 		return false
 	}
+	// The writer is behind when the queue is full or holds QueueBytes of
+	// payload: wait a little (TCP backpressure slows the sender), but never
+	// long enough to miss keepalives, then drop (counted and recorded).
 	size := int64(len(it.m.Payload))
-	if p.queued.Add(size) > p.cfg.QueueBytes && size > 0 {
-		p.queued.Add(-size)
-		p.drop(it, "queue byte limit reached")
-		return true
+	deadline := time.Now().Add(time.Second)
+	for p.queued.Load()+size > p.cfg.QueueBytes && p.queued.Load() > 0 {
+		if time.Now().After(deadline) {
+			p.drop(it, "writer behind for 1s (queue byte limit)")
+			return true
+		}
+		time.Sleep(time.Millisecond)
 	}
+	p.queued.Add(size)
 	select {
 	case p.queue <- it:
 		return true
 	default:
 	}
-	// The writer is behind: wait a little (TCP backpressure slows the
-	// sender), but never long enough to miss keepalives.
-	t := time.NewTimer(time.Second)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case p.queue <- it:
 	case <-t.C:
 		p.queued.Add(-size)
-		p.drop(it, "writer behind for 1s")
+		p.drop(it, "writer behind for 1s (queue full)")
 	}
 	return true
 }

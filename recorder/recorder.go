@@ -54,8 +54,8 @@ type Config struct {
 	// committed (default 100 ms).
 	FlushInterval time.Duration
 	BatchSize     int   // messages per transaction at most (default 4096)
-	QueueLen      int   // messages waiting for the writer at most (default 65536)
-	QueueBytes    int64 // payload bytes waiting for the writer at most (default 128 MiB)
+	QueueLen      int   // messages waiting for the writer at most (default 32768)
+	QueueBytes    int64 // payload bytes waiting for the writer at most (default 32 MiB)
 	// Session describes the recording; StartedNS is set when it starts.
 	Session storage.SessionInfo
 }
@@ -73,11 +73,14 @@ func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 4096
 	}
+	// The queue absorbs bursts while a batch commits; beyond it the
+	// recorder pushes back on the broker rather than grow (RSS stays
+	// well under 150 MB).
 	if c.QueueLen <= 0 {
-		c.QueueLen = 1 << 16
+		c.QueueLen = 1 << 15
 	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = 128 << 20
+		c.QueueBytes = 32 << 20
 	}
 }
 

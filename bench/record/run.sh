@@ -18,6 +18,7 @@ OUT=bench/out/record
 mkdir -p "$OUT"
 export PATH="$PATH:/usr/sbin"
 go build -o "$OUT/mqtape" .
+go build -o "$OUT/flood" ./bench/record/flood
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$OUT/mosquitto.conf" <<CONF
@@ -36,10 +37,9 @@ sleep 0.3
 
 dropped() { mosquitto_sub -p "$PORT" -t '$SYS/broker/publish/messages/dropped' -C 1 -W 3 2>/dev/null || echo "?"; }
 
-publish() { # size qos
-  local payload; payload=$(head -c "$1" /dev/zero | tr '\0' 'x')
-  mosquitto_pub -p "$PORT" -q "$2" -t bench/a -m "$payload" --repeat "$HALF" &
-  mosquitto_pub -p "$PORT" -q "$2" -t bench/b -m "$payload" --repeat "$HALF" &
+publish() { # size qos: 2 publishers (raw-TCP flooders, so the publisher is not the bottleneck)
+  "$OUT/flood" -addr "127.0.0.1:$PORT" -n "$HALF" -size "$1" -qos "$2" -topic bench/a &
+  "$OUT/flood" -addr "127.0.0.1:$PORT" -n "$HALF" -size "$1" -qos "$2" -topic bench/b &
   wait
 }
 
