@@ -26,7 +26,8 @@ func diffPayloads(prev, cur []byte) string {
 }
 
 // flatten maps every leaf of a JSON document to its path (.a.b[2]) and
-// compact JSON value, keeping the document's key order for display.
+// compact JSON value; paths come in sorted key order, array elements in
+// order. Numbers keep their text (json.Number).
 func flatten(doc []byte) (paths []string, values map[string]string, err error) {
 	values = map[string]string{}
 	dec := json.NewDecoder(bytes.NewReader(doc))

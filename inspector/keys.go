@@ -116,7 +116,7 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 		return ev // scroll the help
 	}
 	if u.app.GetFocus() == u.prompt {
-		return ev
+		return u.promptCapture(ev)
 	}
 	sc := u.focusScope()
 	for i := range u.keys {

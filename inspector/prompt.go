@@ -30,33 +30,75 @@ func (u *UI) ask(label, text string, done func(string) error, esc func()) {
 }
 
 func (u *UI) closePrompt() {
-	u.promptDone, u.promptEsc = nil, nil
+	u.promptDone, u.promptEsc, u.completer = nil, nil, nil
 	u.bottom.SwitchToPage("keys")
 	u.restoreFocus()
 }
 
-// promptKey is the prompt's done func (Enter, Esc, Tab).
+// promptKey is the prompt's done func. Enter and Esc normally arrive via
+// promptCapture instead; this handles what reaches the field itself (Esc
+// after a completion list closed on its own).
 func (u *UI) promptKey(key tcell.Key) {
 	switch key {
 	case tcell.KeyEnter:
-		if u.promptDone == nil {
-			u.closePrompt()
-			return
-		}
-		done, seq := u.promptDone, u.promptSeq
-		if err := done(u.prompt.GetText()); err != nil {
-			u.fail(err)
-			return
-		}
-		if u.promptSeq == seq { // done did not open the next prompt
-			u.closePrompt()
-		}
+		u.submitPrompt()
 	case tcell.KeyEscape:
-		esc := u.promptEsc
-		u.closePrompt()
-		if esc != nil {
-			esc()
+		u.cancelPrompt()
+	}
+}
+
+// promptCapture takes Enter and Esc before the input field sees them, so
+// Enter always applies the line (Tab or the arrows pick a completion) and
+// the handlers may reopen the prompt: inside the field's own callbacks its
+// autocomplete lock is held.
+func (u *UI) promptCapture(ev *tcell.EventKey) *tcell.EventKey {
+	switch ev.Key() {
+	case tcell.KeyEnter:
+		u.submitPrompt()
+		u.closeCompletions()
+		return nil
+	case tcell.KeyEscape:
+		if u.completionsShown {
+			u.completionsShown = false
+			return ev // the field closes its completion list
 		}
+		u.cancelPrompt()
+		u.closeCompletions()
+		return nil
+	}
+	return ev
+}
+
+// closeCompletions drops a completion list left open (never call it from
+// the field's own callbacks).
+func (u *UI) closeCompletions() {
+	if u.app.GetFocus() == u.prompt {
+		return // still editing: an error kept the line open
+	}
+	u.completionsShown = false
+	u.prompt.Autocomplete() // closePrompt removed the completer: no entries, no list
+}
+
+func (u *UI) submitPrompt() {
+	if u.promptDone == nil {
+		u.closePrompt()
+		return
+	}
+	done, seq := u.promptDone, u.promptSeq
+	if err := done(u.prompt.GetText()); err != nil {
+		u.fail(err)
+		return
+	}
+	if u.promptSeq == seq { // done did not open the next prompt
+		u.closePrompt()
+	}
+}
+
+func (u *UI) cancelPrompt() {
+	esc := u.promptEsc
+	u.closePrompt()
+	if esc != nil {
+		esc()
 	}
 }
 
@@ -109,8 +151,9 @@ func (u *UI) completeTopic(text string) []string {
 	}
 	sort.Strings(out)
 	if len(out) == 1 && out[0] == text {
-		return nil
+		out = nil
 	}
+	u.completionsShown = len(out) > 0
 	return out
 }
 
@@ -231,6 +274,9 @@ func (u *UI) install(m *model, row int64) {
 		u.selectRow(row, true)
 	}
 	u.stats.invalidate()
+	if u.statsShown {
+		u.loadStats()
+	}
 }
 
 // openJump opens the : line.
@@ -356,7 +402,7 @@ func (u *UI) countTopics() {
 		if hi == 0 {
 			u.post(func() {
 				u.topicCounts = map[int64]int64{}
-				u.setTrie(newTopicTrie(), topics, 0, true)
+				u.setTrie(newTopicTrie(), 0, true)
 			})
 			return
 		}
@@ -373,14 +419,14 @@ func (u *UI) countTopics() {
 		}
 		u.post(func() {
 			u.topicCounts = counts
-			u.setTrie(trie, topics, hi, sum == hi-lo+1)
+			u.setTrie(trie, hi, sum == hi-lo+1)
 		})
 	})
 }
 
 // setTrie installs topic counts up to horizon; gapless false switches the
 // unfiltered view to counting.
-func (u *UI) setTrie(trie *topicTrie, _ []storage.Topic, horizon int64, gapless bool) {
+func (u *UI) setTrie(trie *topicTrie, horizon int64, gapless bool) {
 	u.tree.rebuild(trie, true)
 	u.trieHorizon, u.trieReady = horizon, true
 	if !gapless && u.gapless {

@@ -34,9 +34,10 @@ type statsView struct {
 }
 
 const (
-	rateHeight = 6
-	plotHeight = 8
-	maxPlotted = 500_000 // messages read for one field plot
+	rateHeight   = 6
+	plotHeight   = 8
+	maxPlotted   = 500_000 // messages read for one field plot
+	maxStatsRows = 2000    // topics listed in the statistics table
 )
 
 func newStatsView() *statsView {
@@ -255,8 +256,13 @@ func (u *UI) fillTopicTable() {
 		if !u.filter.matchTopic(ts.Topic) {
 			continue
 		}
-		add(ts.Topic, ts, tcell.ColorAqua)
-		shown++
+		if shown++; shown <= maxStatsRows {
+			add(ts.Topic, ts, tcell.ColorAqua)
+		}
+	}
+	if shown > maxStatsRows {
+		t.SetCell(row, 0, tview.NewTableCell(fmt.Sprintf("… %s more topics (filter by topic to see them)",
+			groupDigits(int64(shown-maxStatsRows)))).SetTextColor(tcell.ColorGray))
 	}
 	title := " topics (by count) "
 	if len(u.filter.Topics) > 0 || len(u.filter.Excludes) > 0 {

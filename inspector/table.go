@@ -165,10 +165,13 @@ func (u *UI) showDetail() {
 	sel := u.selected()
 	if sel == nil {
 		u.detailSeq = 0
-		if u.m.total == 0 {
-			u.detail.SetText("[gray]no messages" + map[bool]string{true: " match the filter", false: ""}[!u.filter.Empty()] + "[-]")
-		} else {
+		switch {
+		case u.m.total > 0:
 			u.detail.SetText("")
+		case u.filter.Empty():
+			u.detail.SetText("[gray]no messages[-]")
+		default:
+			u.detail.SetText("[gray]no messages match the filter[-]")
 		}
 		return
 	}

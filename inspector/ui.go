@@ -70,30 +70,32 @@ type UI struct {
 	multiDay    bool
 
 	// View state (UI goroutine).
-	filter        Filter
-	m             *model
-	gen           int64 // increments with every installed model
-	filterJob     context.CancelFunc
-	counting      string // what is being computed for the next model, "" when idle
-	relTime       bool
-	follow        bool
-	view          viewMode
-	diff          bool
-	status        string
-	statusErr     bool
-	treeShown     bool
-	statsShown    bool
-	trieHorizon   int64 // seq up to which the tree's counts go
-	trieReady     bool  // the tree has counts
-	promptDone    func(text string) error
-	promptEsc     func()
-	promptSeq     int // counts ask calls, so a done func may open the next prompt
-	completer     func(text string) []string
-	helpShown     bool
-	pendingFilter *Filter // Options.Filter, applied when Run starts
-	detailSeq     int64
-	job           string // a running action (export, play), for the status line
-	jobCancel     context.CancelFunc
+	filter      Filter
+	m           *model
+	gen         int64 // increments with every installed model
+	filterJob   context.CancelFunc
+	counting    string // what is being computed for the next model, "" when idle
+	relTime     bool
+	follow      bool
+	view        viewMode
+	diff        bool
+	status      string
+	statusErr   bool
+	treeShown   bool
+	statsShown  bool
+	trieHorizon int64 // seq up to which the tree's counts go
+	trieReady   bool  // the tree has counts
+	promptDone  func(text string) error
+	promptEsc   func()
+	promptSeq   int // counts ask calls, so a done func may open the next prompt
+	completer   func(text string) []string
+	// completionsShown: the filter line's completion list is (probably) open.
+	completionsShown bool
+	helpShown        bool
+	pendingFilter    *Filter // Options.Filter, applied when Run starts
+	detailSeq        int64
+	job              string // a running action (export, play), for the status line
+	jobCancel        context.CancelFunc
 
 	liveMu sync.Mutex
 	live   liveSnap

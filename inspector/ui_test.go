@@ -107,8 +107,21 @@ func TestFilterFlow(t *testing.T) {
 		t.Errorf("after clearing, selected seq %d, want 4", got)
 	}
 
+	// Completion: Tab takes the proposed topic; Enter applies what is typed
+	// even while the list of proposals is open.
+	h.press('/', tcell.KeyCtrlU, "status/h", tcell.KeyTab, tcell.KeyEnter)
+	h.state(func(u *UI) { total, text = u.m.total, u.filter.Text })
+	if text != "status/heartbeat" || total != 40 {
+		t.Errorf("Tab completion: filter %q with %d matches, want status/heartbeat with 40", text, total)
+	}
+	h.press('/', tcell.KeyCtrlU, "plant/1", tcell.KeyEnter)
+	h.state(func(u *UI) { total, text = u.m.total, u.filter.Text })
+	if text != "plant/1" || total != 0 || h.contains("plant/1/temp  ") {
+		t.Errorf("Enter with proposals open: filter %q (%d matches)\n%s", text, total, h.text())
+	}
+
 	// Payload terms (list mode) and a regular expression.
-	h.press('/', "payload~beat\\s1[0-9]$", tcell.KeyEnter)
+	h.press('/', tcell.KeyCtrlU, "payload~beat\\s1[0-9]$", tcell.KeyEnter)
 	h.state(func(u *UI) { total = u.m.total })
 	if total != 2 { // beat 12, beat 17
 		t.Errorf("payload regex: %d matches, want 2", total)
@@ -248,7 +261,7 @@ func TestViews(t *testing.T) {
 		}
 	}
 	// A JSON array holding tview tags: shown as text, not interpreted.
-	h.press('/', "odd", tcell.KeyEnter)
+	h.press('/', `"odd topic/#"`, tcell.KeyEnter)
 	if !h.contains("[red]not a tag[-]") {
 		t.Errorf("tags in payloads must be shown literally:\n%s", h.text())
 	}

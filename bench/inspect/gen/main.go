@@ -48,7 +48,8 @@ type Generator struct {
 	off    int64
 }
 
-// start of the synthetic capture: 2026-11-26T09:00:00Z.
+// start of the synthetic capture: 2026-11-26T09:00:00Z (with -live: so that
+// the bulk ends when the live part begins).
 const start = int64(1795683600) * 1e9
 
 func newGenerator(seed uint64) *Generator {
@@ -115,6 +116,9 @@ func run(ctx context.Context, path string, n int, seed uint64, rate, live float6
 	defer c.Close()
 	g := newGenerator(seed)
 	gap := int64(1e9 / rate)
+	if live > 0 { // the bulk ends now, so live messages follow on
+		g.ts = time.Now().UnixNano() - int64(n)*gap - 60e9
+	}
 	begun := time.Now()
 	sessions := []int{n * 2 / 5, n - n*2/5}
 	for si, count := range sessions {

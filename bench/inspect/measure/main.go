@@ -191,11 +191,11 @@ func measure(bin, capture, session string) ([]step, int64, error) {
 		{"topic filter plant/# (98% of rows)", []string{"/", "C-u", "plant/#"}, enter, contains("filter: topic plant/#", " matches")},
 		{"jump :2m in the plant/# filter", []string{":", "2m"}, enter, contains("jumped to +2m0s")},
 		{"tree: choose odd topic (filter odd topic/#)", []string{"t", "Home", "Down", "Down", "Down"}, enter, contains("filter: topic odd topic/#", " matches")},
-		{"payload substring ALARM", []string{"t", "/", "C-u", "ALARM"}, enter, contains(`payload contains "ALARM"  100 matches`)},
-		{"payload regex payload~overheat$", []string{"/", "C-u", "payload~overheat$"}, enter, contains(`payload ~ /overheat$/  100 matches`)},
+		{"payload substring ALARM", []string{"t", "/", "C-u", "ALARM"}, enter, contains(`payload contains "ALARM"  `, " matches")},
+		{"payload regex payload~overheat$", []string{"/", "C-u", "payload~overheat$"}, enter, contains(`payload ~ /overheat$/  `, " matches")},
 		{"clear filter (Esc on the / line)", []string{"/"}, []string{"Escape"}, contains("filter: none")},
 		{"topic tree with counts (t)", nil, []string{"t"}, contains("all topics ("+total+")", "plant (")},
-		{"statistics (s): per-topic table", []string{"t"}, []string{"s"}, contains("all 205 topics")},
+		{"statistics (s): per-topic table", []string{"t"}, []string{"s"}, contains("all ", " topics", "PEAK/s")},
 	} {
 		if err := do(s.name, s.prep, s.keys, s.want); err != nil {
 			return nil, 0, err
