@@ -22,7 +22,10 @@ Fields: seq, session, time (RFC 3339, ns, UTC), ts_ns (Unix ns), offset_ns
 (monotonic ns since the session started), topic, qos, retain, dup, packet_id,
 from_store (1: sent from the broker's retained store at subscribe time),
 client_id (the publisher, in captures made by mqtape serve; else empty),
-payload_b64 (always), payload (the text, only when valid UTF-8).`
+payload_b64 (always), payload (the text, only when valid UTF-8), and
+properties (MQTT 5 only, when present: content_type, payload_format,
+message_expiry, response_topic, correlation_data_b64, user_properties as a
+list of {"key","value"} in order, subscription_ids).`
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format csv -t 'plant/+/temp' capture.db > temps.csv
@@ -68,12 +71,14 @@ type ExportRecord struct {
 	ClientID   string  `json:"client_id"`
 	PayloadB64 string  `json:"payload_b64"`
 	Payload    *string `json:"payload,omitempty"`
+	// Properties are the MQTT 5 properties, only when the message had any.
+	Properties *storage.Properties `json:"properties,omitempty"`
 }
 
 func exportRecord(m *storage.Message) ExportRecord {
 	r := ExportRecord{Seq: m.Seq, Session: m.Session, Time: m.Time().Format(time.RFC3339Nano), TsNS: m.TimeNS,
 		OffsetNS: m.OffsetNS, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, PacketID: m.PacketID,
-		FromStore: m.FromStore, ClientID: m.ClientID, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
+		FromStore: m.FromStore, ClientID: m.ClientID, Properties: m.Props, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
 	if utf8.Valid(m.Payload) {
 		s := string(m.Payload)
 		r.Payload = &s
@@ -81,7 +86,16 @@ func exportRecord(m *storage.Message) ExportRecord {
 	return r
 }
 
-var csvHeader = []string{"seq", "session", "time", "ts_ns", "offset_ns", "topic", "qos", "retain", "dup", "packet_id", "from_store", "client_id", "payload_b64", "payload"}
+var csvHeader = []string{"seq", "session", "time", "ts_ns", "offset_ns", "topic", "qos", "retain", "dup", "packet_id", "from_store", "client_id", "payload_b64", "payload", "properties"}
+
+// propsJSON is the CSV form of the properties: their JSON object, or empty.
+func propsJSON(p *storage.Properties) string {
+	if p == nil {
+		return ""
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
 
 func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	o, err := parseExport(args, cio)
@@ -128,7 +142,7 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 			}
 			err = cw.Write([]string{strconv.FormatInt(r.Seq, 10), strconv.FormatInt(r.Session, 10), r.Time,
 				strconv.FormatInt(r.TsNS, 10), strconv.FormatInt(r.OffsetNS, 10), r.Topic, strconv.Itoa(int(r.QoS)),
-				b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.ClientID, r.PayloadB64, payload})
+				b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.ClientID, r.PayloadB64, payload, propsJSON(r.Properties)})
 		} else {
 			err = enc.Encode(&r)
 		}

@@ -38,6 +38,7 @@ const recordExamples = `  mqtape record -o capture.db                           
   mqtape record --broker mqtts://broker:8883 -u alice -t 'plant/+/temp' -t 'alarms/#' --duration 10m -o x.db
   MQTAPE_PASSWORD=secret mqtape record -b mqtt://10.0.0.5 -u bob --count 1000 -o sample.db
   mqtape record --sys --clean=false --client-id rec1 -o long.db  # persistent session, with $SYS/#
+  mqtape record -V 5 -o props.db                                # MQTT 5: properties and the publisher's retain flag
 `
 
 func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
@@ -122,7 +123,7 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	}, recorder.Config{
 		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
 		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
-			Protocol: 4, CleanSession: o.clean, Version: version, Host: host},
+			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
 	})
 	status := newStatusLine(cio, o.quiet)
 	if !o.quiet {

@@ -26,6 +26,7 @@ type connFlags struct {
 	cert           string
 	key            string
 	insecure       bool
+	protocol       string
 }
 
 func (c *connFlags) register(fs *pflag.FlagSet) {
@@ -39,6 +40,7 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.cert, "cert", "", "PEM client certificate for mutual TLS")
 	fs.StringVar(&c.key, "key", "", "PEM private key of --cert")
 	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the broker's TLS certificate (testing only)")
+	fs.StringVarP(&c.protocol, "protocol-version", "V", "311", "MQTT version: 311 (3.1.1) or 5")
 }
 
 // options resolves the flags and environment into client options. The
@@ -64,6 +66,14 @@ func (c *connFlags) options(cio *cliIO, prefix string) (mqttclient.Options, erro
 	o := mqttclient.Options{Broker: b, ClientID: c.clientID, Username: c.username, KeepAlive: c.keepalive,
 		ConnectTimeout: c.connectTimeout, CleanSession: true,
 		TLS: mqttclient.TLSOptions{CAFile: c.cafile, CertFile: c.cert, KeyFile: c.key, Insecure: c.insecure}}
+	switch c.protocol {
+	case "", "311", "3.1.1", "4":
+		o.ProtocolVersion = 4
+	case "5", "50", "5.0":
+		o.ProtocolVersion = 5
+	default:
+		return mqttclient.Options{}, usagef("--protocol-version %q: use 311 or 5", c.protocol)
+	}
 	if o.ClientID == "" {
 		o.ClientID = fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1e6)
 	}

@@ -53,6 +53,10 @@ func Start(o Options) (*Broker, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
+	// mochi gives every message a 24 h expiry by default and then sends that
+	// Message Expiry Interval to MQTT 5 subscribers as if the publisher had
+	// set it. Like mosquitto, expire only what the publisher asked to.
+	caps.MaximumMessageExpiryInterval = 0
 	if o.MaxPending > 0 {
 		caps.MaximumClientWritesPending = o.MaxPending
 	}

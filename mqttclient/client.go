@@ -100,6 +100,26 @@ type Options struct {
 	// Will is the last-will message the broker publishes if the connection
 	// drops without DISCONNECT (nil: none).
 	Will *Will
+	// ProtocolVersion is 4 (MQTT 3.1.1, the default) or 5.
+	ProtocolVersion int
+}
+
+// Properties are the MQTT 5 PUBLISH properties mqtape records and replays.
+// Topic aliases are not among them: mqtape announces a topic alias maximum
+// of 0, so brokers always send full topic names.
+type Properties struct {
+	ContentType     string
+	PayloadFormat   *byte
+	MessageExpiry   *uint32
+	ResponseTopic   string
+	CorrelationData []byte
+	UserProperties  []UserProperty // in order, duplicates kept
+	SubscriptionIDs []int
+}
+
+// UserProperty is one MQTT 5 user property.
+type UserProperty struct {
+	Key, Value string
 }
 
 // Will is a last-will message.
@@ -118,6 +138,8 @@ type Message struct {
 	Retain   bool
 	Dup      bool
 	PacketID uint16
+	// Props are the MQTT 5 properties (nil with MQTT 3.1.1 or when none).
+	Props *Properties
 	// Ack acknowledges a QoS 1/2 message when Options.ManualAck is set; it
 	// must be called in the order messages arrived. Safe to call for QoS 0.
 	Ack func()
@@ -127,6 +149,9 @@ type Message struct {
 type Subscription struct {
 	Filter string
 	QoS    byte
+	// RetainAsPublished (MQTT 5) keeps the publisher's retain flag on
+	// forwarded messages.
+	RetainAsPublished bool
 }
 
 // Handlers receive messages and connection events. They run on the client's
@@ -149,6 +174,11 @@ type Client interface {
 	Disconnect(quiesce time.Duration)
 }
 
+// PropsPublisher is implemented by MQTT 5 clients: Publish with properties.
+type PropsPublisher interface {
+	PublishProps(topic string, qos byte, retain bool, payload []byte, props *Properties) Token
+}
+
 // Token is the outcome of a publish.
 type Token interface {
 	Done() <-chan struct{}
@@ -159,5 +189,11 @@ type Token interface {
 // *RefusedError; failing to reach the broker within ConnectTimeout returns
 // an error wrapping ErrUnreachable.
 func Connect(ctx context.Context, o Options, h Handlers) (Client, error) {
-	return connectPaho(ctx, o, h)
+	switch o.ProtocolVersion {
+	case 0, 4:
+		return connectPaho(ctx, o, h)
+	case 5:
+		return connectPaho5(ctx, o, h)
+	}
+	return nil, fmt.Errorf("%w: MQTT protocol version %d (use 5 or 311)", ErrBadURL, o.ProtocolVersion)
 }

@@ -85,33 +85,36 @@ func (c *bufferedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// openConn dials like paho does (tcp, ssl, ws, wss) and buffers reads (and
-// writes, with coalesce).
-func openConn(tlsCfg *tls.Config, coalesce bool) paho.OpenConnectionFunc {
-	return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
-		defer cancel()
-		var conn net.Conn
-		var err error
-		switch uri.Scheme {
-		case "ssl":
-			d := tls.Dialer{Config: tlsCfg}
-			conn, err = d.DialContext(ctx, "tcp", uri.Host)
-		case "ws", "wss":
-			u := *uri
-			u.User = nil
-			conn, err = paho.NewWebsocket(u.String(), tlsCfg, o.ConnectTimeout, o.HTTPHeaders, o.WebsocketOptions)
-		default:
-			var d net.Dialer
-			conn, err = d.DialContext(ctx, "tcp", uri.Host)
-		}
-		if err != nil {
-			return nil, err
-		}
-		bc := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize), coalesce: coalesce}
-		if coalesce {
-			bc.w = bufio.NewWriterSize(conn, 64<<10)
-		}
-		return bc, nil
+// dialConn dials tcp, ssl, ws or wss and buffers reads (and writes, with
+// coalesce).
+func dialConn(ctx context.Context, b Broker, tlsCfg *tls.Config, timeout time.Duration, coalesce bool) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	switch b.Scheme {
+	case "ssl":
+		d := tls.Dialer{Config: tlsCfg}
+		conn, err = d.DialContext(ctx, "tcp", b.Host)
+	case "ws", "wss":
+		conn, err = paho.NewWebsocket(b.PahoURL(), tlsCfg, timeout, nil, nil)
+	default:
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", b.Host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bc := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize), coalesce: coalesce}
+	if coalesce {
+		bc.w = bufio.NewWriterSize(conn, 64<<10)
+	}
+	return bc, nil
+}
+
+// openConn adapts dialConn to paho's custom connection hook.
+func openConn(b Broker, tlsCfg *tls.Config, coalesce bool) paho.OpenConnectionFunc {
+	return func(_ *url.URL, o paho.ClientOptions) (net.Conn, error) {
+		return dialConn(context.Background(), b, tlsCfg, o.ConnectTimeout, coalesce)
 	}
 }

@@ -120,6 +120,18 @@ type Recorder struct {
 	lostAt  time.Time
 	sysBase int64 // first value of the broker's dropped counter; -1 before it
 	resub   func()
+
+	// MQTT 5 with retain-as-published: retain=1 no longer tells the
+	// broker's retained store from live retained publishes. The store's
+	// messages come in a burst right after each (re)subscribe, one per
+	// topic: the burst ends at the first retain=0 message, a second
+	// message on a topic, or 200 ms without a message.
+	burstMu     sync.Mutex
+	inBurst     bool
+	burstTopics map[string]bool
+	burstLast   time.Time
+
+	offFilter atomic.Int64 // messages outside every filter (a broker bug, e.g. '$' topics to '#')
 }
 
 // New prepares a recorder writing into capture.
@@ -138,14 +150,23 @@ func (r *Recorder) Stats() Stats {
 // onMessage runs on the MQTT client's network goroutine: stamp and queue.
 func (r *Recorder) onMessage(m mqttclient.Message) {
 	ts, off := r.stamp()
-	if m.Topic == sysDropped && !r.recordsSys(m.Topic) {
-		r.watchBrokerDrops(m)
+	if !r.subscribed(m.Topic) {
+		if m.Topic == sysDropped {
+			r.watchBrokerDrops(m)
+		} else if r.offFilter.Add(1) == 1 {
+			// E.g. NATS delivers its '$JS/...' topics to '#', against MQTT
+			// 4.7.2. Not recorded; said once.
+			r.event(storage.EventOffFilter, fmt.Sprintf("the broker sent %q, which matches none of the subscribed filters (MQTT 4.7.2: '#' and '+' do not match '$' topics); such messages are not recorded — use --sys or subscribe to them explicitly", m.Topic))
+		}
 		m.Ack()
 		return
 	}
+	fromStore := m.Retain // MQTT 3.1.1: only messages from the retained store carry retain=1
+	if r.cfg.Session.Protocol == 5 {
+		fromStore = r.fromStoreBurst(m)
+	}
 	it := item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain,
-		// MQTT 3.1.1: only messages from the retained store carry retain=1.
-		FromStore: m.Retain, Dup: m.Dup, PacketID: m.PacketID, Payload: m.Payload}}
+		FromStore: fromStore, Dup: m.Dup, PacketID: m.PacketID, Payload: m.Payload, Props: storageProps(m.Props)}}
 	if m.QoS > 0 {
 		it.ack = m.Ack
 	}
@@ -154,7 +175,42 @@ func (r *Recorder) onMessage(m mqttclient.Message) {
 	r.offer(it)
 }
 
-func (r *Recorder) recordsSys(name string) bool {
+// startBurst is called before each (re)subscribe.
+func (r *Recorder) startBurst() {
+	r.burstMu.Lock()
+	r.inBurst, r.burstTopics, r.burstLast = true, make(map[string]bool), time.Now()
+	r.burstMu.Unlock()
+}
+
+func (r *Recorder) fromStoreBurst(m mqttclient.Message) bool {
+	r.burstMu.Lock()
+	defer r.burstMu.Unlock()
+	if !r.inBurst {
+		return false
+	}
+	now := time.Now()
+	if !m.Retain || r.burstTopics[m.Topic] || now.Sub(r.burstLast) > 200*time.Millisecond {
+		r.inBurst = false
+		return false
+	}
+	r.burstTopics[m.Topic], r.burstLast = true, now
+	return true
+}
+
+func storageProps(p *mqttclient.Properties) *storage.Properties {
+	if p == nil {
+		return nil
+	}
+	sp := &storage.Properties{ContentType: p.ContentType, PayloadFormat: p.PayloadFormat, MessageExpiry: p.MessageExpiry,
+		ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData, SubscriptionIDs: p.SubscriptionIDs}
+	for _, u := range p.UserProperties {
+		sp.UserProperties = append(sp.UserProperties, storage.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return sp
+}
+
+// subscribed reports whether name matches a subscribed filter.
+func (r *Recorder) subscribed(name string) bool {
 	for _, f := range r.cfg.Filters {
 		if topic.Match(f.Filter, name) {
 			return true
@@ -254,7 +310,12 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	r.event(storage.EventConnected, info.Broker)
 	subscribe := func() error {
 		subs := append([]mqttclient.Subscription(nil), r.cfg.Filters...)
-		if !r.recordsSys(sysDropped) {
+		for i := range subs {
+			// MQTT 5: keep the publisher's retain flag (ignored by 3.1.1).
+			subs[i].RetainAsPublished = true
+		}
+		r.startBurst()
+		if !r.subscribed(sysDropped) {
 			subs = append(subs, mqttclient.Subscription{Filter: sysDropped, QoS: 0})
 		}
 		granted, err := client.Subscribe(ctx, subs)

@@ -45,6 +45,8 @@ type Source interface {
 // the broker acknowledged it (QoS 1/2) or it was written (QoS 0).
 // mqttclient.Client implements it. Publish may block briefly but must not
 // wait for the acknowledgement.
+// A Publisher that also implements mqttclient.PropsPublisher (the MQTT 5
+// client) gets each message's recorded properties.
 type Publisher interface {
 	Publish(topic string, qos byte, retain bool, payload []byte) mqttclient.Token
 }
@@ -624,13 +626,29 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	if p.cfg.OverrideQoS {
 		qos = p.cfg.QoS
 	}
-	tok := p.pub.Publish(name, qos, retain, m.Payload)
+	var tok mqttclient.Token
+	if pp, ok := p.pub.(mqttclient.PropsPublisher); ok && m.Props != nil {
+		// MQTT 5: re-emit the recorded properties. Message expiry keeps its
+		// recorded value (not reduced by the time since recording).
+		tok = pp.PublishProps(name, qos, retain, m.Payload, clientProps(m.Props))
+	} else {
+		tok = p.pub.Publish(name, qos, retain, m.Payload)
+	}
 	if tok == nil {
 		tok = DoneToken(nil)
 	}
 	win.add(tok)
 	p.published.Add(1)
 	return nil
+}
+
+func clientProps(p *storage.Properties) *mqttclient.Properties {
+	cp := &mqttclient.Properties{ContentType: p.ContentType, PayloadFormat: p.PayloadFormat, MessageExpiry: p.MessageExpiry,
+		ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}
+	for _, u := range p.UserProperties {
+		cp.UserProperties = append(cp.UserProperties, mqttclient.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return cp // subscription identifiers belong to the recording's subscription, not the message
 }
 
 // DoneToken returns a completed Token with err, for Publishers that finish

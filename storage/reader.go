@@ -36,23 +36,35 @@ type Query struct {
 
 const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
 
-// clientColumn is the extra column Messages and Get read after
-// messageColumns: the publisher's client id (format version 2 and later).
+// clientColumn is the extra columns Messages and Get read after
+// messageColumns: the publisher's client id (format version 2 and later)
+// and the MQTT 5 properties (version 3 and later).
 func (c *Capture) clientColumn() string {
-	if c.version < 2 {
-		return ", ''"
+	client, props := "''", "NULL"
+	if c.version >= 2 {
+		client = "coalesce((SELECT client_id FROM clients WHERE id = m.client_ref), '')"
 	}
-	return ", coalesce((SELECT client_id FROM clients WHERE id = m.client_ref), '')"
+	if c.version >= 3 {
+		props = "m.props"
+	}
+	return ", " + client + ", " + props
 }
 
 // scanFull scans messageColumns plus clientColumn.
 func scanFull(s scanner) (Message, error) {
 	var m Message
 	var qos, pid int64
-	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID)
+	var props sql.NullString
+	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props)
 	m.QoS, m.PacketID = byte(qos), uint16(pid)
 	if m.Payload == nil {
 		m.Payload = []byte{}
+	}
+	if err == nil && props.Valid && props.String != "" {
+		m.Props = new(Properties)
+		if jerr := json.Unmarshal([]byte(props.String), m.Props); jerr != nil {
+			return m, fmt.Errorf("message %d: properties: %w", m.Seq, jerr)
+		}
 	}
 	return m, err
 }

@@ -89,6 +89,17 @@ SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
        coalesce(c.client_id, '') AS client_id
 FROM messages m JOIN topics t ON t.id = m.topic_id LEFT JOIN clients c ON c.id = m.client_ref;
 `,
+	// 3: MQTT 5 properties, as a JSON object with the keys of mqtape
+	// export's "properties" (NULL: none, or an MQTT 3.1.1 recording).
+	`
+ALTER TABLE messages ADD COLUMN props TEXT;
+DROP VIEW messages_view;
+CREATE VIEW messages_view AS
+SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
+       m.from_store, m.dup, m.packet_id, length(m.payload) AS size, m.payload,
+       coalesce(c.client_id, '') AS client_id, m.props
+FROM messages m JOIN topics t ON t.id = m.topic_id LEFT JOIN clients c ON c.id = m.client_ref;
+`,
 }
 
 // FormatVersion is the capture format this build writes and the newest it reads.

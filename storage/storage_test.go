@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -410,5 +411,37 @@ func TestOlderVersionReadsAndMigrates(t *testing.T) {
 	}
 	if m, err := r.Get(ctx, 2); err != nil || m.ClientID != "sensor-7" {
 		t.Fatalf("Get = %+v, %v", m, err)
+	}
+}
+
+func TestPropertiesRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	c, path := newCapture(t)
+	s := begin(t, c)
+	one, exp := byte(1), uint32(3600)
+	props := &Properties{ContentType: "application/json", PayloadFormat: &one, MessageExpiry: &exp,
+		ResponseTopic: "reply/to", CorrelationData: []byte{0, 0xff, 0x10},
+		UserProperties:  []UserProperty{{"b", "2"}, {"a", "1"}, {"b", "3"}},
+		SubscriptionIDs: []int{7}}
+	if err := s.Write(ctx, []Message{{Topic: "p", Props: props, Payload: []byte("{}")}, {Topic: "q"}}, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msgs, err := r.Page(ctx, Query{})
+	if err != nil || len(msgs) != 2 {
+		t.Fatal(msgs, err)
+	}
+	got, _ := json.Marshal(msgs[0].Props)
+	want := `{"content_type":"application/json","payload_format":1,"message_expiry":3600,"response_topic":"reply/to","correlation_data_b64":"AP8Q","user_properties":[{"key":"b","value":"2"},{"key":"a","value":"1"},{"key":"b","value":"3"}],"subscription_ids":[7]}`
+	if string(got) != want {
+		t.Errorf("props = %s\nwant     %s", got, want)
+	}
+	if msgs[1].Props != nil {
+		t.Errorf("no props read back as %+v", msgs[1].Props)
 	}
 }

@@ -140,9 +140,9 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 // statements amortise the per-statement cost of database/sql and SQLite.
 const rowsPerInsert = 32
 
-const insertRow = "(?,?,?,?,?,?,?,?,?,?,?)"
+const insertRow = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 
-var insertMany = "INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload, client_ref) VALUES " +
+var insertMany = "INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload, client_ref, props) VALUES " +
 	strings.TrimSuffix(strings.Repeat(insertRow+",", rowsPerInsert), ",")
 
 func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message) error {
@@ -160,7 +160,7 @@ func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message)
 		}
 		defer one.Close()
 	}
-	args := make([]any, 0, 11*rowsPerInsert)
+	args := make([]any, 0, 12*rowsPerInsert)
 	for i := 0; i < len(msgs); {
 		stmt, n := many, rowsPerInsert
 		if len(msgs)-i < rowsPerInsert {
@@ -182,8 +182,16 @@ func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message)
 					return err
 				}
 			}
+			var props any // NULL: no properties
+			if m.Props != nil {
+				b, err := json.Marshal(m.Props)
+				if err != nil {
+					return err
+				}
+				props = string(b)
+			}
 			args = append(args, s.id, m.TimeNS, m.OffsetNS, tid, int64(m.QoS), m.Retain, m.FromStore, m.Dup,
-				int64(m.PacketID), payload, client)
+				int64(m.PacketID), payload, client, props)
 		}
 		res, err := stmt.ExecContext(ctx, args...)
 		if err != nil {
