@@ -57,7 +57,7 @@ type binding struct {
 // bindings is the key table.
 func bindings() []binding {
 	return []binding{
-		{keys: []keyID{keyRune('q')}, bar: "quit", help: "quit and restore the terminal", run: (*UI).quit},
+		{keys: []keyID{keyRune('q'), keySpecial(tcell.KeyCtrlC)}, bar: "quit", help: "quit and restore the terminal (Ctrl-C also in a prompt)", run: (*UI).quit},
 		{keys: []keyID{keyRune('?')}, bar: "help", help: "this help", run: (*UI).toggleHelp},
 		{keys: []keyID{keyRune('/')}, bar: "filter", help: "filter: topics, payload, QoS, retained, time (Enter applies, Esc clears)", run: (*UI).openFilter},
 		{keys: []keyID{keyRune(':')}, bar: "jump", help: "jump to an offset (1m30s), a clock time (10:05:30), ±30s from here, or a seq (#123)", run: (*UI).openJump},
@@ -107,6 +107,10 @@ func (b *binding) matches(ev *tcell.EventKey) bool {
 // onKey is the application's input capture: it dispatches the key table
 // unless a text field is being edited.
 func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
+	if ev.Key() == tcell.KeyCtrlC { // everywhere, also in the prompt
+		u.quit()
+		return nil
+	}
 	if u.helpShown {
 		switch {
 		case ev.Key() == tcell.KeyEscape, ev.Key() == tcell.KeyRune && (ev.Rune() == '?' || ev.Rune() == 'q'):

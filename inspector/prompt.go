@@ -123,14 +123,14 @@ func (u *UI) openFilter() {
 }
 
 // completeTopic proposes topic levels for the last term of the filter line.
-func (u *UI) completeTopic(text string) []string {
+func (u *UI) completeTopic(text string) (out []string) {
+	defer func() { u.completionsShown = len(out) > 0 }()
 	i := strings.LastIndexAny(text, " \t")
 	head, last := text[:i+1], text[i+1:]
 	if last == "" || strings.ContainsAny(last, ":~=<>\"") || strings.HasPrefix(last, "!") {
 		return nil
 	}
 	seen := map[string]bool{}
-	var out []string
 	for _, t := range u.topics {
 		if !strings.HasPrefix(t.Name, last) {
 			continue
@@ -151,9 +151,8 @@ func (u *UI) completeTopic(text string) []string {
 	}
 	sort.Strings(out)
 	if len(out) == 1 && out[0] == text {
-		out = nil
+		return nil
 	}
-	u.completionsShown = len(out) > 0
 	return out
 }
 
@@ -333,40 +332,56 @@ func (u *UI) jump(text string) error {
 			describe = "+" + p.Offset.String() + " into the session"
 		}
 	}
-	m, gen := u.m, u.gen
+	gen := u.gen
 	u.counting = "jumping"
 	u.spawn(func(ctx context.Context) {
 		seq, err := target(ctx)
-		var row, at int64
-		found := seq > 0
-		if err == nil && found {
-			var ok bool
-			if row, at, ok = m.locate(seq); !ok {
-				row, at, found, err = countRow(ctx, m.q, m.horizon, seq)
-			} else {
-				found = row < m.total
-			}
-		}
 		u.post(func() {
-			u.counting = ""
-			switch {
-			case err != nil:
+			if err != nil {
+				u.counting = ""
 				u.fail(fmt.Errorf("jump: %w", err))
-			case gen != u.gen:
-				u.fail(errors.New("jump: the view changed; jump again"))
-			case !found:
-				u.end()
-				u.say("nothing at or after %s; showing the last message", describe)
-			default:
-				if m.mode == modeAnchored {
-					m.addAnchor(anchor{row, at})
-				}
-				u.selectRow(row, true)
-				u.say("jumped to %s: seq %d", describe, at)
+				return
 			}
+			u.jumpTo(seq, describe, gen)
 		})
 	})
 	return nil
+}
+
+// jumpTo selects the first message at or after seq (0: none) that the view
+// shows, counting its row in the background when the model needs that.
+func (u *UI) jumpTo(seq int64, describe string, gen int64) {
+	done := func(row, at int64, found bool, err error) {
+		u.counting = ""
+		switch {
+		case err != nil:
+			u.fail(fmt.Errorf("jump: %w", err))
+		case gen != u.gen:
+			u.fail(errors.New("jump: the view changed; jump again"))
+		case !found:
+			u.end()
+			u.say("nothing at or after %s; showing the last message", describe)
+		default:
+			if u.m.mode == modeAnchored {
+				u.m.addAnchor(anchor{row, at})
+			}
+			u.selectRow(row, true)
+			u.say("jumped to %s: seq %d", describe, at)
+		}
+	}
+	if seq <= 0 || gen != u.gen {
+		done(0, 0, false, nil)
+		return
+	}
+	if row, at, ok := u.m.locate(seq); ok {
+		done(row, at, row < u.m.total, nil)
+		return
+	}
+	q, horizon := u.m.q, u.m.horizon
+	u.spawn(func(ctx context.Context) {
+		row, at, found, err := countRow(ctx, q, horizon, seq)
+		u.post(func() { done(row, at, found, err) })
+	})
 }
 
 // liveSnap is what the poller needs to know about the view (shared under

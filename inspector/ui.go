@@ -93,6 +93,7 @@ type UI struct {
 	completionsShown bool
 	helpShown        bool
 	pendingFilter    *Filter // Options.Filter, applied when Run starts
+	started          bool    // background work started (first frame)
 	detailSeq        int64
 	job              string // a running action (export, play), for the status line
 	jobCancel        context.CancelFunc
@@ -219,7 +220,9 @@ func Start(ctx context.Context, c *storage.Capture, opts Options) error {
 
 // Run shows the UI until q, Ctrl-C or ctx ends, then restores the terminal.
 func (u *UI) Run(ctx context.Context) error {
-	u.startBackground()
+	// Background work starts with the first frame (see build): results are
+	// handed over through the running event loop, which a failed terminal
+	// never starts.
 	stop := context.AfterFunc(ctx, func() { u.cancel(); u.app.Stop() })
 	defer stop()
 	err := u.app.Run()
@@ -232,7 +235,7 @@ func (u *UI) startBackground() {
 	u.countTopics()
 	if f := u.pendingFilter; f != nil {
 		u.pendingFilter = nil
-		if err := u.applyFilter(f.Text); err != nil { // before app.Run: no other goroutine yet
+		if err := u.applyFilter(f.Text); err != nil {
 			u.fail(err)
 		}
 	}
@@ -327,16 +330,23 @@ func (u *UI) build() {
 	u.help = tview.NewTextView().SetDynamicColors(true).SetScrollable(true).SetWrap(true).SetWordWrap(true)
 	u.help.SetBorder(true).SetTitle(" help: ? or Esc closes ")
 	helpBox := tview.NewFlex().
-		AddItem(nil, 0, 1, false).
+		AddItem(nil, 2, 0, false).
 		AddItem(tview.NewFlex().SetDirection(tview.FlexRow).
-			AddItem(nil, 0, 1, false).AddItem(u.help, 0, 8, true).AddItem(nil, 0, 1, false), 0, 6, true).
-		AddItem(nil, 0, 1, false)
+			AddItem(nil, 1, 0, false).AddItem(u.help, 0, 1, true).AddItem(nil, 1, 0, false), 0, 1, true).
+		AddItem(nil, 2, 0, false)
 	u.root = tview.NewPages().AddPage("main", main, true, true).AddPage("help", helpBox, true, false)
 	u.keybar.SetText(u.keyBarText())
 	u.help.SetText(u.helpText())
 	u.app.SetRoot(u.root, true).SetFocus(u.table)
 	u.app.SetInputCapture(u.onKey)
-	u.app.SetBeforeDrawFunc(func(tcell.Screen) bool { u.refresh(); return false })
+	u.app.SetBeforeDrawFunc(func(tcell.Screen) bool {
+		if !u.started {
+			u.started = true
+			u.startBackground()
+		}
+		u.refresh()
+		return false
+	})
 	u.app.EnableMouse(u.opts.Mouse)
 }
 
