@@ -20,7 +20,7 @@ func TestLargeCapture(t *testing.T) {
 	}
 	begin := time.Now()
 	h := start(t, path, Options{}, 160, 50)
-	t.Logf("%-40s %v", "first screen (in-process)", time.Since(begin).Round(time.Millisecond))
+	t.Logf("%-40s %v", "first screen and topic counts", time.Since(begin).Round(time.Millisecond))
 	for _, s := range []struct {
 		name string
 		keys []any

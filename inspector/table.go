@@ -290,6 +290,13 @@ func (u *UI) focusNext() {
 }
 
 func (u *UI) toggleTree() {
+	if u.statsShown {
+		u.toggleStats() // back to the messages, where the tree lives
+		if u.treeShown {
+			u.app.SetFocus(u.tree.view)
+			return
+		}
+	}
 	u.treeShown = !u.treeShown
 	if u.treeShown {
 		u.browse.Clear().AddItem(u.tree.view, 0, 1, true).AddItem(u.browseRight(), 0, 3, false)

@@ -227,6 +227,13 @@ func TestTreeSelection(t *testing.T) {
 	if text != "qos>=1" {
 		t.Errorf("top node gave filter %q", text)
 	}
+	// From the statistics, t goes back to the messages with the tree.
+	h.press('s', 't')
+	var treeFocused bool
+	h.state(func(u *UI) { treeFocused = !u.statsShown && u.app.GetFocus() == u.tree.view })
+	if !treeFocused {
+		t.Error("t from the statistics did not show the focused tree")
+	}
 	// t hides the tree and gives the table the focus back.
 	h.press('t')
 	var tableFocused bool
