@@ -1,0 +1,504 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Finding is one thing Check found: a problem (the capture is damaged) or a
+// note (worth knowing, not damage).
+type Finding struct {
+	// Check names what was checked: file, sqlite, header, schema,
+	// sessions, messages, order, holes, events (problems); unclosed,
+	// dropped, index, wal (notes).
+	Check   string `json:"check"`
+	Session int64  `json:"session,omitempty"`
+	Seq     int64  `json:"seq,omitempty"`
+	Detail  string `json:"detail"`
+}
+
+// CheckReport is the verdict of Check.
+type CheckReport struct {
+	Path          string `json:"file"`
+	FormatVersion int    `json:"format_version"`
+	// SQLiteCheck is the SQLite check that ran: quick_check or
+	// integrity_check (full).
+	SQLiteCheck string `json:"sqlite_check"`
+	Sessions    int64  `json:"sessions"`
+	Topics      int64  `json:"topics"`
+	Messages    int64  `json:"messages"`
+	Events      int64  `json:"events"`
+	FirstSeq    int64  `json:"first_seq"`
+	LastSeq     int64  `json:"last_seq"`
+	// Problems are damage: broken SQLite structure or broken mqtape
+	// invariants. Each kind is listed up to findingsPerCheck times, then
+	// summarised.
+	Problems []Finding `json:"problems"`
+	// Notes are not damage: sessions that were not closed cleanly (still
+	// recording, or the recorder was killed), drops, a missing topic index,
+	// a write-ahead log that holds data.
+	Notes []Finding `json:"notes"`
+
+	counts map[string]int
+}
+
+// OK reports whether no problem was found.
+func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
+
+// findingsPerCheck caps how many findings of one kind are listed.
+const findingsPerCheck = 20
+
+func (r *CheckReport) problem(f Finding) {
+	r.counts[f.Check]++
+	if r.counts[f.Check] <= findingsPerCheck {
+		r.Problems = append(r.Problems, f)
+	}
+}
+
+func (r *CheckReport) note(f Finding) { r.Notes = append(r.Notes, f) }
+
+// CheckOptions choose how thorough Check is.
+type CheckOptions struct {
+	// Full runs SQLite's integrity_check (also verifies every index against
+	// its table) instead of quick_check.
+	Full bool
+}
+
+// Check verifies a capture without modifying it: SQLite's own structural
+// check, then mqtape's invariants: the format marker and version, the
+// tables, every message's session, topic and publisher exist, seq has no
+// holes within a session and offset_ns and ts_ns never decrease within a
+// session, each session's first_seq/last_seq match its messages, and every
+// event's session exists. Sessions not closed cleanly, drops and a missing
+// topic index are notes, not problems.
+//
+// An error means no verdict was possible: the file is missing, not an
+// mqtape capture, or of a newer format (ErrNotFound, ErrNotCapture,
+// ErrNewerVersion). Damage is reported in CheckReport.Problems.
+func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, error) {
+	rep := &CheckReport{Path: path, SQLiteCheck: "quick_check", Problems: []Finding{}, Notes: []Finding{},
+		counts: make(map[string]int)}
+	if opts.Full {
+		rep.SQLiteCheck = "integrity_check"
+	}
+	src, err := openDamaged(ctx, path)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			// The header itself is unreadable.
+			rep.problem(Finding{Check: "header", Detail: err.Error()})
+			return rep, nil
+		}
+		return nil, err
+	}
+	defer src.db.Close()
+	rep.FormatVersion = src.version
+	if src.truncated != "" {
+		rep.problem(Finding{Check: "file", Detail: src.truncated})
+	}
+	if src.version == 0 {
+		rep.problem(Finding{Check: "header", Detail: "no format version (PRAGMA user_version is 0)"})
+	}
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		rep.note(Finding{Check: "wal", Detail: fmt.Sprintf("%s-wal holds %d bytes not yet checkpointed into the file "+
+			"(a recorder is running or was killed): copy %s, %s-wal and %s-shm together",
+			path, fi.Size(), path, path, path)})
+	}
+
+	// One read transaction: one consistent snapshot, also of a capture
+	// that is being recorded.
+	tx, err := src.db.BeginTx(ctx, nil)
+	if err != nil {
+		rep.problem(Finding{Check: "sqlite", Detail: err.Error()})
+		return rep, nil
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf("PRAGMA %s(%d)", rep.SQLiteCheck, findingsPerCheck+1))
+	if err != nil {
+		rep.problem(Finding{Check: "sqlite", Detail: err.Error()})
+	} else {
+		var lines []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				break
+			}
+			lines = append(lines, s)
+		}
+		if err := rows.Err(); err != nil {
+			lines = append(lines, err.Error())
+		}
+		rows.Close()
+		if !(len(lines) == 1 && lines[0] == "ok") {
+			for _, l := range lines {
+				for _, part := range strings.Split(l, "\n") {
+					if part != "" && part != "*** in database main ***" {
+						rep.problem(Finding{Check: "sqlite", Detail: part})
+					}
+				}
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	ck := &checker{ctx: ctx, q: tx, rep: rep}
+	if !ck.schema(src) {
+		ck.summarise()
+		return rep, nil
+	}
+	if err := ck.sessions(); err != nil {
+		return nil, err
+	}
+	if err := ck.names(); err != nil {
+		return nil, err
+	}
+	if err := ck.messages(src.clients); err != nil {
+		return nil, err
+	}
+	if err := ck.events(); err != nil {
+		return nil, err
+	}
+	ck.compare()
+	ck.summarise()
+	return rep, nil
+}
+
+// checker holds what Check learns while it reads.
+type checker struct {
+	ctx context.Context
+	q   querier
+	rep *CheckReport
+
+	sessionList []checkSession
+	session     map[int64]*checkSession
+	topics      map[int64]bool
+	clients     map[int64]bool
+	seen        map[int64]*seqAcc // per session, from the messages
+	index       bool
+}
+
+type checkSession struct {
+	id                  int64
+	firstSeq, lastSeq   *int64
+	endedNS, lastNS     int64
+	dropped, startedNS  int64
+	stopReason, filters string
+}
+
+type seqAcc struct {
+	first, last, count int64
+	lastOff, lastTS    int64
+}
+
+var requiredTables = []string{"meta", "sessions", "topics", "messages", "events"}
+
+// schema checks the tables exist; false when the rest cannot be checked.
+func (c *checker) schema(src *damaged) bool {
+	rows, err := c.q.QueryContext(c.ctx, "SELECT type, name FROM sqlite_schema")
+	if err != nil {
+		c.rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
+		return false
+	}
+	have := make(map[string]bool)
+	for rows.Next() {
+		var typ, name string
+		if rows.Scan(&typ, &name) == nil {
+			have[typ+" "+name] = true
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		c.rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
+		return false
+	}
+	need := requiredTables
+	if src.version >= 2 {
+		need = append(need[:len(need):len(need)], "clients")
+	}
+	ok := true
+	for _, t := range need {
+		if !have["table "+t] {
+			c.rep.problem(Finding{Check: "schema", Detail: fmt.Sprintf("table %s is missing", t)})
+			ok = false
+		}
+	}
+	c.index = have["index "+topicIndex]
+	return ok
+}
+
+func (c *checker) sessions() error {
+	c.session = make(map[int64]*checkSession)
+	w := &walker{q: c.q, cols: 9, maxKey: maxKey(c.ctx, c.q, "sessions", "id"),
+		query: `SELECT id, first_seq, last_seq, ended_ns, last_ns, dropped, started_ns, stop_reason, filters
+			FROM sessions WHERE id >= ? ORDER BY id LIMIT ?`,
+		row: func(id int64, v []any) error {
+			s := checkSession{id: id, endedNS: asInt(v[3]), lastNS: asInt(v[4]), dropped: asInt(v[5]),
+				startedNS: asInt(v[6]), stopReason: asString(v[7]), filters: asString(v[8])}
+			if v[1] != nil {
+				n := asInt(v[1])
+				s.firstSeq = &n
+			}
+			if v[2] != nil {
+				n := asInt(v[2])
+				s.lastSeq = &n
+			}
+			c.sessionList = append(c.sessionList, s)
+			return nil
+		},
+		gap: func(from, to int64, cause error) {
+			c.rep.problem(Finding{Check: "sessions", Detail: fmt.Sprintf("session rows %s unreadable: %v", keyRange(from, to), cause)})
+		},
+	}
+	if err := w.run(c.ctx); err != nil {
+		return err
+	}
+	for i := range c.sessionList {
+		s := &c.sessionList[i]
+		c.session[s.id] = s
+		var f []Filter
+		if err := json.Unmarshal([]byte(s.filters), &f); err != nil {
+			c.rep.problem(Finding{Check: "sessions", Session: s.id, Detail: fmt.Sprintf("filters are not valid JSON: %v", err)})
+		}
+		if s.endedNS == 0 {
+			last := "nothing committed"
+			if s.lastNS != 0 {
+				last = "last commit " + time.Unix(0, s.lastNS).UTC().Format(time.RFC3339Nano)
+			}
+			c.rep.note(Finding{Check: "unclosed", Session: s.id, Detail: fmt.Sprintf(
+				"session %d was not closed cleanly (still recording, or the recorder was killed); %s", s.id, last)})
+		}
+		if s.dropped > 0 {
+			c.rep.note(Finding{Check: "dropped", Session: s.id, Detail: fmt.Sprintf(
+				"session %d: %d messages were received but not stored (see its queue_overflow events)", s.id, s.dropped)})
+		}
+	}
+	c.rep.Sessions = int64(len(c.sessionList))
+	return nil
+}
+
+// names reads the ids of topics and publisher client ids.
+func (c *checker) names() error {
+	c.topics = make(map[int64]bool)
+	c.clients = make(map[int64]bool)
+	for _, t := range []struct {
+		table string
+		into  map[int64]bool
+	}{{"topics", c.topics}, {"clients", c.clients}} {
+		if t.table == "clients" && c.rep.FormatVersion < 2 {
+			continue
+		}
+		w := &walker{q: c.q, cols: 1, maxKey: maxKey(c.ctx, c.q, t.table, "id"),
+			query: "SELECT id FROM " + t.table + " WHERE id >= ? ORDER BY id LIMIT ?",
+			row: func(id int64, _ []any) error {
+				t.into[id] = true
+				return nil
+			},
+			gap: func(from, to int64, cause error) {
+				c.rep.problem(Finding{Check: "messages", Detail: fmt.Sprintf("%s rows %s unreadable: %v", t.table, keyRange(from, to), cause)})
+			},
+		}
+		if err := w.run(c.ctx); err != nil {
+			return err
+		}
+	}
+	c.rep.Topics = int64(len(c.topics))
+	return nil
+}
+
+// messages makes one pass over the messages in seq order.
+func (c *checker) messages(clients bool) error {
+	c.seen = make(map[int64]*seqAcc)
+	missingSession := make(map[int64]int64) // session id → messages
+	missingTopic := make(map[int64]int64)
+	missingClient := make(map[int64]int64)
+	var prevSeq, prevSession int64
+	cols := "seq, session, ts_ns, offset_ns, topic_id, qos, typeof(payload)"
+	n := 7
+	clientCol, propsCol := -1, -1
+	if clients {
+		cols += ", client_ref"
+		clientCol = n
+		n++
+	}
+	if c.rep.FormatVersion >= 3 {
+		cols += ", props"
+		propsCol = n
+		n++
+	}
+	var maxSeq int64
+	for _, s := range c.sessionList {
+		if s.lastSeq != nil {
+			maxSeq = max(maxSeq, *s.lastSeq)
+		}
+	}
+	w := &walker{q: c.q, cols: n, maxKey: max(maxSeq, maxKey(c.ctx, c.q, "messages", "seq")),
+		query: "SELECT " + cols + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
+		row: func(seq int64, v []any) error {
+			sess, ts, off, tid, qos := asInt(v[1]), asInt(v[2]), asInt(v[3]), asInt(v[4]), asInt(v[5])
+			c.rep.Messages++
+			if c.rep.FirstSeq == 0 {
+				c.rep.FirstSeq = seq
+			}
+			c.rep.LastSeq = seq
+			if _, ok := c.session[sess]; !ok {
+				if missingSession[sess] == 0 {
+					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
+						Detail: fmt.Sprintf("message seq %d belongs to session %d, which does not exist", seq, sess)})
+				}
+				missingSession[sess]++
+			}
+			if !c.topics[tid] {
+				if missingTopic[tid] == 0 {
+					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
+						Detail: fmt.Sprintf("message seq %d has topic id %d, which does not exist", seq, tid)})
+				}
+				missingTopic[tid]++
+			}
+			if propsCol > 0 && v[propsCol] != nil {
+				if js := asString(v[propsCol]); !json.Valid([]byte(js)) {
+					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
+						Detail: fmt.Sprintf("message seq %d: MQTT 5 properties are not valid JSON", seq)})
+				}
+			}
+			if clientCol > 0 && v[clientCol] != nil && !c.clients[asInt(v[clientCol])] {
+				ref := asInt(v[clientCol])
+				if missingClient[ref] == 0 {
+					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
+						Detail: fmt.Sprintf("message seq %d has client_ref %d, which does not exist", seq, ref)})
+				}
+				missingClient[ref]++
+			}
+			if qos < 0 || qos > 2 {
+				c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq, Detail: fmt.Sprintf("message seq %d has QoS %d", seq, qos)})
+			}
+			if typ := asString(v[6]); typ != "blob" {
+				c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
+					Detail: fmt.Sprintf("message seq %d has a payload of type %s, not blob", seq, typ)})
+			}
+			if prevSeq != 0 && sess == prevSession && seq > prevSeq+1 {
+				c.rep.problem(Finding{Check: "holes", Session: sess, Seq: prevSeq + 1,
+					Detail: fmt.Sprintf("session %d: seq %s missing", sess, keyRange(prevSeq+1, seq-1))})
+			}
+			prevSeq, prevSession = seq, sess
+			a := c.seen[sess]
+			if a == nil {
+				c.seen[sess] = &seqAcc{first: seq, last: seq, count: 1, lastOff: off, lastTS: ts}
+				return nil
+			}
+			if off < a.lastOff || ts < a.lastTS {
+				c.rep.problem(Finding{Check: "order", Session: sess, Seq: seq, Detail: fmt.Sprintf(
+					"session %d: seq %d goes back in time (offset_ns %d after %d, ts_ns %d after %d)",
+					sess, seq, off, a.lastOff, ts, a.lastTS)})
+			}
+			a.last, a.lastOff, a.lastTS = seq, max(off, a.lastOff), max(ts, a.lastTS)
+			a.count++
+			return nil
+		},
+		gap: func(from, to int64, cause error) {
+			c.rep.problem(Finding{Check: "messages", Seq: from,
+				Detail: fmt.Sprintf("messages seq %s unreadable: %v", keyRange(from, to), cause)})
+			prevSeq = 0
+		},
+	}
+	if err := w.run(c.ctx); err != nil {
+		return err
+	}
+	for _, m := range []struct {
+		what string
+		n    map[int64]int64
+	}{{"sessions", missingSession}, {"topics", missingTopic}, {"client ids", missingClient}} {
+		if len(m.n) > 0 {
+			var total int64
+			for _, v := range m.n {
+				total += v
+			}
+			c.rep.problem(Finding{Check: "messages", Detail: fmt.Sprintf("%d messages refer to %d %s that do not exist", total, len(m.n), m.what)})
+		}
+	}
+	if !c.index && c.rep.Messages > 0 {
+		c.rep.note(Finding{Check: "index", Detail: "no per-topic index (a session is still recording or was not closed " +
+			"cleanly); topic queries scan, and the next clean session end rebuilds it"})
+	}
+	return nil
+}
+
+func (c *checker) events() error {
+	missing := make(map[int64]int64)
+	w := &walker{q: c.q, cols: 2, maxKey: maxKey(c.ctx, c.q, "events", "id"),
+		query: "SELECT id, session FROM events WHERE id >= ? ORDER BY id LIMIT ?",
+		row: func(id int64, v []any) error {
+			c.rep.Events++
+			if s := asInt(v[1]); c.session[s] == nil {
+				if missing[s] == 0 {
+					c.rep.problem(Finding{Check: "events", Session: s,
+						Detail: fmt.Sprintf("event %d belongs to session %d, which does not exist", id, s)})
+				}
+				missing[s]++
+			}
+			return nil
+		},
+		gap: func(from, to int64, cause error) {
+			c.rep.problem(Finding{Check: "events", Detail: fmt.Sprintf("events %s unreadable: %v", keyRange(from, to), cause)})
+		},
+	}
+	return w.run(c.ctx)
+}
+
+// compare checks each session's first_seq/last_seq against its messages.
+func (c *checker) compare() {
+	for _, s := range c.sessionList {
+		a := c.seen[s.id]
+		switch {
+		case a == nil && (s.firstSeq != nil || s.lastSeq != nil):
+			c.rep.problem(Finding{Check: "sessions", Session: s.id, Detail: fmt.Sprintf(
+				"session %d: first_seq/last_seq are %s but it has no messages", s.id, seqPair(s.firstSeq, s.lastSeq))})
+		case a != nil && (s.firstSeq == nil || s.lastSeq == nil || *s.firstSeq != a.first || *s.lastSeq != a.last):
+			c.rep.problem(Finding{Check: "sessions", Session: s.id, Detail: fmt.Sprintf(
+				"session %d: first_seq/last_seq are %s but its messages span %d–%d", s.id, seqPair(s.firstSeq, s.lastSeq), a.first, a.last)})
+		}
+	}
+}
+
+// summarise adds a line for each kind of problem listed only in part.
+func (c *checker) summarise() {
+	var kinds []string
+	for k, n := range c.rep.counts {
+		if n > findingsPerCheck {
+			kinds = append(kinds, k)
+		}
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		c.rep.Problems = append(c.rep.Problems, Finding{Check: k,
+			Detail: fmt.Sprintf("… and %d more %s problems", c.rep.counts[k]-findingsPerCheck, k)})
+	}
+}
+
+func keyRange(from, to int64) string {
+	switch {
+	case to < 0:
+		return fmt.Sprintf("%d to the end", from)
+	case to == from:
+		return fmt.Sprint(from)
+	}
+	return fmt.Sprintf("%d–%d", from, to)
+}
+
+func seqPair(first, last *int64) string {
+	f := func(p *int64) string {
+		if p == nil {
+			return "NULL"
+		}
+		return fmt.Sprint(*p)
+	}
+	return strings.Join([]string{f(first), f(last)}, "/")
+}

@@ -1,0 +1,692 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LostRange is a range of rows that could not be read.
+type LostRange struct {
+	Table string `json:"table"` // messages, sessions, topics, clients, events
+	From  int64  `json:"from"`  // first key (seq for messages, id otherwise)
+	To    int64  `json:"to"`    // last key; -1: to the end of the table
+	Cause string `json:"cause"`
+}
+
+// RecoverReport says what Recover salvaged and what it lost.
+type RecoverReport struct {
+	In        string `json:"in"`
+	Out       string `json:"out"`
+	InVersion int    `json:"in_format_version"`
+	// Copied into Out.
+	Sessions int64 `json:"sessions"`
+	Topics   int64 `json:"topics"`
+	Messages int64 `json:"messages"`
+	Events   int64 `json:"events"`
+	Bytes    int64 `json:"payload_bytes"`
+	// Lost lists the unreadable ranges of every table.
+	Lost []LostRange `json:"lost"`
+	// LostMessages counts the seq numbers in unreadable message ranges
+	// (an upper bound when the capture had holes; a range running to the
+	// end of the table is counted up to the highest seq the sessions
+	// table knows) plus the messages dropped for NoTopic.
+	LostMessages int64 `json:"lost_messages"`
+	// NoTopic counts messages that were read but whose topic name was
+	// unreadable: they are left out (a message without its topic cannot
+	// be replayed or filtered).
+	NoTopic int64 `json:"messages_without_topic"`
+	// LostEvents counts events read but left out, and ids in unreadable
+	// event ranges.
+	LostEvents int64 `json:"lost_events"`
+	// Recreated lists input sessions whose own row was unreadable but whose
+	// messages or events were not: they are copied into a session with
+	// source "recovered" and placeholder metadata.
+	Recreated []int64 `json:"recreated_sessions"`
+	// Renumbered maps input session ids to output ids where they differ.
+	Renumbered map[int64]int64 `json:"renumbered_sessions,omitempty"`
+	// Notes are other things worth knowing (e.g. a truncated file).
+	Notes []string `json:"notes"`
+}
+
+// Complete reports whether nothing was found missing.
+func (r *RecoverReport) Complete() bool {
+	return len(r.Lost) == 0 && r.LostMessages == 0 && r.LostEvents == 0 && len(r.Recreated) == 0
+}
+
+// SourceRecovered is the session source of sessions Recover had to
+// re-create because their row was unreadable.
+const SourceRecovered = "recovered"
+
+// Recover copies whatever can be read from the capture at in into a new
+// capture at out: sessions, topics, messages (with their publisher client
+// ids) and events. It reads in by key ranges and skips what it cannot
+// read, so a damaged page costs the rows on it, not the rest. in is opened
+// read-only and never modified; out must not exist. Messages get new,
+// contiguous sequence numbers in out. The report says what was copied and
+// what was lost; an error means out could not be written (what was written
+// up to then is a valid capture) or in could not be read at all.
+func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
+	rep := &RecoverReport{In: in, Out: out, Lost: []LostRange{}, Recreated: []int64{}, Notes: []string{}}
+	if _, err := os.Stat(out); err == nil {
+		return rep, fmt.Errorf("recover into %q: the file exists (recover writes a new capture)", out)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return rep, fmt.Errorf("recover into %q: %w", out, err)
+	}
+	src, err := openDamaged(ctx, in)
+	if err != nil {
+		return rep, err
+	}
+	defer src.db.Close()
+	rep.InVersion = src.version
+	if src.truncated != "" {
+		// SQLite reads the missing tail of a cut page as zeros and may
+		// return rows made of them: read a copy cut at a page boundary
+		// instead, so the partial page is reported lost, not copied.
+		rep.Notes = append(rep.Notes, src.truncated+"; the partial last page is not used")
+		tmp, err := pageAlignedCopy(in, filepath.Dir(out))
+		if err != nil {
+			return rep, err
+		}
+		defer os.Remove(tmp)
+		aligned, err := openDamaged(ctx, tmp)
+		if err != nil {
+			return rep, err
+		}
+		defer aligned.db.Close()
+		src = aligned
+	}
+	r := &recovery{ctx: ctx, src: src, rep: rep}
+	if err := r.readMetadata(); err != nil {
+		return rep, err
+	}
+	dst, err := OpenWrite(out)
+	if err != nil {
+		return rep, err
+	}
+	r.dst = dst
+	err = r.copy()
+	if cerr := dst.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %q: %w", out, cerr)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("recover into %q (what was written so far is a valid capture): %w", out, err)
+	}
+	return rep, nil
+}
+
+// damaged is a capture opened for reading whatever can be read.
+type damaged struct {
+	path      string
+	db        *sql.DB
+	version   int
+	clients   bool   // has the clients table (format 2)
+	truncated string // set when the file is shorter than its header says
+}
+
+// openDamaged opens a capture read-only without refusing damage: only a
+// file that is not an SQLite capture at all (or of a newer format) is
+// refused.
+func openDamaged(ctx context.Context, path string) (*damaged, error) {
+	d := &damaged{path: path}
+	if err := sniff(path, false); err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		d.truncated = strings.TrimPrefix(err.Error(), fmt.Sprintf("open capture %q: ", path))
+	}
+	db, err := openDB(path, "mode=ro&_pragma=writable_schema(1)")
+	if err != nil {
+		return nil, err
+	}
+	d.db = db
+	c := &Capture{path: path}
+	var appID, version int
+	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		db.Close()
+		return nil, c.wrap("read header", err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		db.Close()
+		return nil, c.wrap("read header", err)
+	}
+	switch {
+	case appID != ApplicationID:
+		db.Close()
+		return nil, fmt.Errorf("open capture %q: %w (application_id %d)", path, ErrNotCapture, appID)
+	case version > FormatVersion:
+		db.Close()
+		return nil, fmt.Errorf("open capture %q: %w (file has version %d, this mqtape reads up to %d; upgrade mqtape)",
+			path, ErrNewerVersion, version, FormatVersion)
+	}
+	d.version = version
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='clients'").Scan(&n); err != nil {
+		db.Close()
+		return nil, c.wrap("read schema", err)
+	}
+	d.clients = n > 0
+	return d, nil
+}
+
+// pageAlignedCopy copies the whole pages of the file at path into a new
+// temporary file in dir and returns its name.
+func pageAlignedCopy(path, dir string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open capture %q: %w", path, err)
+	}
+	defer f.Close()
+	hdr := make([]byte, 100)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return "", fmt.Errorf("read capture %q: %w", path, err)
+	}
+	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".mqtape-recover-*.db")
+	if err != nil {
+		return "", fmt.Errorf("recover: temporary copy: %w", err)
+	}
+	n := fi.Size() / pageSize * pageSize
+	if _, err := io.Copy(tmp, io.NewSectionReader(f, 0, n)); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("recover: temporary copy: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("recover: temporary copy: %w", err)
+	}
+	return tmp.Name(), nil
+}
+
+// recovery is one run of Recover.
+type recovery struct {
+	ctx context.Context
+	src *damaged
+	dst *Capture
+	rep *RecoverReport
+
+	sessions []SessionInfo
+	topics   map[int64]string
+	clients  map[int64]string
+	maxSeq   int64 // highest seq the sessions table knows
+	out      map[int64]*Session
+}
+
+func (r *recovery) lost(table string, from, to int64, cause error) {
+	msg := cause.Error()
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	r.rep.Lost = append(r.rep.Lost, LostRange{Table: table, From: from, To: to, Cause: msg})
+}
+
+// maxKey returns the highest key of a table when it can be read, else 0.
+func maxKey(ctx context.Context, q querier, table, key string) int64 {
+	var n sql.NullInt64
+	if err := q.QueryRowContext(ctx, "SELECT max("+key+") FROM "+table).Scan(&n); err != nil {
+		return 0
+	}
+	return n.Int64
+}
+
+// readMetadata reads the sessions, topics and publisher client ids.
+func (r *recovery) readMetadata() error {
+	ctx, db := r.ctx, r.src.db
+	w := &walker{q: db, cols: 16, maxKey: maxKey(ctx, db, "sessions", "id"),
+		query: `SELECT id, source, broker, client_id, protocol, clean_session, filters, started_ns, last_ns, ended_ns,
+			stop_reason, first_seq, last_seq, dropped, mqtape_version, host FROM sessions WHERE id >= ? ORDER BY id LIMIT ?`,
+		row: func(id int64, v []any) error {
+			s := SessionInfo{ID: id, Source: asString(v[1]), Broker: asString(v[2]), ClientID: asString(v[3]),
+				Protocol: int(asInt(v[4])), CleanSession: asInt(v[5]) != 0, StartedNS: asInt(v[7]), LastNS: asInt(v[8]),
+				EndedNS: asInt(v[9]), StopReason: asString(v[10]), Dropped: asInt(v[13]), Version: asString(v[14]),
+				Host: asString(v[15])}
+			if err := json.Unmarshal([]byte(asString(v[6])), &s.Filters); err != nil {
+				r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("session %d: unreadable filters (%v); copied without them", id, err))
+				s.Filters = nil
+			}
+			r.maxSeq = max(r.maxSeq, asInt(v[12]))
+			r.sessions = append(r.sessions, s)
+			return nil
+		},
+		gap: func(from, to int64, cause error) { r.lost("sessions", from, to, cause) },
+	}
+	if err := w.run(ctx); err != nil {
+		return err
+	}
+	r.topics = make(map[int64]string)
+	w = &walker{q: db, cols: 2, maxKey: maxKey(ctx, db, "topics", "id"),
+		query: "SELECT id, name FROM topics WHERE id >= ? ORDER BY id LIMIT ?",
+		row: func(id int64, v []any) error {
+			if name, ok := v[1].(string); ok {
+				r.topics[id] = name
+			} else if b, ok := v[1].([]byte); ok {
+				r.topics[id] = string(b)
+			}
+			return nil
+		},
+		gap: func(from, to int64, cause error) { r.lost("topics", from, to, cause) },
+	}
+	if err := w.run(ctx); err != nil {
+		return err
+	}
+	r.clients = make(map[int64]string)
+	if r.src.clients {
+		w = &walker{q: db, cols: 2, maxKey: maxKey(ctx, db, "clients", "id"),
+			query: "SELECT id, client_id FROM clients WHERE id >= ? ORDER BY id LIMIT ?",
+			row: func(id int64, v []any) error {
+				r.clients[id] = asString(v[1])
+				return nil
+			},
+			gap: func(from, to int64, cause error) { r.lost("clients", from, to, cause) },
+		}
+		if err := w.run(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// session returns the output session for an input session id, creating a
+// placeholder when the input's session row was unreadable.
+func (r *recovery) session(id, startNS int64) (*Session, error) {
+	if s, ok := r.out[id]; ok {
+		return s, nil
+	}
+	info := SessionInfo{ID: id, Source: SourceRecovered, Broker: "", ClientID: "", Protocol: 4, StartedNS: startNS,
+		Version: "", Host: ""}
+	s, err := r.dst.BeginSession(r.ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	r.out[id] = s
+	r.sessions = append(r.sessions, info)
+	r.rep.Recreated = append(r.rep.Recreated, id)
+	r.rep.Sessions++
+	if s.ID() != id {
+		r.rep.Renumbered[id] = s.ID()
+	}
+	return s, nil
+}
+
+// copy writes sessions, messages and events into the output.
+func (r *recovery) copy() error {
+	ctx, db := r.ctx, r.src.db
+	r.out = make(map[int64]*Session)
+	r.rep.Renumbered = make(map[int64]int64)
+	for _, info := range r.sessions {
+		s, err := r.dst.BeginSession(ctx, info)
+		if err != nil {
+			return err
+		}
+		r.out[info.ID] = s
+		r.rep.Sessions++
+		if s.ID() != info.ID {
+			r.rep.Renumbered[info.ID] = s.ID()
+		}
+	}
+
+	// Messages, in seq order, in batches of one session.
+	var batch []Message
+	var batchSess *Session
+	var batchBytes int64
+	lastNS := make(map[*Session]int64)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := batchSess.Write(ctx, batch, nil, lastNS[batchSess]); err != nil {
+			return err
+		}
+		r.rep.Messages += int64(len(batch))
+		clear(batch)
+		batch, batchBytes = batch[:0], 0
+		return nil
+	}
+	cols := "seq, session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload"
+	n := 11
+	clientCol, propsCol := -1, -1
+	if r.src.clients {
+		cols += ", client_ref"
+		clientCol = n
+		n++
+	}
+	if r.src.version >= 3 {
+		cols += ", props"
+		propsCol = n
+		n++
+	}
+	badProps := 0
+	seqMax := max(r.maxSeq, maxKey(ctx, db, "messages", "seq"))
+	topicsUsed := make(map[int64]bool)
+	w := &walker{q: db, cols: n, maxKey: seqMax,
+		query: "SELECT " + cols + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
+		row: func(seq int64, v []any) error {
+			tid := asInt(v[4])
+			name, ok := r.topics[tid]
+			if !ok {
+				r.rep.NoTopic++
+				return nil
+			}
+			m := Message{TimeNS: asInt(v[2]), OffsetNS: asInt(v[3]), Topic: name, QoS: byte(asInt(v[5])),
+				Retain: asInt(v[6]) != 0, FromStore: asInt(v[7]) != 0, Dup: asInt(v[8]) != 0,
+				PacketID: uint16(asInt(v[9])), Payload: asBytes(v[10])}
+			if clientCol > 0 && v[clientCol] != nil {
+				m.ClientID = r.clients[asInt(v[clientCol])]
+			}
+			if propsCol > 0 && v[propsCol] != nil {
+				if js := asString(v[propsCol]); js != "" {
+					m.Props = new(Properties)
+					if err := json.Unmarshal([]byte(js), m.Props); err != nil {
+						m.Props = nil
+						badProps++
+					}
+				}
+			}
+			s, err := r.session(asInt(v[1]), m.TimeNS-m.OffsetNS)
+			if err != nil {
+				return err
+			}
+			if s != batchSess || len(batch) >= 4096 || batchBytes >= 16<<20 {
+				if err := flush(); err != nil {
+					return err
+				}
+				batchSess = s
+			}
+			lastNS[s] = max(lastNS[s], m.TimeNS)
+			batch = append(batch, m)
+			batchBytes += int64(len(m.Payload))
+			r.rep.Bytes += int64(len(m.Payload))
+			topicsUsed[tid] = true
+			return nil
+		},
+		gap: func(from, to int64, cause error) {
+			r.lost("messages", from, to, cause)
+			end := to
+			if end < 0 {
+				end = seqMax
+			}
+			if end >= from {
+				r.rep.LostMessages += end - from + 1
+			}
+		},
+	}
+	if err := w.run(ctx); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	r.rep.LostMessages += r.rep.NoTopic
+	if badProps > 0 {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages copied without their MQTT 5 properties: unreadable", badProps))
+	}
+	if r.rep.NoTopic > 0 {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their topic name was unreadable", r.rep.NoTopic))
+	}
+
+	// Events, grouped by session.
+	events := make(map[*Session][]Event)
+	var order []*Session
+	w = &walker{q: db, cols: 6, maxKey: maxKey(ctx, db, "events", "id"),
+		query: "SELECT id, session, ts_ns, offset_ns, kind, detail FROM events WHERE id >= ? ORDER BY id LIMIT ?",
+		row: func(id int64, v []any) error {
+			e := Event{TimeNS: asInt(v[2]), OffsetNS: asInt(v[3]), Kind: asString(v[4]), Detail: asString(v[5])}
+			s, err := r.session(asInt(v[1]), e.TimeNS-e.OffsetNS)
+			if err != nil {
+				return err
+			}
+			if _, ok := events[s]; !ok {
+				order = append(order, s)
+			}
+			events[s] = append(events[s], e)
+			return nil
+		},
+		gap: func(from, to int64, cause error) {
+			r.lost("events", from, to, cause)
+			if to >= from {
+				r.rep.LostEvents += to - from + 1
+			}
+		},
+	}
+	if err := w.run(ctx); err != nil {
+		return err
+	}
+	for _, s := range order {
+		if err := s.Write(ctx, nil, events[s], lastNS[s]); err != nil {
+			return err
+		}
+		r.rep.Events += int64(len(events[s]))
+	}
+
+	// Close the sessions as the input had them.
+	for _, info := range r.sessions {
+		s := r.out[info.ID]
+		last := max(info.LastNS, lastNS[s])
+		if info.Closed() {
+			if err := s.End(ctx, info.EndedNS, info.StopReason, info.Dropped); err != nil {
+				return err
+			}
+			continue
+		}
+		if last != 0 {
+			if err := s.Write(ctx, nil, nil, last); err != nil {
+				return err
+			}
+		}
+		if info.Dropped != 0 {
+			if err := s.SetDropped(ctx, info.Dropped); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.dst.BuildIndexes(ctx); err != nil {
+		return err
+	}
+	r.rep.Topics = int64(len(topicsUsed))
+	if len(r.rep.Renumbered) == 0 {
+		r.rep.Renumbered = nil
+	}
+	return nil
+}
+
+func asInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	case bool:
+		if x {
+			return 1
+		}
+	}
+	return 0
+}
+
+func asString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func asBytes(v any) []byte {
+	switch x := v.(type) {
+	case []byte:
+		return x
+	case string:
+		return []byte(x)
+	}
+	return []byte{}
+}
+
+// querier is what the damage-tolerant readers need: a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// walkChunk is how many rows one query of a walk reads.
+const walkChunk = 1024
+
+// walker reads a rowid table in key order and survives damage: when a read
+// fails at key k it probes forward (k+1, k+2, k+4, ...) for the first key
+// from which reading works again, narrows the unreadable range by
+// bisection, reports it and goes on. One bad page costs the rows on that
+// page, not the rest of the table.
+type walker struct {
+	q querier
+	// query selects the key first, then the other columns:
+	// "SELECT key, ... FROM t WHERE key >= ? ORDER BY key LIMIT ?".
+	query string
+	cols  int
+	// maxKey bounds the probing (the largest key that may exist); 0 when
+	// unknown.
+	maxKey int64
+	// row receives each readable row (values as the driver returns them:
+	// int64, float64, string, []byte or nil); an error stops the walk.
+	row func(key int64, vals []any) error
+	// gap receives each unreadable key range [from, to]; to is -1 when the
+	// range runs to the end of the table.
+	gap func(from, to int64, cause error)
+}
+
+// errCallback carries an error from the row callback out of read.
+type errCallback struct{ err error }
+
+func (e errCallback) Error() string { return e.err.Error() }
+
+// read runs the query from start, handing the rows to w.row when emit is
+// set. It returns the key after the last row read, how many rows were
+// read, and the error that ended the read early.
+func (w *walker) read(ctx context.Context, start int64, limit int, emit bool) (next int64, n int, err error) {
+	next = start
+	rows, err := w.q.QueryContext(ctx, w.query, start, limit)
+	if err != nil {
+		return next, 0, err
+	}
+	defer rows.Close()
+	vals := make([]any, w.cols)
+	ptrs := make([]any, w.cols)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return next, n, err
+		}
+		key, ok := vals[0].(int64)
+		if !ok {
+			return next, n, fmt.Errorf("damaged row: key of type %T", vals[0])
+		}
+		if key < next {
+			// Keys come in order; one that does not is read from a
+			// damaged page (zeros past the end of a truncated file).
+			return next, n, fmt.Errorf("damaged page: key %d out of order after %d", key, next-1)
+		}
+		n++
+		next = key + 1
+		if emit {
+			if err := w.row(key, vals); err != nil {
+				return next, n, errCallback{err}
+			}
+		}
+	}
+	return next, n, rows.Err()
+}
+
+// ok reports whether reading one row from start works.
+func (w *walker) ok(ctx context.Context, start int64) bool {
+	_, _, err := w.read(ctx, start, 1, false)
+	return err == nil
+}
+
+// run walks the whole table.
+func (w *walker) run(ctx context.Context) error {
+	bound := int64(math.MaxInt64 / 2)
+	if w.maxKey > 0 {
+		bound = w.maxKey + 1
+	}
+	start := int64(math.MinInt64)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		next, n, err := w.read(ctx, start, walkChunk, true)
+		start = next
+		if err == nil {
+			if n < walkChunk {
+				return nil
+			}
+			continue
+		}
+		var cb errCallback
+		if errors.As(err, &cb) {
+			return cb.err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if start == math.MinInt64 {
+			// The very first read failed; mqtape's keys start at 1.
+			start = 1
+			if w.ok(ctx, start) {
+				continue
+			}
+		}
+		// Reading from start fails: probe forward for where it works
+		// again, then bisect back to lose as little as possible.
+		bad, good := start, int64(-1)
+		for step := int64(1); ; step *= 2 {
+			p := bad + step
+			if p > bound || p < bad {
+				break
+			}
+			if w.ok(ctx, p) {
+				good = p
+				break
+			}
+			bad = p
+		}
+		if good < 0 {
+			to := int64(-1)
+			if w.maxKey >= start {
+				to = w.maxKey
+			}
+			w.gap(start, to, err)
+			return nil
+		}
+		for good-bad > 1 {
+			mid := bad + (good-bad)/2
+			if w.ok(ctx, mid) {
+				good = mid
+			} else {
+				bad = mid
+			}
+		}
+		w.gap(start, good-1, err)
+		start = good
+	}
+}
