@@ -132,3 +132,19 @@ func TestCharts(t *testing.T) {
 		t.Errorf("empty braille chart = %q", got)
 	}
 }
+
+// FuzzPayloadViews: every view of any payload, and the diff of any two,
+// renders without panicking.
+func FuzzPayloadViews(f *testing.F) {
+	for _, s := range [][2]string{{`{"a":1}`, `{"a":[1,{"b":null}]}`}, {"x\ny", "x\nz\n"}, {"\x00\xff", "\xe2\x82"}, {"", "[]"}} {
+		f.Add([]byte(s[0]), []byte(s[1]))
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		for mode := viewAuto; mode < viewCount; mode++ {
+			renderPayload(a, mode)
+		}
+		previewText(a[:len(a)/2], len(a))
+		diffPayloads(a, b)
+		numericFields(a)
+	})
+}
