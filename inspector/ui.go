@@ -370,8 +370,11 @@ func (u *UI) headerText() string {
 		fmt.Fprintf(&b, "  %s → %s %s (%s)", a.Format("2006-01-02 15:04:05"), z.Format(endFmt), zoneName(z),
 			fmtSpan(time.Duration(u.lastNS-u.firstNS)))
 	}
-	if u.recording() {
+	switch u.recording() {
+	case "live":
 		b.WriteString("  [black:green] LIVE [-:-]")
+	case "unclosed":
+		b.WriteString("  [gray](last session not closed)[-]")
 	}
 	if u.follow {
 		b.WriteString(" [black:yellow] FOLLOW [-:-]")
@@ -412,8 +415,25 @@ func (u *UI) totalMessages() int64 {
 }
 
 // recording reports whether the newest session has not ended.
-func (u *UI) recording() bool {
-	return len(u.sessions) > 0 && !u.sessions[len(u.sessions)-1].Closed()
+// A session that has not ended but has not flushed for this long was most
+// likely cut short (the recorder was killed) rather than still recording.
+const staleAfter = 30 * time.Second
+
+// recording says whether the newest session is still being written:
+// "live" when it flushed recently, "unclosed" when it has not ended but has
+// been quiet for staleAfter (a recorder that was killed), "" otherwise.
+func (u *UI) recording() string {
+	if len(u.sessions) == 0 {
+		return ""
+	}
+	s := u.sessions[len(u.sessions)-1]
+	switch {
+	case s.Closed():
+		return ""
+	case time.Since(time.Unix(0, s.EndNS())) < staleAfter:
+		return "live"
+	}
+	return "unclosed"
 }
 
 func plural(n int) string {

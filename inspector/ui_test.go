@@ -306,7 +306,7 @@ func TestLiveTail(t *testing.T) {
 	}
 	defer w.Close()
 	s, err := w.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "c", Protocol: 4,
-		StartedNS: t0, Version: "test", Host: "h"})
+		StartedNS: time.Now().UnixNano(), Version: "test", Host: "h"}) // now: a live session
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestLiveTail(t *testing.T) {
 		for i := from; i < from+n; i++ {
 			b = append(b, storage.Message{TimeNS: t0 + int64(i)*1e6, OffsetNS: int64(i) * 1e6, Topic: topic, Payload: []byte(strconv.Itoa(i))})
 		}
-		if err := s.Write(ctx, b, nil, t0); err != nil {
+		if err := s.Write(ctx, b, nil, time.Now().UnixNano()); err != nil {
 			t.Fatal(err)
 		}
 	}
