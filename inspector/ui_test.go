@@ -479,3 +479,27 @@ func TestRealLoopKeysMouseAndQuit(t *testing.T) {
 		t.Fatal("q did not end Run")
 	}
 }
+
+// TestGapsSwitchToCounting: when the topic count finds holes in the seqs
+// (a recovered or cut capture), the unfiltered view stops assuming row r is
+// seq lo+r and counts instead; navigation stays right.
+func TestGapsSwitchToCounting(t *testing.T) {
+	h := start(t, fixture(t), Options{}, 100, 30)
+	h.press(':', "#100", tcell.KeyEnter)
+	h.state(func(u *UI) { u.setTrie(u.tree.trie, u.hi, false) }) // as if a hole had been found
+	h.settle()
+	var mode modelMode
+	var total int64
+	h.state(func(u *UI) { mode, total = u.m.mode, u.m.total })
+	if mode != modeAnchored || total != 223 || h.selectedSeq() != 100 {
+		t.Fatalf("after finding gaps: mode %d, %d rows, selected %d", mode, total, h.selectedSeq())
+	}
+	h.press(tcell.KeyEnd)
+	if got := h.selectedSeq(); got != 223 {
+		t.Errorf("End: %d", got)
+	}
+	h.press(':', "#7", tcell.KeyEnter, tcell.KeyDown)
+	if got := h.selectedSeq(); got != 8 {
+		t.Errorf(":#7 Down: %d", got)
+	}
+}
