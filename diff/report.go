@@ -1,0 +1,135 @@
+package diff
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteText writes the human form of a report.
+func (r *Report) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
+	p("A: %s (%d live messages, %d topics, %d retained)\n", r.A.Name, r.A.Messages, r.A.Topics, r.A.Retained)
+	p("B: %s (%d live messages, %d topics, %d retained)\n", r.B.Name, r.B.Messages, r.B.Topics, r.B.Retained)
+	for _, x := range []struct {
+		label string
+		list  []TopicCount
+	}{{"only in A", r.OnlyInA}, {"only in B", r.OnlyInB}} {
+		if len(x.list) == 0 {
+			continue
+		}
+		p("\ntopics %s (%d):\n", x.label, len(x.list))
+		for _, t := range x.list {
+			p("  %s  (%d messages)\n", t.Topic, t.Count)
+		}
+	}
+	for _, t := range r.Topics {
+		mark := "~"
+		if t.Significant {
+			mark = "!"
+		}
+		p("\n%s %s\n", mark, t.Topic)
+		if t.CountA != t.CountB {
+			p("    count %d → %d (%+d)%s\n", t.CountA, t.CountB, t.CountB-t.CountA, within(!t.CountChanged))
+		}
+		if t.RateChanged {
+			p("    rate %.3g → %.3g msg/s (%+.1f%%)\n", t.RateA, t.RateB, 100*(t.RateB-t.RateA)/t.RateA)
+		}
+		if t.SizeChanged {
+			p("    mean size %.1f → %.1f bytes\n", t.SizeA, t.SizeB)
+		}
+		if t.Changed+t.Missing+t.Extra > 0 {
+			p("    %d changed, %d missing in B, %d extra in B\n", t.Changed, t.Missing, t.Extra)
+		}
+		for _, m := range t.Messages {
+			switch m.Kind {
+			case "changed":
+				p("    #%d→#%d changed (seq %d→%d)\n", m.IndexA, m.IndexB, m.SeqA, m.SeqB)
+				writeFields(bw, m.Fields, m.MoreFields, m.PayloadA, m.PayloadB)
+			case "missing":
+				p("    #%d missing in B (seq %d): %s\n", m.IndexA, m.SeqA, oneLine(m.PayloadA))
+			case "extra":
+				p("    #%d extra in B (seq %d): %s\n", m.IndexB, m.SeqB, oneLine(m.PayloadB))
+			}
+		}
+		if n := t.Changed + t.Missing + t.Extra - int64(len(t.Messages)); n > 0 {
+			p("    … %d more\n", n)
+		}
+	}
+	if len(r.Retain) > 0 {
+		p("\nretained state at the end (%d topics differ):\n", len(r.Retain))
+		for _, d := range r.Retain {
+			switch d.Kind {
+			case "only_in_a":
+				p("  %s: only in A: %s\n", d.Topic, oneLine(d.PayloadA))
+			case "only_in_b":
+				p("  %s: only in B: %s\n", d.Topic, oneLine(d.PayloadB))
+			default:
+				p("  %s: changed\n", d.Topic)
+				writeFields(bw, d.Fields, d.MoreFields, d.PayloadA, d.PayloadB)
+			}
+		}
+	}
+	p("\n%s\n", r.Verdict())
+	return bw.Flush()
+}
+
+// Verdict is the one-line conclusion of a report.
+func (r *Report) Verdict() string {
+	if r.Equal {
+		return "equal within tolerances"
+	}
+	n := 0
+	for _, t := range r.Topics {
+		if t.Significant {
+			n++
+		}
+	}
+	var parts []string
+	if k := len(r.OnlyInA) + len(r.OnlyInB); k > 0 {
+		parts = append(parts, fmt.Sprintf("%d topics on one side only", k))
+	}
+	if n > 0 {
+		parts = append(parts, fmt.Sprintf("%d topics differ", n))
+	}
+	if len(r.Retain) > 0 {
+		parts = append(parts, fmt.Sprintf("%d retained states differ", len(r.Retain)))
+	}
+	return "different: " + strings.Join(parts, ", ")
+}
+
+func within(ok bool) string {
+	if ok {
+		return "  (within tolerance)"
+	}
+	return ""
+}
+
+func writeFields(w io.Writer, fields []FieldDiff, more bool, pa, pb string) {
+	for _, f := range fields {
+		fmt.Fprintf(w, "        %s: %s → %s\n", f.Path, orAbsent(f.A), orAbsent(f.B))
+	}
+	if more {
+		fmt.Fprintf(w, "        …\n")
+	}
+	if pa != "" || pb != "" {
+		fmt.Fprintf(w, "        A: %s\n        B: %s\n", oneLine(pa), oneLine(pb))
+	}
+}
+
+func orAbsent(v []byte) string {
+	if v == nil {
+		return "(absent)"
+	}
+	return string(v)
+}
+
+// oneLine quotes control characters so a preview stays on one line.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\n\r\t") {
+		return s
+	}
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+}
