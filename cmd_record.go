@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mqtape/mqtape/mqttclient"
@@ -95,18 +96,24 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	if _, err := copts.TLS.Config(""); err != nil && copts.Broker.TLS() {
 		return err // bad TLS files: fail before touching the capture
 	}
-	_, statErr := os.Stat(o.output)
+	fi, statErr := os.Stat(o.output)
 	isNew := statErr != nil
+	wasEmpty := statErr == nil && fi.Mode().IsRegular() && fi.Size() == 0
 	capture, err := storage.OpenWrite(o.output)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		capture.Close()
-		if isNew && res.SessionID == 0 {
+		if res.SessionID == 0 {
 			// Nothing was recorded (e.g. the broker was unreachable): do
-			// not leave an empty capture behind.
-			os.Remove(o.output)
+			// not leave an empty capture behind, nor turn an empty file
+			// into one.
+			if isNew {
+				os.Remove(o.output)
+			} else if wasEmpty {
+				os.Truncate(o.output, 0)
+			}
 		}
 	}()
 
@@ -118,22 +125,27 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		subs = []mqttclient.Subscription{{Filter: "#", QoS: byte(o.qos)}}
 	}
 	host, _ := os.Hostname()
+	var banner sync.Once
 	rec := recorder.New(capture, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
-		return mqttclient.Connect(ctx, copts, h)
+		c, err := mqttclient.Connect(ctx, copts, h)
+		if err == nil && !o.quiet {
+			// Only once connected: a failure is then the only line.
+			banner.Do(func() {
+				fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
+					copts.Broker, o.output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
+			})
+		}
+		return c, err
 	}, recorder.Config{
 		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
 		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
 			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
 	})
 	status := newStatusLine(cio, o.quiet)
-	if !o.quiet {
-		fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
-			copts.Broker, o.output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
-	}
 	stopStatus := status.start(func() string { return recordStatus(rec.Stats()) })
 	res, err = rec.Run(ctx)
 	stopStatus()
-	if res.SessionID != 0 && (!o.quiet || err != nil) {
+	if res.SessionID != 0 && !o.quiet {
 		printRecordSummary(cio, o.output, res)
 	}
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +82,12 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	}
 	if len(o.listen) == 0 {
 		o.listen = []string{"127.0.0.1:1883"}
+	}
+	for _, a := range append(append([]string(nil), o.listen...), o.ws...) {
+		_, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return o, usagef("--listen/--ws %q: want HOST:PORT, e.g. 127.0.0.1:1883", a)
+		}
 	}
 	return o, nil
 }
