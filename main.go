@@ -51,6 +51,8 @@ func commands() []command {
 		{"play", "replay a capture to a broker with its original timing", cmdPlay},
 		{"demo", "record a simulated device fleet on an embedded broker (no setup needed)", cmdDemo},
 		{"serve", "run an embedded broker that records everything published to it", cmdServe},
+		{"diff", "compare two captures (regression checks)", cmdDiff},
+		{"import", "convert JSON lines, mosquitto_sub output or pcap files into a capture", cmdImport},
 		{"check", "verify a capture: SQLite's check and mqtape's invariants", cmdCheck},
 		{"recover", "copy what can be read from a damaged capture into a new one", cmdRecover},
 	}

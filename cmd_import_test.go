@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+// writeCapture writes sessions of messages into a new capture at path.
+// Message times are given as offsets; each session starts at start[i].
+func writeCapture(t *testing.T, path string, sessions ...[]storage.Message) {
+	t.Helper()
+	c, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, msgs := range sessions {
+		start := int64(1_790_000_000_000_000_000) + int64(i)*3600e9
+		s, err := c.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", StartedNS: start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]storage.Message, len(msgs))
+		for j, m := range msgs {
+			m.TimeNS = start + m.OffsetNS
+			out[j] = m
+		}
+		if err := s.Write(ctx, out, []storage.Event{{TimeNS: start, Kind: "connected"}}, start); err != nil {
+			t.Fatal(err)
+		}
+		end := start
+		if len(out) > 0 {
+			end = out[len(out)-1].TimeNS
+		}
+		if err := s.End(ctx, end, "interrupted", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sampleSessions is a two-session capture with every kind of field.
+func sampleSessions() [][]storage.Message {
+	return [][]storage.Message{{
+		{OffsetNS: 1000, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("closed")},
+		{OffsetNS: 2e9, Topic: "home/temp", QoS: 1, PacketID: 7, Payload: []byte(`{"t":21.5,"ts":1}`)},
+		{OffsetNS: 2e9 + 1, Topic: "bin/ü ber/", QoS: 2, PacketID: 65535, Dup: true, Payload: []byte{0, 0xff, 0xfe, '\n'}},
+		{OffsetNS: 3e9, Topic: "home/temp", Payload: []byte(`{"t":21.7,"ts":2}`), ClientID: "thermo-1"},
+		{OffsetNS: 3e9, Topic: "empty", Payload: []byte{}},
+	}, {
+		{OffsetNS: 5, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("open")},
+		{OffsetNS: 1e9, Topic: "home/temp", Payload: []byte(`{"t":22,"ts":3}`)},
+	}}
+}
+
+func fileHash(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestImportExportRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "orig.db")
+	writeCapture(t, orig, sampleSessions()...)
+	code, export1, stderr := runCLI(t, ctx, "export", orig)
+	if code != 0 {
+		t.Fatalf("export: %d %s", code, stderr)
+	}
+	in := filepath.Join(dir, "orig.jsonl")
+	os.WriteFile(in, []byte(export1), 0o600)
+	before := fileHash(t, in)
+	copyDB := filepath.Join(dir, "copy.db")
+	code, out, stderr := runCLI(t, ctx, "import", in, "-o", copyDB)
+	if code != 0 || out != "" || !strings.Contains(stderr, "imported 7 messages (jsonl)") || !strings.Contains(stderr, "session 1, 2") {
+		t.Fatalf("import: exit %d, stdout %q, stderr %s", code, out, stderr)
+	}
+	if fileHash(t, in) != before {
+		t.Fatal("import changed its input")
+	}
+	code, export2, _ := runCLI(t, ctx, "export", copyDB)
+	if code != 0 || export2 != export1 {
+		t.Fatalf("export → import → export differs:\n%s\n---\n%s", export1, export2)
+	}
+	if fi, err := os.Stat(copyDB); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("output mode: %v %v", fi.Mode(), err)
+	}
+	code, _, stderr = runCLI(t, ctx, "diff", orig, copyDB)
+	if code != 0 {
+		t.Errorf("diff of a round trip: %d %s", code, stderr)
+	}
+	// Importing again appends a session.
+	if code, _, stderr = runCLI(t, ctx, "import", "--quiet", in, "-o", copyDB); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	c, err := storage.Open(copyDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, _ := c.Sessions(ctx)
+	c.Close()
+	if len(sessions) != 4 || sessions[3].Source != "import" || sessions[3].Version != version {
+		t.Errorf("sessions after append: %+v", sessions)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	good := write("good.jsonl", `{"topic":"a","payload":"x"}`+"\n")
+	partly := write("partly.jsonl", `{"topic":"a","payload":"x"}`+"\n{oops\n")
+	garbage := write("garbage.bin", "\x00\x01\x02 not a format")
+	allBad := write("bad.jsonl", `{"topic":"a/#"}`+"\n")
+	notCapture := write("text.txt", "hello\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+		out  string // output file that must not exist afterwards
+	}{
+		{"no output", []string{good}, exitUsage, "missing -o", ""},
+		{"no input", []string{"-o", filepath.Join(dir, "x.db")}, exitUsage, "expected one input", ""},
+		{"bad format", []string{"--format", "csv", good, "-o", filepath.Join(dir, "x.db")}, exitUsage, "--format", ""},
+		{"bad port", []string{"--port", "0", good, "-o", filepath.Join(dir, "x.db")}, exitUsage, "--port", ""},
+		{"missing input", []string{filepath.Join(dir, "nope"), "-o", filepath.Join(dir, "m.db")}, exitError, "no such file", filepath.Join(dir, "m.db")},
+		{"unknown format", []string{garbage, "-o", filepath.Join(dir, "g.db")}, exitError, "unknown input format", filepath.Join(dir, "g.db")},
+		{"nothing importable", []string{allBad, "-o", filepath.Join(dir, "b.db")}, exitError, "no message could be imported", filepath.Join(dir, "b.db")},
+		{"output not a capture", []string{good, "-o", notCapture}, exitCapture, "not an mqtape capture", ""},
+		{"output is input", []string{good, "-o", good}, exitUsage, "is the input", ""},
+		{"strict", []string{"--strict", partly, "-o", filepath.Join(dir, "s.db")}, exitError, "--strict", ""},
+		{"partly bad is fine", []string{partly, "-o", filepath.Join(dir, "p.db")}, exitOK, "line 2: invalid JSON", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hash := fileHash(t, notCapture)
+			code, out, stderr := runCLI(t, ctx, append([]string{"import"}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.msg) || out != "" {
+				t.Errorf("exit %d (want %d), stdout %q, stderr %q (want %q)", code, tt.code, out, stderr, tt.msg)
+			}
+			if tt.out != "" && fileExists(tt.out) {
+				t.Errorf("%s left behind", tt.out)
+			}
+			if fileHash(t, notCapture) != hash {
+				t.Error("a file that is not a capture was changed")
+			}
+		})
+	}
+}
+
+func TestImportHelp(t *testing.T) {
+	for _, verb := range []string{"import", "diff"} {
+		code, out, _ := runCLI(t, context.Background(), verb, "--help")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "mqtape "+verb) {
+			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+// importString imports input into a new capture and returns its messages,
+// sessions and events.
+func importString(t *testing.T, input []byte, opts Options) (Result, []storage.Message, []storage.SessionInfo, []storage.Event, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.db")
+	c, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, runErr := New(c, opts).Run(context.Background(), bytes.NewReader(input))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := storage.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	msgs, err := r.Page(ctx, storage.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := r.Sessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := r.Events(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariant(t, msgs)
+	return res, msgs, sessions, events, runErr
+}
+
+// checkInvariant verifies the format's ordering guarantee.
+func checkInvariant(t *testing.T, msgs []storage.Message) {
+	t.Helper()
+	for i := 1; i < len(msgs); i++ {
+		a, b := msgs[i-1], msgs[i]
+		if a.Session == b.Session && (b.TimeNS < a.TimeNS || b.OffsetNS < a.OffsetNS) {
+			t.Fatalf("order broken at seq %d: %+v then %+v", b.Seq, a, b)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	tests := []struct {
+		head string
+		want Format
+	}{
+		{"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", FormatPcap},
+		{"\x0a\x0d\x0d\x0a\x1c\x00\x00\x00", FormatPcap},
+		{"\xa1\xb2\x3c\x4d", FormatPcap},
+		{`{"seq":1,"session":1,"topic":"a","payload_b64":""}` + "\n", FormatJSONL},
+		{"\n\n" + `{"topic":"a","payload":"x"}`, FormatJSONL},
+		{`{"tst":"2026-11-26T01:43:27.309783Z+0000","topic":"a/b","qos":0}` + "\n", FormatMosquitto},
+		{"home/kitchen/temp 21.5\nhome/x y\n", FormatMosquitto},
+		{"", ""},
+		{"\x00\x01\x02\x03binary", ""},
+		{`{"no":"topic"}`, ""},
+		{`{"broken":`, ""},
+		{"justoneword\n", ""},
+	}
+	for _, tt := range tests {
+		got, err := Detect([]byte(tt.head))
+		if got != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("Detect(%q) = %q, %v; want %q", tt.head, got, err, tt.want)
+		}
+		if err != nil && !errors.Is(err, ErrUnknownFormat) {
+			t.Errorf("Detect(%q): error %v is not ErrUnknownFormat", tt.head, err)
+		}
+	}
+}
+
+func TestJSONL(t *testing.T) {
+	in := strings.Join([]string{
+		// An export: every field, two sessions.
+		`{"seq":1,"session":1,"time":"x","ts_ns":1000000000000000000,"offset_ns":5000,"topic":"s/1","qos":1,"retain":true,"dup":false,"packet_id":0,"from_store":true,"client_id":"","payload_b64":"b24=","payload":"on"}`,
+		`{"seq":2,"session":1,"ts_ns":1000000000000002000,"offset_ns":7000,"topic":"bin","qos":2,"retain":false,"dup":true,"packet_id":65535,"from_store":false,"client_id":"dev-7","payload_b64":"AP8Q"}`,
+		``,
+		`{"seq":3,"session":1,"ts_ns":1000000000000001000,"offset_ns":6000,"topic":"late","payload_b64":""}`,
+		`not json`,
+		`{"topic":"a/+/b"}`,
+		`{"topic":"q","qos":3}`,
+		`{"seq":4,"session":2,"ts_ns":1000000009000000000,"offset_ns":1000,"topic":"s/1","payload":"second session"}`,
+		// Hand-written: time as RFC 3339, inline JSON payload, 0/1 flags.
+		`{"session":2,"time":"2001-09-09T01:46:49.5Z","topic":"h","payload":{"t": 21.5},"retain":1}`,
+		`{"session":2,"topic":"no time","payload":"x"}`,
+		`{"session":2,"topic":"p","properties":{"content_type":"text/plain"}}`,
+	}, "\n") + "\n"
+	res, msgs, sessions, events, err := importString(t, []byte(in), Options{Name: "in.jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Format != FormatJSONL || res.Messages != 7 || res.Bad != 3 || len(res.Sessions) != 2 || res.Clamped != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "properties") {
+		t.Errorf("notes = %q", res.Notes)
+	}
+	want := []storage.Message{
+		{Seq: 1, Session: 1, TimeNS: 1e18, OffsetNS: 5000, Topic: "s/1", QoS: 1, Retain: true, FromStore: true, Payload: []byte("on")},
+		{Seq: 2, Session: 1, TimeNS: 1e18 + 2000, OffsetNS: 7000, Topic: "bin", QoS: 2, Dup: true, PacketID: 65535, ClientID: "dev-7", Payload: []byte{0, 0xff, 0x10}},
+		{Seq: 3, Session: 1, TimeNS: 1e18 + 2000, OffsetNS: 7000, Topic: "late", Payload: []byte{}}, // clamped
+		{Seq: 4, Session: 2, TimeNS: 1e18 + 9e9, OffsetNS: 1000, Topic: "s/1", Payload: []byte("second session")},
+		{Seq: 5, Session: 2, TimeNS: 1e18 + 9.5e9, OffsetNS: 0.5e9 + 1000, Topic: "h", Retain: true, Payload: []byte(`{"t": 21.5}`)},
+		{Seq: 6, Session: 2, TimeNS: 1e18 + 9.5e9, OffsetNS: 0.5e9 + 1000, Topic: "no time", Payload: []byte("x")},
+		{Seq: 7, Session: 2, TimeNS: 1e18 + 9.5e9, OffsetNS: 0.5e9 + 1000, Topic: "p", Payload: []byte{}},
+	}
+	if len(msgs) != len(want) {
+		t.Fatalf("got %d messages", len(msgs))
+	}
+	for i := range want {
+		if !sameMessage(msgs[i], want[i]) {
+			t.Errorf("message %d:\n got %+v\nwant %+v", i, msgs[i], want[i])
+		}
+	}
+	if sessions[0].StartedNS != 1e18-5000 || sessions[1].StartedNS != 1e18+9e9-1000 || sessions[0].Source != "import" ||
+		sessions[0].StopReason != "import" || sessions[0].EndedNS != 1e18+2000 {
+		t.Errorf("sessions = %+v", sessions)
+	}
+	var problems, summaries int
+	for _, e := range events {
+		switch e.Kind {
+		case EventProblem:
+			problems++
+			if e.Session != 1 || !strings.HasPrefix(e.Detail, "line ") {
+				t.Errorf("problem event %+v", e)
+			}
+		case EventImport:
+			summaries++
+		}
+	}
+	if problems != 3 || summaries != 1 {
+		t.Errorf("events = %+v", events)
+	}
+}
+
+func sameMessage(a, b storage.Message) bool {
+	return a.Seq == b.Seq && a.Session == b.Session && a.TimeNS == b.TimeNS && a.OffsetNS == b.OffsetNS &&
+		a.Topic == b.Topic && a.QoS == b.QoS && a.Retain == b.Retain && a.FromStore == b.FromStore && a.Dup == b.Dup &&
+		a.PacketID == b.PacketID && a.ClientID == b.ClientID && bytes.Equal(a.Payload, b.Payload)
+}
+
+func TestMosquitto(t *testing.T) {
+	mtime := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		file   string
+		msgs   int64
+		bad    int64
+		check  func(t *testing.T, msgs []storage.Message)
+		reason string
+	}{
+		{"mosquitto-j.txt", 6, 1, func(t *testing.T, msgs []storage.Message) {
+			m := msgs[0]
+			if m.Topic != "home/a" || !m.Retain || !m.FromStore || string(m.Payload) != "online" ||
+				m.TimeNS != time.Date(2026, 11, 26, 3, 4, 32, 930903000, time.UTC).UnixNano() || m.OffsetNS != 0 {
+				t.Errorf("first = %+v", m)
+			}
+			if string(msgs[2].Payload) != "" || string(msgs[3].Payload) != "line1\nline2" {
+				t.Errorf("payloads %q %q", msgs[2].Payload, msgs[3].Payload)
+			}
+			if got := msgs[4].Payload; !bytes.Equal(got, []byte("a\xffb\x01\x7f\xc3\xa9\"\\")) {
+				t.Errorf("raw bytes = %q", got)
+			}
+			if string(msgs[5].Payload) != "ünï €" {
+				t.Errorf("unicode = %q", msgs[5].Payload)
+			}
+		}, "binary payload with a NUL cut by mosquitto_sub"},
+		{"mosquitto-J.txt", 2, 3, func(t *testing.T, msgs []storage.Message) {
+			if string(msgs[0].Payload) != `{"t":21.5}` {
+				t.Errorf("%%J payload %q", msgs[0].Payload)
+			}
+		}, "%J prints empty lines for non-JSON payloads"},
+		{"mosquitto-j-v5.txt", 3, 0, func(t *testing.T, msgs []storage.Message) {
+			if m := msgs[1]; m.QoS != 1 || m.PacketID != 1 || string(m.Payload) != "hi" {
+				t.Errorf("qos 1 = %+v", m)
+			}
+		}, ""},
+		{"mosquitto-v.txt", 5, 2, func(t *testing.T, msgs []storage.Message) {
+			if msgs[0].Topic != "home/a" || string(msgs[0].Payload) != "online" || msgs[0].TimeNS != mtime.UnixNano() {
+				t.Errorf("first = %+v", msgs[0])
+			}
+			if len(msgs[2].Payload) != 0 {
+				t.Errorf("(null) = %q", msgs[2].Payload)
+			}
+		}, "continuation lines of multi-line payloads"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, msgs, _, _, err := importString(t, in, Options{Time: mtime})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Format != FormatMosquitto || res.Messages != tt.msgs || res.Bad != tt.bad {
+				t.Fatalf("result = %+v (%s)", res, tt.reason)
+			}
+			tt.check(t, msgs)
+		})
+	}
+}
+
+func TestNothingImported(t *testing.T) {
+	for _, in := range []string{"", "{\"topic\":\"a/#\"}\n"} {
+		_, _, sessions, _, err := importString(t, []byte(in), Options{Format: FormatJSONL})
+		if !errors.Is(err, ErrNothingImported) || len(sessions) != 0 {
+			t.Errorf("%q: err %v, %d sessions", in, err, len(sessions))
+		}
+	}
+	if _, _, _, _, err := importString(t, []byte("\x00\x01"), Options{}); !errors.Is(err, ErrUnknownFormat) {
+		t.Errorf("binary input: %v", err)
+	}
+}
+
+func TestUnquoteRaw(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`""`, ""},
+		{`"a\"b\\c\/d\b\f\n\r\t"`, "a\"b\\c/d\b\f\n\r\t"},
+		{`"\u00e9\ud83d\ude00"`, "é😀"},
+		{"\"raw\xff\x01\"", "raw\xff\x01"},
+		{`"\ud83d"`, "\uFFFD"},
+	}
+	for _, tt := range tests {
+		got, err := unquoteRaw([]byte(tt.in))
+		if err != nil || string(got) != tt.want {
+			t.Errorf("unquoteRaw(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{`"`, `"a\"`, `"\x"`, `"\u12"`, `"a"b"`, `abc`} {
+		if _, err := unquoteRaw([]byte(bad)); err == nil {
+			t.Errorf("unquoteRaw(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzJSONLLine(f *testing.F) {
+	for _, s := range []string{
+		`{"seq":1,"session":1,"ts_ns":1000,"offset_ns":0,"topic":"a","qos":1,"retain":true,"payload_b64":"AP8="}`,
+		`{"topic":"h","time":"2026-01-01T00:00:00Z","payload":{"x":[1,2]}}`,
+		`{"topic":"a","qos":7}`, `{"topic":""}`, `{`, `[]`, `{"topic":"a","payload_b64":"!!"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		l, err := parseJSONLRecord(line)
+		if err != nil {
+			return
+		}
+		if l.m.QoS > 2 || l.m.Topic == "" || l.m.Payload == nil || l.m.OffsetNS < 0 {
+			t.Errorf("accepted a bad record: %+v", l)
+		}
+	})
+}
+
+func FuzzMosquittoLine(f *testing.F) {
+	for _, s := range []string{
+		`{"tst":"2026-11-26T03:04:33.384292Z+0000","topic":"home/b","qos":0,"retain":0,"payloadlen":10,"payload":"{\"t\":21.5}"}`,
+		`{"tst":"2026-11-26T03:04:33.389237Z+0000","topic":"home/c","qos":0,"retain":0,"payloadlen":0,"payload":null}`,
+		`{"tst":"2026-11-26T03:04:46.917905Z+0000","topic":"home/q","qos":1,"retain":0,"payloadlen":2,"mid":1,"properties":{"content-type":"text/plain"},"payload":"hi"}`,
+		"{\"tst\":\"2026-11-26T03:13:42.283093Z+0000\",\"topic\":\"bin/raw\",\"qos\":0,\"retain\":0,\"payloadlen\":4,\"payload\":\"a\xffb\\u0001\"}",
+		`home/a online`, `home/c (null)`, `nospace`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if m, _, err := parseMosquittoJSON(line); err == nil && (m.QoS > 2 || m.Topic == "" || m.Payload == nil) {
+			t.Errorf("accepted a bad record: %+v", m)
+		}
+		if tp, _, err := parseVLine(line); err == nil && (tp == "" || strings.ContainsAny(tp, "+#")) {
+			t.Errorf("accepted topic %q", tp)
+		}
+	})
+}

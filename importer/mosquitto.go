@@ -1,0 +1,235 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/topic"
+)
+
+// mosquittoRecord is one line of mosquitto_sub -F %j (or %J) output:
+//
+//	{"tst":"2026-11-26T01:43:27.309783Z+0000","topic":"a/b","qos":1,"retain":0,"payloadlen":5,"mid":3,"payload":"hello"}
+type mosquittoRecord struct {
+	Tst        *string         `json:"tst"`
+	Topic      *string         `json:"topic"`
+	QoS        int             `json:"qos"`
+	Retain     flexBool        `json:"retain"`
+	PayloadLen *int            `json:"payloadlen"`
+	Mid        int64           `json:"mid"`
+	Properties json.RawMessage `json:"properties"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// mosquittoTime is the layout of mosquitto_sub's "tst": RFC 3339 with
+// microseconds, a literal Z and then a numeric zone (not valid RFC 3339).
+const mosquittoTime = "2006-01-02T15:04:05.999999999Z-0700"
+
+// parseTst reads a mosquitto_sub timestamp (also plain RFC 3339).
+func parseTst(s string) (time.Time, error) {
+	if t, err := time.Parse(mosquittoTime, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("tst %q: not a mosquitto_sub time", s)
+}
+
+// parseMosquittoJSON decodes one -F %j line. props reports MQTT 5
+// properties (which the capture format cannot keep yet).
+func parseMosquittoJSON(line []byte) (m storage.Message, props bool, err error) {
+	var r mosquittoRecord
+	if err := json.Unmarshal(line, &r); err != nil {
+		return m, false, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if r.Topic == nil || r.Tst == nil {
+		return m, false, errors.New(`not mosquitto_sub -F %j output (no "tst" or "topic")`)
+	}
+	if err := topic.ValidateName(*r.Topic); err != nil {
+		return m, false, err
+	}
+	t, err := parseTst(*r.Tst)
+	if err != nil {
+		return m, false, err
+	}
+	if r.QoS < 0 || r.QoS > 2 {
+		return m, false, fmt.Errorf("qos %d: must be 0, 1 or 2", r.QoS)
+	}
+	if r.Mid < 0 || r.Mid > 65535 {
+		return m, false, fmt.Errorf("mid %d: out of range", r.Mid)
+	}
+	m = storage.Message{TimeNS: t.UnixNano(), Topic: *r.Topic, QoS: byte(r.QoS), Retain: bool(r.Retain),
+		FromStore: bool(r.Retain), PacketID: uint16(r.Mid)}
+	text := false
+	switch {
+	case len(r.Payload) == 0 || string(r.Payload) == "null":
+		m.Payload, text = []byte{}, true
+	case r.Payload[0] == '"':
+		// Decoded byte-exactly: mosquitto_sub writes non-UTF-8 bytes raw.
+		if m.Payload, err = unquoteRaw(r.Payload); err != nil {
+			return m, false, fmt.Errorf("payload: %w", err)
+		}
+		text = true
+	default:
+		m.Payload = []byte(r.Payload) // -F %J: the payload's JSON as printed
+	}
+	if text && r.PayloadLen != nil && len(m.Payload) != *r.PayloadLen {
+		return m, false, fmt.Errorf("payload has %d bytes, payloadlen says %d (mosquitto_sub cuts payloads at a NUL byte: record binary payloads with mqtape record)",
+			len(m.Payload), *r.PayloadLen)
+	}
+	props = len(r.Properties) > 0 && string(r.Properties) != "null" && string(r.Properties) != "{}"
+	return m, props, nil
+}
+
+// unquoteRaw decodes a JSON string literal, keeping bytes that are not
+// valid UTF-8 as they are (encoding/json would replace them).
+func unquoteRaw(q []byte) ([]byte, error) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return nil, errors.New("not a JSON string")
+	}
+	s := q[1 : len(q)-1]
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' {
+			return nil, errors.New("unescaped quote in string")
+		}
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return nil, errors.New("string ends in a backslash")
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			out = append(out, s[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n, err := hex4(s[i+1:])
+			if err != nil {
+				return nil, err
+			}
+			i += n
+			if utf16.IsSurrogate(r) {
+				if i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+					if r2, n2, err := hex4(s[i+3:]); err == nil {
+						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+							r = d
+							i += 2 + n2
+						}
+					}
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, fmt.Errorf("bad escape \\%c", s[i])
+		}
+	}
+	return out, nil
+}
+
+func hex4(s []byte) (rune, int, error) {
+	if len(s) < 4 {
+		return 0, 0, errors.New(`short \u escape`)
+	}
+	v, err := strconv.ParseUint(string(s[:4]), 16, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf(`bad \u escape %q`, s[:4])
+	}
+	return rune(v), 4, nil
+}
+
+// isVLine reports whether a line looks like mosquitto_sub -v output: a
+// valid topic name, a space, the payload.
+func isVLine(line []byte) bool {
+	_, _, err := parseVLine(line)
+	return err == nil
+}
+
+// parseVLine splits a -v line at its first space. mosquitto_sub prints an
+// empty payload as "(null)". Topics with spaces and payloads with line
+// breaks cannot be told apart in this format: use -F %j.
+func parseVLine(line []byte) (topicName string, payload []byte, err error) {
+	t, p, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
+		return "", nil, errors.New("no space between topic and payload (a payload's continuation line? use mosquitto_sub -F %j)")
+	}
+	if err := topic.ValidateName(string(t)); err != nil {
+		return "", nil, err
+	}
+	if string(p) == "(null)" {
+		p = nil
+	}
+	return string(t), append([]byte{}, p...), nil
+}
+
+// readMosquitto imports mosquitto_sub output into one session: -F %j/%J
+// lines (time from "tst", microseconds; retain=1 means the message came
+// from the broker's retained store, as for any MQTT 3.1.1 subscriber) or -v
+// lines, which carry no time: every message gets Options.Time, so a replay
+// sends them back to back. The first line decides which.
+func (im *Importer) readMosquitto(ctx context.Context, br *bufio.Reader) error {
+	mode := 0 // 0 undecided, 1 JSON, 2 -v
+	return im.readLines(ctx, br, func(n int, line []byte) error {
+		if len(bytes.TrimSpace(line)) == 0 {
+			// mosquitto_sub -F %J prints an empty line for a payload that is
+			// not JSON (the message is lost); in -v output it is part of a
+			// payload with line breaks.
+			im.problem(ctx, fmt.Sprintf("line %d", n), errors.New("empty line (-F %J prints one for a payload that is not JSON; in -v output it belongs to a payload with line breaks)"))
+			return nil
+		}
+		if mode == 0 {
+			mode = 2
+			if line[0] == '{' {
+				mode = 1
+			}
+		}
+		var m storage.Message
+		if mode == 1 {
+			var props bool
+			var err error
+			if m, props, err = parseMosquittoJSON(line); err != nil {
+				im.problem(ctx, fmt.Sprintf("line %d", n), err)
+				return nil
+			}
+			if props {
+				im.note("MQTT 5 properties not kept: this capture format has no place for them")
+			}
+		} else {
+			t, p, err := parseVLine(line)
+			if err != nil {
+				im.problem(ctx, fmt.Sprintf("line %d", n), err)
+				return nil
+			}
+			m = storage.Message{TimeNS: im.opts.Time.UnixNano(), Topic: t, Payload: p}
+		}
+		if !im.w.InSession() {
+			if err := im.startSession(ctx, m.TimeNS); err != nil {
+				return err
+			}
+		}
+		m.OffsetNS = max(m.TimeNS-im.w.SessionStart(), 0)
+		return im.add(ctx, m)
+	})
+}
