@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,11 @@ may be outstanding before the schedule waits. The report at the end says how
 faithful the replay was: intended vs actual duration, lateness of each
 publish against its deadline (p50/p90/p99/max) and acknowledgement failures.
 
+A broker that is not on this machine (not a loopback address or
+localhost) gets a question on the terminal before anything is sent;
+--yes skips it, and without a terminal play refuses (exit 2) unless --yes
+is given: replaying into production by mistake is the worst accident.
+
 On a terminal a progress bar shows on stderr; keys: space pause/resume,
 → step one message while paused, + / - double / halve the speed, Ctrl-C stop
 (exit 130, with the report so far).`
@@ -62,6 +68,7 @@ type playOptions struct {
 	topicPrefix string
 	maxInflight int
 	dryRun      bool
+	yes         bool
 	json        bool
 	quiet       bool
 	file        string
@@ -88,6 +95,7 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	fs.StringArrayVar(&o.remapFlags, "remap", nil, "rewrite topics starting with OLD to start with NEW: `OLD=NEW` (repeatable; first match wins)")
 	fs.IntVar(&o.maxInflight, "max-inflight", replay.DefaultMaxInflight, "publishes awaiting their acknowledgement (`N`) before the schedule waits")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "do not connect: print what would be sent")
+	fs.BoolVarP(&o.yes, "yes", "y", false, "replay into a broker that is not on this machine (not loopback) without asking")
 	fs.BoolVar(&o.json, "json", false, "print the report (or the --dry-run plan) as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no human report")
 	o.conn.register(fs)
@@ -194,6 +202,16 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	if !copts.Broker.IsLoopback() && !o.yes {
+		n, err := capture.Count(ctx, o.query)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("%s messages from %s", groupDigits(n*int64(max(o.loop, 1))), o.file)
+		if err := confirmRemote(ctx, copts.Broker, what, term.IsTerminal(int(os.Stdin.Fd())), os.Stdin, cio.stderr); err != nil {
+			return err
+		}
+	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	client, err := mqttclient.Connect(ctx, copts, mqttclient.Handlers{Lost: func(err error) {
@@ -249,6 +267,32 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 			rep.AckFailures+rep.Unacked, rep.Published, rep.AckError)
 	}
 	return runErr
+}
+
+// confirmRemote asks on the terminal before replaying into a broker that
+// is not on this machine: replaying into production by mistake is the worst
+// accident mqtape can cause. Without a terminal to ask on it refuses (exit
+// 2); --yes skips the question.
+func confirmRemote(ctx context.Context, b mqttclient.Broker, what string, tty bool, in io.Reader, out io.Writer) error {
+	if !tty {
+		return usagef("%s is not a loopback broker: replaying into it needs confirmation, and there is no terminal to ask on; pass --yes to confirm", b)
+	}
+	fmt.Fprintf(out, "%s is not a loopback broker: publish %s to it? [y/N] ", b, what)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(in).ReadString('\n')
+		answer <- strings.ToLower(strings.TrimSpace(line))
+	}()
+	select {
+	case a := <-answer:
+		if a == "y" || a == "yes" {
+			return nil
+		}
+		return usagef("not confirmed: nothing was sent to %s (pass --yes to skip the question)", b)
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return errInterrupted
+	}
 }
 
 // checkSelection refuses a --session the capture does not have and topic

@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
@@ -27,6 +30,10 @@ type connFlags struct {
 	key            string
 	insecure       bool
 	protocol       string
+	askPassword    bool
+	// prompt reads the password for --ask-password (nil: from the
+	// terminal, without echo); tests replace it.
+	prompt func(prompt string) (string, error)
 }
 
 func (c *connFlags) register(fs *pflag.FlagSet) {
@@ -34,6 +41,7 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.clientID, "client-id", "", "MQTT client id (default: unique per run)")
 	fs.StringVarP(&c.username, "username", "u", "", "username (password from $MQTAPE_PASSWORD or --password-file)")
 	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from this file (first line)")
+	fs.BoolVar(&c.askPassword, "ask-password", false, "prompt for the password on the terminal (not echoed)")
 	fs.DurationVar(&c.keepalive, "keepalive", 60*time.Second, "MQTT keepalive interval")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", 10*time.Second, "give up connecting after this long")
 	fs.StringVar(&c.cafile, "cafile", "", "PEM CA certificates to verify the broker (default: system roots)")
@@ -81,6 +89,26 @@ func (c *connFlags) options(cio *cliIO, prefix string) (mqttclient.Options, erro
 		o.ClientID = o.ClientID[:23] // the MQTT 3.1.1 minimum every broker accepts
 	}
 	switch {
+	case c.askPassword && c.passwordFile != "":
+		return mqttclient.Options{}, usagef("--ask-password and --password-file: choose one")
+	case c.askPassword:
+		prompt := c.prompt
+		if prompt == nil {
+			prompt = readPasswordTTY
+		}
+		user := o.Username
+		if user == "" {
+			user = b.Username
+		}
+		who := b.String()
+		if user != "" {
+			who = user + " at " + who
+		}
+		pw, err := prompt(fmt.Sprintf("Password for %s: ", who))
+		if err != nil {
+			return mqttclient.Options{}, err
+		}
+		o.Password = pw
 	case c.passwordFile != "":
 		data, err := os.ReadFile(c.passwordFile)
 		if err != nil {
@@ -159,4 +187,44 @@ func (s *selectFlags) query() (storage.Query, error) {
 		}
 	}
 	return q, nil
+}
+
+// readPasswordTTY prompts on the controlling terminal and reads a line
+// without echo. Ctrl-C at the prompt restores the terminal and interrupts.
+func readPasswordTTY(prompt string) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", usagef("--ask-password needs a terminal to ask on (%v); use $MQTAPE_PASSWORD or --password-file", err)
+	}
+	defer tty.Close()
+	fd := int(tty.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", usagef("--ask-password needs a terminal to ask on (%v); use $MQTAPE_PASSWORD or --password-file", err)
+	}
+	fmt.Fprint(tty, prompt)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	type result struct {
+		pw  []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		pw, err := term.ReadPassword(fd)
+		done <- result{pw, err}
+	}()
+	select {
+	case r := <-done:
+		fmt.Fprintln(tty)
+		if r.err != nil {
+			return "", fmt.Errorf("--ask-password: read the terminal: %w", r.err)
+		}
+		return strings.TrimSuffix(string(r.pw), "\r"), nil
+	case <-sig:
+		_ = term.Restore(fd, state)
+		fmt.Fprintln(tty)
+		return "", errInterrupted
+	}
 }
