@@ -41,8 +41,8 @@ standard input. The format is detected when --format is not given:
 A line or packet that cannot be imported is counted, reported on stderr and
 stored as an import_problem event; the rest is imported. Messages whose time
 goes backwards (input not in time order) keep their order and get the
-previous message's time (reported as clamped). MQTT 5 properties are not
-kept yet. The input is only read, never changed.
+previous message's time (reported as clamped). MQTT 5 properties are kept
+from all three formats. The input is only read, never changed.
 
 Exit codes: 0 imported (even with bad lines, unless --strict), 1 error
 (input unreadable or unknown, nothing importable, --strict with bad lines),

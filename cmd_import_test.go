@@ -49,11 +49,14 @@ func writeCapture(t *testing.T, path string, sessions ...[]storage.Message) {
 
 // sampleSessions is a two-session capture with every kind of field.
 func sampleSessions() [][]storage.Message {
+	expiry := uint32(60)
 	return [][]storage.Message{{
 		{OffsetNS: 1000, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("closed")},
 		{OffsetNS: 2e9, Topic: "home/temp", QoS: 1, PacketID: 7, Payload: []byte(`{"t":21.5,"ts":1}`)},
 		{OffsetNS: 2e9 + 1, Topic: "bin/ü ber/", QoS: 2, PacketID: 65535, Dup: true, Payload: []byte{0, 0xff, 0xfe, '\n'}},
-		{OffsetNS: 3e9, Topic: "home/temp", Payload: []byte(`{"t":21.7,"ts":2}`), ClientID: "thermo-1"},
+		{OffsetNS: 3e9, Topic: "home/temp", Payload: []byte(`{"t":21.7,"ts":2}`), ClientID: "thermo-1", Props: &storage.Properties{
+			ContentType: "application/json", MessageExpiry: &expiry, CorrelationData: []byte{0, 1},
+			UserProperties: []storage.UserProperty{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}}}},
 		{OffsetNS: 3e9, Topic: "empty", Payload: []byte{}},
 	}, {
 		{OffsetNS: 5, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("open")},
@@ -91,6 +94,9 @@ func TestImportExportRoundTrip(t *testing.T) {
 		t.Fatal("import changed its input")
 	}
 	code, export2, _ := runCLI(t, ctx, "export", copyDB)
+	if !strings.Contains(export1, `"user_properties":[{"key":"k","value":"1"},{"key":"k","value":"2"}]`) {
+		t.Fatalf("the sample has no properties:\n%s", export1)
+	}
 	if code != 0 || export2 != export1 {
 		t.Fatalf("export → import → export differs:\n%s\n---\n%s", export1, export2)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/mqtape/mqtape/storage"
@@ -19,21 +20,21 @@ import (
 // as ts_ns or time (RFC 3339), the payload as payload_b64, as a JSON string
 // or as any other JSON value (its text is the payload).
 type jsonlRecord struct {
-	Seq        *int64          `json:"seq"`
-	Session    *int64          `json:"session"`
-	Time       *string         `json:"time"`
-	TsNS       *int64          `json:"ts_ns"`
-	OffsetNS   *int64          `json:"offset_ns"`
-	Topic      *string         `json:"topic"`
-	QoS        *int            `json:"qos"`
-	Retain     flexBool        `json:"retain"`
-	Dup        flexBool        `json:"dup"`
-	PacketID   *int64          `json:"packet_id"`
-	FromStore  flexBool        `json:"from_store"`
-	ClientID   string          `json:"client_id"`
-	PayloadB64 *string         `json:"payload_b64"`
-	Payload    json.RawMessage `json:"payload"`
-	Properties json.RawMessage `json:"properties"`
+	Seq        *int64              `json:"seq"`
+	Session    *int64              `json:"session"`
+	Time       *string             `json:"time"`
+	TsNS       *int64              `json:"ts_ns"`
+	OffsetNS   *int64              `json:"offset_ns"`
+	Topic      *string             `json:"topic"`
+	QoS        *int                `json:"qos"`
+	Retain     flexBool            `json:"retain"`
+	Dup        flexBool            `json:"dup"`
+	PacketID   *int64              `json:"packet_id"`
+	FromStore  flexBool            `json:"from_store"`
+	ClientID   string              `json:"client_id"`
+	PayloadB64 *string             `json:"payload_b64"`
+	Payload    json.RawMessage     `json:"payload"`
+	Properties *storage.Properties `json:"properties"`
 }
 
 // flexBool reads true/false or 0/1.
@@ -58,7 +59,6 @@ type jsonlLine struct {
 	hasSession bool // the line has a session number
 	hasTime    bool // ts_ns or time
 	hasOffset  bool
-	props      bool // it has MQTT 5 properties
 }
 
 // parseJSONLRecord decodes one line.
@@ -127,7 +127,9 @@ func parseJSONLRecord(line []byte) (l jsonlLine, err error) {
 	if r.Session != nil {
 		l.session, l.hasSession = *r.Session, true
 	}
-	l.props = len(r.Properties) > 0 && string(r.Properties) != "null" && string(r.Properties) != "{}"
+	if r.Properties != nil && !reflect.DeepEqual(*r.Properties, storage.Properties{}) {
+		m.Props = r.Properties
+	}
 	return l, nil
 }
 
@@ -172,9 +174,6 @@ func (im *Importer) readJSONL(ctx context.Context, br *bufio.Reader) error {
 		}
 		if !hasOffset {
 			m.OffsetNS = max(m.TimeNS-im.w.SessionStart(), 0)
-		}
-		if l.props {
-			im.note("MQTT 5 properties not kept: this capture format has no place for them")
 		}
 		return im.add(ctx, m)
 	})

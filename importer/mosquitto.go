@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -45,28 +46,27 @@ func parseTst(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("tst %q: not a mosquitto_sub time", s)
 }
 
-// parseMosquittoJSON decodes one -F %j line. props reports MQTT 5
-// properties (which the capture format cannot keep yet).
-func parseMosquittoJSON(line []byte) (m storage.Message, props bool, err error) {
+// parseMosquittoJSON decodes one -F %j line, MQTT 5 properties included.
+func parseMosquittoJSON(line []byte) (m storage.Message, err error) {
 	var r mosquittoRecord
 	if err := json.Unmarshal(line, &r); err != nil {
-		return m, false, fmt.Errorf("invalid JSON: %w", err)
+		return m, fmt.Errorf("invalid JSON: %w", err)
 	}
 	if r.Topic == nil || r.Tst == nil {
-		return m, false, errors.New(`not mosquitto_sub -F %j output (no "tst" or "topic")`)
+		return m, errors.New(`not mosquitto_sub -F %j output (no "tst" or "topic")`)
 	}
 	if err := topic.ValidateName(*r.Topic); err != nil {
-		return m, false, err
+		return m, err
 	}
 	t, err := parseTst(*r.Tst)
 	if err != nil {
-		return m, false, err
+		return m, err
 	}
 	if r.QoS < 0 || r.QoS > 2 {
-		return m, false, fmt.Errorf("qos %d: must be 0, 1 or 2", r.QoS)
+		return m, fmt.Errorf("qos %d: must be 0, 1 or 2", r.QoS)
 	}
 	if r.Mid < 0 || r.Mid > 65535 {
-		return m, false, fmt.Errorf("mid %d: out of range", r.Mid)
+		return m, fmt.Errorf("mid %d: out of range", r.Mid)
 	}
 	m = storage.Message{TimeNS: t.UnixNano(), Topic: *r.Topic, QoS: byte(r.QoS), Retain: bool(r.Retain),
 		FromStore: bool(r.Retain), PacketID: uint16(r.Mid)}
@@ -77,18 +77,90 @@ func parseMosquittoJSON(line []byte) (m storage.Message, props bool, err error) 
 	case r.Payload[0] == '"':
 		// Decoded byte-exactly: mosquitto_sub writes non-UTF-8 bytes raw.
 		if m.Payload, err = unquoteRaw(r.Payload); err != nil {
-			return m, false, fmt.Errorf("payload: %w", err)
+			return m, fmt.Errorf("payload: %w", err)
 		}
 		text = true
 	default:
 		m.Payload = []byte(r.Payload) // -F %J: the payload's JSON as printed
 	}
 	if text && r.PayloadLen != nil && len(m.Payload) != *r.PayloadLen {
-		return m, false, fmt.Errorf("payload has %d bytes, payloadlen says %d (mosquitto_sub cuts payloads at a NUL byte: record binary payloads with mqtape record)",
+		return m, fmt.Errorf("payload has %d bytes, payloadlen says %d (mosquitto_sub cuts payloads at a NUL byte: record binary payloads with mqtape record)",
 			len(m.Payload), *r.PayloadLen)
 	}
-	props = len(r.Properties) > 0 && string(r.Properties) != "null" && string(r.Properties) != "{}"
-	return m, props, nil
+	if len(r.Properties) > 0 && string(r.Properties) != "null" {
+		if m.Props, err = parseMosquittoProps(r.Properties); err != nil {
+			return m, fmt.Errorf("properties: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// parseMosquittoProps reads mosquitto_sub's "properties" object:
+//
+//	{"user-properties":{"k":"v","k":"v2"},"content-type":"text/plain","payload-format-indicator":1,
+//	 "response-topic":"r","correlation-data":"abc","message-expiry-interval":60}
+//
+// User properties are an object whose keys may repeat: they are read in
+// order, duplicates kept.
+func parseMosquittoProps(raw json.RawMessage) (*storage.Properties, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, err
+	}
+	var p storage.Properties
+	for k, v := range fields {
+		var err error
+		switch k {
+		case "user-properties":
+			p.UserProperties, err = orderedPairs(v)
+		case "content-type":
+			err = json.Unmarshal(v, &p.ContentType)
+		case "response-topic":
+			err = json.Unmarshal(v, &p.ResponseTopic)
+		case "correlation-data":
+			p.CorrelationData, err = unquoteRaw(v)
+		case "payload-format-indicator":
+			p.PayloadFormat = new(byte)
+			err = json.Unmarshal(v, p.PayloadFormat)
+		case "message-expiry-interval":
+			p.MessageExpiry = new(uint32)
+			err = json.Unmarshal(v, p.MessageExpiry)
+		case "subscription-identifier":
+			var id int
+			if err = json.Unmarshal(v, &id); err == nil {
+				p.SubscriptionIDs = append(p.SubscriptionIDs, id)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	if reflect.DeepEqual(p, storage.Properties{}) {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+// orderedPairs reads a JSON object's members in order, repeated keys kept.
+func orderedPairs(raw json.RawMessage) ([]storage.UserProperty, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	var out []storage.UserProperty
+	for dec.More() {
+		var k, v string
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ = kt.(string)
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, storage.UserProperty{Key: k, Value: v})
+	}
+	return out, nil
 }
 
 // unquoteRaw decodes a JSON string literal, keeping bytes that are not
@@ -207,14 +279,10 @@ func (im *Importer) readMosquitto(ctx context.Context, br *bufio.Reader) error {
 		}
 		var m storage.Message
 		if mode == 1 {
-			var props bool
 			var err error
-			if m, props, err = parseMosquittoJSON(line); err != nil {
+			if m, err = parseMosquittoJSON(line); err != nil {
 				im.problem(ctx, fmt.Sprintf("line %d", n), err)
 				return nil
-			}
-			if props {
-				im.note("MQTT 5 properties not kept: this capture format has no place for them")
 			}
 		} else {
 			t, p, err := parseVLine(line)

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
 )
 
@@ -142,44 +144,67 @@ func (r *reader) skip(n int, what string) {
 	r.b = r.b[n:]
 }
 
-// properties reads an MQTT 5 property list, returning the topic alias
-// (0 when absent) and whether there were other properties.
-func (r *reader) properties(what string) (alias uint16, other bool) {
+// properties reads an MQTT 5 property list, returning the topic alias (0
+// when absent) and, when props is not nil, filling it with the PUBLISH
+// properties mqtape keeps.
+func (r *reader) properties(what string, props *storage.Properties) (alias uint16) {
 	if r.err != nil {
-		return 0, false
+		return 0
 	}
 	n, k, err := varint(r.b)
 	if err != nil || len(r.b) < k+n {
 		r.fail(what + " properties")
-		return 0, false
+		return 0
 	}
 	p := &reader{b: r.b[k : k+n]}
 	r.b = r.b[k+n:]
+	if props == nil {
+		props = new(storage.Properties) // read and dropped
+	}
 	for len(p.b) > 0 && p.err == nil {
 		id := p.byte1(what)
-		other = other || id != 0x23
 		switch id {
-		case 0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A:
+		case 0x01:
+			v := p.byte1(what)
+			props.PayloadFormat = &v
+		case 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A:
 			p.skip(1, what)
 		case 0x23:
 			alias = p.uint16(what)
 		case 0x13, 0x21, 0x22:
 			p.skip(2, what)
-		case 0x02, 0x11, 0x18, 0x27:
+		case 0x02:
+			if len(p.b) < 4 {
+				p.fail(what)
+				break
+			}
+			v := binary.BigEndian.Uint32(p.b)
+			props.MessageExpiry = &v
+			p.skip(4, what)
+		case 0x11, 0x18, 0x27:
 			p.skip(4, what)
 		case 0x0B:
-			if _, k, err := varint(p.b); err != nil {
+			v, k, err := varint(p.b)
+			if err != nil {
 				p.fail(what)
-			} else {
-				p.skip(k, what)
+				break
 			}
-		case 0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F:
+			props.SubscriptionIDs = append(props.SubscriptionIDs, v)
+			p.skip(k, what)
+		case 0x03:
+			props.ContentType = p.str(what)
+		case 0x08:
+			props.ResponseTopic = p.str(what)
+		case 0x12, 0x15, 0x1A, 0x1C, 0x1F:
 			p.str(what)
-		case 0x09, 0x16:
+		case 0x09:
+			props.CorrelationData = append([]byte{}, p.binary(what)...)
+		case 0x16:
 			p.binary(what)
 		case 0x26:
-			p.str(what)
-			p.str(what)
+			k := p.str(what)
+			v := p.str(what)
+			props.UserProperties = append(props.UserProperties, storage.UserProperty{Key: k, Value: v})
 		default:
 			p.err = fmt.Errorf("unknown %s property %#x", what, id)
 		}
@@ -187,7 +212,7 @@ func (r *reader) properties(what string) (alias uint16, other bool) {
 	if p.err != nil {
 		r.err = p.err
 	}
-	return alias, other
+	return alias
 }
 
 // connectInfo is what a CONNECT says about its client (never the password).
@@ -216,12 +241,12 @@ func parseConnect(body []byte) (connectInfo, error) {
 	}
 	ci.Clean = flags&0x02 != 0
 	if ci.Protocol == 5 {
-		r.properties("CONNECT")
+		r.properties("CONNECT", nil)
 	}
 	ci.ClientID = r.str("CONNECT client id")
 	if flags&0x04 != 0 { // will
 		if ci.Protocol == 5 {
-			r.properties("will")
+			r.properties("will", nil)
 		}
 		r.str("will topic")
 		r.binary("will payload")
@@ -239,8 +264,8 @@ type publish struct {
 	retain   bool
 	dup      bool
 	packetID uint16
-	alias    uint16 // MQTT 5 topic alias (0: none)
-	props    bool   // it had MQTT 5 properties
+	alias    uint16              // MQTT 5 topic alias (0: none)
+	props    *storage.Properties // MQTT 5 properties (nil: none)
 	payload  []byte
 }
 
@@ -257,7 +282,11 @@ func parsePublish(flags byte, body []byte, protocol byte) (publish, error) {
 		}
 	}
 	if protocol == 5 {
-		p.alias, p.props = r.properties("PUBLISH")
+		var props storage.Properties
+		p.alias = r.properties("PUBLISH", &props)
+		if !reflect.DeepEqual(props, storage.Properties{}) {
+			p.props = &props
+		}
 	}
 	if r.err != nil {
 		return p, r.err

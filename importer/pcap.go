@@ -336,14 +336,11 @@ func (d *pcapDecoder) control(ctx context.Context, s *stream, typ, flags byte, b
 				return nil
 			}
 		}
-		if p.props {
-			d.im.note("MQTT 5 properties not kept: this capture format has no place for them")
-		}
 		if err := d.ensureSession(ctx, s); err != nil {
 			return err
 		}
 		m := storage.Message{TimeNS: d.nowNS, Topic: p.topic,
-			QoS: p.qos, Retain: p.retain, Dup: p.dup, PacketID: p.packetID, Payload: p.payload}
+			QoS: p.qos, Retain: p.retain, Dup: p.dup, PacketID: p.packetID, Payload: p.payload, Props: p.props}
 		if s.conn != nil {
 			m.ClientID = s.conn.ClientID
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -307,7 +308,10 @@ func TestPcapSynthetic(t *testing.T) {
 		t.Errorf("bad = %d: %v", res.Bad, res.Problems)
 	}
 	notes := strings.Join(res.Notes, "\n")
-	for _, n := range []string{"no place for them: 1", "connections open before the capture started", "TCP packets not to or from port 1883"} {
+	if p := msgs[4].Props; p == nil || len(p.UserProperties) != 1 || p.UserProperties[0] != (storage.UserProperty{Key: "k", Value: "v"}) || msgs[5].Props != nil {
+		t.Errorf("properties: %+v / %+v", msgs[4].Props, msgs[5].Props)
+	}
+	for _, n := range []string{"connections open before the capture started", "TCP packets not to or from port 1883"} {
 		if !strings.Contains(notes, n) {
 			t.Errorf("notes lack %q:\n%s", n, notes)
 		}
@@ -378,6 +382,12 @@ func TestPcapFiles(t *testing.T) {
 			if len(burst) != 50 || len(byTopic["v5/alias/topic"]) != 1 || byTopic["v5/props"][0].ClientID != "v5-dev2" {
 				t.Errorf("burst %d, v5 %+v", len(burst), byTopic["v5/props"])
 			}
+			if p := byTopic["v5/props"][0].Props; p == nil || p.ContentType != "text/plain" || p.MessageExpiry == nil || *p.MessageExpiry != 60 {
+				t.Errorf("v5 properties = %+v", p)
+			}
+			if p := byTopic["v5/alias/topic"][0].Props; p == nil || fmt.Sprint(p.UserProperties) != "[{k v}]" {
+				t.Errorf("v5 alias properties = %+v", p)
+			}
 			if sessions[0].Broker != "mqtt://127.0.0.1:18830" {
 				t.Errorf("broker %q", sessions[0].Broker)
 			}
@@ -447,7 +457,7 @@ func FuzzPcapStream(f *testing.F) {
 		}
 		orders := [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}, {0, 2, 1}}
 		split := decodeSegments(data, cuts, orders[int(perm)%len(orders)])
-		if fmt.Sprint(whole.msgs) != fmt.Sprint(split.msgs) || len(whole.problems) != len(split.problems) {
+		if !reflect.DeepEqual(whole.msgs, split.msgs) || len(whole.problems) != len(split.problems) {
 			t.Errorf("segmentation changed the result:\nwhole %v %v\nsplit %v %v", whole.msgs, whole.problems, split.msgs, split.problems)
 		}
 	})
