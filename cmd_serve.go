@@ -50,6 +50,7 @@ type serveOptions struct {
 	count    int64
 	quiet    bool
 	output   string
+	queued   int
 }
 
 func parseServe(args []string, cio *cliIO) (serveOptions, error) {
@@ -65,12 +66,15 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
+	fs.IntVar(&o.queued, "max-queued", 8192, "messages queued for one slow subscriber before the broker drops (each drop is recorded)")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, usagef("unexpected argument %q (the capture file goes after -o)", fs.Arg(0))
+	case o.queued < 1 || o.queued > 1<<30:
+		return o, usagef("--max-queued %d: must be between 1 and 2^30", o.queued)
 	case o.output == "":
 		return o, usagef("missing -o FILE")
 	case (o.cert == "") != (o.key == ""):
@@ -148,7 +152,8 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 	if err := tap.Start(ctx); err != nil {
 		return err
 	}
-	b, err := broker.Start(broker.Options{Listen: o.listen, WS: o.ws, TLS: tlsCfg, Hooks: hooks, Observer: tap})
+	b, err := broker.Start(broker.Options{Listen: o.listen, WS: o.ws, TLS: tlsCfg, Hooks: hooks, Observer: tap,
+		MaxPending: int32(o.queued)})
 	if err != nil {
 		tap.Stop(ctx, recorder.StopError)
 		return fmt.Errorf("%w (is another broker using the port?)", err)

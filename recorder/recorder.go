@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,7 @@ type Stats struct {
 	Dropped       int64 // messages received but not stored (queue overflow)
 	Reconnects    int64
 	BrokerDropped int64 // messages the broker reports it dropped since start
+	Duplicates    int64 // redeliveries of messages already in the capture, not stored again
 	Connected     bool
 	Started       time.Time
 }
@@ -132,6 +134,58 @@ type Recorder struct {
 	burstLast   time.Time
 
 	offFilter atomic.Int64 // messages outside every filter (a broker bug, e.g. '$' topics to '#')
+
+	// With a persistent session, the broker redelivers (DUP=1) what it sent
+	// before the last run stopped and never saw acknowledged; some of it may
+	// already be in the capture (committed, then killed before the PUBACK
+	// left). recent holds the previous session's last messages to spot them.
+	recent     map[dupKey]bool
+	duplicates atomic.Int64
+}
+
+type dupKey struct {
+	packetID uint16
+	topic    string
+	sum      uint64
+}
+
+func keyOf(packetID uint16, topic string, payload []byte) dupKey {
+	h := fnv.New64a()
+	h.Write(payload)
+	return dupKey{packetID, topic, h.Sum64()}
+}
+
+// recentWindow is how many of the previous session's last messages are
+// checked against redeliveries: more than can be committed but not yet
+// acknowledged (one batch).
+const recentWindow = 8192
+
+// loadRecent remembers the last messages of the newest earlier session of
+// the same client id (persistent sessions only).
+func (r *Recorder) loadRecent(ctx context.Context) error {
+	sessions, err := r.capture.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	var prev int64
+	for _, s := range sessions {
+		if s.ClientID == r.cfg.Session.ClientID && s.Source == "subscriber" {
+			prev = s.ID
+		}
+	}
+	if prev == 0 {
+		return nil
+	}
+	r.recent = make(map[dupKey]bool)
+	for m, err := range r.capture.Messages(ctx, storage.Query{Session: prev, Desc: true, Limit: recentWindow}) {
+		if err != nil {
+			return err
+		}
+		if m.QoS > 0 {
+			r.recent[keyOf(m.PacketID, m.Topic, m.Payload)] = true
+		}
+	}
+	return nil
 }
 
 // New prepares a recorder writing into capture.
@@ -144,7 +198,7 @@ func New(capture *storage.Capture, dial Dialer, cfg Config) *Recorder {
 func (r *Recorder) Stats() Stats {
 	return Stats{Received: r.received.Load(), Stored: r.stored.Load(), Bytes: r.bytes.Load(),
 		Topics: r.topics.Load(), Dropped: r.dropped.Load(), Reconnects: r.reconnects.Load(),
-		BrokerDropped: r.brokerDropped.Load(), Connected: r.connected.Load(), Started: r.start}
+		BrokerDropped: r.brokerDropped.Load(), Duplicates: r.duplicates.Load(), Connected: r.connected.Load(), Started: r.start}
 }
 
 // onMessage runs on the MQTT client's network goroutine: stamp and queue.
@@ -157,6 +211,15 @@ func (r *Recorder) onMessage(m mqttclient.Message) {
 			// E.g. NATS delivers its '$JS/...' topics to '#', against MQTT
 			// 4.7.2. Not recorded; said once.
 			r.event(storage.EventOffFilter, fmt.Sprintf("the broker sent %q, which matches none of the subscribed filters (MQTT 4.7.2: '#' and '+' do not match '$' topics); such messages are not recorded — use --sys or subscribe to them explicitly", m.Topic))
+		}
+		m.Ack()
+		return
+	}
+	if m.Dup && r.recent != nil && r.recent[keyOf(m.PacketID, m.Topic, m.Payload)] {
+		// A redelivery of a message the last run committed: acknowledge it,
+		// do not store it twice.
+		if r.duplicates.Add(1) == 1 {
+			r.event(storage.EventDuplicate, fmt.Sprintf("the broker redelivered %q (packet id %d), already in the capture from the previous session; redeliveries are acknowledged and not stored again", m.Topic, m.PacketID))
 		}
 		m.Ack()
 		return
@@ -269,6 +332,11 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	info := r.cfg.Session
 	for _, f := range r.cfg.Filters {
 		info.Filters = append(info.Filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: -1})
+	}
+	if !r.cfg.Session.CleanSession {
+		if err := r.loadRecent(ctx); err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrWriter, err)
+		}
 	}
 	// Connect before the session exists: a broker that cannot be reached
 	// leaves no empty session behind. Nothing arrives before Subscribe.

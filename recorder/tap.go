@@ -2,6 +2,8 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/mqtape/mqtape/storage"
@@ -18,6 +20,9 @@ type Tap struct {
 	stop    context.CancelFunc
 	done    chan struct{} // closed when the writer returned; werr is its error
 	werr    error
+
+	dropMu      sync.Mutex
+	brokerDrops map[string]int64 // per client id
 }
 
 // NewTap prepares a tap writing into capture.
@@ -54,8 +59,39 @@ func (t *Tap) Published(clientID, topic string, payload []byte, qos byte, retain
 		Payload: payload, ClientID: clientID}})
 }
 
-// Event records a broker event (kind and JSON detail).
-func (t *Tap) Event(kind, detail string) { t.event(kind, detail) }
+// Event records a broker event (kind and JSON detail). Drops to a slow
+// client come in floods: the first per client is recorded as it happens,
+// the rest are counted and summed up per client when the tap stops.
+func (t *Tap) Event(kind, detail string) {
+	if kind == storage.EventBrokerDrop {
+		var d struct {
+			ClientID string `json:"client_id"`
+		}
+		_ = json.Unmarshal([]byte(detail), &d)
+		t.dropMu.Lock()
+		if t.brokerDrops == nil {
+			t.brokerDrops = make(map[string]int64)
+		}
+		t.brokerDrops[d.ClientID]++
+		first := t.brokerDrops[d.ClientID] == 1
+		t.dropMu.Unlock()
+		if !first {
+			return
+		}
+	}
+	t.event(kind, detail)
+}
+
+// BrokerDrops returns how many messages the broker dropped to slow clients.
+func (t *Tap) BrokerDrops() int64 {
+	t.dropMu.Lock()
+	defer t.dropMu.Unlock()
+	var n int64
+	for _, v := range t.brokerDrops {
+		n += v
+	}
+	return n
+}
 
 // CountReached is closed once Config.Count messages are stored.
 func (t *Tap) CountReached() <-chan struct{} { return t.countHit }
@@ -67,11 +103,19 @@ func (t *Tap) Failed() <-chan struct{} { return t.done }
 // Stats returns a live snapshot.
 func (t *Tap) Stats() Stats {
 	return Stats{Received: t.received.Load(), Stored: t.stored.Load(), Bytes: t.bytes.Load(),
-		Topics: t.topics.Load(), Dropped: t.dropped.Load(), Connected: true, Started: t.start}
+		Topics: t.topics.Load(), Dropped: t.dropped.Load(), BrokerDropped: t.BrokerDrops(), Connected: true, Started: t.start}
 }
 
 // Stop ends intake, flushes everything and closes the session with reason.
 func (t *Tap) Stop(ctx context.Context, reason string) (Result, error) {
+	t.dropMu.Lock()
+	for id, n := range t.brokerDrops {
+		if n > 1 {
+			b, _ := json.Marshal(map[string]any{"client_id": id, "dropped": n})
+			t.event(storage.EventBrokerDrop, string(b))
+		}
+	}
+	t.dropMu.Unlock()
 	t.stopIntake()
 	t.stop()
 	<-t.done

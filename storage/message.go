@@ -59,6 +59,7 @@ const (
 	EventBrokerDropped  = "broker_dropped"
 	EventStopped        = "stopped"
 	EventOffFilter      = "off_filter"
+	EventDuplicate      = "duplicate_skipped"
 	// Broker-side (mqtape serve) events; Detail is JSON.
 	EventClientConnect    = "client_connect"
 	EventClientDisconnect = "client_disconnect"

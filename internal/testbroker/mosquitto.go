@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,7 +20,11 @@ import (
 // Mosquitto is a running mosquitto process.
 type Mosquitto struct {
 	Addr string // 127.0.0.1:port
+	bin  string
+	conf string
+	mu   sync.Mutex
 	cmd  *exec.Cmd
+	log  []string
 }
 
 // URL returns mqtt://addr.
@@ -55,46 +61,74 @@ func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
 		"log_type subscribe",
 		"user root",
 		"max_queued_messages 0",
-		"persistence false",
 	}, extraConfig...)
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", conf)
+	m := &Mosquitto{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, conf: conf}
+	m.start(t)
+	t.Cleanup(func() {
+		m.stop(true)
+		if t.Failed() {
+			m.mu.Lock()
+			t.Logf("mosquitto log:\n%s", strings.Join(m.log, "\n"))
+			m.mu.Unlock()
+		}
+	})
+	return m
+}
+
+func (m *Mosquitto) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(m.bin, "-c", m.conf)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m := &Mosquitto{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
-	var logLines []string
-	logDone := make(chan struct{})
+	m.mu.Lock()
+	m.cmd = cmd
+	m.mu.Unlock()
 	go func() {
-		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			logLines = append(logLines, sc.Text())
+			m.mu.Lock()
+			m.log = append(m.log, sc.Text())
+			m.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		<-logDone
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", strings.Join(logLines, "\n"))
-		}
-	})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", m.Addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return m
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("mosquitto did not listen on %s: %v", m.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stop ends mosquitto: killed, or with SIGTERM so it saves its persistence file.
+func (m *Mosquitto) stop(kill bool) {
+	m.mu.Lock()
+	cmd := m.cmd
+	m.mu.Unlock()
+	if kill {
+		cmd.Process.Kill()
+	} else {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
+	cmd.Wait()
+}
+
+// Restart stops mosquitto cleanly (it saves persistent sessions when
+// configured with persistence) and starts it again on the same port.
+func (m *Mosquitto) Restart(t testing.TB) {
+	t.Helper()
+	m.stop(false)
+	m.start(t)
 }
 
 func freePort(t testing.TB) int {

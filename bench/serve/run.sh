@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Routing cost of `mqtape serve` against the same embedded broker that
+# records nothing, in the same run: N messages from 2 raw-TCP publishers to
+# one mosquitto_sub subscriber, 64 B and 1 KiB, QoS 0 and 1, best of R runs.
+# Both brokers queue up to 10^7 messages for the subscriber (--max-queued),
+# so neither drops to it (with mochi's default 8192, a flood overruns
+# mosquitto_sub and the broker drops, which serve records).
+#
+#   bench/serve/run.sh [N] [R]      (default N=200000, R=3; needs mosquitto-clients)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-200000}; R=${2:-3}; HALF=$((N / 2))
+OUT=bench/out/serve; mkdir -p "$OUT"
+go build -o "$OUT/mqtape" . && go build -o "$OUT/plainbroker" ./bench/serve/plainbroker && go build -o "$OUT/flood" ./bench/record/flood
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+
+one() { # mode size qos → msg/s
+  local P; P=$(port); rm -f "$OUT/cap.db"*
+  if [ "$1" = serve ]; then "$OUT/mqtape" serve --listen "127.0.0.1:$P" --max-queued 10000000 -o "$OUT/cap.db" --quiet & B=$!
+  else "$OUT/plainbroker" -listen "127.0.0.1:$P" -max-queued 10000000 & B=$!; fi
+  sleep 0.3
+  timeout 120 mosquitto_sub -p "$P" -t 'bench/#' -q "$3" -C "$N" > /dev/null & S=$!
+  sleep 0.3
+  local t0; t0=$(now)
+  "$OUT/flood" -addr "127.0.0.1:$P" -n "$HALF" -size "$2" -qos "$3" -topic bench/a &
+  "$OUT/flood" -addr "127.0.0.1:$P" -n "$HALF" -size "$2" -qos "$3" -topic bench/b &
+  wait $S; local t1; t1=$(now)
+  kill -INT $B; wait $B 2>/dev/null || true
+  if [ "$1" = serve ]; then
+    local got; got=$(sqlite3 "$OUT/cap.db" "SELECT count(*) FROM messages")
+    [ "$got" = "$N" ] || echo "serve recorded $got of $N" >&2
+  fi
+  awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+
+printf "%-6s %-4s %12s %12s %7s\n" payload qos "mochi msg/s" "serve msg/s" ratio
+for size in 64 1024; do for qos in 0 1; do
+  best_p=0; best_s=0
+  for _ in $(seq "$R"); do
+    p=$(one plain "$size" "$qos"); s=$(one serve "$size" "$qos")
+    [ "$p" -gt "$best_p" ] && best_p=$p; [ "$s" -gt "$best_s" ] && best_s=$s
+  done
+  awk -v z="$size" -v q="$qos" -v p="$best_p" -v s="$best_s" 'BEGIN { printf "%-6s %-4s %12d %12d %7.2f\n", z, q, p, s, s / p }'
+done; done
