@@ -350,3 +350,50 @@ func TestConnectErrors(t *testing.T) {
 		t.Fatalf("closed port: %v after %s", err, time.Since(start))
 	}
 }
+
+// TestReconnectsAfterBrokerRestart: the broker goes away and comes back on
+// the same port; the recorder reconnects, re-subscribes, records the gap
+// and goes on.
+func TestReconnectsAfterBrokerRestart(t *testing.T) {
+	b := startBroker(t)
+	addr := b.Addr()
+	path := filepath.Join(t.TempDir(), "c.db")
+	r := startRecording(t, b, path, recorder.Config{})
+	publish(t, publisher(t, b, "pub1"), "before", 1, false, []byte("1"))
+	waitStored(t, r, 1)
+	b.Close()
+
+	b2, err := broker.Start(broker.Options{Listen: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.rec.Stats().Reconnects == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("recorder did not reconnect")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Re-subscribed: a new message arrives.
+	pub := publisher(t, b2, "pub2")
+	for r.rec.Stats().Stored < 2 && time.Now().Before(deadline) {
+		publish(t, pub, "after", 1, false, []byte("2"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.stop(t)
+	msgs, _ := readAll(t, path)
+	if len(msgs) < 2 || msgs[0].Topic != "before" || msgs[1].Topic != "after" {
+		t.Fatalf("messages = %+v", msgs)
+	}
+	c, _ := storage.Open(path)
+	defer c.Close()
+	ev, _ := c.Events(context.Background(), 0)
+	kinds := map[string]int{}
+	for _, e := range ev {
+		kinds[e.Kind]++
+	}
+	if kinds[storage.EventConnectionLost] != 1 || kinds[storage.EventReconnected] != 1 || kinds[storage.EventSubscribed] < 2 {
+		t.Errorf("events: %v", kinds)
+	}
+}
