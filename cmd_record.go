@@ -101,6 +101,11 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	wasEmpty := statErr == nil && fi.Mode().IsRegular() && fi.Size() == 0
 	capture, err := storage.OpenWrite(o.output)
 	if err != nil {
+		if isNew {
+			// Created and then failed (e.g. the disk is full): no
+			// half-made file behind.
+			os.Remove(o.output)
+		}
 		return err
 	}
 	defer func() {
@@ -143,8 +148,14 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	})
 	status := newStatusLine(cio, o.quiet)
 	stopStatus := status.start(func() string { return recordStatus(rec.Stats()) })
-	res, err = rec.Run(ctx)
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	watchCapture(runCtx, o.output, 500*time.Millisecond, stopRun)
+	res, err = rec.Run(runCtx)
 	stopStatus()
+	if err == nil && errors.Is(context.Cause(runCtx), errCaptureGone) {
+		err = rescueCapture(ctx, capture, o.output, res.Stored)
+	}
 	if res.SessionID != 0 && !o.quiet {
 		printRecordSummary(cio, o.output, res)
 	}

@@ -142,9 +142,15 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 		if !errors.Is(err, ErrCorrupt) {
 			return nil, err
 		}
-		d.truncated = strings.TrimPrefix(err.Error(), fmt.Sprintf("open capture %q: ", path))
+		// A checkpoint that could not finish (the disk filled up, the
+		// recorder was killed) leaves the file shorter than its header
+		// says while the write-ahead log holds the pages: SQLite replays
+		// it, so only a file without one is truncated.
+		if fi, werr := os.Stat(path + "-wal"); werr != nil || fi.Size() == 0 {
+			d.truncated = strings.TrimPrefix(err.Error(), fmt.Sprintf("open capture %q: ", path))
+		}
 	}
-	db, err := openDB(path, "mode=ro&_pragma=writable_schema(1)")
+	db, err := openReadDB(ctx, path, "_pragma=writable_schema(1)")
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +219,40 @@ func pageAlignedCopy(path, dir string) (string, error) {
 		return "", fmt.Errorf("recover: temporary copy: %w", err)
 	}
 	return tmp.Name(), nil
+}
+
+// openReadDB opens a capture file read-only (extra: more URI parameters).
+// A capture in WAL mode needs its -shm file: in a directory nobody may
+// write to (a read-only mount, a 0555 directory) SQLite cannot create it
+// and refuses to open the file at all. When that happens and no
+// write-ahead log holds data, no writer can exist, so the file is opened
+// as immutable instead. Open should use this too (reported to the
+// storage owner).
+func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
+	params := "mode=ro"
+	if extra != "" {
+		params += "&" + extra
+	}
+	db, err := openDB(path, params)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	err = db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&n)
+	if err == nil || !strings.Contains(err.Error(), "unable to open") {
+		return db, nil // other errors are for the caller to meet and word
+	}
+	if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
+		return db, nil
+	}
+	if f, werr := os.CreateTemp(filepath.Dir(path), ".mqtape-probe-*"); werr == nil {
+		// The directory is writable after all: not the case handled here.
+		f.Close()
+		os.Remove(f.Name())
+		return db, nil
+	}
+	db.Close()
+	return openDB(path, params+"&immutable=1")
 }
 
 // recovery is one run of Recover.
@@ -689,4 +729,27 @@ func (w *walker) run(ctx context.Context) error {
 		w.gap(start, good-1, err)
 		start = good
 	}
+}
+
+// SaveCopy writes a consistent copy of an open capture, with everything
+// committed (also what is still in the write-ahead log), to a new file at
+// path with mode 0600. It is Recover's counterpart for a capture that is
+// still open: mqtape record uses it when its file was deleted while it
+// recorded, so what it recorded is not lost with the deleted file.
+func (c *Capture) SaveCopy(ctx context.Context, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("save a copy of the capture: %w", err)
+	}
+	f.Close()
+	db := c.w
+	if db == nil {
+		db = c.r
+	}
+	// VACUUM INTO accepts an empty file as its target.
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		os.Remove(path)
+		return c.wrap("save a copy to "+path, err)
+	}
+	return nil
 }
