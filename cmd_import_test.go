@@ -172,7 +172,7 @@ func TestImportErrors(t *testing.T) {
 }
 
 func TestImportHelp(t *testing.T) {
-	for _, verb := range []string{"import", "diff"} {
+	for _, verb := range []string{"import", "diff", "cut", "merge"} {
 		code, out, _ := runCLI(t, context.Background(), verb, "--help")
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "mqtape "+verb) {
 			t.Errorf("%s --help: exit %d\n%s", verb, code, out)

@@ -53,6 +53,8 @@ func commands() []command {
 		{"serve", "run an embedded broker that records everything published to it", cmdServe},
 		{"diff", "compare two captures (regression checks)", cmdDiff},
 		{"import", "convert JSON lines, mosquitto_sub output or pcap files into a capture", cmdImport},
+		{"cut", "copy a time and topic slice of a capture, with the retained state at its start", cmdCut},
+		{"merge", "merge captures (e.g. of several recorders) into one, in time order", cmdMerge},
 		{"check", "verify a capture: SQLite's check and mqtape's invariants", cmdCheck},
 		{"recover", "copy what can be read from a damaged capture into a new one", cmdRecover},
 	}

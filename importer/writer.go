@@ -31,6 +31,8 @@ type Writer struct {
 	Clamped int64
 	// Sessions are the ids of the sessions written, in order.
 	Sessions []int64
+	// Dropped is stored as the drop count of the sessions ended.
+	Dropped int64
 }
 
 // Batch limits: one transaction per this many messages or payload bytes.
@@ -47,6 +49,10 @@ func NewWriter(c *storage.Capture, info storage.SessionInfo) *Writer {
 
 // InSession reports whether a session is open.
 func (w *Writer) InSession() bool { return w.sess != nil }
+
+// LastTime is the time of the open session's last message (its start when
+// it has none).
+func (w *Writer) LastTime() int64 { return w.lastTS }
 
 // SessionStart is the open session's start (Unix ns).
 func (w *Writer) SessionStart() int64 { return w.startNS }
@@ -128,7 +134,7 @@ func (w *Writer) EndSession(ctx context.Context, reason string) error {
 	if err := w.Flush(ctx); err != nil {
 		return err
 	}
-	err := w.sess.End(ctx, w.lastTS, reason, 0)
+	err := w.sess.End(ctx, w.lastTS, reason, w.Dropped)
 	w.sess = nil
 	return err
 }
