@@ -3,13 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
-	"strconv"
-	"time"
-	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -55,47 +52,8 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	return o, err
 }
 
-// ExportRecord is one exported message (JSON lines form).
-type ExportRecord struct {
-	Seq        int64   `json:"seq"`
-	Session    int64   `json:"session"`
-	Time       string  `json:"time"`
-	TsNS       int64   `json:"ts_ns"`
-	OffsetNS   int64   `json:"offset_ns"`
-	Topic      string  `json:"topic"`
-	QoS        byte    `json:"qos"`
-	Retain     bool    `json:"retain"`
-	Dup        bool    `json:"dup"`
-	PacketID   uint16  `json:"packet_id"`
-	FromStore  bool    `json:"from_store"`
-	ClientID   string  `json:"client_id"`
-	PayloadB64 string  `json:"payload_b64"`
-	Payload    *string `json:"payload,omitempty"`
-	// Properties are the MQTT 5 properties, only when the message had any.
-	Properties *storage.Properties `json:"properties,omitempty"`
-}
-
-func exportRecord(m *storage.Message) ExportRecord {
-	r := ExportRecord{Seq: m.Seq, Session: m.Session, Time: m.Time().Format(time.RFC3339Nano), TsNS: m.TimeNS,
-		OffsetNS: m.OffsetNS, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, PacketID: m.PacketID,
-		FromStore: m.FromStore, ClientID: m.ClientID, Properties: m.Props, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
-	if utf8.Valid(m.Payload) {
-		s := string(m.Payload)
-		r.Payload = &s
-	}
-	return r
-}
-
-var csvHeader = []string{"seq", "session", "time", "ts_ns", "offset_ns", "topic", "qos", "retain", "dup", "packet_id", "from_store", "client_id", "payload_b64", "payload", "properties"}
-
-// propsJSON is the CSV form of the properties: their JSON object, or empty.
-func propsJSON(p *storage.Properties) string {
-	if p == nil {
-		return ""
-	}
-	b, _ := json.Marshal(p)
-	return string(b)
-}
+// ExportRecord is one exported message (see package export).
+type ExportRecord = export.Record
 
 func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	o, err := parseExport(args, cio)
@@ -117,32 +75,20 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	var enc *json.Encoder
 	if o.format == "csv" {
 		cw = csv.NewWriter(bw)
-		if err := cw.Write(csvHeader); err != nil {
+		if err := cw.Write(export.CSVHeader); err != nil {
 			return err
 		}
 	} else {
 		enc = json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 	}
-	b := func(v bool) string {
-		if v {
-			return "1"
-		}
-		return "0"
-	}
 	for m, err := range c.Messages(ctx, q) {
 		if err != nil {
 			return err
 		}
-		r := exportRecord(&m)
+		r := export.New(&m)
 		if cw != nil {
-			payload := ""
-			if r.Payload != nil {
-				payload = *r.Payload
-			}
-			err = cw.Write([]string{strconv.FormatInt(r.Seq, 10), strconv.FormatInt(r.Session, 10), r.Time,
-				strconv.FormatInt(r.TsNS, 10), strconv.FormatInt(r.OffsetNS, 10), r.Topic, strconv.Itoa(int(r.QoS)),
-				b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.ClientID, r.PayloadB64, payload, propsJSON(r.Properties)})
+			err = cw.Write(r.CSV())
 		} else {
 			err = enc.Encode(&r)
 		}

@@ -3,47 +3,17 @@ package inspector
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mqtape/mqtape/export"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/storage"
 )
-
-// exportRecord is one exported message; the same fields as mqtape export's
-// JSON lines, so both outputs feed the same scripts.
-type exportRecord struct {
-	Seq        int64   `json:"seq"`
-	Session    int64   `json:"session"`
-	Time       string  `json:"time"`
-	TsNS       int64   `json:"ts_ns"`
-	OffsetNS   int64   `json:"offset_ns"`
-	Topic      string  `json:"topic"`
-	QoS        byte    `json:"qos"`
-	Retain     bool    `json:"retain"`
-	Dup        bool    `json:"dup"`
-	PacketID   uint16  `json:"packet_id"`
-	FromStore  bool    `json:"from_store"`
-	PayloadB64 string  `json:"payload_b64"`
-	Payload    *string `json:"payload,omitempty"`
-}
-
-func newExportRecord(m *storage.Message) exportRecord {
-	r := exportRecord{Seq: m.Seq, Session: m.Session, Time: m.Time().Format(time.RFC3339Nano), TsNS: m.TimeNS,
-		OffsetNS: m.OffsetNS, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, PacketID: m.PacketID,
-		FromStore: m.FromStore, PayloadB64: base64.StdEncoding.EncodeToString(m.Payload)}
-	if utf8.Valid(m.Payload) {
-		s := string(m.Payload)
-		r.Payload = &s
-	}
-	return r
-}
 
 // defaultPath proposes a file name in Options.Dir.
 func (u *UI) defaultPath(name string) string {
@@ -114,7 +84,7 @@ func exportTo(ctx context.Context, f *os.File, p *storage.Prepared, horizon int6
 		if m.Seq > horizon {
 			break
 		}
-		r := newExportRecord(&m)
+		r := export.New(&m)
 		if err := enc.Encode(&r); err != nil {
 			return n, err
 		}

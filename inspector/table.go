@@ -2,6 +2,7 @@ package inspector
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -187,6 +188,13 @@ func (u *UI) showDetail() {
 	fmt.Fprintf(&b, "[yellow]topic[-] [aqua]%s[-]\n", tview.Escape(sanitize(m.Topic)))
 	fmt.Fprintf(&b, "[yellow]qos[-] %d  [yellow]retain[-] %v  [yellow]from store[-] %v  [yellow]dup[-] %v  [yellow]packet id[-] %d  [yellow]size[-] %d B",
 		m.QoS, m.Retain, m.FromStore, m.Dup, m.PacketID, len(m.Payload))
+	if m.ClientID != "" {
+		fmt.Fprintf(&b, "\n[yellow]publisher[-] %s", tview.Escape(sanitize(m.ClientID)))
+	}
+	if m.Props != nil {
+		props, _ := json.Marshal(m.Props)
+		fmt.Fprintf(&b, "\n[yellow]MQTT 5 properties[-] %s", tview.Escape(sanitize(string(props))))
+	}
 	if u.diff {
 		b.WriteString("\n")
 		u.writeDiff(&b, &m)

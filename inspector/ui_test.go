@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mqtape/mqtape/export"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -383,7 +384,7 @@ func TestExportAndWrite(t *testing.T) {
 	if len(lines) != 40 {
 		t.Fatalf("exported %d lines, want 40", len(lines))
 	}
-	var rec exportRecord
+	var rec export.Record
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec.Topic != "bin/raw" || rec.Seq != 6 || rec.Payload != nil || rec.PayloadB64 == "" {
 		t.Errorf("first record %+v, %v", rec, err)
 	}
