@@ -93,6 +93,9 @@ type Options struct {
 	// ManualAck: QoS 1/2 messages are acknowledged only when Message.Ack is
 	// called (the recorder acks after the message is committed to disk).
 	ManualAck bool
+	// CoalesceWrites batches outgoing packets into fewer system calls,
+	// holding each up to 0.5 ms (implied by ManualAck). Not for timed replay.
+	CoalesceWrites bool
 	// AutoReconnect after the first successful connection.
 	AutoReconnect bool
 	// MaxInflight bounds unacknowledged outgoing QoS 1/2 publishes (0: no bound).

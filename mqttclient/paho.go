@@ -61,7 +61,7 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 		tlsCfg = cfg
 		po.SetTLSConfig(cfg)
 	}
-	po.SetCustomOpenConnectionFn(openConn(o.Broker, tlsCfg, o.ManualAck))
+	po.SetCustomOpenConnectionFn(openConn(o.Broker, tlsCfg, o.ManualAck || o.CoalesceWrites))
 	if h.Message != nil {
 		po.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retain: m.Retained(),
