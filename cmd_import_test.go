@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/storage"
 )
@@ -177,5 +180,68 @@ func TestImportHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "mqtape "+verb) {
 			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
 		}
+	}
+}
+
+// TestSampleCaptures checks testdata/captures: each .db is its .jsonl source
+// imported (so they cannot drift apart), the sources are what the generator
+// writes, every file is at most 1 MB, and each sample shows what its README
+// line promises.
+func TestSampleCaptures(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join("testdata", "captures")
+	regen := t.TempDir()
+	if out, err := exec.Command("go", "run", "./testdata/captures/gen", regen).CombinedOutput(); err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	for _, name := range []string{"smart-home", "misbehaving-device", "industrial"} {
+		t.Run(name, func(t *testing.T) {
+			src, db := filepath.Join(dir, name+".jsonl"), filepath.Join(dir, name+".db")
+			for _, f := range []string{src, db} {
+				if fi, err := os.Stat(f); err != nil || fi.Size() > 1<<20 {
+					t.Fatalf("%s: %v (size > 1 MB?)", f, err)
+				}
+			}
+			if fileHash(t, src) != fileHash(t, filepath.Join(regen, name+".jsonl")) {
+				t.Errorf("%s is not what the generator writes: go run ./testdata/captures/gen", src)
+			}
+			fresh := filepath.Join(t.TempDir(), "fresh.db")
+			if code, _, stderr := runCLI(t, ctx, "import", "--quiet", "--strict", src, "-o", fresh); code != 0 {
+				t.Fatalf("import: %s", stderr)
+			}
+			_, want, _ := runCLI(t, ctx, "export", fresh)
+			code, got, stderr := runCLI(t, ctx, "export", db)
+			if code != 0 || got != want {
+				t.Fatalf("%s is not its source imported (%s): rebuild it with mqtape import", db, stderr)
+			}
+			msgs, _, _ := readCapture(t, db)
+			var store, dup, retainedLive, binary, badJSON int
+			for _, m := range msgs {
+				switch {
+				case m.FromStore:
+					store++
+				case m.Retain:
+					retainedLive++
+				}
+				if m.Dup {
+					dup++
+				}
+				if !utf8.Valid(m.Payload) {
+					binary++
+				}
+				if len(m.Payload) > 0 && m.Payload[0] == '{' && !json.Valid(m.Payload) {
+					badJSON++
+				}
+			}
+			ok := map[string]bool{
+				"smart-home":         store >= 10 && retainedLive >= 10 && binary == 0 && len(msgs) > 200,
+				"misbehaving-device": dup > 5 && badJSON > 5 && retainedLive > 50 && len(msgs) > 700,
+				"industrial":         binary > 100 && store == 2 && retainedLive == 2,
+			}[name]
+			if !ok {
+				t.Errorf("%d messages: %d from the store, %d live retained, %d dup, %d binary, %d bad JSON",
+					len(msgs), store, retainedLive, dup, binary, badJSON)
+			}
+		})
 	}
 }
