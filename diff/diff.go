@@ -16,12 +16,14 @@ package diff
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"hash/maphash"
 	"iter"
 	"math"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/storage"
@@ -210,10 +212,19 @@ func Compare(ctx context.Context, a Source, nameA string, b Source, nameB string
 	c := &comparer{opts: opts, seed: maphash.MakeSeed()}
 	c.a = &side{name: nameA, src: a, topics: map[string]*topicAcc{}}
 	c.b = &side{name: nameB, src: b, topics: map[string]*topicAcc{}}
-	for _, s := range []*side{c.a, c.b} {
-		if err := c.scan(ctx, s); err != nil {
-			return nil, err
-		}
+	// The two sides are read at the same time (parsing JSON is most of the
+	// work).
+	var errA error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errA = c.scan(ctx, c.a)
+	}()
+	errB := c.scan(ctx, c.b)
+	wg.Wait()
+	if err := cmp.Or(errA, errB); err != nil {
+		return nil, err
 	}
 	r := &c.report
 	r.Options = ReportOptions{RateTolerance: opts.RateTolerance, SizeTolerance: opts.SizeTolerance,

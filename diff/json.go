@@ -250,8 +250,22 @@ func canonical(b *bytes.Buffer, v any) {
 }
 
 func writeString(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s)
-	b.Write(q)
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\'
+	}
+	if plain {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	var q bytes.Buffer
+	enc := json.NewEncoder(&q)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	b.Write(bytes.TrimSuffix(q.Bytes(), []byte("\n")))
 }
 
 // normNumber gives equal numbers one spelling. Integers keep their digits

@@ -64,12 +64,8 @@ type jsonlLine struct {
 // parseJSONLRecord decodes one line.
 func parseJSONLRecord(line []byte) (l jsonlLine, err error) {
 	var r jsonlRecord
-	dec := json.NewDecoder(bytes.NewReader(line))
-	if err := dec.Decode(&r); err != nil {
+	if err := json.Unmarshal(line, &r); err != nil {
 		return l, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return l, errors.New("invalid JSON: data after the object")
 	}
 	if r.Topic == nil {
 		return l, errors.New(`no "topic"`)
