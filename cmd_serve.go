@@ -141,6 +141,7 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer capture.Close()
+	limitMemory(cio)
 	host, _ := os.Hostname()
 	scheme := "mqtt://"
 	if tlsCfg != nil {
