@@ -104,6 +104,15 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 	if src.version == 0 {
 		rep.problem(Finding{Check: "header", Detail: "no format version (PRAGMA user_version is 0)"})
 	}
+	// openDamaged reads past a malformed schema (to salvage what it can);
+	// a reader that does not would refuse the file.
+	if strict, err := openReadDB(ctx, path, ""); err == nil {
+		var n int
+		if err := strict.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+			rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
+		}
+		strict.Close()
+	}
 	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
 		rep.note(Finding{Check: "wal", Detail: fmt.Sprintf("%s-wal holds %d bytes not yet checkpointed into the file "+
 			"(a recorder is running or was killed): copy %s, %s-wal and %s-shm together",
