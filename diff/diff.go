@@ -12,6 +12,8 @@
 // traffic: they are compared as retained state only. Packet ids, dup flags,
 // session layout and absolute times are never compared: two recordings of
 // the same deterministic traffic compare equal with the default Options.
+// MQTT 5 properties (Message.Props) are not compared yet: a message's
+// identity is its QoS, retain flag and normalised payload (see scan).
 package diff
 
 import (
