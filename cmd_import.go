@@ -142,7 +142,7 @@ func cmdImport(ctx context.Context, args []string, cio *cliIO) error {
 			return fmt.Errorf("import %s: %w: the input is empty", name, importer.ErrNothingImported)
 		}
 		if format, err = importer.Detect(head); err != nil {
-			return fmt.Errorf("import %s: %w (use --format)", name, err)
+			return fmt.Errorf("import %s: %w", name, err)
 		}
 	}
 	created := !fileExists(o.out)

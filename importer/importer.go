@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/storage"
 )
@@ -155,6 +156,9 @@ func Detect(head []byte) (Format, error) {
 			return FormatPcap, nil
 		}
 	}
+	if bytes.HasPrefix(head, []byte("SQLite format 3\x00")) {
+		return "", fmt.Errorf("%w: an SQLite file (a capture? mqtape merge combines captures)", ErrUnknownFormat)
+	}
 	for len(head) > 0 {
 		line, rest, found := bytes.Cut(head, []byte("\n"))
 		line = bytes.TrimSpace(line)
@@ -176,14 +180,28 @@ func Detect(head []byte) (Format, error) {
 			if _, ok := keys["topic"]; ok {
 				return FormatJSONL, nil
 			}
-			return "", fmt.Errorf("%w: JSON lines without a \"topic\" field", ErrUnknownFormat)
+			return "", fmt.Errorf("%w: JSON lines without a \"topic\" field (or name the format with --format)", ErrUnknownFormat)
 		}
-		if isVLine(line) {
+		if isVLine(line) && isTextLine(line) {
 			return FormatMosquitto, nil
 		}
 		break
 	}
-	return "", fmt.Errorf("%w: not JSON lines, mosquitto_sub output, pcap or pcapng", ErrUnknownFormat)
+	return "", fmt.Errorf("%w: not JSON lines, mosquitto_sub output, pcap or pcapng (or name the format with --format)", ErrUnknownFormat)
+}
+
+// isTextLine reports whether a line is UTF-8 text without control
+// characters (a binary file's first "line" is not).
+func isTextLine(line []byte) bool {
+	if !utf8.Valid(line) {
+		return false
+	}
+	for _, c := range line {
+		if c < 0x20 && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // Run reads the whole input and writes it into new sessions of the capture.

@@ -77,6 +77,8 @@ func TestDetect(t *testing.T) {
 		{`{"no":"topic"}`, ""},
 		{`{"broken":`, ""},
 		{"justoneword\n", ""},
+		{"SQLite format 3\x00\x10\x00\x02\x02 rest\n", ""},
+		{"topic \x00\x01binary\n", ""},
 	}
 	for _, tt := range tests {
 		got, err := Detect([]byte(tt.head))
