@@ -165,3 +165,25 @@ func TestMQTT5ReasonCodes(t *testing.T) {
 		t.Errorf("ReasonText(0x86) = %q", got)
 	}
 }
+
+// TestServeRecordsMQTT5Properties: inside the broker, an MQTT 5 publisher's
+// properties are recorded with its client id and retain flag.
+func TestServeRecordsMQTT5Properties(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "serve5.db")
+	addr, stop := serveCLI(t, path)
+	pub := connect5(t, "mqtt://"+addr, "device-5")
+	publish5(t, pub, "dev/5/data", 1, true, []byte(`{"v":5}`), testProps)
+	pub.Disconnect(10 * time.Millisecond)
+	if code, stderr := stop(); code != 0 {
+		t.Fatalf("serve: %d %s", code, stderr)
+	}
+	c, err := storage.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msgs, _ := c.Page(context.Background(), storage.Query{})
+	if len(msgs) != 1 || msgs[0].ClientID != "device-5" || !msgs[0].Retain || !reflect.DeepEqual(msgs[0].Props, storageProps(testProps)) {
+		t.Fatalf("recorded %+v (props %+v)", msgs, msgs[0].Props)
+	}
+}

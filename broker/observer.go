@@ -7,6 +7,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqtape/mqtape/mqttclient"
 )
 
 // Event kinds an Observer receives. Their detail is a JSON object.
@@ -24,7 +26,9 @@ type Observer interface {
 	// Published is called for every PUBLISH the broker accepted and routed,
 	// and for every will message it sent, with the publisher's client id
 	// and the retain flag as published. payload is the caller's to keep.
-	Published(clientID, topic string, payload []byte, qos byte, retain bool)
+	// props are an MQTT 5 publisher's properties (nil for 3.1.1 or none);
+	// topic aliases are already resolved into topic.
+	Published(clientID, topic string, payload []byte, qos byte, retain bool, props *mqttclient.Properties)
 	// Event reports connects, disconnects, (un)subscriptions and drops.
 	Event(kind, detail string)
 }
@@ -44,12 +48,38 @@ func (h *observerHook) Provides(b byte) bool {
 }
 
 func (h *observerHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain)
+	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain, props(cl, pk))
+}
+
+// props converts an MQTT 5 PUBLISH's properties.
+func props(cl *mqtt.Client, pk packets.Packet) *mqttclient.Properties {
+	if cl.Properties.ProtocolVersion < 5 {
+		return nil
+	}
+	pp := pk.Properties
+	p := &mqttclient.Properties{ContentType: pp.ContentType, ResponseTopic: pp.ResponseTopic,
+		CorrelationData: bytes.Clone(pp.CorrelationData)}
+	if pp.PayloadFormatFlag {
+		f := pp.PayloadFormat
+		p.PayloadFormat = &f
+	}
+	if pp.MessageExpiryInterval > 0 {
+		e := pp.MessageExpiryInterval
+		p.MessageExpiry = &e
+	}
+	for _, u := range pp.User {
+		p.UserProperties = append(p.UserProperties, mqttclient.UserProperty{Key: u.Key, Value: u.Val})
+	}
+	if p.ContentType == "" && p.ResponseTopic == "" && p.CorrelationData == nil && p.PayloadFormat == nil &&
+		p.MessageExpiry == nil && p.UserProperties == nil {
+		return nil
+	}
+	return p
 }
 
 func (h *observerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	h.willSent.Store(cl, true)
-	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain)
+	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain, props(cl, pk))
 }
 
 func (h *observerHook) event(kind string, v map[string]any) {
