@@ -209,7 +209,11 @@ func ignored(ignore []Path, loc []step) bool {
 
 // canonical writes v in a canonical form: object keys sorted, numbers
 // normalised (1, 1.0 and 1e0 are the same number).
-func canonical(b *bytes.Buffer, v any) {
+func canonical(b *bytes.Buffer, v any) { writeJSON(b, v, true) }
+
+// writeJSON writes v with sorted keys; numbers normalised when norm is set,
+// else as they were written (for reports).
+func writeJSON(b *bytes.Buffer, v any, norm bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		keys := make([]string, 0, len(x))
@@ -224,7 +228,7 @@ func canonical(b *bytes.Buffer, v any) {
 			}
 			writeString(b, k)
 			b.WriteByte(':')
-			canonical(b, x[k])
+			writeJSON(b, x[k], norm)
 		}
 		b.WriteByte('}')
 	case []any:
@@ -233,11 +237,15 @@ func canonical(b *bytes.Buffer, v any) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			canonical(b, c)
+			writeJSON(b, c, norm)
 		}
 		b.WriteByte(']')
 	case json.Number:
-		b.WriteString(normNumber(x))
+		if norm {
+			b.WriteString(normNumber(x))
+		} else {
+			b.WriteString(string(x))
+		}
 	case string:
 		writeString(b, x)
 	case bool:
@@ -245,7 +253,11 @@ func canonical(b *bytes.Buffer, v any) {
 	case nil:
 		b.WriteString("null")
 	case ignoredMark:
-		b.WriteString("~")
+		if norm {
+			b.WriteString("~")
+		} else {
+			b.WriteString(`"(ignored)"`)
+		}
 	}
 }
 
@@ -386,6 +398,6 @@ func sameValue(a, b any) bool {
 
 func rawJSON(v any) json.RawMessage {
 	var b bytes.Buffer
-	canonical(&b, v)
+	writeJSON(&b, v, false)
 	return json.RawMessage(b.Bytes())
 }
