@@ -24,7 +24,9 @@ standard input. The format is detected when --format is not given:
   jsonl      mqtape export's JSON lines. A complete export imported into a new
              file exports again identically (seq order, session, time, ts_ns,
              offset_ns, qos, retain, dup, packet_id, from_store, client_id,
-             payload). A filtered export gets dense seq and session numbers.
+             payload, properties). Seq and session numbers are given anew
+             (1, 2, ...; a new session wherever "session" changes), so they
+             differ for a filtered export or a capture with empty sessions.
              Hand-written lines need only "topic": time may be "time" (RFC
              3339), the payload "payload" (text or any JSON value) or
              "payload_b64".
@@ -42,7 +44,8 @@ A line or packet that cannot be imported is counted, reported on stderr and
 stored as an import_problem event; the rest is imported. Messages whose time
 goes backwards (input not in time order) keep their order and get the
 previous message's time (reported as clamped). MQTT 5 properties are kept
-from all three formats. The input is only read, never changed.
+(JSON lines, mosquitto_sub -V 5 -F %j, pcap). The input is only read, never
+changed.
 
 Exit codes: 0 imported (even with bad lines, unless --strict), 1 error
 (input unreadable or unknown, nothing importable, --strict with bad lines),
