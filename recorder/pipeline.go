@@ -118,14 +118,14 @@ func (p *pipeline) drop(it item, why string) {
 	}
 }
 
-// begin opens the session and starts accepting messages.
+// begin opens the session. Messages may already be queued (accepting was
+// set before connecting).
 func (p *pipeline) begin(ctx context.Context, capture *storage.Capture, info storage.SessionInfo) (*storage.Session, error) {
 	info.StartedNS = p.start.UnixNano()
 	sess, err := capture.BeginSession(context.WithoutCancel(ctx), info)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWriter, err)
 	}
-	p.accepting.Store(true)
 	return sess, nil
 }
 

@@ -339,10 +339,14 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 		}
 	}
 	// Connect before the session exists: a broker that cannot be reached
-	// leaves no empty session behind. Nothing arrives before Subscribe.
+	// leaves no empty session behind. Accept messages from the start all
+	// the same: a persistent session's queued messages arrive right after
+	// CONNACK, before anything is subscribed; they wait in the queue.
+	r.accepting.Store(true)
 	h := mqttclient.Handlers{Message: r.onMessage, Connected: r.onConnected, Lost: r.onLost}
 	client, err := r.dial(ctx, h)
 	if err != nil {
+		r.stopIntake()
 		if ctx.Err() != nil {
 			return Result{StopReason: StopInterrupted}, nil
 		}
@@ -351,6 +355,7 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	defer client.Disconnect(250 * time.Millisecond)
 	sess, err := r.begin(ctx, r.capture, info)
 	if err != nil {
+		r.stopIntake() // queued messages stay unacknowledged: a persistent session gets them again
 		return Result{}, err
 	}
 	res := Result{SessionID: sess.ID()}

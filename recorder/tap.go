@@ -42,6 +42,7 @@ func (t *Tap) Start(ctx context.Context) error {
 		return err
 	}
 	t.sess = sess
+	t.accepting.Store(true)
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	t.stop = stop
 	go func() {
