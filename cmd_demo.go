@@ -105,7 +105,7 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 		return out.err
 	}
 	fmt.Fprintf(cio.stderr, "recording '#' into %s for %s; Ctrl-C stops early\n", o.output, o.duration)
-	stopStatus := newStatusLine(cio, o.quiet).start(func() string { return recordStatus(rec.Stats()) })
+	stopStatus := newStatusLine(cio, o.quiet).start(recordStatusLine(rec.Stats))
 	_ = fleet.Run(ctx, o.duration)
 	time.Sleep(200 * time.Millisecond) // let the last messages arrive
 	stopRec()

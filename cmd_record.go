@@ -148,7 +148,7 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
 	})
 	status := newStatusLine(cio, o.quiet)
-	stopStatus := status.start(func() string { return recordStatus(rec.Stats()) })
+	stopStatus := status.start(recordStatusLine(rec.Stats))
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
 	watchCapture(runCtx, o.output, 500*time.Millisecond, stopRun)
@@ -190,12 +190,35 @@ func filterNames(subs []mqttclient.Subscription, sys bool) []string {
 	return out
 }
 
-func recordStatus(s recorder.Stats) string {
-	el := time.Since(s.Started)
-	rate := 0.0
-	if el > 0 {
-		rate = float64(s.Stored) / el.Seconds()
+// rateMeter turns a growing count into a rate over about the last second.
+type rateMeter struct {
+	at   []time.Time
+	vals []int64
+}
+
+func (m *rateMeter) rate(n int64) float64 {
+	now := time.Now()
+	m.at, m.vals = append(m.at, now), append(m.vals, n)
+	for len(m.at) > 2 && now.Sub(m.at[1]) >= time.Second {
+		m.at, m.vals = m.at[1:], m.vals[1:]
 	}
+	if d := now.Sub(m.at[0]).Seconds(); d > 0 {
+		return float64(n-m.vals[0]) / d
+	}
+	return 0
+}
+
+// recordStatusLine returns a status renderer with its own rate meter.
+func recordStatusLine(stats func() recorder.Stats) func() string {
+	var m rateMeter
+	return func() string {
+		s := stats()
+		return recordStatus(s, m.rate(s.Stored))
+	}
+}
+
+func recordStatus(s recorder.Stats, rate float64) string {
+	el := time.Since(s.Started)
 	conn := ""
 	if !s.Connected {
 		conn = "  DISCONNECTED"

@@ -169,7 +169,7 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 		}
 		fmt.Fprintf(cio.stderr, "recording every routed message into %s; Ctrl-C to stop\n", o.output)
 	}
-	stopStatus := newStatusLine(cio, o.quiet).start(func() string { return recordStatus(tap.Stats()) })
+	stopStatus := newStatusLine(cio, o.quiet).start(recordStatusLine(tap.Stats))
 	var timeout <-chan time.Time
 	if o.duration > 0 {
 		t := time.NewTimer(o.duration)
