@@ -58,7 +58,7 @@ func Open(path string) (*Capture, error) {
 	if err := sniff(path, false); err != nil {
 		return nil, err
 	}
-	r, err := openDB(path, "mode=ro")
+	r, err := openReadDB(context.Background(), path, "")
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +71,9 @@ func Open(path string) (*Capture, error) {
 }
 
 // OpenWrite opens path for recording: it creates a new capture (mode 0600)
-// when the file does not exist or is empty, and migrates an existing capture
-// to the current format. Any other file is refused untouched.
+// when the file does not exist or is empty; an existing capture is migrated
+// to the current format when the first session begins. Any other file is
+// refused untouched.
 func OpenWrite(path string) (*Capture, error) {
 	if err := sniff(path, true); err != nil {
 		return nil, err
@@ -101,10 +102,15 @@ func OpenWrite(path string) (*Capture, error) {
 		w.Close()
 		return nil, c.wrap("set WAL mode", err)
 	}
-	if err := c.migrate(ctx); err != nil {
-		w.Close()
-		return nil, err
+	if c.version == 0 {
+		// A new file: give it the schema now, so readers can open it.
+		if err := c.migrate(ctx); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
+	// An older capture is migrated by the first BeginSession, so a
+	// recording that never starts (broker unreachable) leaves it untouched.
 	r, err := openDB(path, "mode=ro")
 	if err != nil {
 		w.Close()
@@ -186,11 +192,18 @@ func sniff(path string, forWrite bool) error {
 	}
 	pages := int64(binary.BigEndian.Uint32(hdr[28:32]))
 	// The in-header size is valid when the change counter matches the
-	// version-valid-for number (SQLite file format, section 1.3.7).
-	if pages > 0 && bytes.Equal(hdr[24:28], hdr[92:96]) && fi.Size() < pages*pageSize {
+	// version-valid-for number (SQLite file format, section 1.3.7). With
+	// data in the WAL (a checkpoint that could not finish, e.g. on a full
+	// disk) the main file may legitimately be shorter.
+	if pages > 0 && bytes.Equal(hdr[24:28], hdr[92:96]) && fi.Size() < pages*pageSize && !walHasData(path) {
 		return fmt.Errorf("open capture %q: truncated (%d of %d bytes): %w", path, fi.Size(), pages*pageSize, ErrCorrupt)
 	}
 	return nil
+}
+
+func walHasData(path string) bool {
+	fi, err := os.Stat(path + "-wal")
+	return err == nil && fi.Size() > 0
 }
 
 // check reads the application id and format version. An empty database is

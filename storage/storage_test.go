@@ -392,10 +392,13 @@ func TestOlderVersionReadsAndMigrates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if w.Version() != 1 {
+		t.Fatalf("OpenWrite migrated already (to %d): an unreachable broker would change the file", w.Version())
+	}
+	s := begin(t, w)
 	if w.Version() != FormatVersion {
 		t.Fatalf("migrated to %d, want %d", w.Version(), FormatVersion)
 	}
-	s := begin(t, w)
 	if err := s.Write(ctx, []Message{{Topic: "new", ClientID: "sensor-7", Payload: []byte("x")}, {Topic: "new", Payload: []byte("y")}}, nil, 2); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,9 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	if c.w == nil {
 		return nil, ErrReadOnly
 	}
+	if err := c.migrate(ctx); err != nil {
+		return nil, err
+	}
 	filters, err := json.Marshal(nonNil(info.Filters))
 	if err != nil {
 		return nil, err
