@@ -136,6 +136,14 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 		}
 		hooks = append(hooks, p)
 	}
+	// A port already in use fails here, before the capture is touched.
+	for _, addr := range append(append([]string(nil), o.listen...), o.ws...) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w (is another broker using the port?)", addr, err)
+		}
+		ln.Close()
+	}
 	capture, err := storage.OpenWrite(o.output)
 	if err != nil {
 		return err

@@ -239,3 +239,19 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	_ = malformed // the malformed payload appears after ~20 s of bath thermostat ticks; not in a 2 s run
 }
+
+func TestServePortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	code, _, stderr := runCLI(t, context.Background(), "serve", "--listen", l.Addr().String(), "-o", path, "--quiet")
+	if code == 0 || !strings.Contains(stderr, "address already in use") {
+		t.Errorf("exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Error("a failed serve left a capture behind")
+	}
+}

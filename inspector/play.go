@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mqtape/mqtape/mqttclient"
 	"iter"
 	"math"
 	"slices"
@@ -115,14 +116,34 @@ func (u *UI) openPlay() {
 		if broker == "" {
 			return errors.New("play: no broker")
 		}
-		u.say("Enter plays %s message%s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
-			groupDigits(n), plural(int(min(n, 2))), from, broker)
-		u.ask("speed:", "1", func(s string) error {
-			speed, err := parseSpeed(s)
-			if err != nil {
-				return err
+		b, err := mqttclient.ParseBroker(broker)
+		if err != nil {
+			return err
+		}
+		askSpeed := func() {
+			u.say("Enter plays %s message%s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
+				groupDigits(n), plural(int(min(n, 2))), from, broker)
+			u.ask("speed:", "1", func(s string) error {
+				speed, err := parseSpeed(s)
+				if err != nil {
+					return err
+				}
+				u.play(broker, from, speed)
+				return nil
+			}, func() { u.say("play cancelled") })
+		}
+		if b.IsLoopback() {
+			askSpeed()
+			return nil
+		}
+		// Replaying into production by mistake is the worst accident this
+		// tool can cause: a broker on another machine needs a typed yes.
+		u.say("%s is not on this machine: type yes to replay into it; Esc cancels", b)
+		u.ask("replay into a remote broker?", "", func(s string) error {
+			if strings.TrimSpace(strings.ToLower(s)) != "yes" {
+				return errors.New("type yes to confirm, or Esc to cancel")
 			}
-			u.play(broker, from, speed)
+			askSpeed()
 			return nil
 		}, func() { u.say("play cancelled") })
 		return nil

@@ -427,7 +427,13 @@ func TestPlay(t *testing.T) {
 	}
 	h := start(t, fixture(t), Options{Connect: connect, Broker: "mqtt://default:1883"}, 110, 30)
 	h.press('/', "status/heartbeat", tcell.KeyEnter, tcell.KeyEnd, tcell.KeyUp, tcell.KeyUp) // the last three beats
-	h.press('p', tcell.KeyCtrlU, "mqtt://target:1883", tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
+	// target is not on this machine: play asks for a typed yes first.
+	h.press('p', tcell.KeyCtrlU, "mqtt://target:1883", tcell.KeyEnter)
+	if !h.contains("is not on this machine") {
+		t.Errorf("no confirmation asked for a remote broker:\n%s", h.text())
+	}
+	h.press("no", tcell.KeyEnter) // refused: the question stays
+	h.press(tcell.KeyCtrlU, "yes", tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
 	deadline := time.Now().Add(10 * time.Second)
 	for !h.contains("played 3 messages") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -20,6 +20,8 @@ var (
 	ErrSubscribeDenied = errors.New("subscription denied")
 	// ErrTLSConfig: the TLS files could not be loaded.
 	ErrTLSConfig = errors.New("TLS configuration")
+	// ErrNotConnected: a publish while the connection is down.
+	ErrNotConnected = errors.New("not connected to the broker")
 )
 
 // RefusedError is a CONNACK refusal with its return (reason) code.

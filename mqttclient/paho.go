@@ -127,6 +127,10 @@ func (p *pahoClient) Subscribe(ctx context.Context, subs []Subscription) ([]byte
 }
 
 func (p *pahoClient) Publish(topic string, qos byte, retain bool, payload []byte) Token {
+	if !p.c.IsConnectionOpen() {
+		// paho would wait out its write timeout (30 s) before failing.
+		return doneToken(ErrNotConnected)
+	}
 	return p.c.Publish(topic, qos, retain, payload)
 }
 

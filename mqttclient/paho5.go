@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,7 +110,11 @@ func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, p.o.Broker, err)
+		hint := ""
+		if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "EOF") {
+			hint = " (the broker closed the connection at CONNECT: does it speak MQTT 5? try -V 311)"
+		}
+		return nil, fmt.Errorf("%w: %s: %v%s", ErrUnreachable, p.o.Broker, err, hint)
 	}
 	p.mu.Lock()
 	p.maxPacket = 0
