@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"iter"
@@ -324,6 +325,7 @@ func (c *comparer) scan(ctx context.Context, s *side) error {
 		h.WriteByte(m.QoS)
 		h.WriteByte(b2i(m.Retain))
 		writeUint64(&h, ph)
+		h.Write(propsKey(m.Props))
 		if len(t.hashes) == 0 {
 			t.first = m.TimeNS
 		}
@@ -466,6 +468,9 @@ func (c *comparer) detail(ctx context.Context, md *MessageDiff) error {
 		if ma.Retain != mb.Retain {
 			md.Fields = append([]FieldDiff{{Path: "(retain)", A: boolJSON(ma.Retain), B: boolJSON(mb.Retain)}}, md.Fields...)
 		}
+		if pa, pb := propsKey(ma.Props), propsKey(mb.Props); string(pa) != string(pb) {
+			md.Fields = append([]FieldDiff{{Path: "(properties)", A: orNull(pa), B: orNull(pb)}}, md.Fields...)
+		}
 		return nil
 	}
 	if ma != nil {
@@ -478,6 +483,29 @@ func (c *comparer) detail(ctx context.Context, md *MessageDiff) error {
 }
 
 func num(b byte) []byte { return []byte(fmt.Sprint(b)) }
+
+// propsKey is the comparable form of MQTT 5 properties: their JSON without
+// subscription identifiers (those belong to the recorder's subscription,
+// not to the message). Empty for none.
+func propsKey(p *storage.Properties) []byte {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.SubscriptionIDs = nil
+	b, _ := json.Marshal(q)
+	if string(b) == "{}" {
+		return nil
+	}
+	return b
+}
+
+func orNull(b []byte) []byte {
+	if b == nil {
+		return []byte("null")
+	}
+	return b
+}
 
 func boolJSON(b bool) []byte { return []byte(fmt.Sprint(b)) }
 

@@ -23,6 +23,7 @@ type msg struct {
 	qos     byte
 	retain  bool
 	store   bool
+	props   *storage.Properties
 }
 
 const t0 = int64(1_790_000_000_000_000_000)
@@ -44,7 +45,7 @@ func capture(t *testing.T, msgs []msg) *storage.Capture {
 	for _, m := range msgs {
 		off := int64(m.at * 1e9)
 		out = append(out, storage.Message{TimeNS: t0 + off, OffsetNS: off, Topic: m.topic, QoS: m.qos,
-			Retain: m.retain || m.store, FromStore: m.store, Payload: []byte(m.payload)})
+			Retain: m.retain || m.store, FromStore: m.store, Payload: []byte(m.payload), Props: m.props})
 	}
 	if err := s.Write(ctx, out, nil, t0); err != nil {
 		t.Fatal(err)
@@ -67,12 +68,12 @@ func capture(t *testing.T, msgs []msg) *storage.Capture {
 // retained door state, a binary frame.
 func base(jitter float64) []msg {
 	var out []msg
-	out = append(out, msg{0, "home/door", "closed", 1, false, true})
+	out = append(out, msg{0, "home/door", "closed", 1, false, true, nil})
 	for i := range 10 {
 		at := float64(i) + 0.1 + jitter*float64(i%3)
-		out = append(out, msg{at, "home/temp", fmt.Sprintf(`{"t":%d.5,"unit":"C","ts":%d,"seq":%d}`, 20+i%2, 1000+i, i), 1, false, false})
+		out = append(out, msg{at, "home/temp", fmt.Sprintf(`{"t":%d.5,"unit":"C","ts":%d,"seq":%d}`, 20+i%2, 1000+i, i), 1, false, false, nil})
 		if i%5 == 0 {
-			out = append(out, msg{at + 0.01, "plant/frame", "\x00\x01\x02\xff" + strings.Repeat("x", i), 0, false, false})
+			out = append(out, msg{at + 0.01, "plant/frame", "\x00\x01\x02\xff" + strings.Repeat("x", i), 0, false, false, nil})
 		}
 	}
 	return out
@@ -222,7 +223,7 @@ func TestCompare(t *testing.T) {
 				m.payload = "open"
 			}
 			return m, true
-		}), msg{11, "home/light", "on", 0, true, false}), check: func(t *testing.T, r *Report) {
+		}), msg{11, "home/light", "on", 0, true, false, nil}), check: func(t *testing.T, r *Report) {
 			if len(r.Retain) != 2 || r.Retain[0].Topic != "home/door" || r.Retain[0].Kind != "changed" ||
 				r.Retain[0].PayloadA != "closed" || r.Retain[1].Kind != "only_in_b" {
 				t.Errorf("retained: %+v", r.Retain)
@@ -426,4 +427,30 @@ func FuzzPath(f *testing.F) {
 			t.Errorf("canonical form of %q is not JSON: %s", doc, b.String())
 		}
 	})
+}
+
+// TestCompareProperties: MQTT 5 properties are part of a message's identity
+// (subscription identifiers excepted) and show as "(properties)".
+func TestCompareProperties(t *testing.T) {
+	ctx := context.Background()
+	props := func(v string, subID int) *storage.Properties {
+		return &storage.Properties{ContentType: "application/json",
+			UserProperties: []storage.UserProperty{{Key: "k", Value: v}}, SubscriptionIDs: []int{subID}}
+	}
+	a := capture(t, []msg{{at: 0, topic: "t", payload: "{}", props: props("1", 1)}, {at: 1, topic: "t", payload: "{}"}})
+	same := capture(t, []msg{{at: 0, topic: "t", payload: "{}", props: props("1", 7)}, {at: 1, topic: "t", payload: "{}"}})
+	other := capture(t, []msg{{at: 0, topic: "t", payload: "{}", props: props("2", 1)}, {at: 1, topic: "t", payload: "{}"}})
+	r, err := Compare(ctx, a, "a.db", same, "same.db", Options{})
+	if err != nil || !r.Equal {
+		t.Fatalf("same properties (other subscription id): equal=%v %v", r != nil && r.Equal, err)
+	}
+	r, err = Compare(ctx, a, "a.db", other, "other.db", Options{})
+	if err != nil || r.Equal {
+		t.Fatalf("different user property compared equal: %v", err)
+	}
+	var buf strings.Builder
+	r.WriteText(&buf)
+	if !strings.Contains(buf.String(), "(properties)") {
+		t.Errorf("report does not name the properties:\n%s", buf.String())
+	}
 }
