@@ -78,11 +78,15 @@ func TestInteropMosquittoRecord(t *testing.T) {
 		t.Errorf("live retained publish = %+v, want retain=0", msgs[1])
 	}
 	// Every message exactly once, with its published QoS; order is kept per
-	// QoS level (mosquitto forwards a QoS 2 message on PUBREL, so QoS levels
-	// interleave differently than published).
+	// topic and QoS (MQTT 4.6 "ordered topic"; across topics and QoS levels
+	// mosquitto may interleave them differently than published).
 	qos := map[byte]int{}
 	seen := make([]bool, n)
-	last := map[byte]int{0: -1, 1: -1, 2: -1}
+	type stream struct {
+		topic string
+		qos   byte
+	}
+	last := map[stream]int{}
 	for _, msg := range msgs[2:] {
 		var i int
 		if _, err := fmt.Sscanf(string(msg.Payload), `{"i":%d}`, &i); err != nil || i < 0 || i >= n || seen[i] {
@@ -92,10 +96,11 @@ func TestInteropMosquittoRecord(t *testing.T) {
 		if byte(i%3) != msg.QoS || msg.Topic != fmt.Sprintf("dev/%d/temp", i%7) {
 			t.Errorf("message %d: topic %s QoS %d", i, msg.Topic, msg.QoS)
 		}
-		if i < last[msg.QoS] {
-			t.Errorf("QoS %d order broken: %d after %d", msg.QoS, i, last[msg.QoS])
+		k := stream{msg.Topic, msg.QoS}
+		if prev, ok := last[k]; ok && i < prev {
+			t.Errorf("%s QoS %d order broken: %d after %d", msg.Topic, msg.QoS, i, prev)
 		}
-		last[msg.QoS] = i
+		last[k] = i
 		qos[msg.QoS]++
 		if strings.HasPrefix(msg.Topic, "$") {
 			t.Fatalf("'#' delivered %s", msg.Topic)
