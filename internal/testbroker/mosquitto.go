@@ -34,21 +34,7 @@ func (m *Mosquitto) URL() string { return "mqtt://" + m.Addr }
 // loopback port until the test ends.
 func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, err2 := os.Stat(p); err2 == nil {
-				bin, err = p, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mosquitto is not installed, but CI=true requires the interop tests to run (apt-get install -y mosquitto)")
-		}
-		t.Skip("mosquitto not installed; interop test skipped (it runs in CI)")
-	}
+	bin := findBinary(t, "mosquitto", "mosquitto")
 	port := freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
@@ -129,6 +115,31 @@ func (m *Mosquitto) Restart(t testing.TB) {
 	t.Helper()
 	m.stop(false)
 	m.start(t)
+}
+
+// findBinary finds a broker binary on PATH or in the sbin directories
+// Debian installs to. Absent, the test skips — except in CI (CI=true), where
+// the interop tests must run, so it fails loudly.
+func findBinary(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	if bin, err := exec.LookPath(name); err == nil {
+		return bin
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"} {
+		if p := filepath.Join(dir, name); fileExists(p) {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed, but CI=true requires the interop tests to run (apt-get install -y %s)", name, debianPackage)
+	}
+	t.Skipf("%s not installed; interop test skipped (it runs in CI)", name)
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func freePort(t testing.TB) int {

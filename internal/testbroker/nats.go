@@ -32,21 +32,7 @@ func (n *NATS) URL() string { return "mqtt://" + n.Addr }
 // the test loudly.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"} {
-			if _, err2 := os.Stat(p); err2 == nil {
-				bin, err = p, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nats-server is not installed, but CI=true requires the interop tests to run (apt-get install -y nats-server)")
-		}
-		t.Skip("nats-server not installed; NATS interop test skipped (it runs in CI)")
-	}
+	bin := findBinary(t, "nats-server", "nats-server")
 	dir := t.TempDir()
 	mqttPort, clientPort := freePort(t), freePort(t)
 	conf := filepath.Join(dir, "nats.conf")
