@@ -145,11 +145,7 @@ func subscribe(t *testing.T, url string) *subscriber {
 	br, _ := mqttclient.ParseBroker(url)
 	s := &subscriber{}
 	c, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: fmt.Sprintf("sub-%d", time.Now().UnixNano()%1e9),
-		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqttclient.Handlers{Message: func(m mqttclient.Message) {
-		s.mu.Lock()
-		s.got = append(s.got, received{time.Now(), m.Topic, m.QoS, m.Retain, string(m.Payload)})
-		s.mu.Unlock()
-	}})
+		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqttclient.Handlers{Message: s.onMessage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +154,12 @@ func subscribe(t *testing.T, url string) *subscriber {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func (s *subscriber) onMessage(m mqttclient.Message) {
+	s.mu.Lock()
+	s.got = append(s.got, received{time.Now(), m.Topic, m.QoS, m.Retain, string(m.Payload)})
+	s.mu.Unlock()
 }
 
 func (s *subscriber) wait(t *testing.T, n int) []received {

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,20 +36,10 @@ func natsClient(t *testing.T, url, id string, h mqttclient.Handlers) (mqttclient
 	return c, err
 }
 
-// natsSubscriber collects what a filter receives on NATS.
-type natsSubscriber struct {
-	mu  sync.Mutex
-	got []received
-}
-
-func subscribeNATS(t *testing.T, url, id, filter string) *natsSubscriber {
+func subscribeNATS(t *testing.T, url, id, filter string) *subscriber {
 	t.Helper()
-	s := &natsSubscriber{}
-	c, err := natsClient(t, url, id, mqttclient.Handlers{Message: func(m mqttclient.Message) {
-		s.mu.Lock()
-		s.got = append(s.got, received{time.Now(), m.Topic, m.QoS, m.Retain, string(m.Payload)})
-		s.mu.Unlock()
-	}})
+	s := &subscriber{}
+	c, err := natsClient(t, url, id, mqttclient.Handlers{Message: s.onMessage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,23 +47,6 @@ func subscribeNATS(t *testing.T, url, id, filter string) *natsSubscriber {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func (s *natsSubscriber) wait(t *testing.T, n int) []received {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.mu.Lock()
-		got := slices.Clone(s.got)
-		s.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			if len(got) != n {
-				t.Fatalf("NATS subscriber got %d messages, want %d", len(got), n)
-			}
-			return got
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // publishWindow publishes n messages keeping at most 10 QoS 1 in flight.
