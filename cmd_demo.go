@@ -85,8 +85,9 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 			return nil, err
 		}
 		return &subscribeNotifier{Client: c, done: subscribed}, nil
-	}, recorder.Config{Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(),
-		ClientID: copts.ClientID, Protocol: 4, CleanSession: true, Version: version, Host: host}})
+	}, recorder.Config{Duration: o.duration + 250*time.Millisecond, // the fleet's run, plus time for its last messages
+		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(),
+			ClientID: copts.ClientID, Protocol: 4, CleanSession: true, Version: version, Host: host}})
 
 	recCtx, stopRec := context.WithCancel(ctx)
 	defer stopRec()
@@ -107,14 +108,12 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 	fmt.Fprintf(cio.stderr, "recording '#' into %s for %s; Ctrl-C stops early\n", o.output, o.duration)
 	stopStatus := newStatusLine(cio, o.quiet).start(recordStatusLine(rec.Stats))
 	_ = fleet.Run(ctx, o.duration)
-	time.Sleep(200 * time.Millisecond) // let the last messages arrive
-	stopRec()
 	out := <-done
 	stopStatus()
 	if out.err != nil {
 		return out.err
 	}
-	fmt.Fprintf(cio.stderr, "fleet published %d messages; recorded %d\n\n", fleet.Published(), out.res.Stored)
+	fmt.Fprintf(cio.stderr, "the fleet published %d messages and the broker sent its wills; recorded %d\n\n", fleet.Published(), out.res.Stored)
 
 	r, err := storage.Open(o.output)
 	if err != nil {
