@@ -149,7 +149,9 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer capture.Close()
-	limitMemory(cio)
+	// No soft memory limit here (unlike record): the broker itself queues
+	// messages for slow subscribers, and a limit below that makes the
+	// garbage collector run without pause.
 	host, _ := os.Hostname()
 	scheme := "mqtt://"
 	if tlsCfg != nil {
