@@ -100,8 +100,6 @@ type Options struct {
 	CoalesceWrites bool
 	// AutoReconnect after the first successful connection.
 	AutoReconnect bool
-	// MaxInflight bounds unacknowledged outgoing QoS 1/2 publishes (0: no bound).
-	MaxInflight int
 	// Will is the last-will message the broker publishes if the connection
 	// drops without DISCONNECT (nil: none).
 	Will *Will
