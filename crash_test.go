@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/csv"
 	"fmt"
+	"github.com/mqtape/mqtape/internal/rawmqtt"
 	"io"
 	"net"
 	"os"
@@ -78,34 +78,9 @@ func parseFlood(b string) (p, i int, ok bool) {
 // the rate) until stop is closed. It returns how many it wrote.
 func rawPublisher(t *testing.T, addr string, id int, topic string, stop <-chan struct{}) (sent *atomic.Int64, done <-chan struct{}) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	conn, err := rawmqtt.Connect(addr, fmt.Sprintf("flood-%d-%d", os.Getpid(), id), 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
-	}
-	str := func(b []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...) }
-	remLen := func(b []byte, n int) []byte {
-		for {
-			d := byte(n % 128)
-			n /= 128
-			if n > 0 {
-				d |= 0x80
-			}
-			b = append(b, d)
-			if n == 0 {
-				return b
-			}
-		}
-	}
-	body := str(nil, "MQTT")
-	body = append(body, 4, 0x02, 0, 60) // 3.1.1, clean session, keepalive 60 s
-	body = str(body, fmt.Sprintf("flood-%d-%d", os.Getpid(), id))
-	if _, err := conn.Write(append(remLen([]byte{0x10}, len(body)), body...)); err != nil {
-		t.Fatal(err)
-	}
-	ack := make([]byte, 4)
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-		t.Fatalf("CONNACK %x: %v", ack, err)
 	}
 	sent = new(atomic.Int64)
 	ch := make(chan struct{})
@@ -123,8 +98,7 @@ func rawPublisher(t *testing.T, addr string, id int, topic string, stop <-chan s
 				}
 			}
 			p := floodPayload(id, i)
-			b := remLen([]byte{0x30}, 2+len(topic)+len(p))
-			b = str(b, topic)
+			b := rawmqtt.AppendPublishHeader(nil, topic, 0, 0, len(p))
 			if _, err := w.Write(append(b, p...)); err != nil {
 				return
 			}

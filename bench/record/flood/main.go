@@ -11,11 +11,10 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"flag"
 	"fmt"
+	"github.com/mqtape/mqtape/internal/rawmqtt"
 	"io"
-	"net"
 	"os"
 	"time"
 )
@@ -35,44 +34,12 @@ func main() {
 	}
 }
 
-func remLen(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
-func str(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
 func run(addr string, n, size int, qos byte, topic string, window int, id string) error {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := rawmqtt.Connect(addr, id, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	var body []byte
-	body = str(body, "MQTT")
-	body = append(body, 4, 0x02) // protocol level 4, clean session
-	body = binary.BigEndian.AppendUint16(body, 60)
-	body = str(body, id)
-	pkt := remLen([]byte{0x10}, len(body))
-	if _, err := conn.Write(append(pkt, body...)); err != nil {
-		return err
-	}
-	ack := make([]byte, 4)
-	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-		return fmt.Errorf("CONNACK %x: %v", ack, err)
-	}
 	acked := make(chan int, 1)
 	tokens := make(chan struct{}, window)
 	if qos == 1 {
@@ -97,12 +64,9 @@ func run(addr string, n, size int, qos byte, topic string, window int, id string
 		payload[i] = 'x'
 	}
 	w := bufio.NewWriterSize(conn, 256<<10)
+	var b []byte
 	for i := range n {
-		vh := 2 + len(topic) + len(payload)
-		first := byte(0x30)
 		if qos == 1 {
-			vh += 2
-			first |= 0x02
 			select {
 			case tokens <- struct{}{}:
 			default:
@@ -110,11 +74,7 @@ func run(addr string, n, size int, qos byte, topic string, window int, id string
 				tokens <- struct{}{}
 			}
 		}
-		b := remLen([]byte{first}, vh)
-		b = str(b, topic)
-		if qos == 1 {
-			b = binary.BigEndian.AppendUint16(b, uint16(i%65535+1))
-		}
+		b = rawmqtt.AppendPublishHeader(b[:0], topic, qos, uint16(i%65535+1), len(payload))
 		w.Write(b)
 		w.Write(payload)
 	}
