@@ -20,20 +20,9 @@ export PATH="$PATH:/usr/sbin"
 go build -o "$OUT/mqtape" .
 go build -o "$OUT/flood" ./bench/record/flood
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$OUT/mosquitto.conf" <<CONF
-listener $PORT 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-max_inflight_messages 20
-persistence false
-user root
-sys_interval 1
-log_dest none
-CONF
-mosquitto -c "$OUT/mosquitto.conf" & BROKER=$!
+source bench/lib.sh
+start_mosquitto "$OUT" "max_inflight_messages 20" "sys_interval 1"
 trap 'kill $BROKER 2>/dev/null || true' EXIT
-sleep 0.3
 
 dropped() { mosquitto_sub -p "$PORT" -t '$SYS/broker/publish/messages/dropped' -C 1 -W 3 2>/dev/null || echo "?"; }
 

@@ -28,19 +28,9 @@ go build -o "$OUT/mqtape" .
 go build -o "$OUT/replaybench" ./bench/replay
 RB="$OUT/replaybench"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$OUT/mosquitto.conf" <<CONF
-listener $PORT 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-max_inflight_messages 0
-persistence false
-user root
-log_dest none
-CONF
-mosquitto -c "$OUT/mosquitto.conf" & BROKER=$!
+source bench/lib.sh
+start_mosquitto "$OUT" "max_inflight_messages 0"
 trap 'kill $BROKER 2>/dev/null || true' EXIT
-sleep 0.3
 URL="mqtt://127.0.0.1:$PORT"
 PAHO="tcp://127.0.0.1:$PORT"
 

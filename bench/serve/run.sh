@@ -12,11 +12,11 @@ cd "$(dirname "$0")/../.."
 N=${1:-200000}; R=${2:-3}; HALF=$((N / 2))
 OUT=bench/out/serve; mkdir -p "$OUT"
 go build -o "$OUT/mqtape" . && go build -o "$OUT/plainbroker" ./bench/serve/plainbroker && go build -o "$OUT/flood" ./bench/record/flood
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 now() { date +%s.%N; }
 
 one() { # mode size qos → msg/s
-  local P; P=$(port); rm -f "$OUT/cap.db"*
+  local P; P=$(free_port); rm -f "$OUT/cap.db"*
   if [ "$1" = serve ]; then "$OUT/mqtape" serve --listen "127.0.0.1:$P" --max-queued 10000000 -o "$OUT/cap.db" --quiet & B=$!
   else "$OUT/plainbroker" -listen "127.0.0.1:$P" -max-queued 10000000 & B=$!; fi
   sleep 0.3

@@ -20,22 +20,12 @@ export PATH="$PATH:/usr/sbin"
 go build -o "$OUT/mqtape" .
 go build -o "$OUT/soak" ./bench/soak
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$OUT/mosquitto.conf" <<CONF
-listener $PORT 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-max_inflight_messages 20
-persistence false
-user root
-sys_interval 1
-log_dest none
-CONF
+source bench/lib.sh
+start_mosquitto "$OUT" "max_inflight_messages 20" "sys_interval 1"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-mosquitto -c "$OUT/mosquitto.conf" & pids+=($!)
-sleep 0.3
+pids+=("$BROKER")
 
 LIMIT=$((SECS + 60))
 # --duration bounds the recorder itself (the RSS sampler needs its own pid).
