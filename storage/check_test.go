@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,24 +181,53 @@ func TestCheckRefusesNonCaptures(t *testing.T) {
 	}
 }
 
+// pageSize reads a capture's page size from its header.
+func pageSize(t testing.TB, path string) int64 {
+	t.Helper()
+	hdr := make([]byte, 100)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if size := int64(binary.BigEndian.Uint16(hdr[16:18])); size != 1 {
+		return size
+	}
+	return 65536 // stored as 1
+}
+
+// pageCount is how many pages a capture's main file holds.
+func pageCount(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size() / pageSize(t, path)
+}
+
 // corruptPage overwrites page n (from 1) of a capture with garbage.
 func corruptPage(t testing.TB, path string, n int64, fill byte) {
 	t.Helper()
+	size := pageSize(t, path)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(bytes.Repeat([]byte{fill}, 65536), (n-1)*65536); err != nil {
+	if _, err := f.WriteAt(bytes.Repeat([]byte{fill}, int(size)), (n-1)*size); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestCheckDamagedPagesAndTruncation(t *testing.T) {
 	ctx := context.Background()
-	path := fixture(t, 2000, 300, true) // ~1.3 MB: about 20 pages of 64 KiB
+	path := fixture(t, 2000, 300, true) // ~1.3 MB
 	data, _ := os.ReadFile(path)
-	pages := int64(len(data) / 65536)
+	pages := pageCount(t, path)
 
 	bad := filepath.Join(t.TempDir(), "bad.db")
 	os.WriteFile(bad, data, 0o600)

@@ -129,7 +129,7 @@ func TestRecoverSkipsDamage(t *testing.T) {
 	const perSession, total = 1000, 2000
 	src := fixture(t, perSession, 300, true)
 	data, _ := os.ReadFile(src)
-	pages := int64(len(data) / 65536)
+	pages := pageCount(t, src)
 	tests := []struct {
 		name   string
 		damage func(path string)

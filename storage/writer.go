@@ -16,7 +16,8 @@ type Session struct {
 	topics  map[string]int64
 	clients map[string]int64
 
-	insertMany, insertOne *sql.Stmt // prepared on the writer connection
+	// Prepared once on the writer connection (see stmts).
+	insertMany, insertOne, progress *sql.Stmt
 }
 
 // ID returns the session id.
@@ -110,13 +111,12 @@ func (s *Session) SetFilters(ctx context.Context, filters []Filter) error {
 func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, nowNS int64) error {
 	before := len(s.topics) + len(s.clients)
 	// Prepared before the transaction: the writer has one connection.
-	pm, po, err := s.stmts(ctx)
-	if err != nil {
+	if err := s.stmts(ctx); err != nil {
 		return s.c.wrap("write batch", err)
 	}
-	err = s.c.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.c.inTx(ctx, func(tx *sql.Tx) error {
 		if len(msgs) > 0 {
-			if err := s.writeMessages(ctx, tx, tx.StmtContext(ctx, pm), tx.StmtContext(ctx, po), msgs); err != nil {
+			if err := s.writeMessages(ctx, tx, tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne), msgs); err != nil {
 				return err
 			}
 		}
@@ -132,9 +132,7 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 		if len(msgs) > 0 {
 			first, last = msgs[0].Seq, msgs[len(msgs)-1].Seq
 		}
-		_, err := tx.ExecContext(ctx,
-			"UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=coalesce(?, last_seq), last_ns=? WHERE id=?",
-			first, last, nowNS, s.id)
+		_, err := tx.StmtContext(ctx, s.progress).ExecContext(ctx, first, last, nowNS, s.id)
 		return err
 	})
 	if err != nil && len(s.topics)+len(s.clients) != before {
@@ -155,21 +153,31 @@ const insertRow = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 var insertMany = "INSERT INTO messages (session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload, client_ref, props) VALUES " +
 	strings.TrimSuffix(strings.Repeat(insertRow+",", rowsPerInsert), ",")
 
-// stmts returns the session's insert statements, prepared once on the
-// writer connection (a recorder commits small batches often: preparing a
-// 32-row INSERT per transaction was a tenth of its CPU).
-func (s *Session) stmts(ctx context.Context) (many, one *sql.Stmt, err error) {
-	if s.insertMany == nil {
-		if s.insertMany, err = s.c.w.PrepareContext(ctx, insertMany); err != nil {
-			return nil, nil, err
-		}
-		if s.insertOne, err = s.c.w.PrepareContext(ctx, insertMany[:strings.Index(insertMany, insertRow)+len(insertRow)]); err != nil {
-			s.insertMany.Close()
-			s.insertMany = nil
-			return nil, nil, err
-		}
+// stmts prepares the session's statements once on the writer connection: a
+// recorder commits small batches often, and preparing them per transaction
+// was a tenth of its CPU.
+func (s *Session) stmts(ctx context.Context) error {
+	if s.insertMany != nil {
+		return nil
 	}
-	return s.insertMany, s.insertOne, nil
+	var err error
+	prepared := make([]*sql.Stmt, 0, 3)
+	for _, q := range []string{
+		insertMany,
+		insertMany[:strings.Index(insertMany, insertRow)+len(insertRow)],
+		"UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=coalesce(?, last_seq), last_ns=? WHERE id=?",
+	} {
+		var st *sql.Stmt
+		if st, err = s.c.w.PrepareContext(ctx, q); err != nil {
+			for _, p := range prepared {
+				p.Close()
+			}
+			return err
+		}
+		prepared = append(prepared, st)
+	}
+	s.insertMany, s.insertOne, s.progress = prepared[0], prepared[1], prepared[2]
+	return nil
 }
 
 func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, many, one *sql.Stmt, msgs []Message) error {
@@ -259,7 +267,8 @@ func (s *Session) End(ctx context.Context, endNS int64, reason string, dropped i
 	if s.insertMany != nil {
 		s.insertMany.Close()
 		s.insertOne.Close()
-		s.insertMany, s.insertOne = nil, nil
+		s.progress.Close()
+		s.insertMany, s.insertOne, s.progress = nil, nil, nil
 	}
 	_, err := s.c.w.ExecContext(ctx,
 		"UPDATE sessions SET ended_ns=?, last_ns=?, stop_reason=?, dropped=? WHERE id=?",
