@@ -34,7 +34,8 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 		SetConnectRetry(false).
 		SetOrderMatters(true).
 		SetAutoAckDisabled(o.ManualAck).
-		SetResumeSubs(false)
+		SetResumeSubs(false).
+		SetStore(newAckStore())
 	if o.KeepAlive == 0 {
 		po.SetKeepAlive(60 * time.Second)
 	}
