@@ -34,7 +34,12 @@ const (
 	exitInterrupted = 130 // play stopped by Ctrl-C
 )
 
-func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "record" {
+		tuneMemory(os.Getenv)
+	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // command is one verb.
 type command struct {

@@ -56,7 +56,7 @@ type Config struct {
 	FlushInterval time.Duration
 	BatchSize     int   // messages per transaction at most (default 4096)
 	QueueLen      int   // messages waiting for the writer at most (default 32768)
-	QueueBytes    int64 // payload bytes waiting for the writer at most (default 32 MiB)
+	QueueBytes    int64 // payload bytes waiting for the writer at most (default 16 MiB)
 	// Session describes the recording; StartedNS is set when it starts.
 	Session storage.SessionInfo
 }
@@ -81,7 +81,10 @@ func (c *Config) defaults() {
 		c.QueueLen = 1 << 15
 	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = 32 << 20
+		// Four full batches of 1 KiB messages: enough to keep reading
+		// while the writer commits, small enough that the heap (and the
+		// collector's work) stays small (see tuneMemory in main).
+		c.QueueBytes = 16 << 20
 	}
 }
 
