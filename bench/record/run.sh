@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Whole-system recording benchmark: floods a local mosquitto with N messages
 # from 2 publishers and compares `mqtape record` with `mosquitto_sub -F %j >
-# file` (the C client logging the same facts) in the same run, one after the
-# other, for 64 B / 1 KiB payloads at QoS 0 / 1.
+# file` (the C client logging the same facts) in the same run, for 64 B /
+# 1 KiB payloads at QoS 0 / 1. Each load runs R rounds, the two tools one
+# after the other in every round; the summary gives the median of the
+# per-round ratios, so one noisy moment on a shared machine moves one round,
+# not the result.
 #
-#   bench/record/run.sh [N]        (default N=200000; needs mosquitto, mosquitto-clients, GNU time)
+#   bench/record/run.sh [N] [R]    (default N=200000, R=3; needs mosquitto, mosquitto-clients, GNU time)
 #
 # Receive rate = N / (time from starting the publishers to the subscriber
 # having all N messages on disk). Loss is checked exactly (both must end with
 # N messages) and against mosquitto's $SYS dropped counter. Everything is
-# bounded: each run is killed after 120 s.
+# bounded: each run is killed after 120 s (reported as a short count).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-200000}
+R=${2:-3}
 HALF=$((N / 2))
 OUT=bench/out/record
 mkdir -p "$OUT"
@@ -34,37 +38,54 @@ publish() { # size qos: 2 publishers (raw-TCP flooders, so the publisher is not 
 
 now() { date +%s.%N; }
 
-printf "%-6s %-4s %-13s %10s %10s %9s %8s %8s %s\n" payload qos tool received "msg/s" "cpu s" "cpu µs/msg" "rss MB" "broker dropped"
+printf "%-6s %-4s %-5s %-13s %10s %10s %9s %10s %8s %s\n" payload qos round tool received "msg/s" "cpu s" "cpu µs/msg" "rss MB" "broker dropped"
+: > "$OUT/rows"
 for size in 64 1024; do
   for qos in 0 1; do
-    for tool in mosquitto_sub mqtape; do
-      rm -f "$OUT/cap.db" "$OUT/cap.db-wal" "$OUT/cap.db-shm" "$OUT/sub.jsonl"
-      d0=$(dropped)
-      if [ "$tool" = mqtape ]; then
-        /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 "$OUT/mqtape" record -b "mqtt://127.0.0.1:$PORT" \
-          -t 'bench/#' -q "$qos" --count "$N" --quiet -o "$OUT/cap.db" & SUB=$!
-      else
-        /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 mosquitto_sub -p "$PORT" -t 'bench/#' -q "$qos" \
-          -C "$N" -F %j > "$OUT/sub.jsonl" & SUB=$!
-      fi
-      sleep 0.5
-      t0=$(now)
-      publish "$size" "$qos" >/dev/null 2>&1 & PUB=$!
-      wait $SUB || true
-      t1=$(now)
-      wait $PUB || true
-      if [ "$tool" = mqtape ]; then
-        got=$(sqlite3 "$OUT/cap.db" "SELECT count(*) FROM messages")
-      else
-        got=$(wc -l < "$OUT/sub.jsonl")
-      fi
-      read -r usr sys rss < "$OUT/time"
-      sleep 1.2
-      d1=$(dropped)
-      awk -v s="$size" -v q="$qos" -v tool="$tool" -v got="$got" -v t0="$t0" -v t1="$t1" -v u="$usr" -v sy="$sys" \
-          -v rss="$rss" -v d0="$d0" -v d1="$d1" 'BEGIN {
-        cpu = u + sy; dt = t1 - t0;
-        printf "%-6s %-4s %-13s %10d %10.0f %9.2f %8.2f %8.1f %s\n", s, q, tool, got, got / dt, cpu, cpu * 1e6 / got, rss / 1024, d1 - d0 }'
+    for round in $(seq "$R"); do
+      for tool in mosquitto_sub mqtape; do
+        rm -f "$OUT/cap.db" "$OUT/cap.db-wal" "$OUT/cap.db-shm" "$OUT/sub.jsonl"
+        d0=$(dropped)
+        if [ "$tool" = mqtape ]; then
+          /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 "$OUT/mqtape" record -b "mqtt://127.0.0.1:$PORT" \
+            -t 'bench/#' -q "$qos" --count "$N" --quiet -o "$OUT/cap.db" & SUB=$!
+        else
+          /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 mosquitto_sub -p "$PORT" -t 'bench/#' -q "$qos" \
+            -C "$N" -F %j > "$OUT/sub.jsonl" & SUB=$!
+        fi
+        sleep 0.5
+        t0=$(now)
+        publish "$size" "$qos" >/dev/null 2>&1 & PUB=$!
+        wait $SUB || true
+        t1=$(now)
+        wait $PUB || true
+        if [ "$tool" = mqtape ]; then
+          got=$(sqlite3 "$OUT/cap.db" "SELECT count(*) FROM messages")
+        else
+          got=$(wc -l < "$OUT/sub.jsonl")
+        fi
+        read -r usr sys rss < <(tail -1 "$OUT/time")
+        sleep 1.2
+        d1=$(dropped)
+        awk -v s="$size" -v q="$qos" -v r="$round" -v tool="$tool" -v got="$got" -v t0="$t0" -v t1="$t1" -v u="$usr" -v sy="$sys" \
+            -v rss="$rss" -v d0="$d0" -v d1="$d1" 'BEGIN {
+          cpu = u + sy; dt = t1 - t0;
+          printf "%-6s %-4s %-5s %-13s %10d %10.0f %9.2f %10.2f %8.1f %s\n", s, q, r, tool, got, got / dt, cpu, cpu * 1e6 / got, rss / 1024, d1 - d0 }' \
+          | tee -a "$OUT/rows"
+      done
     done
   done
 done
+
+# Summary: per load, the median over rounds of mqtape / mosquitto_sub.
+echo
+printf "%-6s %-4s %14s %16s %12s %10s\n" payload qos "rate ratio" "cpu/msg ratio" "max RSS MB" "all N?"
+awk -v n="$N" '
+  function median(list,   a, k, i, j, t) { k = split(list, a, " "); for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+  { key = $1 " " $2 " " $3
+    if ($4 == "mosquitto_sub") { srate[key] = $6; scpu[key] = $8; if ($5 != n) short[$1 " " $2] = "no" }
+    else { l = $1 " " $2; rr[l] = rr[l] " " $6 / srate[key]; cr[l] = cr[l] " " $8 / scpu[key]
+           if ($9 > rss[l]) rss[l] = $9; if ($5 != n) short[l] = "no"; if (!(l in seen)) { seen[l] = 1; order[++m] = l } } }
+  END { for (i = 1; i <= m; i++) { l = order[i]; split(l, p, " ")
+          printf "%-6s %-4s %14.2f %16.2f %12.1f %10s\n", p[1], p[2], median(rr[l]), median(cr[l]), rss[l], (l in short) ? "NO" : "yes" } }' "$OUT/rows"

@@ -46,7 +46,11 @@ func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
 		"log_type warning",
 		"log_type subscribe",
 		"user root",
-		"max_queued_messages 0",
+		// Never drop to a slow subscriber. A large limit, not 0 ("no
+		// limit"): Debian's mosquitto 2.0.11 now and then stops sending a
+		// QoS 1 subscriber its queued messages with 0 (its inflight quota
+		// accounting, fixed upstream in 2.0.13).
+		"max_queued_messages 10000000",
 	}, extraConfig...)
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
