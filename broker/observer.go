@@ -47,8 +47,11 @@ func (h *observerHook) Provides(b byte) bool {
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublishDropped}, []byte{b})
 }
 
+// OnPublished hands the payload over without a copy: mochi reads every
+// packet into a buffer of its own and never writes into it afterwards
+// (subscribers and the retained store share it too).
 func (h *observerHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain, props(cl, pk))
+	h.o.Published(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Retain, props(cl, pk))
 }
 
 // props converts an MQTT 5 PUBLISH's properties.

@@ -2,9 +2,12 @@
 # Routing cost of `mqtape serve` against the same embedded broker that
 # records nothing, in the same run: N messages from 2 raw-TCP publishers to
 # one mosquitto_sub subscriber, 64 B and 1 KiB, QoS 0 and 1, best of R runs.
-# Both brokers queue up to 10^7 messages for the subscriber (--max-queued),
-# so neither drops to it (with mochi's default 8192, a flood overruns
-# mosquitto_sub and the broker drops, which serve records).
+# Both brokers queue up to 2N messages for a client (--max-queued), so
+# neither drops to the subscriber (with mochi's default 8192, a flood overruns
+# mosquitto_sub and the broker drops, which serve records). Not more: mochi
+# allocates that queue up front for every client (8 bytes a slot), and the
+# garbage collector scans it on every cycle — with 10^7 slots, 80 MB a
+# client, collection took a quarter of either broker's CPU.
 #
 #   bench/serve/run.sh [N] [R]      (default N=200000, R=3; needs mosquitto-clients)
 set -euo pipefail
@@ -17,8 +20,8 @@ now() { date +%s.%N; }
 
 one() { # mode size qos → msg/s
   local P; P=$(free_port); rm -f "$OUT/cap.db"*
-  if [ "$1" = serve ]; then "$OUT/mqtape" serve --listen "127.0.0.1:$P" --max-queued 10000000 -o "$OUT/cap.db" --quiet & B=$!
-  else "$OUT/plainbroker" -listen "127.0.0.1:$P" -max-queued 10000000 & B=$!; fi
+  if [ "$1" = serve ]; then "$OUT/mqtape" serve --listen "127.0.0.1:$P" --max-queued "$((2 * N))" -o "$OUT/cap.db" --quiet & B=$!
+  else "$OUT/plainbroker" -listen "127.0.0.1:$P" -max-queued "$((2 * N))" & B=$!; fi
   sleep 0.3
   timeout 120 mosquitto_sub -p "$P" -t 'bench/#' -q "$3" -C "$N" > /dev/null & S=$!
   sleep 0.3
