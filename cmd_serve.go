@@ -66,7 +66,7 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
-	fs.IntVar(&o.queued, "max-queued", 8192, "messages queued for one slow subscriber before the broker drops (each drop is recorded)")
+	fs.IntVar(&o.queued, "max-queued", 8192, "messages queued for one slow client before the broker drops (each drop is recorded); reserved up front, 8 bytes a slot per client")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
