@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -40,16 +39,8 @@ func damagePage(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	hdr := make([]byte, 18)
-	if _, err := f.ReadAt(hdr, 0); err != nil {
-		t.Fatal(err)
-	}
-	size := int64(binary.BigEndian.Uint16(hdr[16:18])) // the page size
-	if size == 1 {
-		size = 65536
-	}
-	page := fi.Size() / size / 2
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, int(size)), page*size); err != nil {
+	page := fi.Size() / 65536 / 2
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 65536), page*65536); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -193,10 +192,7 @@ func pageSize(t testing.TB, path string) int64 {
 	if _, err := io.ReadFull(f, hdr); err != nil {
 		t.Fatal(err)
 	}
-	if size := int64(binary.BigEndian.Uint16(hdr[16:18])); size != 1 {
-		return size
-	}
-	return 65536 // stored as 1
+	return headerPageSize(hdr)
 }
 
 // pageCount is how many pages a capture's main file holds.

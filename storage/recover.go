@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -196,10 +195,7 @@ func pageAlignedCopy(path, dir string) (string, error) {
 	if _, err := io.ReadFull(f, hdr); err != nil {
 		return "", fmt.Errorf("read capture %q: %w", path, err)
 	}
-	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
-	if pageSize == 1 {
-		pageSize = 65536
-	}
+	pageSize := headerPageSize(hdr)
 	fi, err := f.Stat()
 	if err != nil {
 		return "", err

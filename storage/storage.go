@@ -146,6 +146,15 @@ func openDB(path, params string) (*sql.DB, error) {
 	return db, nil
 }
 
+// headerPageSize reads the page size from an SQLite file header (bytes
+// 16–17, where 1 stands for 65536).
+func headerPageSize(hdr []byte) int64 {
+	if size := int64(binary.BigEndian.Uint16(hdr[16:18])); size != 1 {
+		return size
+	}
+	return 65536
+}
+
 // escapePath escapes the characters that would end the path part of an
 // SQLite URI filename.
 func escapePath(p string) string {
@@ -186,10 +195,7 @@ func sniff(path string, forWrite bool) error {
 	if _, err := io.ReadFull(f, hdr); err != nil || !bytes.Equal(hdr[:16], sqliteMagic) {
 		return fmt.Errorf("open capture %q: not an SQLite file: %w", path, ErrNotCapture)
 	}
-	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
-	if pageSize == 1 {
-		pageSize = 65536
-	}
+	pageSize := headerPageSize(hdr)
 	pages := int64(binary.BigEndian.Uint32(hdr[28:32]))
 	// The in-header size is valid when the change counter matches the
 	// version-valid-for number (SQLite file format, section 1.3.7). With

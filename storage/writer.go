@@ -173,30 +173,23 @@ func (s *Session) stmts(ctx context.Context) error {
 	if s.progress != nil {
 		return nil
 	}
-	var st struct {
-		inserts  [2][2]*sql.Stmt
-		progress *sql.Stmt
-	}
-	todo := []struct {
-		dst **sql.Stmt
-		q   string
-	}{
-		{&st.inserts[0][0], insertSQL(s.id, 1, false)},
-		{&st.inserts[0][1], insertSQL(s.id, rowsPerInsert, false)},
-		{&st.inserts[1][0], insertSQL(s.id, 1, true)},
-		{&st.inserts[1][1], insertSQL(s.id, rowsPerInsert, true)},
-		{&st.progress, "UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=coalesce(?, last_seq), last_ns=? WHERE id=?"},
-	}
-	for i, t := range todo {
-		var err error
-		if *t.dst, err = s.c.w.PrepareContext(ctx, t.q); err != nil {
-			for _, done := range todo[:i] {
-				(*done.dst).Close()
+	var st []*sql.Stmt
+	for _, q := range []string{
+		insertSQL(s.id, 1, false), insertSQL(s.id, rowsPerInsert, false),
+		insertSQL(s.id, 1, true), insertSQL(s.id, rowsPerInsert, true),
+		"UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=coalesce(?, last_seq), last_ns=? WHERE id=?",
+	} {
+		p, err := s.c.w.PrepareContext(ctx, q)
+		if err != nil {
+			for _, p := range st {
+				p.Close()
 			}
 			return err
 		}
+		st = append(st, p)
 	}
-	s.inserts, s.progress = st.inserts, st.progress
+	s.inserts = [2][2]*sql.Stmt{{st[0], st[1]}, {st[2], st[3]}}
+	s.progress = st[4]
 	return nil
 }
 
