@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func newCapture(t testing.TB) (*Capture, string) {
@@ -487,4 +489,64 @@ func TestMixedRowsRoundTrip(t *testing.T) {
 			t.Errorf("row %d: got %+v, want %+v", i, g, w)
 		}
 	}
+}
+
+// benchmarkSession records one whole session the way the recorder does on
+// a flood (batches of 4096, two topics), including End (topic index build)
+// and Close (final checkpoint), and reports the process CPU per message:
+// the storage share of `mqtape record`'s CPU, without the network's noise.
+func benchmarkSession(b *testing.B, size, batchSize int) {
+	const perSession = 100_000
+	payload := bytes.Repeat([]byte("x"), size)
+	batch := make([]Message, batchSize)
+	ctx := context.Background()
+	var cpu time.Duration
+	msgs := 0
+	for b.Loop() {
+		path := filepath.Join(b.TempDir(), "s.db")
+		before := cpuTime()
+		c, err := OpenWrite(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := begin(b, c)
+		for n := 0; n < perSession; {
+			k := min(batchSize, perSession-n)
+			for i := range k {
+				batch[i] = Message{Topic: []string{"bench/a", "bench/b"}[n%2], QoS: 0, Payload: payload,
+					TimeNS: 1e18 + int64(n)*1000, OffsetNS: int64(n) * 1000}
+				n++
+			}
+			if err := s.Write(ctx, batch[:k], nil, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.End(ctx, 2e18, "count", 0); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - before
+		msgs += perSession
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(msgs), "cpu-µs/msg")
+	b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// Batches of 4096 are what a QoS 0 flood commits; batches of 100 what a
+// QoS 1 flood commits (the writer commits as soon as acknowledgements wait).
+func BenchmarkSession64B(b *testing.B)          { benchmarkSession(b, 64, 4096) }
+func BenchmarkSession1KiB(b *testing.B)         { benchmarkSession(b, 1024, 4096) }
+func BenchmarkSession64BBatch100(b *testing.B)  { benchmarkSession(b, 64, 100) }
+func BenchmarkSession1KiBBatch100(b *testing.B) { benchmarkSession(b, 1024, 100) }
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
