@@ -120,13 +120,14 @@ func TestFaultReadOnlyDirectory(t *testing.T) {
 	}
 }
 
-// TestFaultDiskFull records a flood onto a 2 MiB tmpfs until it is full:
+// TestFaultDiskFull records a flood onto an 8 MiB tmpfs until it is full
+// (a few of the writer's batches, up to 4096 messages each on a flood):
 // the recorder stops with one clear error saying what stays intact, and
 // the capture on the full disk is sound (mqtape check, and every message
 // recovered from it is intact, seq without holes). A disk that is full
 // before recording starts fails at once and leaves no file.
 func TestFaultDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "size=2m")
+	dir := mountTmpfs(t, "size=8m")
 	b := startBroker(t)
 	path := filepath.Join(dir, "full.db")
 	done := make(chan struct{})
