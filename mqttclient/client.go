@@ -94,6 +94,8 @@ type Options struct {
 	TLS            TLSOptions
 	// ManualAck: QoS 1/2 messages are acknowledged only when Message.Ack is
 	// called (the recorder acks after the message is committed to disk).
+	// A ManualAck client subscribes only: with MQTT 3.1.1 its acks are
+	// written straight to the connection, and Publish fails.
 	ManualAck bool
 	// CoalesceWrites batches outgoing packets into fewer system calls,
 	// holding each up to 0.5 ms (implied by ManualAck). Not for timed replay.

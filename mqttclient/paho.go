@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -14,8 +15,12 @@ import (
 )
 
 type pahoClient struct {
-	c paho.Client
+	c         paho.Client
+	subscribe bool // ManualAck: acks bypass paho, so publishing could split a PUBLISH (see bufferedConn.ack)
 }
+
+// errSubscriberPublish: Publish on a ManualAck client.
+var errSubscriberPublish = errors.New("a client with manual acknowledgements does not publish")
 
 func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	if o.ConnectTimeout == 0 {
@@ -62,11 +67,25 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 		tlsCfg = cfg
 		po.SetTLSConfig(cfg)
 	}
-	po.SetCustomOpenConnectionFn(openConn(o.Broker, tlsCfg, o.ManualAck || o.CoalesceWrites))
+	// The connection messages arrive on, for ManualAck's acks (see
+	// bufferedConn.ack). paho opens a new one on every reconnect.
+	var current atomic.Pointer[bufferedConn]
+	open := openConn(o.Broker, tlsCfg, o.ManualAck || o.CoalesceWrites)
+	po.SetCustomOpenConnectionFn(func(u *url.URL, co paho.ClientOptions) (net.Conn, error) {
+		conn, err := open(u, co)
+		if err == nil {
+			current.Store(conn.(*bufferedConn))
+		}
+		return conn, err
+	})
 	if h.Message != nil {
 		po.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			ack := m.Ack
+			if conn, qos, id := current.Load(), m.Qos(), m.MessageID(); o.ManualAck && qos > 0 && conn != nil {
+				ack = func() { conn.ack(qos, id) }
+			}
 			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retain: m.Retained(),
-				Dup: m.Duplicate(), PacketID: m.MessageID(), Ack: m.Ack})
+				Dup: m.Duplicate(), PacketID: m.MessageID(), Ack: ack})
 		})
 	}
 	var connectedOnce atomic.Bool
@@ -97,7 +116,7 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	if err := tok.Error(); err != nil {
 		return nil, connectError(o.Broker, err)
 	}
-	return &pahoClient{c: c}, nil
+	return &pahoClient{c: c, subscribe: o.ManualAck}, nil
 }
 
 // connectError turns paho's connect errors into ours.
@@ -128,6 +147,9 @@ func (p *pahoClient) Subscribe(ctx context.Context, subs []Subscription) ([]byte
 }
 
 func (p *pahoClient) Publish(topic string, qos byte, retain bool, payload []byte) Token {
+	if p.subscribe {
+		return doneToken(errSubscriberPublish)
+	}
 	if !p.c.IsConnectionOpen() {
 		// paho would wait out its write timeout (30 s) before failing.
 		return doneToken(ErrNotConnected)
