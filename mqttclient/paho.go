@@ -80,12 +80,12 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	})
 	if h.Message != nil {
 		po.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			ack := m.Ack
-			if conn, qos, id := current.Load(), m.Qos(), m.MessageID(); o.ManualAck && qos > 0 && conn != nil {
+			qos, id, ack := m.Qos(), m.MessageID(), m.Ack
+			if conn := current.Load(); o.ManualAck && qos > 0 && conn != nil {
 				ack = func() { conn.ack(qos, id) }
 			}
-			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retain: m.Retained(),
-				Dup: m.Duplicate(), PacketID: m.MessageID(), Ack: ack})
+			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: qos, Retain: m.Retained(),
+				Dup: m.Duplicate(), PacketID: id, Ack: ack})
 		})
 	}
 	var connectedOnce atomic.Bool

@@ -238,11 +238,15 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session) error {
 	quiet.Stop()
 	var quietC <-chan time.Time // non-nil while the quiet timer runs
 	gathered := 0               // len(acks) when the quiet timer was set
-	target := int(p.ackTarget.Load())
-	setTarget := func(n int) {
-		target = min(max(n, 1), p.cfg.BatchSize)
-		p.ackTarget.Store(int64(target))
+	// gather waits quietGap for more of what waits for acknowledgement.
+	gather := func() {
+		gathered = len(acks)
+		quiet.Reset(p.quietGap)
+		quietC = quiet.C
 	}
+	// The writer alone sets ackTarget; offer only reads it.
+	target := func() int { return int(p.ackTarget.Load()) }
+	setTarget := func(n int) { p.ackTarget.Store(int64(min(max(n, 1), p.cfg.BatchSize))) }
 	lastDropped := int64(0)
 	flush := func() error {
 		events := p.takeEvents()
@@ -319,16 +323,14 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session) error {
 	// arrived during the commit.
 	commitAcks := func() error {
 		for len(acks) > 0 {
-			if len(acks) < target {
+			if len(acks) < target() {
 				if quietC == nil {
-					gathered = len(acks)
-					quiet.Reset(p.quietGap)
-					quietC = quiet.C
+					gather()
 				}
 				return nil
 			}
-			if len(acks) > target {
-				setTarget(2 * target)
+			if len(acks) > target() {
+				setTarget(2 * target())
 			}
 			if err := flush(); err != nil {
 				return err
@@ -353,14 +355,11 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session) error {
 			if err := take(); err != nil {
 				return err
 			}
-			if len(acks) > gathered && len(acks) < target {
-				// Still arriving: keep gathering (the tick bounds it).
-				gathered = len(acks)
-				quiet.Reset(p.quietGap)
-				quietC = quiet.C
+			if len(acks) > gathered && len(acks) < target() {
+				gather() // still arriving: keep gathering (the tick bounds it)
 				continue
 			}
-			if len(acks) > 0 && len(acks) < target {
+			if len(acks) > 0 && len(acks) < target() {
 				// The stream paused: the broker waits for these.
 				setTarget(len(acks))
 				p.pauseCommits++
