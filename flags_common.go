@@ -202,6 +202,10 @@ func readPasswordTTY(prompt string) (string, error) {
 	if err != nil {
 		return "", usagef("--ask-password needs a terminal to ask on (%v); use $MQTAPE_PASSWORD or --password-file", err)
 	}
+	if err := echoOff(fd); err != nil {
+		return "", usagef("--ask-password: turn the terminal's echo off: %v", err)
+	}
+	defer term.Restore(fd, state)
 	fmt.Fprint(tty, prompt)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
