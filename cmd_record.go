@@ -123,6 +123,10 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		}
 	}()
 
+	if err := recoverSpool(ctx, cio, capture, o.quiet); err != nil {
+		return err
+	}
+
 	var subs []mqttclient.Subscription
 	for _, t := range o.topics {
 		subs = append(subs, mqttclient.Subscription{Filter: t, QoS: byte(o.qos)})
@@ -165,6 +169,30 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 			return fmt.Errorf("%v (everything committed before this is intact in %s)", err, o.output)
 		}
 		return err
+	}
+	return nil
+}
+
+// recoverSpool adds to the capture what an earlier recorder, killed before
+// it could commit, left in its spool (acknowledged to the broker, so only
+// there), and says so.
+func recoverSpool(ctx context.Context, cio *cliIO, capture *storage.Capture, quiet bool) error {
+	rep, err := capture.RecoverSpool(ctx)
+	if err != nil {
+		return fmt.Errorf("recover the spool of an earlier recording: %w", err)
+	}
+	if rep.Recovered > 0 && !quiet {
+		fmt.Fprintf(cio.stderr, "recovered %s messages from the spool of an earlier recording that stopped without closing its session\n",
+			groupDigits(rep.Recovered))
+	}
+	for _, l := range rep.Lost {
+		fmt.Fprintf(cio.stderr, "WARNING: spool %s (the records after it were lost)\n", l)
+	}
+	for _, f := range rep.Busy {
+		fmt.Fprintf(cio.stderr, "note: %s belongs to a recorder still running; left alone\n", f)
+	}
+	for _, f := range rep.Orphans {
+		fmt.Fprintf(cio.stderr, "WARNING: %s is not a spool of a session in this capture; left alone\n", f)
 	}
 	return nil
 }
@@ -264,7 +292,10 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 	if r.Dropped > 0 {
 		fmt.Fprintf(w, "WARNING: %d messages were received but not stored (the disk could not keep up); recorded as events\n", r.Dropped)
 	}
-	if r.BrokerDropped > 0 {
-		fmt.Fprintf(w, "WARNING: the broker reports %d messages dropped while recording ($SYS/broker/publish/messages/dropped)\n", r.BrokerDropped)
+	switch {
+	case r.BrokerDropped > 0:
+		fmt.Fprintf(w, "WARNING: the broker reports %d messages dropped while recording ($SYS/broker/publish/messages/dropped, as of its last update)\n", r.BrokerDropped)
+	case r.BrokerCounts:
+		fmt.Fprintf(w, "broker dropped: 0 (its $SYS/broker/publish/messages/dropped, as of its last update)\n")
 	}
 }

@@ -17,6 +17,7 @@ import (
 type pahoClient struct {
 	c         paho.Client
 	subscribe bool // ManualAck: acks bypass paho, so publishing could split a PUBLISH (see bufferedConn.ack)
+	current   *atomic.Pointer[bufferedConn]
 }
 
 // errSubscriberPublish: Publish on a ManualAck client.
@@ -69,7 +70,7 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	}
 	// The connection messages arrive on, for ManualAck's acks (see
 	// bufferedConn.ack). paho opens a new one on every reconnect.
-	var current atomic.Pointer[bufferedConn]
+	current := new(atomic.Pointer[bufferedConn])
 	open := openConn(o.Broker, tlsCfg, o.ManualAck || o.CoalesceWrites)
 	po.SetCustomOpenConnectionFn(func(u *url.URL, co paho.ClientOptions) (net.Conn, error) {
 		conn, err := open(u, co)
@@ -116,7 +117,7 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	if err := tok.Error(); err != nil {
 		return nil, connectError(o.Broker, err)
 	}
-	return &pahoClient{c: c, subscribe: o.ManualAck}, nil
+	return &pahoClient{c: c, subscribe: o.ManualAck, current: current}, nil
 }
 
 // connectError turns paho's connect errors into ours.
@@ -155,6 +156,15 @@ func (p *pahoClient) Publish(topic string, qos byte, retain bool, payload []byte
 		return doneToken(ErrNotConnected)
 	}
 	return p.c.Publish(topic, qos, retain, payload)
+}
+
+// FlushAcks sends the acknowledgements written so far (ManualAck) at once,
+// instead of after the connection's coalescing delay: a broker with a small
+// in-flight window (mosquitto's 20) waits for them before it sends more.
+func (p *pahoClient) FlushAcks() {
+	if conn := p.current.Load(); conn != nil && conn.coalesce {
+		conn.flush()
+	}
 }
 
 func (p *pahoClient) Disconnect(quiesce time.Duration) {

@@ -3,8 +3,10 @@
 // broker (mqtape serve). Both stamp each message on arrival, queue it without
 // ever blocking the network goroutine for long, and let one writer goroutine
 // store many messages per transaction. QoS 1/2 messages a Recorder receives
-// are acknowledged to the broker only after they are committed, so a crash
-// never loses a message the broker considers delivered.
+// are acknowledged to the broker once they are in the session's spool (see
+// pipeline), so a killed recorder never loses a message the broker
+// considers delivered, and the broker's in-flight window never waits for a
+// commit.
 package recorder
 
 import (
@@ -97,6 +99,7 @@ type Stats struct {
 	Dropped       int64 // messages received but not stored (queue overflow)
 	Reconnects    int64
 	BrokerDropped int64 // messages the broker reports it dropped since start
+	BrokerCounts  bool  // the broker reports its dropped messages ($SYS)
 	Duplicates    int64 // redeliveries of messages already in the capture, not stored again
 	Connected     bool
 	Started       time.Time
@@ -135,6 +138,11 @@ type Recorder struct {
 	inBurst     bool
 	burstTopics map[string]bool
 	burstLast   time.Time
+
+	// sysSeen counts values of the broker's dropped counter received;
+	// sysUpdate wakes sysDroppedAtStop for each.
+	sysSeen   atomic.Int64
+	sysUpdate chan struct{}
 
 	offFilter atomic.Int64 // messages outside every filter (a broker bug, e.g. '$' topics to '#')
 
@@ -194,28 +202,29 @@ func (r *Recorder) loadRecent(ctx context.Context) error {
 // New prepares a recorder writing into capture.
 func New(capture *storage.Capture, dial Dialer, cfg Config) *Recorder {
 	cfg.defaults()
-	return &Recorder{pipeline: newPipeline(cfg), capture: capture, dial: dial, sysBase: -1}
+	return &Recorder{pipeline: newPipeline(cfg), capture: capture, dial: dial, sysBase: -1, sysUpdate: make(chan struct{}, 1)}
 }
 
 // Stats returns a live snapshot; safe to call from any goroutine.
 func (r *Recorder) Stats() Stats {
 	return Stats{Received: r.received.Load(), Stored: r.stored.Load(), Bytes: r.bytes.Load(),
 		Topics: r.topics.Load(), Dropped: r.dropped.Load(), Reconnects: r.reconnects.Load(),
-		BrokerDropped: r.brokerDropped.Load(), Duplicates: r.duplicates.Load(), Connected: r.connected.Load(), Started: r.start}
+		BrokerDropped: r.brokerDropped.Load(), BrokerCounts: r.sysSeen.Load() > 0, Duplicates: r.duplicates.Load(), Connected: r.connected.Load(), Started: r.start}
 }
 
 // onMessage runs on the MQTT client's network goroutine: stamp and queue.
 func (r *Recorder) onMessage(m mqttclient.Message) {
 	ts, off := r.stamp()
+	if m.Topic == sysDropped {
+		r.watchBrokerDrops(m)
+	}
 	if !r.subscribed(m.Topic) {
-		if m.Topic == sysDropped {
-			r.watchBrokerDrops(m)
-		} else if r.offFilter.Add(1) == 1 {
+		if m.Topic != sysDropped && r.offFilter.Add(1) == 1 {
 			// E.g. NATS delivers its '$JS/...' topics to '#', against MQTT
 			// 4.7.2. Not recorded; said once.
 			r.event(storage.EventOffFilter, fmt.Sprintf("the broker sent %q, which matches none of the subscribed filters (MQTT 4.7.2: '#' and '+' do not match '$' topics); such messages are not recorded — use --sys or subscribe to them explicitly", m.Topic))
 		}
-		m.Ack()
+		r.ackInOrder(m)
 		return
 	}
 	if m.Dup && r.recent != nil && r.recent[keyOf(m.PacketID, m.Topic, m.Payload)] {
@@ -224,7 +233,7 @@ func (r *Recorder) onMessage(m mqttclient.Message) {
 		if r.duplicates.Add(1) == 1 {
 			r.event(storage.EventDuplicate, fmt.Sprintf("the broker redelivered %q (packet id %d), already in the capture from the previous session; redeliveries are acknowledged and not stored again", m.Topic, m.PacketID))
 		}
-		m.Ack()
+		r.ackInOrder(m)
 		return
 	}
 	fromStore := m.Retain // MQTT 3.1.1: only messages from the retained store carry retain=1
@@ -292,6 +301,13 @@ func (r *Recorder) watchBrokerDrops(m mqttclient.Message) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func() {
+		r.sysSeen.Add(1)
+		select {
+		case r.sysUpdate <- struct{}{}:
+		default:
+		}
+	}()
 	if r.sysBase < 0 {
 		r.sysBase = v
 		return
@@ -362,19 +378,21 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{SessionID: sess.ID()}
-	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- r.writer(writerCtx, sess) }()
+	wk, err := r.startWorkers(ctx, sess, client)
+	if err != nil {
+		r.stopIntake()
+		return res, r.end(context.WithoutCancel(ctx), sess, StopError, err)
+	}
 
 	finish := func(reason string, runErr error) (Result, error) {
 		r.stopIntake()
-		stopWriter()
-		if werr := <-writerDone; werr != nil && runErr == nil {
-			runErr, reason = werr, StopError
+		if err := wk.stop(); err != nil && runErr == nil {
+			runErr, reason = err, StopError
 		}
 		if runErr != nil && reason != StopDenied {
 			r.event(storage.EventStopped, runErr.Error())
 		}
+		r.sysDroppedAtStop(ctx, client)
 		runErr = r.end(context.WithoutCancel(ctx), sess, reason, runErr)
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -454,8 +472,7 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 		return finish(StopDuration, nil)
 	case <-r.countHit:
 		return finish(StopCount, nil)
-	case err := <-writerDone:
-		writerDone <- err // finish reads it again
-		return finish(StopError, err)
+	case <-wk.failed:
+		return finish(StopError, nil) // finish gets the error from wk.stop
 	}
 }

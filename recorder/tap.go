@@ -46,7 +46,7 @@ func (t *Tap) Start(ctx context.Context) error {
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	t.stop = stop
 	go func() {
-		t.werr = t.writer(wctx, sess)
+		t.werr = t.writer(wctx, sess, nil)
 		close(t.done)
 	}()
 	return nil

@@ -60,6 +60,7 @@ const (
 	EventStopped        = "stopped"
 	EventOffFilter      = "off_filter"
 	EventDuplicate      = "duplicate_skipped"
+	EventSpoolRecovered = "spool_recovered"
 	// Broker-side (mqtape serve) events; Detail is JSON.
 	EventClientConnect    = "client_connect"
 	EventClientDisconnect = "client_disconnect"

@@ -302,15 +302,7 @@ func (s *Session) clientRef(ctx context.Context, tx *sql.Tx, clientID string) (i
 // End closes the session cleanly with a stop reason and drop count, and
 // rebuilds the per-topic index.
 func (s *Session) End(ctx context.Context, endNS int64, reason string, dropped int64) error {
-	if s.progress != nil {
-		for _, pair := range s.inserts {
-			for _, st := range pair {
-				st.Close()
-			}
-		}
-		s.progress.Close()
-		s.inserts, s.progress = [2][2]*sql.Stmt{}, nil
-	}
+	s.closeStmts()
 	_, err := s.c.w.ExecContext(ctx,
 		"UPDATE sessions SET ended_ns=?, last_ns=?, stop_reason=?, dropped=? WHERE id=?",
 		endNS, endNS, reason, dropped, s.id)
@@ -318,6 +310,20 @@ func (s *Session) End(ctx context.Context, endNS int64, reason string, dropped i
 		return s.c.wrap("end session", err)
 	}
 	return s.c.BuildIndexes(ctx)
+}
+
+// closeStmts releases the prepared statements.
+func (s *Session) closeStmts() {
+	if s.progress == nil {
+		return
+	}
+	for _, pair := range s.inserts {
+		for _, st := range pair {
+			st.Close()
+		}
+	}
+	s.progress.Close()
+	s.inserts, s.progress = [2][2]*sql.Stmt{}, nil
 }
 
 const topicIndex = "messages_by_topic"

@@ -1,0 +1,114 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/storage"
+)
+
+// workers are a recording's writer and spooler goroutines.
+type workers struct {
+	p           *pipeline
+	spool       *storage.Spool
+	stopSpooler context.CancelFunc
+	stopWriter  context.CancelFunc
+	spoolerDone chan error
+	writerDone  chan error
+	// failed is closed when either stops on its own (an error).
+	failed chan struct{}
+}
+
+// ackFlusher is implemented by clients that can send queued
+// acknowledgements at once (mqttclient's MQTT 3.1.1 client).
+type ackFlusher interface{ FlushAcks() }
+
+// startWorkers opens the session's spool and starts the writer and the
+// spooler.
+func (r *Recorder) startWorkers(ctx context.Context, sess *storage.Session, client Subscriber) (*workers, error) {
+	spool, err := r.capture.OpenSpool(sess)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWriter, err)
+	}
+	var flush func()
+	if f, ok := client.(ackFlusher); ok {
+		flush = f.FlushAcks
+	}
+	bg := context.WithoutCancel(ctx)
+	wk := &workers{p: r.pipeline, spool: spool, spoolerDone: make(chan error, 1), writerDone: make(chan error, 1),
+		failed: make(chan struct{})}
+	var spoolCtx, writerCtx context.Context
+	spoolCtx, wk.stopSpooler = context.WithCancel(bg)
+	writerCtx, wk.stopWriter = context.WithCancel(bg)
+	failed := make(chan struct{}, 2)
+	go func() {
+		err := r.spooler(spoolCtx, spool, flush)
+		if err != nil {
+			failed <- struct{}{}
+		}
+		wk.spoolerDone <- err
+	}()
+	go func() {
+		err := r.writer(writerCtx, sess, spool)
+		if err != nil {
+			failed <- struct{}{}
+		}
+		wk.writerDone <- err
+	}()
+	go func() {
+		select {
+		case <-failed:
+			close(wk.failed)
+		case <-writerCtx.Done():
+		}
+	}()
+	return wk, nil
+}
+
+// stop drains and stops both, after intake has stopped: the spooler
+// acknowledges what is pending, the writer commits what is queued. Once
+// everything is committed the spool is deleted; if the writer failed it
+// stays for the next recording to recover.
+func (wk *workers) stop() error {
+	wk.stopSpooler()
+	serr := <-wk.spoolerDone
+	wk.stopWriter()
+	werr := <-wk.writerDone
+	if werr == nil {
+		if err := wk.spool.Close(); err != nil {
+			wk.p.event(storage.EventStopped, "delete spool: "+err.Error())
+		}
+	} else {
+		wk.spool.Release()
+	}
+	return errors.Join(werr, serr)
+}
+
+// sysDroppedAtStop reads the broker's dropped-messages counter once more
+// (subscribing again makes the broker resend its retained value) and
+// records what it says, so that a recording shorter than the broker's
+// $SYS interval still reports drops. Brokers without the counter are left
+// alone.
+func (r *Recorder) sysDroppedAtStop(ctx context.Context, client Subscriber) {
+	r.mu.Lock()
+	has := r.sysBase >= 0
+	r.mu.Unlock()
+	if !has {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	seen := r.sysSeen.Load()
+	if _, err := client.Subscribe(ctx, []mqttclient.Subscription{{Filter: sysDropped, QoS: 0}}); err == nil {
+		for r.sysSeen.Load() == seen && ctx.Err() == nil {
+			select {
+			case <-r.sysUpdate:
+			case <-ctx.Done():
+			}
+		}
+	}
+	r.event(storage.EventBrokerDropped, fmt.Sprintf("at stop the broker reports %d messages dropped since recording started (%s, as of its last update: brokers refresh $SYS every few seconds, mosquitto every sys_interval, 10 s by default)", r.brokerDropped.Load(), sysDropped))
+}
