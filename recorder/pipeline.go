@@ -236,4 +236,3 @@ func (p *pipeline) end(ctx context.Context, sess *storage.Session, reason string
 	}
 	return runErr
 }
-
