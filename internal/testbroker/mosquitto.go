@@ -31,8 +31,25 @@ type Mosquitto struct {
 func (m *Mosquitto) URL() string { return "mqtt://" + m.Addr }
 
 // StartMosquitto runs mosquitto with the given extra config lines on a free
-// loopback port until the test ends.
+// loopback port until the test ends. It never drops messages to a slow
+// subscriber (max_queued_messages 10^7).
 func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
+	t.Helper()
+	// A large limit, not 0 ("no limit"): Debian's mosquitto 2.0.11 now and
+	// then stops sending a QoS 1 subscriber its queued messages with 0 (its
+	// inflight quota accounting, fixed upstream in 2.0.13).
+	return startMosquitto(t, append([]string{"log_type subscribe", "user root", "max_queued_messages 10000000"}, extraConfig...))
+}
+
+// StartMosquittoDefaults runs mosquitto as installed: nothing in its
+// configuration but the loopback listener, anonymous access and logging to
+// stderr (20 messages in flight and 1000 queued per client, $SYS every 10 s).
+func StartMosquittoDefaults(t testing.TB) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, nil)
+}
+
+func startMosquitto(t testing.TB, extraConfig []string) *Mosquitto {
 	t.Helper()
 	bin := findBinary(t, "mosquitto", "mosquitto")
 	port := freePort(t)
@@ -44,13 +61,6 @@ func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
 		"log_dest stderr",
 		"log_type error",
 		"log_type warning",
-		"log_type subscribe",
-		"user root",
-		// Never drop to a slow subscriber. A large limit, not 0 ("no
-		// limit"): Debian's mosquitto 2.0.11 now and then stops sending a
-		// QoS 1 subscriber its queued messages with 0 (its inflight quota
-		// accounting, fixed upstream in 2.0.13).
-		"max_queued_messages 10000000",
 	}, extraConfig...)
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,6 +129,13 @@ func (m *Mosquitto) Restart(t testing.TB) {
 	t.Helper()
 	m.stop(false)
 	m.start(t)
+}
+
+// Binary finds a program on PATH or in Debian's sbin directories, like the
+// brokers: absent, the test skips, except in CI (CI=true), where it fails.
+func Binary(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	return findBinary(t, name, debianPackage)
 }
 
 // findBinary finds a broker binary on PATH or in the sbin directories
