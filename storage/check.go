@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 type Finding struct {
 	// Check names what was checked: file, sqlite, header, schema,
 	// sessions, messages, order, holes, events (problems); unclosed,
-	// dropped, index, wal (notes).
+	// dropped, index, wal, spool (notes).
 	Check   string `json:"check"`
 	Session int64  `json:"session,omitempty"`
 	Seq     int64  `json:"seq,omitempty"`
@@ -117,6 +118,11 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 		rep.note(Finding{Check: "wal", Detail: fmt.Sprintf("%s-wal holds %d bytes not yet checkpointed into the file "+
 			"(a recorder is running or was killed): copy %s, %s-wal and %s-shm together",
 			path, fi.Size(), path, path, path)})
+	}
+	if files, err := SpoolFiles(path); err == nil && len(files) > 0 {
+		rep.note(Finding{Check: "spool", Detail: fmt.Sprintf("%d spool files beside the capture (%s…) hold QoS 1/2 messages "+
+			"a recorder received and acknowledged before they were committed: a recorder is running, or was killed and "+
+			"the next `mqtape record -o %s` adds them", len(files), filepath.Base(files[0]), path)})
 	}
 
 	// One read transaction: one consistent snapshot, also of a capture

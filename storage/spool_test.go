@@ -237,3 +237,24 @@ func FuzzSpoolRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckNotesSpoolFiles: check reports a killed recorder's spool files
+// as a note (not damage).
+func TestCheckNotesSpoolFiles(t *testing.T) {
+	c, _, sp := spoolSession(t)
+	if err := sp.Append(spoolMsgs(0, 3, 10)); err != nil {
+		t.Fatal(err)
+	}
+	sp.Release()
+	rep, err := Check(context.Background(), c.Path(), CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, n := range rep.Notes {
+		found = found || n.Check == "spool"
+	}
+	if !found || !rep.OK() {
+		t.Errorf("check: notes %+v, problems %+v; want a spool note and no problem", rep.Notes, rep.Problems)
+	}
+}
