@@ -34,7 +34,13 @@ type bufferedConn struct {
 	r *bufio.Reader
 
 	coalesce bool
-	mu       sync.Mutex
+	// immediate (a ManualAck recorder): what paho writes (PUBCOMP, PINGREQ,
+	// SUBSCRIBE) is sent at once; only ack's PUBACK/PUBREC wait in the
+	// buffer, for FlushAcks (the spooler sends a group's acks in one write)
+	// or the coalescing delay. A PUBCOMP held back would keep the broker's
+	// in-flight slot for the QoS 2 message busy.
+	immediate bool
+	mu        sync.Mutex
 	w        *bufio.Writer
 	pending  bool
 	err      error
@@ -52,6 +58,9 @@ func (c *bufferedConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	n, err := c.w.Write(p)
+	if err == nil && c.immediate {
+		err = c.w.Flush()
+	}
 	if err != nil {
 		c.err = err
 		return n, err
@@ -78,7 +87,19 @@ func (c *bufferedConn) ack(qos byte, id uint16) {
 	if qos == 2 {
 		kind = packets.Pubrec
 	}
-	c.Write([]byte{kind << 4, 2, byte(id >> 8), byte(id)})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	if _, err := c.w.Write([]byte{kind << 4, 2, byte(id >> 8), byte(id)}); err != nil {
+		c.err = err
+		return
+	}
+	if !c.pending {
+		c.pending = true
+		time.AfterFunc(coalesceDelay, c.flush)
+	}
 }
 
 func (c *bufferedConn) flush() {
@@ -106,7 +127,7 @@ func (c *bufferedConn) Close() error {
 
 // dialConn dials tcp, ssl, ws or wss and buffers reads (and writes, with
 // coalesce).
-func dialConn(ctx context.Context, b Broker, tlsCfg *tls.Config, timeout time.Duration, coalesce bool) (net.Conn, error) {
+func dialConn(ctx context.Context, b Broker, tlsCfg *tls.Config, timeout time.Duration, mode writeMode) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var conn net.Conn
@@ -124,16 +145,37 @@ func dialConn(ctx context.Context, b Broker, tlsCfg *tls.Config, timeout time.Du
 	if err != nil {
 		return nil, err
 	}
-	bc := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize), coalesce: coalesce}
-	if coalesce {
+	bc := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize), coalesce: mode != writeDirect,
+		immediate: mode == writeAcksBuffered}
+	if bc.coalesce {
 		bc.w = bufio.NewWriterSize(conn, 64<<10)
 	}
 	return bc, nil
 }
 
+// writeMode is how a bufferedConn writes.
+type writeMode int
+
+const (
+	writeDirect       writeMode = iota // every Write is a system call
+	writeCoalesced                     // writes wait up to coalesceDelay (a flood replay)
+	writeAcksBuffered                  // acks wait for FlushAcks, other writes go at once (a recorder)
+)
+
+// modeOf picks the write mode for connection options.
+func modeOf(o Options) writeMode {
+	switch {
+	case o.ManualAck:
+		return writeAcksBuffered
+	case o.CoalesceWrites:
+		return writeCoalesced
+	}
+	return writeDirect
+}
+
 // openConn adapts dialConn to paho's custom connection hook.
-func openConn(b Broker, tlsCfg *tls.Config, coalesce bool) paho.OpenConnectionFunc {
+func openConn(b Broker, tlsCfg *tls.Config, mode writeMode) paho.OpenConnectionFunc {
 	return func(_ *url.URL, o paho.ClientOptions) (net.Conn, error) {
-		return dialConn(context.Background(), b, tlsCfg, o.ConnectTimeout, coalesce)
+		return dialConn(context.Background(), b, tlsCfg, o.ConnectTimeout, mode)
 	}
 }

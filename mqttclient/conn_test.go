@@ -44,3 +44,30 @@ func TestBufferedConnAck(t *testing.T) {
 		t.Fatalf("an ack after Close was written: % x", got[:n])
 	}
 }
+
+// TestAcksBufferedMode: a recorder's connection sends what paho writes (a
+// PUBCOMP here) at once, while acks wait for FlushAcks' flush and then go
+// in one write, in order.
+func TestAcksBufferedMode(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := &bufferedConn{Conn: a, r: bufio.NewReader(a), coalesce: true, immediate: true, w: bufio.NewWriter(a)}
+	defer c.Close()
+	got := make([]byte, 4)
+	done := make(chan error, 1)
+	go func() { _, err := c.Write([]byte{packets.Pubcomp << 4, 2, 0, 5}); done <- err }()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil || got[0] != packets.Pubcomp<<4 {
+		t.Fatalf("PUBCOMP not sent at once: % x %v", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.ack(1, 1)
+	c.ack(1, 2)
+	go c.flush() // what FlushAcks does
+	acks := make([]byte, 8)
+	if _, err := io.ReadFull(b, acks); err != nil || acks[3] != 1 || acks[7] != 2 {
+		t.Fatalf("acks % x %v, want PUBACK 1 then 2", acks, err)
+	}
+}

@@ -71,7 +71,7 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 	// The connection messages arrive on, for ManualAck's acks (see
 	// bufferedConn.ack). paho opens a new one on every reconnect.
 	current := new(atomic.Pointer[bufferedConn])
-	open := openConn(o.Broker, tlsCfg, o.ManualAck || o.CoalesceWrites)
+	open := openConn(o.Broker, tlsCfg, modeOf(o))
 	po.SetCustomOpenConnectionFn(func(u *url.URL, co paho.ClientOptions) (net.Conn, error) {
 		conn, err := open(u, co)
 		if err == nil {

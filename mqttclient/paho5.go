@@ -56,7 +56,7 @@ func connectPaho5(ctx context.Context, o Options, h Handlers) (Client, error) {
 }
 
 func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
-	conn, err := dialConn(ctx, p.o.Broker, p.tlsCfg, p.o.ConnectTimeout, p.o.ManualAck || p.o.CoalesceWrites)
+	conn, err := dialConn(ctx, p.o.Broker, p.tlsCfg, p.o.ConnectTimeout, modeOf(p.o))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, p.o.Broker, err)
 	}
