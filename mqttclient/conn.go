@@ -41,9 +41,9 @@ type bufferedConn struct {
 	// in-flight slot for the QoS 2 message busy.
 	immediate bool
 	mu        sync.Mutex
-	w        *bufio.Writer
-	pending  bool
-	err      error
+	w         *bufio.Writer
+	pending   bool
+	err       error
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
