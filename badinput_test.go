@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqtape/mqtape/broker"
@@ -22,19 +22,19 @@ import (
 
 // gateHook makes an embedded broker that accepts only alice/right and
 // denies every subscription (SUBACK 0x80) while allowing publishes.
-type gateHook struct{ mqtt.HookBase }
+type gateHook struct{ mochi.HookBase }
 
 func (h *gateHook) ID() string { return "gate" }
 
 func (h *gateHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 
-func (h *gateHook) OnConnectAuthenticate(_ *mqtt.Client, pk packets.Packet) bool {
+func (h *gateHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
 	return string(pk.Connect.Username) == "alice" && string(pk.Connect.Password) == "right"
 }
 
-func (h *gateHook) OnACLCheck(_ *mqtt.Client, _ string, write bool) bool { return write }
+func (h *gateHook) OnACLCheck(_ *mochi.Client, _ string, write bool) bool { return write }
 
 // badFiles are the files every verb that reads or writes a capture must
 // refuse, untouched, with exit 4.
@@ -164,7 +164,7 @@ func TestBadInputEveryVerb(t *testing.T) {
 	closed := startBroker(t)
 	closedURL := closed.URL()
 	closed.Close()
-	gate, err := broker.Start(broker.Options{Hooks: []mqtt.Hook{new(gateHook)}})
+	gate, err := broker.Start(broker.Options{Hooks: []mochi.Hook{new(gateHook)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -91,7 +92,7 @@ func TestConnOptions(t *testing.T) {
 	}
 	c = connFlags{broker: "ws://h:9001", passwordFile: pw, connectTimeout: time.Second}
 	o, err = c.options(cio, "x")
-	if err != nil || o.Broker.PahoURL() != "ws://h:9001/mqtt" || o.Password != "s3cret" {
+	if err != nil || o.Broker.DialURL() != "ws://h:9001/mqtt" || o.Password != "s3cret" {
 		t.Fatalf("file: %+v %v", o, err)
 	}
 	for _, bad := range []string{"http://h", "mqtt://user:pw@h", "mqtt://h:99999", "mqtt://", "mqtt://h/path"} {
@@ -112,14 +113,14 @@ func startBroker(t *testing.T) *broker.Broker {
 	return b
 }
 
-func connect(t *testing.T, url string) mqttclient.Client {
+func connect(t *testing.T, url string) mqtt.Client {
 	t.Helper()
-	br, err := mqttclient.ParseBroker(url)
+	br, err := mqtt.ParseBroker(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: "pub-" + t.Name(),
-		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqttclient.Handlers{})
+	c, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "pub-" + t.Name(),
+		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func connect(t *testing.T, url string) mqttclient.Client {
 	return c
 }
 
-func mustPublish(t *testing.T, c mqttclient.Client, topic string, qos byte, retain bool, payload []byte) {
+func mustPublish(t *testing.T, c mqtt.Client, topic string, qos byte, retain bool, payload []byte) {
 	t.Helper()
 	tok := c.Publish(topic, qos, retain, payload)
 	<-tok.Done()

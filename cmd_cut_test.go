@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -150,7 +150,7 @@ func TestCut(t *testing.T) {
 
 type nopPublisher struct{}
 
-func (nopPublisher) Publish(string, byte, bool, []byte) mqttclient.Token {
+func (nopPublisher) Publish(string, byte, bool, []byte) mqtt.Token {
 	return replay.DoneToken(nil)
 }
 

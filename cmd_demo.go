@@ -9,6 +9,7 @@ import (
 
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/demo"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
@@ -74,12 +75,12 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	defer fleet.Close()
 
-	br, _ := mqttclient.ParseBroker(b.URL())
-	copts := mqttclient.Options{Broker: br, ClientID: fmt.Sprintf("mqtape-demo-%d", os.Getpid()), CleanSession: true,
+	br, _ := mqtt.ParseBroker(b.URL())
+	copts := mqtt.Options{Broker: br, ClientID: fmt.Sprintf("mqtape-demo-%d", os.Getpid()), CleanSession: true,
 		ManualAck: true, AutoReconnect: true, ConnectTimeout: 5 * time.Second}
 	subscribed := make(chan struct{})
 	host, _ := os.Hostname()
-	rec := recorder.New(capture, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
 		c, err := mqttclient.Connect(ctx, copts, h)
 		if err != nil {
 			return nil, err
@@ -142,12 +143,12 @@ Next, try:
 
 // subscribeNotifier closes done after the first Subscribe returned.
 type subscribeNotifier struct {
-	mqttclient.Client
+	mqtt.Client
 	done chan struct{}
 	once sync.Once
 }
 
-func (s *subscribeNotifier) Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error) {
+func (s *subscribeNotifier) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	g, err := s.Client.Subscribe(ctx, subs)
 	s.once.Do(func() { close(s.done) })
 	return g, err

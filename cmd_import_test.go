@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -61,9 +62,9 @@ func sampleSessions() [][]storage.Message {
 		{OffsetNS: 1000, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("closed")},
 		{OffsetNS: 2e9, Topic: "home/temp", QoS: 1, PacketID: 7, Payload: []byte(`{"t":21.5,"ts":1}`)},
 		{OffsetNS: 2e9 + 1, Topic: "bin/ü ber/", QoS: 2, PacketID: 65535, Dup: true, Payload: []byte{0, 0xff, 0xfe, '\n'}},
-		{OffsetNS: 3e9, Topic: "home/temp", Payload: []byte(`{"t":21.7,"ts":2}`), ClientID: "thermo-1", Props: &storage.Properties{
+		{OffsetNS: 3e9, Topic: "home/temp", Payload: []byte(`{"t":21.7,"ts":2}`), ClientID: "thermo-1", Props: &mqtt.Properties{
 			ContentType: "application/json", MessageExpiry: &expiry, CorrelationData: []byte{0, 1},
-			UserProperties: []storage.UserProperty{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}}}},
+			UserProperties: []mqtt.UserProperty{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}}}},
 		{OffsetNS: 3e9, Topic: "empty", Payload: []byte{}},
 	}, {
 		{OffsetNS: 5, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("open")},

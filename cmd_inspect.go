@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/inspector"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -100,15 +101,15 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 
 // connector connects p's publisher with the flags' options and the broker
 // URL typed in the UI.
-func connector(base mqttclient.Options) inspector.Connector {
+func connector(base mqtt.Options) inspector.Connector {
 	return func(ctx context.Context, broker string) (replay.Publisher, func(), error) {
-		b, err := mqttclient.ParseBroker(broker)
+		b, err := mqtt.ParseBroker(broker)
 		if err != nil {
 			return nil, nil, err
 		}
 		o := base
 		o.Broker = b
-		client, err := mqttclient.Connect(ctx, o, mqttclient.Handlers{})
+		client, err := mqttclient.Connect(ctx, o, mqtt.Handlers{})
 		if err != nil {
 			return nil, nil, err
 		}

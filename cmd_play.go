@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -165,7 +166,7 @@ func (o *playOptions) config() replay.Config {
 // noPublisher stands in for the broker during --dry-run; it is never called.
 type noPublisher struct{}
 
-func (noPublisher) Publish(string, byte, bool, []byte) mqttclient.Token {
+func (noPublisher) Publish(string, byte, bool, []byte) mqtt.Token {
 	return replay.DoneToken(errors.New("dry run"))
 }
 
@@ -217,8 +218,8 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	client, err := mqttclient.Connect(ctx, copts, mqttclient.Handlers{Lost: func(err error) {
-		stop(fmt.Errorf("%w: connection lost: %v", mqttclient.ErrUnreachable, err))
+	client, err := mqttclient.Connect(ctx, copts, mqtt.Handlers{Lost: func(err error) {
+		stop(fmt.Errorf("%w: connection lost: %v", mqtt.ErrUnreachable, err))
 	}})
 	if err != nil {
 		return err
@@ -276,7 +277,7 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 // is not on this machine: replaying into production by mistake is the worst
 // accident mqtape can cause. Without a terminal to ask on it refuses (exit
 // 2); --yes skips the question.
-func confirmRemote(ctx context.Context, b mqttclient.Broker, what string, tty bool, in io.Reader, out io.Writer) error {
+func confirmRemote(ctx context.Context, b mqtt.Broker, what string, tty bool, in io.Reader, out io.Writer) error {
 	if !tty {
 		return usagef("%s is not a loopback broker: replaying into it needs confirmation, and there is no terminal to ask on; pass --yes to confirm", b)
 	}

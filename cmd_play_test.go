@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -142,21 +143,21 @@ type subscriber struct {
 // subscribe connects a '#' subscriber at QoS 2.
 func subscribe(t *testing.T, url string) *subscriber {
 	t.Helper()
-	br, _ := mqttclient.ParseBroker(url)
+	br, _ := mqtt.ParseBroker(url)
 	s := &subscriber{}
-	c, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: fmt.Sprintf("sub-%d", time.Now().UnixNano()%1e9),
-		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqttclient.Handlers{Message: s.onMessage})
+	c, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: fmt.Sprintf("sub-%d", time.Now().UnixNano()%1e9),
+		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{Message: s.onMessage})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Disconnect(50 * time.Millisecond) })
-	if _, err := c.Subscribe(context.Background(), []mqttclient.Subscription{{Filter: "#", QoS: 2}}); err != nil {
+	if _, err := c.Subscribe(context.Background(), []mqtt.Subscription{{Filter: "#", QoS: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func (s *subscriber) onMessage(m mqttclient.Message) {
+func (s *subscriber) onMessage(m mqtt.Message) {
 	s.mu.Lock()
 	s.got = append(s.got, received{time.Now(), m.Topic, m.QoS, m.Retain, string(m.Payload)})
 	s.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
@@ -127,16 +128,16 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		return err
 	}
 
-	var subs []mqttclient.Subscription
+	var subs []mqtt.Subscription
 	for _, t := range o.topics {
-		subs = append(subs, mqttclient.Subscription{Filter: t, QoS: byte(o.qos)})
+		subs = append(subs, mqtt.Subscription{Filter: t, QoS: byte(o.qos)})
 	}
 	if len(subs) == 0 {
-		subs = []mqttclient.Subscription{{Filter: "#", QoS: byte(o.qos)}}
+		subs = []mqtt.Subscription{{Filter: "#", QoS: byte(o.qos)}}
 	}
 	host, _ := os.Hostname()
 	var banner sync.Once
-	rec := recorder.New(capture, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
 		c, err := mqttclient.Connect(ctx, copts, h)
 		if err == nil && !o.quiet {
 			// Only once connected: a failure is then the only line.
@@ -214,7 +215,7 @@ func tuneMemory(getenv func(string) string) {
 	}
 }
 
-func filterNames(subs []mqttclient.Subscription, sys bool) []string {
+func filterNames(subs []mqtt.Subscription, sys bool) []string {
 	var out []string
 	for _, s := range subs {
 		out = append(out, s.Filter)

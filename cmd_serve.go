@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/recorder"
@@ -128,7 +128,7 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	var hooks []mqtt.Hook
+	var hooks []mochi.Hook
 	if o.passwd != "" {
 		p, err := broker.LoadPasswords(o.passwd)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -66,13 +67,13 @@ func serveCLI(t *testing.T, path string, args ...string) (addr string, stop func
 	}
 }
 
-func clientOpts(t *testing.T, url, id string) mqttclient.Options {
+func clientOpts(t *testing.T, url, id string) mqtt.Options {
 	t.Helper()
-	br, err := mqttclient.ParseBroker(url)
+	br, err := mqtt.ParseBroker(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mqttclient.Options{Broker: br, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second, KeepAlive: 30 * time.Second}
+	return mqtt.Options{Broker: br, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 }
 
 func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
@@ -81,11 +82,11 @@ func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 	url := "mqtt://" + addr
 
 	// A subscriber, so routing really happens.
-	sub, err := mqttclient.Connect(context.Background(), clientOpts(t, url, "watcher"), mqttclient.Handlers{Message: func(mqttclient.Message) {}})
+	sub, err := mqttclient.Connect(context.Background(), clientOpts(t, url, "watcher"), mqtt.Handlers{Message: func(mqtt.Message) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sub.Subscribe(context.Background(), []mqttclient.Subscription{{Filter: "#", QoS: 1}}); err != nil {
+	if _, err := sub.Subscribe(context.Background(), []mqtt.Subscription{{Filter: "#", QoS: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	a := connect(t, url)
@@ -94,8 +95,8 @@ func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 	mustPublish(t, a, "dev/a/bin", 2, false, []byte{0, 1, 0xff})
 
 	o := clientOpts(t, url, "dying-device")
-	o.Will = &mqttclient.Will{Topic: "dev/b/status", Payload: []byte("offline"), QoS: 1, Retain: true}
-	b, err := mqttclient.Connect(context.Background(), o, mqttclient.Handlers{})
+	o.Will = &mqtt.Will{Topic: "dev/b/status", Payload: []byte("offline"), QoS: 1, Retain: true}
+	b, err := mqttclient.Connect(context.Background(), o, mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := mqttclient.Connect(context.Background(), clientOpts(t, url, fmt.Sprintf("burst-%d", p)), mqttclient.Handlers{})
+			c, err := mqttclient.Connect(context.Background(), clientOpts(t, url, fmt.Sprintf("burst-%d", p)), mqtt.Handlers{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -191,12 +192,12 @@ func TestServeAuth(t *testing.T) {
 	defer stop()
 	o := clientOpts(t, "mqtt://"+addr, "x")
 	o.Username, o.Password = "alice", "wrong"
-	_, err := mqttclient.Connect(context.Background(), o, mqttclient.Handlers{})
-	if !errors.Is(err, mqttclient.ErrRefused) {
+	_, err := mqttclient.Connect(context.Background(), o, mqtt.Handlers{})
+	if !errors.Is(err, mqtt.ErrRefused) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	o.Password = "s3cret"
-	c, err := mqttclient.Connect(context.Background(), o, mqttclient.Handlers{})
+	c, err := mqttclient.Connect(context.Background(), o, mqtt.Handlers{})
 	if err != nil {
 		t.Fatalf("right password: %v", err)
 	}

@@ -42,7 +42,8 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 		forbidden := map[string][]string{
-			"storage":    {mod + "/", "github.com/eclipse/", "github.com/rivo/", "github.com/mochi-mqtt/"},
+			"mqtt":       {mod + "/", "github.com/", "golang.org/", "modernc.org/"},
+			"storage":    {mod + "/r", mod + "/i", mod + "/b", mod + "/mqttclient", mod + "/d", mod + "/e", "github.com/eclipse/", "github.com/rivo/", "github.com/mochi-mqtt/"},
 			"recorder":   {mod + "/replay", mod + "/inspector"},
 			"replay":     {mod + "/recorder", mod + "/inspector"},
 			"inspector":  {mod + "/recorder"},

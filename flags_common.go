@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/timespec"
 	"github.com/mqtape/mqtape/topic"
@@ -37,7 +37,7 @@ type connFlags struct {
 }
 
 func (c *connFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&c.broker, "broker", "b", "", "broker URL: mqtt://, mqtts://, ws://, wss://host[:port] (default $MQTAPE_BROKER or "+mqttclient.DefaultBroker+")")
+	fs.StringVarP(&c.broker, "broker", "b", "", "broker URL: mqtt://, mqtts://, ws://, wss://host[:port] (default $MQTAPE_BROKER or "+mqtt.DefaultBroker+")")
 	fs.StringVar(&c.clientID, "client-id", "", "MQTT client id (default: unique per run)")
 	fs.StringVarP(&c.username, "username", "u", "", "username (password from $MQTAPE_PASSWORD or --password-file)")
 	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from this file (first line)")
@@ -53,34 +53,34 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 
 // options resolves the flags and environment into client options. The
 // password comes only from MQTAPE_PASSWORD or --password-file.
-func (c *connFlags) options(cio *cliIO, prefix string) (mqttclient.Options, error) {
+func (c *connFlags) options(cio *cliIO, prefix string) (mqtt.Options, error) {
 	raw := c.broker
 	if raw == "" {
 		raw = cio.getenv("MQTAPE_BROKER")
 	}
 	if raw == "" {
-		raw = mqttclient.DefaultBroker
+		raw = mqtt.DefaultBroker
 	}
-	b, err := mqttclient.ParseBroker(raw)
+	b, err := mqtt.ParseBroker(raw)
 	if err != nil {
-		return mqttclient.Options{}, err
+		return mqtt.Options{}, err
 	}
 	if c.keepalive < time.Second && c.keepalive != 0 {
-		return mqttclient.Options{}, usagef("--keepalive %s: must be at least 1s", c.keepalive)
+		return mqtt.Options{}, usagef("--keepalive %s: must be at least 1s", c.keepalive)
 	}
 	if c.connectTimeout <= 0 {
-		return mqttclient.Options{}, usagef("--connect-timeout must be positive")
+		return mqtt.Options{}, usagef("--connect-timeout must be positive")
 	}
-	o := mqttclient.Options{Broker: b, ClientID: c.clientID, Username: c.username, KeepAlive: c.keepalive,
+	o := mqtt.Options{Broker: b, ClientID: c.clientID, Username: c.username, KeepAlive: c.keepalive,
 		ConnectTimeout: c.connectTimeout, CleanSession: true,
-		TLS: mqttclient.TLSOptions{CAFile: c.cafile, CertFile: c.cert, KeyFile: c.key, Insecure: c.insecure}}
+		TLS: mqtt.TLSOptions{CAFile: c.cafile, CertFile: c.cert, KeyFile: c.key, Insecure: c.insecure}}
 	switch c.protocol {
 	case "", "311", "3.1.1", "4":
 		o.ProtocolVersion = 4
 	case "5", "50", "5.0":
 		o.ProtocolVersion = 5
 	default:
-		return mqttclient.Options{}, usagef("--protocol-version %q: use 311 or 5", c.protocol)
+		return mqtt.Options{}, usagef("--protocol-version %q: use 311 or 5", c.protocol)
 	}
 	if o.ClientID == "" {
 		o.ClientID = fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1e6)
@@ -90,7 +90,7 @@ func (c *connFlags) options(cio *cliIO, prefix string) (mqttclient.Options, erro
 	}
 	switch {
 	case c.askPassword && c.passwordFile != "":
-		return mqttclient.Options{}, usagef("--ask-password and --password-file: choose one")
+		return mqtt.Options{}, usagef("--ask-password and --password-file: choose one")
 	case c.askPassword:
 		prompt := c.prompt
 		if prompt == nil {
@@ -106,13 +106,13 @@ func (c *connFlags) options(cio *cliIO, prefix string) (mqttclient.Options, erro
 		}
 		pw, err := prompt(fmt.Sprintf("Password for %s: ", who))
 		if err != nil {
-			return mqttclient.Options{}, err
+			return mqtt.Options{}, err
 		}
 		o.Password = pw
 	case c.passwordFile != "":
 		data, err := os.ReadFile(c.passwordFile)
 		if err != nil {
-			return mqttclient.Options{}, usagef("--password-file: %v", err)
+			return mqtt.Options{}, usagef("--password-file: %v", err)
 		}
 		o.Password, _, _ = strings.Cut(string(data), "\n")
 		o.Password = strings.TrimSuffix(o.Password, "\r")

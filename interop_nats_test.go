@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
 
 // natsClient connects a plain MQTT 3.1.1 client to NATS.
-func natsClient(t *testing.T, url, id string, h mqttclient.Handlers) (mqttclient.Client, error) {
+func natsClient(t *testing.T, url, id string, h mqtt.Handlers) (mqtt.Client, error) {
 	t.Helper()
-	br, err := mqttclient.ParseBroker(url)
+	br, err := mqtt.ParseBroker(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func natsClient(t *testing.T, url, id string, h mqttclient.Handlers) (mqttclient
 	// '#' subscriber is connected: it routes its own JetStream API traffic
 	// to that subscriber too.
 	start := time.Now()
-	c, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: id, CleanSession: true,
+	c, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: id, CleanSession: true,
 		ConnectTimeout: 10 * time.Second}, h)
 	if took := time.Since(start); took > time.Second {
 		t.Logf("NATS quirk: CONNECT of %q answered after %s", id, took.Round(time.Millisecond))
@@ -39,21 +40,21 @@ func natsClient(t *testing.T, url, id string, h mqttclient.Handlers) (mqttclient
 func subscribeNATS(t *testing.T, url, id, filter string) *subscriber {
 	t.Helper()
 	s := &subscriber{}
-	c, err := natsClient(t, url, id, mqttclient.Handlers{Message: s.onMessage})
+	c, err := natsClient(t, url, id, mqtt.Handlers{Message: s.onMessage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Subscribe(context.Background(), []mqttclient.Subscription{{Filter: filter, QoS: 1}}); err != nil {
+	if _, err := c.Subscribe(context.Background(), []mqtt.Subscription{{Filter: filter, QoS: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
 // publishWindow publishes n messages keeping at most 10 QoS 1 in flight.
-func publishWindow(t *testing.T, c mqttclient.Client, n int, msg func(i int) (string, byte, []byte)) {
+func publishWindow(t *testing.T, c mqtt.Client, n int, msg func(i int) (string, byte, []byte)) {
 	t.Helper()
-	var toks []mqttclient.Token
-	wait := func(tok mqttclient.Token) {
+	var toks []mqtt.Token
+	wait := func(tok mqtt.Token) {
 		select {
 		case <-tok.Done():
 		case <-time.After(5 * time.Second):
@@ -103,7 +104,7 @@ func waitCount(t *testing.T, path string, n int64) {
 // topics with '.' or spaces, MQTT 5.
 func TestInteropNATSRecord(t *testing.T) {
 	n := testbroker.StartNATS(t)
-	pub, err := natsClient(t, n.URL(), "nats-pub", mqttclient.Handlers{})
+	pub, err := natsClient(t, n.URL(), "nats-pub", mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestInteropNATSRecord(t *testing.T) {
 		qos        byte
 	}{{"dev/q2", "a QoS 2 publish", 2}, {"dev.1", "a topic with '.'", 1}, {"dev/with space", "a topic with a space", 1}} {
 		lost := make(chan error, 1)
-		cl, err := natsClient(t, n.URL(), fmt.Sprintf("nats-refused-%d", i), mqttclient.Handlers{Lost: func(err error) { lost <- err }})
+		cl, err := natsClient(t, n.URL(), fmt.Sprintf("nats-refused-%d", i), mqtt.Handlers{Lost: func(err error) { lost <- err }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -28,7 +28,7 @@ func TestInteropMosquittoRecord(t *testing.T) {
 	const n = 2000
 	// mosquitto disconnects a 3.1.1 client with more than 20 QoS 1/2
 	// messages in flight (max_inflight_messages): keep a window of 10.
-	var toks []mqttclient.Token
+	var toks []mqtt.Token
 	for i := range n {
 		if len(toks) == 10 {
 			<-toks[0].Done()

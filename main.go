@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/timespec"
 	"github.com/mqtape/mqtape/topic"
@@ -146,10 +146,10 @@ func exitCode(err error) int {
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
 	case errors.As(err, &ue), errors.Is(err, topic.ErrInvalidFilter), errors.Is(err, timespec.ErrInvalid),
-		errors.Is(err, mqttclient.ErrBadURL):
+		errors.Is(err, mqtt.ErrBadURL):
 		return exitUsage
-	case errors.Is(err, mqttclient.ErrRefused), errors.Is(err, mqttclient.ErrUnreachable),
-		errors.Is(err, mqttclient.ErrSubscribeDenied), errors.Is(err, mqttclient.ErrTLSConfig):
+	case errors.Is(err, mqtt.ErrRefused), errors.Is(err, mqtt.ErrUnreachable),
+		errors.Is(err, mqtt.ErrSubscribeDenied), errors.Is(err, mqtt.ErrTLSConfig):
 		return exitConnection
 	case errors.Is(err, storage.ErrNotCapture), errors.Is(err, storage.ErrNewerVersion),
 		errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrNotFound):

@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
 
-func connect5(t *testing.T, url, id string) mqttclient.Client {
+func connect5(t *testing.T, url, id string) mqtt.Client {
 	t.Helper()
 	o := clientOpts(t, url, id)
 	o.ProtocolVersion = 5
-	c, err := mqttclient.Connect(context.Background(), o, mqttclient.Handlers{})
+	c, err := mqttclient.Connect(context.Background(), o, mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,9 +28,9 @@ func connect5(t *testing.T, url, id string) mqttclient.Client {
 	return c
 }
 
-func publish5(t *testing.T, c mqttclient.Client, topic string, qos byte, retain bool, payload []byte, p *mqttclient.Properties) {
+func publish5(t *testing.T, c mqtt.Client, topic string, qos byte, retain bool, payload []byte, p *mqtt.Properties) {
 	t.Helper()
-	tok := c.(mqttclient.PropsPublisher).PublishProps(topic, qos, retain, payload, p)
+	tok := c.(mqtt.PropsPublisher).PublishProps(topic, qos, retain, payload, p)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -40,11 +41,11 @@ func publish5(t *testing.T, c mqttclient.Client, topic string, qos byte, retain 
 	}
 }
 
-var testProps = func() *mqttclient.Properties {
+var testProps = func() *mqtt.Properties {
 	one, exp := byte(1), uint32(3600)
-	return &mqttclient.Properties{ContentType: "application/json", PayloadFormat: &one, MessageExpiry: &exp,
+	return &mqtt.Properties{ContentType: "application/json", PayloadFormat: &one, MessageExpiry: &exp,
 		ResponseTopic: "reply/dev1", CorrelationData: []byte{0, 0xff, 0x80, 0x01},
-		UserProperties: []mqttclient.UserProperty{{Key: "trace", Value: "a"}, {Key: "site", Value: "x"}, {Key: "trace", Value: "b"}}}
+		UserProperties: []mqtt.UserProperty{{Key: "trace", Value: "a"}, {Key: "site", Value: "x"}, {Key: "trace", Value: "b"}}}
 }()
 
 // mqtt5RoundTrip records with -V 5, checks retain-as-published and the
@@ -56,11 +57,11 @@ func mqtt5RoundTrip(t *testing.T, srcURL, dstURL string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wait := recordCLI(t, ctx, first, "--broker", srcURL, "-V", "5", "--quiet")
-	time.Sleep(300 * time.Millisecond)                                               // let the retained burst end
-	publish5(t, pub, "dev/1/status", 1, true, []byte("still online"), nil)           // live, published retained
-	publish5(t, pub, "dev/1/data", 1, false, []byte(`{"v":1}`), testProps)           // properties
-	publish5(t, pub, "dev/1/plain", 0, false, []byte("no props"), nil)               // none
-	publish5(t, pub, "dev/1/bin", 2, false, []byte{0, 1, 2}, &mqttclient.Properties{ // binary correlation only
+	time.Sleep(300 * time.Millisecond)                                         // let the retained burst end
+	publish5(t, pub, "dev/1/status", 1, true, []byte("still online"), nil)     // live, published retained
+	publish5(t, pub, "dev/1/data", 1, false, []byte(`{"v":1}`), testProps)     // properties
+	publish5(t, pub, "dev/1/plain", 0, false, []byte("no props"), nil)         // none
+	publish5(t, pub, "dev/1/bin", 2, false, []byte{0, 1, 2}, &mqtt.Properties{ // binary correlation only
 		CorrelationData: []byte{0xde, 0xad, 0xbe, 0xef}})
 	deadline := time.Now().Add(5 * time.Second)
 	for n := int64(0); n < 5 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -89,7 +90,7 @@ func mqtt5RoundTrip(t *testing.T, srcURL, dstURL string) {
 	if m := msgs[1]; !m.Retain || m.FromStore || string(m.Payload) != "still online" {
 		t.Errorf("live retained publish = %+v, want retain=1 from_store=0 (retain as published)", m)
 	}
-	wantProps := storageProps(testProps)
+	wantProps := testProps
 	if !reflect.DeepEqual(msgs[2].Props, wantProps) {
 		t.Errorf("properties = %+v, want %+v", msgs[2].Props, wantProps)
 	}
@@ -137,15 +138,6 @@ func mqtt5RoundTrip(t *testing.T, srcURL, dstURL string) {
 	}
 }
 
-func storageProps(p *mqttclient.Properties) *storage.Properties {
-	sp := &storage.Properties{ContentType: p.ContentType, PayloadFormat: p.PayloadFormat, MessageExpiry: p.MessageExpiry,
-		ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}
-	for _, u := range p.UserProperties {
-		sp.UserProperties = append(sp.UserProperties, storage.UserProperty{Key: u.Key, Value: u.Value})
-	}
-	return sp
-}
-
 func TestMQTT5Mochi(t *testing.T) {
 	mqtt5RoundTrip(t, startBroker(t).URL(), startBroker(t).URL())
 }
@@ -161,7 +153,7 @@ func TestMQTT5ReasonCodes(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, "--protocol-version") {
 		t.Errorf("-V 7: exit %d %q", code, stderr)
 	}
-	if got := mqttclient.ReasonText(0x86); got != "bad username or password" {
+	if got := mqtt.ReasonText(0x86); got != "bad username or password" {
 		t.Errorf("ReasonText(0x86) = %q", got)
 	}
 }
@@ -183,7 +175,7 @@ func TestServeRecordsMQTT5Properties(t *testing.T) {
 	}
 	defer c.Close()
 	msgs, _ := c.Page(context.Background(), storage.Query{})
-	if len(msgs) != 1 || msgs[0].ClientID != "device-5" || !msgs[0].Retain || !reflect.DeepEqual(msgs[0].Props, storageProps(testProps)) {
+	if len(msgs) != 1 || msgs[0].ClientID != "device-5" || !msgs[0].Retain || !reflect.DeepEqual(msgs[0].Props, testProps) {
 		t.Fatalf("recorded %+v (props %+v)", msgs, msgs[0].Props)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -71,15 +72,15 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	br, _ := mqttclient.ParseBroker(m.URL())
-	pub, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: "persist-pub",
-		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqttclient.Handlers{})
+	br, _ := mqtt.ParseBroker(m.URL())
+	pub, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "persist-pub",
+		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 3000
 	publish := func(from, to int) {
-		var window []mqttclient.Token
+		var window []mqtt.Token
 		for i := from; i < to; i++ {
 			if len(window) == 10 {
 				<-window[0].Done()

@@ -16,11 +16,11 @@ import (
 	"time"
 	"unsafe"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqtape/mqtape/broker"
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -28,26 +28,26 @@ import (
 const secret = "pw-Zq7x9-leakcheck"
 
 // passwordHook accepts only alice with the secret password (any topic).
-type passwordHook struct{ mqtt.HookBase }
+type passwordHook struct{ mochi.HookBase }
 
 func (h *passwordHook) ID() string { return "password" }
 
 func (h *passwordHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 
-func (h *passwordHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+func (h *passwordHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if strings.HasPrefix(cl.ID, "pub-") {
 		return true // the tests' own publisher
 	}
 	return string(pk.Connect.Username) == "alice" && string(pk.Connect.Password) == secret
 }
 
-func (h *passwordHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 func startPasswordBroker(t *testing.T) *broker.Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Options{Hooks: []mqtt.Hook{new(passwordHook)}})
+	b, err := broker.Start(broker.Options{Hooks: []mochi.Hook{new(passwordHook)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestAskPassword(t *testing.T) {
 // path that would connect to it is decided before connecting.
 func TestPlayConfirmsNonLoopback(t *testing.T) {
 	ctx := context.Background()
-	remote, _ := mqttclient.ParseBroker("mqtt://broker.invalid:1883")
+	remote, _ := mqtt.ParseBroker("mqtt://broker.invalid:1883")
 	if err := confirmRemote(ctx, remote, "2 messages", false, strings.NewReader("yes\n"), io.Discard); exitCode(err) != exitUsage ||
 		!strings.Contains(err.Error(), "pass --yes") {
 		t.Errorf("no terminal: %v", err)

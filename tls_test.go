@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 )
 
@@ -64,9 +65,9 @@ func TestTLSVerifiesByDefault(t *testing.T) {
 	}
 	for _, extra := range [][]string{{"--cafile", ca}, {"--insecure"}} {
 		wait := recordCLI(t, context.Background(), out, append([]string{"-b", url, "--count", "1", "--quiet"}, extra...)...)
-		br, _ := mqttclient.ParseBroker(url)
-		pub, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: "tls-pub",
-			CleanSession: true, ConnectTimeout: 3 * time.Second, TLS: mqttclient.TLSOptions{CAFile: ca}}, mqttclient.Handlers{})
+		br, _ := mqtt.ParseBroker(url)
+		pub, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "tls-pub",
+			CleanSession: true, ConnectTimeout: 3 * time.Second, TLS: mqtt.TLSOptions{CAFile: ca}}, mqtt.Handlers{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,10 +88,10 @@ func TestServeWebsocket(t *testing.T) {
 	dir := t.TempDir()
 	ws := freeAddr(t)
 	_, stop := serveCLI(t, filepath.Join(dir, "ws.db"), "--ws", ws)
-	var c mqttclient.Client
+	var c mqtt.Client
 	var err error
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err = mqttclient.Connect(context.Background(), clientOpts(t, "ws://"+ws, "ws-device"), mqttclient.Handlers{}); err == nil {
+		if c, err = mqttclient.Connect(context.Background(), clientOpts(t, "ws://"+ws, "ws-device"), mqtt.Handlers{}); err == nil {
 			break
 		}
 	}

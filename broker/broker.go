@@ -12,7 +12,7 @@ import (
 	"net"
 	"sync"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -26,7 +26,7 @@ type Options struct {
 	// TLS, when set, makes the TCP listeners TLS listeners.
 	TLS *tls.Config
 	// Hooks are added before the broker serves; nil means allow everyone.
-	Hooks []mqtt.Hook
+	Hooks []mochi.Hook
 	// Logger receives the broker's log (default: discarded).
 	Logger *slog.Logger
 	// Observer, when set, sees every routed message and client event.
@@ -38,7 +38,7 @@ type Options struct {
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv       *mqtt.Server
+	srv       *mochi.Server
 	addrs     []string
 	closeOnce sync.Once
 	closeErr  error
@@ -52,7 +52,7 @@ func Start(o Options) (*Broker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
+	caps := mochi.NewDefaultServerCapabilities()
 	// mochi gives every message a 24 h expiry by default and then sends that
 	// Message Expiry Interval to MQTT 5 subscribers as if the publisher had
 	// set it. Like mosquitto, expire only what the publisher asked to.
@@ -60,11 +60,11 @@ func Start(o Options) (*Broker, error) {
 	if o.MaxPending > 0 {
 		caps.MaximumClientWritesPending = o.MaxPending
 	}
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: o.Logger, Capabilities: caps})
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: o.Logger, Capabilities: caps})
 	b := &Broker{srv: srv}
 	hooks := o.Hooks
 	if hooks == nil {
-		hooks = []mqtt.Hook{new(auth.AllowHook)}
+		hooks = []mochi.Hook{new(auth.AllowHook)}
 	}
 	if o.Observer != nil {
 		hooks = append(hooks, &observerHook{o: o.Observer})
@@ -115,7 +115,7 @@ func (b *Broker) Addrs() []string { return b.addrs }
 func (b *Broker) URL() string { return "mqtt://" + b.addrs[0] }
 
 // Server exposes the mochi server (for inline publishing and hooks).
-func (b *Broker) Server() *mqtt.Server { return b.srv }
+func (b *Broker) Server() *mochi.Server { return b.srv }
 
 // Kick drops a client's connection as if its network failed (no
 // DISCONNECT), so the broker publishes its will. It reports whether the

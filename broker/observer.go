@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"sync"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // Event kinds an Observer receives. Their detail is a JSON object.
@@ -28,39 +28,39 @@ type Observer interface {
 	// and the retain flag as published. payload is the caller's to keep.
 	// props are an MQTT 5 publisher's properties (nil for 3.1.1 or none);
 	// topic aliases are already resolved into topic.
-	Published(clientID, topic string, payload []byte, qos byte, retain bool, props *mqttclient.Properties)
+	Published(clientID, topic string, payload []byte, qos byte, retain bool, props *mqtt.Properties)
 	// Event reports connects, disconnects, (un)subscriptions and drops.
 	Event(kind, detail string)
 }
 
 // observerHook adapts an Observer to mochi's hook interface.
 type observerHook struct {
-	mqtt.HookBase
+	mochi.HookBase
 	o        Observer
-	willSent sync.Map // *mqtt.Client → true, between OnWillSent and OnDisconnect
+	willSent sync.Map // *mochi.Client → true, between OnWillSent and OnDisconnect
 }
 
 func (h *observerHook) ID() string { return "mqtape-observer" }
 
 func (h *observerHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublished, mqtt.OnWillSent, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublishDropped}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnPublished, mochi.OnWillSent, mochi.OnSessionEstablished, mochi.OnDisconnect,
+		mochi.OnSubscribed, mochi.OnUnsubscribed, mochi.OnPublishDropped}, []byte{b})
 }
 
 // OnPublished hands the payload over without a copy: mochi reads every
 // packet into a buffer of its own and never writes into it afterwards
 // (subscribers and the retained store share it too).
-func (h *observerHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
+func (h *observerHook) OnPublished(cl *mochi.Client, pk packets.Packet) {
 	h.o.Published(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Retain, props(cl, pk))
 }
 
 // props converts an MQTT 5 PUBLISH's properties.
-func props(cl *mqtt.Client, pk packets.Packet) *mqttclient.Properties {
+func props(cl *mochi.Client, pk packets.Packet) *mqtt.Properties {
 	if cl.Properties.ProtocolVersion < 5 {
 		return nil
 	}
 	pp := pk.Properties
-	p := &mqttclient.Properties{ContentType: pp.ContentType, ResponseTopic: pp.ResponseTopic,
+	p := &mqtt.Properties{ContentType: pp.ContentType, ResponseTopic: pp.ResponseTopic,
 		CorrelationData: bytes.Clone(pp.CorrelationData)}
 	if pp.PayloadFormatFlag {
 		f := pp.PayloadFormat
@@ -71,7 +71,7 @@ func props(cl *mqtt.Client, pk packets.Packet) *mqttclient.Properties {
 		p.MessageExpiry = &e
 	}
 	for _, u := range pp.User {
-		p.UserProperties = append(p.UserProperties, mqttclient.UserProperty{Key: u.Key, Value: u.Val})
+		p.UserProperties = append(p.UserProperties, mqtt.UserProperty{Key: u.Key, Value: u.Val})
 	}
 	if p.ContentType == "" && p.ResponseTopic == "" && p.CorrelationData == nil && p.PayloadFormat == nil &&
 		p.MessageExpiry == nil && p.UserProperties == nil {
@@ -80,7 +80,7 @@ func props(cl *mqtt.Client, pk packets.Packet) *mqttclient.Properties {
 	return p
 }
 
-func (h *observerHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+func (h *observerHook) OnWillSent(cl *mochi.Client, pk packets.Packet) {
 	h.willSent.Store(cl, true)
 	h.o.Published(cl.ID, pk.TopicName, bytes.Clone(pk.Payload), pk.FixedHeader.Qos, pk.FixedHeader.Retain, props(cl, pk))
 }
@@ -90,13 +90,13 @@ func (h *observerHook) event(kind string, v map[string]any) {
 	h.o.Event(kind, string(b))
 }
 
-func (h *observerHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+func (h *observerHook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	h.event(EventClientConnect, map[string]any{"client_id": cl.ID, "username": string(cl.Properties.Username),
 		"clean_session": pk.Connect.Clean, "keepalive": pk.Connect.Keepalive,
 		"protocol": cl.Properties.ProtocolVersion, "remote": cl.Net.Remote})
 }
 
-func (h *observerHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+func (h *observerHook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 	_, sent := h.willSent.LoadAndDelete(cl)
 	v := map[string]any{"client_id": cl.ID, "will_sent": sent}
 	if err != nil {
@@ -117,14 +117,14 @@ func filters(pk packets.Packet, codes []byte) []map[string]any {
 	return out
 }
 
-func (h *observerHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+func (h *observerHook) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
 	h.event(EventClientSubscribe, map[string]any{"client_id": cl.ID, "filters": filters(pk, codes)})
 }
 
-func (h *observerHook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+func (h *observerHook) OnUnsubscribed(cl *mochi.Client, pk packets.Packet) {
 	h.event(EventClientUnsub, map[string]any{"client_id": cl.ID, "filters": filters(pk, nil)})
 }
 
-func (h *observerHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+func (h *observerHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) {
 	h.event(EventBrokerDrop, map[string]any{"client_id": cl.ID, "topic": pk.TopicName})
 }

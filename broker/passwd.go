@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -32,7 +32,7 @@ var ErrPasswd = errors.New("password file")
 // Blank lines and lines starting with # are ignored. Plain-text passwords
 // are refused: a password file must not hold them.
 type Passwords struct {
-	mqtt.HookBase
+	mochi.HookBase
 	users map[string]string
 }
 
@@ -102,18 +102,18 @@ func (p *Passwords) Check(user, password string) bool {
 	return false
 }
 
-// ID implements mqtt.Hook.
+// ID implements mochi.Hook.
 func (p *Passwords) ID() string { return "mqtape-passwords" }
 
-// Provides implements mqtt.Hook.
+// Provides implements mochi.Hook.
 func (p *Passwords) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 
 // OnConnectAuthenticate accepts a client whose username and password match.
-func (p *Passwords) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+func (p *Passwords) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	return p.Check(string(pk.Connect.Username), string(pk.Connect.Password))
 }
 
 // OnACLCheck allows authenticated clients everything.
-func (p *Passwords) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
+func (p *Passwords) OnACLCheck(cl *mochi.Client, topic string, write bool) bool { return true }

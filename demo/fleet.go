@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 )
 
@@ -38,7 +39,7 @@ type device struct {
 	status  string // retained status topic ("" for none)
 	publish func(d *device, r *rand.Rand, tick int) (topic string, payload []byte, qos byte)
 	every   time.Duration
-	client  mqttclient.Client
+	client  mqtt.Client
 	mu      sync.Mutex
 }
 
@@ -81,16 +82,16 @@ func (f *Fleet) Devices() int {
 func (f *Fleet) Published() int64 { return f.published.Load() }
 
 func (f *Fleet) connect(ctx context.Context, d *device) error {
-	br, err := mqttclient.ParseBroker(f.Broker)
+	br, err := mqtt.ParseBroker(f.Broker)
 	if err != nil {
 		return err
 	}
-	o := mqttclient.Options{Broker: br, ClientID: d.id, CleanSession: true, KeepAlive: 30 * time.Second,
+	o := mqtt.Options{Broker: br, ClientID: d.id, CleanSession: true, KeepAlive: 30 * time.Second,
 		ConnectTimeout: 5 * time.Second}
 	if d.status != "" {
-		o.Will = &mqttclient.Will{Topic: d.status, Payload: []byte("offline"), QoS: 1, Retain: true}
+		o.Will = &mqtt.Will{Topic: d.status, Payload: []byte("offline"), QoS: 1, Retain: true}
 	}
-	c, err := mqttclient.Connect(ctx, o, mqttclient.Handlers{})
+	c, err := mqttclient.Connect(ctx, o, mqtt.Handlers{})
 	if err != nil {
 		return fmt.Errorf("device %s: %w", d.id, err)
 	}

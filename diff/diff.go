@@ -29,6 +29,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -487,7 +488,7 @@ func num(b byte) []byte { return []byte(fmt.Sprint(b)) }
 // propsKey is the comparable form of MQTT 5 properties: their JSON without
 // subscription identifiers (those belong to the recorder's subscription,
 // not to the message). Empty for none.
-func propsKey(p *storage.Properties) []byte {
+func propsKey(p *mqtt.Properties) []byte {
 	if p == nil {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -23,7 +24,7 @@ type msg struct {
 	qos     byte
 	retain  bool
 	store   bool
-	props   *storage.Properties
+	props   *mqtt.Properties
 }
 
 const t0 = int64(1_790_000_000_000_000_000)
@@ -433,9 +434,9 @@ func FuzzPath(f *testing.F) {
 // (subscription identifiers excepted) and show as "(properties)".
 func TestCompareProperties(t *testing.T) {
 	ctx := context.Background()
-	props := func(v string, subID int) *storage.Properties {
-		return &storage.Properties{ContentType: "application/json",
-			UserProperties: []storage.UserProperty{{Key: "k", Value: v}}, SubscriptionIDs: []int{subID}}
+	props := func(v string, subID int) *mqtt.Properties {
+		return &mqtt.Properties{ContentType: "application/json",
+			UserProperties: []mqtt.UserProperty{{Key: "k", Value: v}}, SubscriptionIDs: []int{subID}}
 	}
 	a := capture(t, []msg{{at: 0, topic: "t", payload: "{}", props: props("1", 1)}, {at: 1, topic: "t", payload: "{}"}})
 	same := capture(t, []msg{{at: 0, topic: "t", payload: "{}", props: props("1", 7)}, {at: 1, topic: "t", payload: "{}"}})

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -30,7 +31,7 @@ type Record struct {
 	PayloadB64 string  `json:"payload_b64"`
 	Payload    *string `json:"payload,omitempty"` // only when valid UTF-8
 	// Properties are the MQTT 5 properties, only when the message had any.
-	Properties *storage.Properties `json:"properties,omitempty"`
+	Properties *mqtt.Properties `json:"properties,omitempty"`
 }
 
 // New converts a stored message.

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
 )
@@ -20,21 +21,21 @@ import (
 // as ts_ns or time (RFC 3339), the payload as payload_b64, as a JSON string
 // or as any other JSON value (its text is the payload).
 type jsonlRecord struct {
-	Seq        *int64              `json:"seq"`
-	Session    *int64              `json:"session"`
-	Time       *string             `json:"time"`
-	TsNS       *int64              `json:"ts_ns"`
-	OffsetNS   *int64              `json:"offset_ns"`
-	Topic      *string             `json:"topic"`
-	QoS        *int                `json:"qos"`
-	Retain     flexBool            `json:"retain"`
-	Dup        flexBool            `json:"dup"`
-	PacketID   *int64              `json:"packet_id"`
-	FromStore  flexBool            `json:"from_store"`
-	ClientID   string              `json:"client_id"`
-	PayloadB64 *string             `json:"payload_b64"`
-	Payload    json.RawMessage     `json:"payload"`
-	Properties *storage.Properties `json:"properties"`
+	Seq        *int64           `json:"seq"`
+	Session    *int64           `json:"session"`
+	Time       *string          `json:"time"`
+	TsNS       *int64           `json:"ts_ns"`
+	OffsetNS   *int64           `json:"offset_ns"`
+	Topic      *string          `json:"topic"`
+	QoS        *int             `json:"qos"`
+	Retain     flexBool         `json:"retain"`
+	Dup        flexBool         `json:"dup"`
+	PacketID   *int64           `json:"packet_id"`
+	FromStore  flexBool         `json:"from_store"`
+	ClientID   string           `json:"client_id"`
+	PayloadB64 *string          `json:"payload_b64"`
+	Payload    json.RawMessage  `json:"payload"`
+	Properties *mqtt.Properties `json:"properties"`
 }
 
 // flexBool reads true/false or 0/1.
@@ -123,7 +124,7 @@ func parseJSONLRecord(line []byte) (l jsonlLine, err error) {
 	if r.Session != nil {
 		l.session, l.hasSession = *r.Session, true
 	}
-	if r.Properties != nil && !reflect.DeepEqual(*r.Properties, storage.Properties{}) {
+	if r.Properties != nil && !reflect.DeepEqual(*r.Properties, mqtt.Properties{}) {
 		m.Props = r.Properties
 	}
 	return l, nil

@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
 )
@@ -102,12 +103,12 @@ func parseMosquittoJSON(line []byte) (m storage.Message, err error) {
 //
 // User properties are an object whose keys may repeat: they are read in
 // order, duplicates kept.
-func parseMosquittoProps(raw json.RawMessage) (*storage.Properties, error) {
+func parseMosquittoProps(raw json.RawMessage) (*mqtt.Properties, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, err
 	}
-	var p storage.Properties
+	var p mqtt.Properties
 	for k, v := range fields {
 		var err error
 		switch k {
@@ -135,19 +136,19 @@ func parseMosquittoProps(raw json.RawMessage) (*storage.Properties, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	if reflect.DeepEqual(p, storage.Properties{}) {
+	if reflect.DeepEqual(p, mqtt.Properties{}) {
 		return nil, nil
 	}
 	return &p, nil
 }
 
 // orderedPairs reads a JSON object's members in order, repeated keys kept.
-func orderedPairs(raw json.RawMessage) ([]storage.UserProperty, error) {
+func orderedPairs(raw json.RawMessage) ([]mqtt.UserProperty, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, errors.New("not an object")
 	}
-	var out []storage.UserProperty
+	var out []mqtt.UserProperty
 	for dec.More() {
 		var k, v string
 		kt, err := dec.Token()
@@ -158,7 +159,7 @@ func orderedPairs(raw json.RawMessage) ([]storage.UserProperty, error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, storage.UserProperty{Key: k, Value: v})
+		out = append(out, mqtt.UserProperty{Key: k, Value: v})
 	}
 	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"unicode/utf8"
 
-	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/topic"
 )
 
@@ -147,7 +147,7 @@ func (r *reader) skip(n int, what string) {
 // properties reads an MQTT 5 property list, returning the topic alias (0
 // when absent) and, when props is not nil, filling it with the PUBLISH
 // properties mqtape keeps.
-func (r *reader) properties(what string, props *storage.Properties) (alias uint16) {
+func (r *reader) properties(what string, props *mqtt.Properties) (alias uint16) {
 	if r.err != nil {
 		return 0
 	}
@@ -159,7 +159,7 @@ func (r *reader) properties(what string, props *storage.Properties) (alias uint1
 	p := &reader{b: r.b[k : k+n]}
 	r.b = r.b[k+n:]
 	if props == nil {
-		props = new(storage.Properties) // read and dropped
+		props = new(mqtt.Properties) // read and dropped
 	}
 	for len(p.b) > 0 && p.err == nil {
 		id := p.byte1(what)
@@ -204,7 +204,7 @@ func (r *reader) properties(what string, props *storage.Properties) (alias uint1
 		case 0x26:
 			k := p.str(what)
 			v := p.str(what)
-			props.UserProperties = append(props.UserProperties, storage.UserProperty{Key: k, Value: v})
+			props.UserProperties = append(props.UserProperties, mqtt.UserProperty{Key: k, Value: v})
 		default:
 			p.err = fmt.Errorf("unknown %s property %#x", what, id)
 		}
@@ -264,8 +264,8 @@ type publish struct {
 	retain   bool
 	dup      bool
 	packetID uint16
-	alias    uint16              // MQTT 5 topic alias (0: none)
-	props    *storage.Properties // MQTT 5 properties (nil: none)
+	alias    uint16           // MQTT 5 topic alias (0: none)
+	props    *mqtt.Properties // MQTT 5 properties (nil: none)
 	payload  []byte
 }
 
@@ -282,9 +282,9 @@ func parsePublish(flags byte, body []byte, protocol byte) (publish, error) {
 		}
 	}
 	if protocol == 5 {
-		var props storage.Properties
+		var props mqtt.Properties
 		p.alias = r.properties("PUBLISH", &props)
-		if !reflect.DeepEqual(props, storage.Properties{}) {
+		if !reflect.DeepEqual(props, mqtt.Properties{}) {
 			p.props = &props
 		}
 	}

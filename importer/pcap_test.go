@@ -17,6 +17,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -308,7 +309,7 @@ func TestPcapSynthetic(t *testing.T) {
 		t.Errorf("bad = %d: %v", res.Bad, res.Problems)
 	}
 	notes := strings.Join(res.Notes, "\n")
-	if p := msgs[4].Props; p == nil || len(p.UserProperties) != 1 || p.UserProperties[0] != (storage.UserProperty{Key: "k", Value: "v"}) || msgs[5].Props != nil {
+	if p := msgs[4].Props; p == nil || len(p.UserProperties) != 1 || p.UserProperties[0] != (mqtt.UserProperty{Key: "k", Value: "v"}) || msgs[5].Props != nil {
 		t.Errorf("properties: %+v / %+v", msgs[4].Props, msgs[5].Props)
 	}
 	for _, n := range []string{"connections open before the capture started", "TCP packets not to or from port 1883"} {

@@ -12,28 +12,29 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
 
-func clientOpts(t *testing.T, url, id string) mqttclient.Options {
+func clientOpts(t *testing.T, url, id string) mqtt.Options {
 	t.Helper()
-	b, err := mqttclient.ParseBroker(url)
+	b, err := mqtt.ParseBroker(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mqttclient.Options{Broker: b, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second, KeepAlive: 30 * time.Second}
+	return mqtt.Options{Broker: b, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 }
 
 type subscribed struct {
-	mqttclient.Client
+	mqtt.Client
 	once *sync.Once
 	ch   chan struct{}
 }
 
-func (s subscribed) Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error) {
+func (s subscribed) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	g, err := s.Client.Subscribe(ctx, subs)
 	s.once.Do(func() { close(s.ch) })
 	return g, err
@@ -58,7 +59,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	ready := make(chan struct{})
 	var once sync.Once
-	rec := recorder.New(w, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+	rec := recorder.New(w, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
 		o := clientOpts(t, b.URL(), "rec")
 		o.ManualAck = true
 		c, err := mqttclient.Connect(ctx, o, h)
@@ -66,7 +67,7 @@ func TestEndToEnd(t *testing.T) {
 			return nil, err
 		}
 		return subscribed{c, &once, ready}, nil
-	}, recorder.Config{Count: 30, Filters: []mqttclient.Subscription{{Filter: "plant/#", QoS: 1}}})
+	}, recorder.Config{Count: 30, Filters: []mqtt.Subscription{{Filter: "plant/#", QoS: 1}}})
 	recDone := make(chan error, 1)
 	go func() { _, err := rec.Run(ctx); recDone <- err }()
 	select {
@@ -74,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("recorder did not subscribe")
 	}
-	pub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "pub"), mqttclient.Handlers{})
+	pub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "pub"), mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 	// A subscriber for the replay.
 	var mu sync.Mutex
 	var got []string
-	sub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "sub"), mqttclient.Handlers{Message: func(m mqttclient.Message) {
+	sub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "sub"), mqtt.Handlers{Message: func(m mqtt.Message) {
 		mu.Lock()
 		got = append(got, m.Topic+" "+string(m.Payload))
 		mu.Unlock()
@@ -110,12 +111,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Disconnect(100 * time.Millisecond)
-	if _, err := sub.Subscribe(ctx, []mqttclient.Subscription{{Filter: "plant/#", QoS: 1}}); err != nil {
+	if _, err := sub.Subscribe(ctx, []mqtt.Subscription{{Filter: "plant/#", QoS: 1}}); err != nil {
 		t.Fatal(err)
 	}
 
 	connect := func(ctx context.Context, url string) (replay.Publisher, func(), error) {
-		c, err := mqttclient.Connect(ctx, clientOpts(t, url, "player"), mqttclient.Handlers{})
+		c, err := mqttclient.Connect(ctx, clientOpts(t, url, "player"), mqtt.Handlers{})
 		if err != nil {
 			return nil, nil, err
 		}

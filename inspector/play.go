@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mqtape/mqtape/mqttclient"
 	"iter"
 	"math"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -116,7 +116,7 @@ func (u *UI) openPlay() {
 		if broker == "" {
 			return errors.New("play: no broker")
 		}
-		b, err := mqttclient.ParseBroker(broker)
+		b, err := mqtt.ParseBroker(broker)
 		if err != nil {
 			return err
 		}

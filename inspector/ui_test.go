@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/mqtape/mqtape/export"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/mqtt"
+
 	"github.com/gdamore/tcell/v2"
 
-	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -409,7 +410,7 @@ type fakePub struct {
 	got []string
 }
 
-func (f *fakePub) Publish(topic string, qos byte, retain bool, payload []byte) mqttclient.Token {
+func (f *fakePub) Publish(topic string, qos byte, retain bool, payload []byte) mqtt.Token {
 	f.mu.Lock()
 	f.got = append(f.got, topic+" "+string(payload))
 	f.mu.Unlock()

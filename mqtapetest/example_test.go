@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/mqtapetest"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 )
 
@@ -25,19 +26,19 @@ func TestFahrenheitBridge(t *testing.T) {
 // thermostat reading of home/ROOM/thermostat/temp on fahrenheit/ROOM.
 func startBridge(t *testing.T, url string, factor float64) {
 	t.Helper()
-	br, err := mqttclient.ParseBroker(url)
+	br, err := mqtt.ParseBroker(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := func(id string) mqttclient.Options {
-		return mqttclient.Options{Broker: br, ClientID: id, CleanSession: true, ConnectTimeout: 5 * time.Second}
+	opts := func(id string) mqtt.Options {
+		return mqtt.Options{Broker: br, ClientID: id, CleanSession: true, ConnectTimeout: 5 * time.Second}
 	}
-	pub, err := mqttclient.Connect(context.Background(), opts("bridge-pub"), mqttclient.Handlers{})
+	pub, err := mqttclient.Connect(context.Background(), opts("bridge-pub"), mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Disconnect(100 * time.Millisecond) })
-	sub, err := mqttclient.Connect(context.Background(), opts("bridge-sub"), mqttclient.Handlers{Message: func(m mqttclient.Message) {
+	sub, err := mqttclient.Connect(context.Background(), opts("bridge-sub"), mqtt.Handlers{Message: func(m mqtt.Message) {
 		var in struct {
 			T  float64 `json:"t"`
 			TS int64   `json:"ts"`
@@ -54,7 +55,7 @@ func startBridge(t *testing.T, url string, factor float64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Disconnect(100 * time.Millisecond) })
-	if _, err := sub.Subscribe(context.Background(), []mqttclient.Subscription{{Filter: "home/+/thermostat/temp", QoS: 1}}); err != nil {
+	if _, err := sub.Subscribe(context.Background(), []mqtt.Subscription{{Filter: "home/+/thermostat/temp", QoS: 1}}); err != nil {
 		t.Fatal(err)
 	}
 }

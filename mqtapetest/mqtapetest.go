@@ -31,6 +31,7 @@ import (
 
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/diff"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/replay"
@@ -69,7 +70,7 @@ func (f *Fixture) Broker() *broker.Broker { return f.broker }
 
 // Connect opens an MQTT 3.1.1 client to the broker with handlers h; it is
 // disconnected when the test ends.
-func (f *Fixture) Connect(clientID string, h mqttclient.Handlers) mqttclient.Client {
+func (f *Fixture) Connect(clientID string, h mqtt.Handlers) mqtt.Client {
 	f.t.Helper()
 	c, err := mqttclient.Connect(context.Background(), f.options(clientID), h)
 	if err != nil {
@@ -79,12 +80,12 @@ func (f *Fixture) Connect(clientID string, h mqttclient.Handlers) mqttclient.Cli
 	return c
 }
 
-func (f *Fixture) options(clientID string) mqttclient.Options {
-	br, err := mqttclient.ParseBroker(f.URL())
+func (f *Fixture) options(clientID string) mqtt.Options {
+	br, err := mqtt.ParseBroker(f.URL())
 	if err != nil {
 		f.t.Fatalf("mqtapetest: %v", err)
 	}
-	return mqttclient.Options{Broker: br, ClientID: clientID, CleanSession: true, ConnectTimeout: 5 * time.Second,
+	return mqtt.Options{Broker: br, ClientID: clientID, CleanSession: true, ConnectTimeout: 5 * time.Second,
 		KeepAlive: 30 * time.Second}
 }
 
@@ -100,7 +101,7 @@ func (f *Fixture) Replay(path string, speed float64) replay.Report {
 	}
 	defer c.Close()
 	f.n++
-	pub := f.Connect(fmt.Sprintf("mqtapetest-replay-%d", f.n), mqttclient.Handlers{})
+	pub := f.Connect(fmt.Sprintf("mqtapetest-replay-%d", f.n), mqtt.Handlers{})
 	p, err := replay.New(c, pub, replay.Config{Speed: speed})
 	if err != nil {
 		f.t.Fatalf("mqtapetest: replay: %v", err)
@@ -138,9 +139,9 @@ func (f *Fixture) Record(filters ...string) *Recording {
 	if len(filters) == 0 {
 		filters = []string{"#"}
 	}
-	var subs []mqttclient.Subscription
+	var subs []mqtt.Subscription
 	for _, fl := range filters {
-		subs = append(subs, mqttclient.Subscription{Filter: fl, QoS: 2})
+		subs = append(subs, mqtt.Subscription{Filter: fl, QoS: 2})
 	}
 	f.n++
 	path := filepath.Join(f.t.TempDir(), fmt.Sprintf("recording-%d.db", f.n))
@@ -153,7 +154,7 @@ func (f *Fixture) Record(filters ...string) *Recording {
 	subscribed := make(chan struct{})
 	var once sync.Once
 	r := &Recording{t: f.t, path: path, done: make(chan struct{}), Quiet: 300 * time.Millisecond, Timeout: 10 * time.Second}
-	r.rec = recorder.New(c, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+	r.rec = recorder.New(c, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
 		cl, err := mqttclient.Connect(ctx, o, h)
 		if err != nil {
 			return nil, err
@@ -180,11 +181,11 @@ func (f *Fixture) Record(filters ...string) *Recording {
 }
 
 type notifying struct {
-	mqttclient.Client
+	mqtt.Client
 	subscribed func()
 }
 
-func (n notifying) Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error) {
+func (n notifying) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	g, err := n.Client.Subscribe(ctx, subs)
 	n.subscribed()
 	return g, err

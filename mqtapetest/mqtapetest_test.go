@@ -10,7 +10,7 @@ import (
 
 	"github.com/mqtape/mqtape/diff"
 	"github.com/mqtape/mqtape/mqtapetest"
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // tb records the errors a Fixture reports instead of failing the test.
@@ -65,7 +65,7 @@ func TestUpdateWritesGolden(t *testing.T) {
 	run := func() *tb {
 		rt := &tb{TB: t}
 		f := mqtapetest.New(rt)
-		c := f.Connect("device", mqttclient.Handlers{})
+		c := f.Connect("device", mqtt.Handlers{})
 		out := f.Record("dev/#")
 		for i := range 5 {
 			<-c.Publish("dev/x", 1, i == 4, []byte(fmt.Sprintf(`{"i":%d}`, i))).Done()

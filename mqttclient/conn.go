@@ -11,6 +11,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // readBufferSize is the read buffer under paho's packet reader. paho reads
@@ -127,7 +129,7 @@ func (c *bufferedConn) Close() error {
 
 // dialConn dials tcp, ssl, ws or wss and buffers reads (and writes, with
 // coalesce).
-func dialConn(ctx context.Context, b Broker, tlsCfg *tls.Config, timeout time.Duration, mode writeMode) (net.Conn, error) {
+func dialConn(ctx context.Context, b mqtt.Broker, tlsCfg *tls.Config, timeout time.Duration, mode writeMode) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var conn net.Conn
@@ -137,7 +139,7 @@ func dialConn(ctx context.Context, b Broker, tlsCfg *tls.Config, timeout time.Du
 		d := tls.Dialer{Config: tlsCfg}
 		conn, err = d.DialContext(ctx, "tcp", b.Host)
 	case "ws", "wss":
-		conn, err = paho.NewWebsocket(b.PahoURL(), tlsCfg, timeout, nil, nil)
+		conn, err = paho.NewWebsocket(b.DialURL(), tlsCfg, timeout, nil, nil)
 	default:
 		var d net.Dialer
 		conn, err = d.DialContext(ctx, "tcp", b.Host)
@@ -163,7 +165,7 @@ const (
 )
 
 // modeOf picks the write mode for connection options.
-func modeOf(o Options) writeMode {
+func modeOf(o mqtt.Options) writeMode {
 	switch {
 	case o.ManualAck:
 		return writeAcksBuffered
@@ -174,7 +176,7 @@ func modeOf(o Options) writeMode {
 }
 
 // openConn adapts dialConn to paho's custom connection hook.
-func openConn(b Broker, tlsCfg *tls.Config, mode writeMode) paho.OpenConnectionFunc {
+func openConn(b mqtt.Broker, tlsCfg *tls.Config, mode writeMode) paho.OpenConnectionFunc {
 	return func(_ *url.URL, o paho.ClientOptions) (net.Conn, error) {
 		return dialConn(context.Background(), b, tlsCfg, o.ConnectTimeout, mode)
 	}

@@ -12,6 +12,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 type pahoClient struct {
@@ -23,12 +25,12 @@ type pahoClient struct {
 // errSubscriberPublish: Publish on a ManualAck client.
 var errSubscriberPublish = errors.New("a client with manual acknowledgements does not publish")
 
-func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
+func connectPaho(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Client, error) {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
 	po := paho.NewClientOptions().
-		AddBroker(o.Broker.PahoURL()).
+		AddBroker(o.Broker.DialURL()).
 		SetClientID(o.ClientID).
 		SetCleanSession(o.CleanSession).
 		SetKeepAlive(o.KeepAlive).
@@ -85,7 +87,7 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 			if conn := current.Load(); o.ManualAck && qos > 0 && conn != nil {
 				ack = func() { conn.ack(qos, id) }
 			}
-			h.Message(Message{Topic: m.Topic(), Payload: m.Payload(), QoS: qos, Retain: m.Retained(),
+			h.Message(mqtt.Message{Topic: m.Topic(), Payload: m.Payload(), QoS: qos, Retain: m.Retained(),
 				Dup: m.Duplicate(), PacketID: id, Ack: ack})
 		})
 	}
@@ -121,16 +123,16 @@ func connectPaho(ctx context.Context, o Options, h Handlers) (Client, error) {
 }
 
 // connectError turns paho's connect errors into ours.
-func connectError(b Broker, err error) error {
+func connectError(b mqtt.Broker, err error) error {
 	for code, perr := range packets.ConnErrors {
 		if code >= 1 && code <= 5 && errors.Is(err, perr) {
-			return &RefusedError{Code: code, Reason: connackReasons[code]}
+			return &mqtt.RefusedError{Code: code, Reason: mqtt.ConnackReason(code)}
 		}
 	}
-	return fmt.Errorf("%w: %s: %v", ErrUnreachable, b, err)
+	return fmt.Errorf("%w: %s: %v", mqtt.ErrUnreachable, b, err)
 }
 
-func (p *pahoClient) Subscribe(ctx context.Context, subs []Subscription) ([]byte, error) {
+func (p *pahoClient) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	filters := make(map[string]byte, len(subs))
 	for _, s := range subs {
 		filters[s.Filter] = s.QoS
@@ -147,13 +149,13 @@ func (p *pahoClient) Subscribe(ctx context.Context, subs []Subscription) ([]byte
 	return granted, nil
 }
 
-func (p *pahoClient) Publish(topic string, qos byte, retain bool, payload []byte) Token {
+func (p *pahoClient) Publish(topic string, qos byte, retain bool, payload []byte) mqtt.Token {
 	if p.subscribe {
 		return doneToken(errSubscriberPublish)
 	}
 	if !p.c.IsConnectionOpen() {
 		// paho would wait out its write timeout (30 s) before failing.
-		return doneToken(ErrNotConnected)
+		return doneToken(mqtt.ErrNotConnected)
 	}
 	return p.c.Publish(topic, qos, retain, payload)
 }

@@ -13,14 +13,16 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // v5Client is the MQTT 5 client (github.com/eclipse/paho.golang) behind the
 // same Client interface as the 3.1.1 one. It reconnects by itself with
 // backoff when Options.AutoReconnect is set.
 type v5Client struct {
-	o      Options
-	h      Handlers
+	o      mqtt.Options
+	h      mqtt.Handlers
 	tlsCfg *tls.Config
 
 	mu        sync.Mutex
@@ -31,7 +33,7 @@ type v5Client struct {
 	closeOnce sync.Once
 }
 
-func connectPaho5(ctx context.Context, o Options, h Handlers) (Client, error) {
+func connectPaho5(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Client, error) {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
@@ -58,7 +60,7 @@ func connectPaho5(ctx context.Context, o Options, h Handlers) (Client, error) {
 func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 	conn, err := dialConn(ctx, p.o.Broker, p.tlsCfg, p.o.ConnectTimeout, modeOf(p.o))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, p.o.Broker, err)
+		return nil, fmt.Errorf("%w: %s: %v", mqtt.ErrUnreachable, p.o.Broker, err)
 	}
 	var c *paho5.Client
 	cfg := paho5.ClientConfig{
@@ -67,7 +69,7 @@ func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 		EnableManualAcknowledgment: p.o.ManualAck,
 		OnClientError:              func(err error) { p.setErr(err) },
 		OnServerDisconnect: func(d *paho5.Disconnect) {
-			p.setErr(fmt.Errorf("broker disconnected: %s", ReasonText(d.ReasonCode)))
+			p.setErr(fmt.Errorf("broker disconnected: %s", mqtt.ReasonText(d.ReasonCode)))
 		},
 	}
 	if p.h.Message != nil {
@@ -101,11 +103,11 @@ func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 	if err != nil {
 		conn.Close()
 		if ack != nil && ack.ReasonCode >= 0x80 {
-			reason := ReasonText(ack.ReasonCode)
+			reason := mqtt.ReasonText(ack.ReasonCode)
 			if ack.Properties != nil && ack.Properties.ReasonString != "" {
 				reason += " (" + ack.Properties.ReasonString + ")"
 			}
-			return nil, &RefusedError{Code: ack.ReasonCode, Reason: reason}
+			return nil, &mqtt.RefusedError{Code: ack.ReasonCode, Reason: reason}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -114,7 +116,7 @@ func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 		if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "EOF") {
 			hint = " (the broker closed the connection at CONNECT: does it speak MQTT 5? try -V 311)"
 		}
-		return nil, fmt.Errorf("%w: %s: %v%s", ErrUnreachable, p.o.Broker, err, hint)
+		return nil, fmt.Errorf("%w: %s: %v%s", mqtt.ErrUnreachable, p.o.Broker, err, hint)
 	}
 	p.mu.Lock()
 	p.maxPacket = 0
@@ -202,33 +204,28 @@ func (p *v5Client) client() *paho5.Client {
 }
 
 func (p *v5Client) onPublish(c *paho5.Client, pb *paho5.Publish) {
-	m := Message{Topic: pb.Topic, Payload: pb.Payload, QoS: pb.QoS, Retain: pb.Retain, Dup: pb.Duplicate(),
+	m := mqtt.Message{Topic: pb.Topic, Payload: pb.Payload, QoS: pb.QoS, Retain: pb.Retain, Dup: pb.Duplicate(),
 		PacketID: pb.PacketID, Ack: func() {}}
 	if p.o.ManualAck && pb.QoS > 0 {
 		m.Ack = func() { _ = c.Ack(pb) }
 	}
 	if pp := pb.Properties; pp != nil {
-		props := &Properties{ContentType: pp.ContentType, PayloadFormat: pp.PayloadFormat, MessageExpiry: pp.MessageExpiry,
+		props := &mqtt.Properties{ContentType: pp.ContentType, PayloadFormat: pp.PayloadFormat, MessageExpiry: pp.MessageExpiry,
 			ResponseTopic: pp.ResponseTopic, CorrelationData: pp.CorrelationData}
 		for _, u := range pp.User {
-			props.UserProperties = append(props.UserProperties, UserProperty{Key: u.Key, Value: u.Value})
+			props.UserProperties = append(props.UserProperties, mqtt.UserProperty{Key: u.Key, Value: u.Value})
 		}
 		if pp.SubscriptionIdentifier != nil {
 			props.SubscriptionIDs = []int{*pp.SubscriptionIdentifier}
 		}
-		if !props.empty() {
+		if !props.IsEmpty() {
 			m.Props = props
 		}
 	}
 	p.h.Message(m)
 }
 
-func (pr *Properties) empty() bool {
-	return pr.ContentType == "" && pr.PayloadFormat == nil && pr.MessageExpiry == nil && pr.ResponseTopic == "" &&
-		pr.CorrelationData == nil && len(pr.UserProperties) == 0 && len(pr.SubscriptionIDs) == 0
-}
-
-func (p *v5Client) Subscribe(ctx context.Context, subs []Subscription) ([]byte, error) {
+func (p *v5Client) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	s := &paho5.Subscribe{}
 	for _, sub := range subs {
 		s.Subscriptions = append(s.Subscriptions, paho5.SubscribeOptions{Topic: sub.Filter, QoS: sub.QoS,
@@ -266,12 +263,12 @@ func doneToken(err error) *token {
 	return t
 }
 
-func (p *v5Client) Publish(topic string, qos byte, retain bool, payload []byte) Token {
+func (p *v5Client) Publish(topic string, qos byte, retain bool, payload []byte) mqtt.Token {
 	return p.PublishProps(topic, qos, retain, payload, nil)
 }
 
 // PublishProps publishes with MQTT 5 properties.
-func (p *v5Client) PublishProps(topic string, qos byte, retain bool, payload []byte, props *Properties) Token {
+func (p *v5Client) PublishProps(topic string, qos byte, retain bool, payload []byte, props *mqtt.Properties) mqtt.Token {
 	pb := &paho5.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload}
 	if props != nil {
 		pp := &paho5.PublishProperties{ContentType: props.ContentType, PayloadFormat: props.PayloadFormat,
@@ -303,7 +300,7 @@ func (p *v5Client) PublishProps(topic string, qos byte, retain bool, payload []b
 		case err != nil:
 			t.err = err
 		case resp != nil && resp.ReasonCode >= 0x80:
-			t.err = fmt.Errorf("publish %q: %s", topic, ReasonText(resp.ReasonCode))
+			t.err = fmt.Errorf("publish %q: %s", topic, mqtt.ReasonText(resp.ReasonCode))
 		}
 	}()
 	return t

@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 )
 
 // fakeSub delivers scripted messages once subscribed.
 type fakeSub struct {
-	h    mqttclient.Handlers
-	msgs []mqttclient.Message
+	h    mqtt.Handlers
+	msgs []mqtt.Message
 }
 
-func (f *fakeSub) Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error) {
+func (f *fakeSub) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	go func() {
 		for _, m := range f.msgs {
 			f.h.Message(m)
@@ -48,15 +48,15 @@ func TestRedeliveriesAreNotStoredTwice(t *testing.T) {
 
 	acked := 0
 	ack := func() { acked++ }
-	script := []mqttclient.Message{
+	script := []mqtt.Message{
 		{Topic: "a", QoS: 1, PacketID: 7, Dup: true, Payload: []byte("committed, not acked"), Ack: ack}, // redelivery: skip
 		{Topic: "a", QoS: 1, PacketID: 8, Dup: true, Payload: []byte("never got it"), Ack: ack},         // redelivery of an unseen one: store
 		{Topic: "a", QoS: 1, PacketID: 7, Payload: []byte("committed, not acked"), Ack: ack},            // new message, same content: store
 	}
 	info.CleanSession = false
-	r := recorder.New(c, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+	r := recorder.New(c, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
 		return &fakeSub{h: h, msgs: script}, nil
-	}, recorder.Config{Count: 2, Session: info, Filters: []mqttclient.Subscription{{Filter: "#", QoS: 1}}})
+	}, recorder.Config{Count: 2, Session: info, Filters: []mqtt.Subscription{{Filter: "#", QoS: 1}}})
 	res, err := r.Run(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -34,8 +34,9 @@ type pipeline struct {
 	start time.Time
 	queue chan item
 	// ready wakes the writer before its next tick: a full batch, or the
-	// queue's byte limit reached.
-	ready chan struct{}
+	// queue's byte limit reached (then pressed is set too).
+	ready   chan struct{}
+	pressed atomic.Bool
 	// commits counts transactions (owned by the writer; read by tests
 	// after it returned).
 	commits int
@@ -123,6 +124,7 @@ func (p *pipeline) offer(it item) bool {
 	size := int64(len(it.m.Payload))
 	var deadline time.Time // set on the slow paths only
 	for p.queued.Load()+size > p.cfg.QueueBytes && p.queued.Load() > 0 {
+		p.pressed.Store(true)
 		p.wake()
 		if deadline.IsZero() {
 			deadline = time.Now().Add(time.Second)
@@ -158,7 +160,7 @@ func (p *pipeline) offer(it item) bool {
 // ackInOrder acknowledges a QoS 1/2 message that is not stored, after the
 // messages received before it (MQTT 4.6: acknowledgements go in the order
 // the messages arrived).
-func (p *pipeline) ackInOrder(m mqttclient.Message) {
+func (p *pipeline) ackInOrder(m mqtt.Message) {
 	if m.QoS == 0 {
 		return
 	}

@@ -19,20 +19,20 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
 )
 
 // Subscriber is the connected client the recorder needs.
 type Subscriber interface {
-	Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error)
+	Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error)
 	Disconnect(quiesce time.Duration)
 }
 
 // Dialer connects to the broker with the recorder's handlers installed
 // (they must be in place before the first message can arrive).
-type Dialer func(ctx context.Context, h mqttclient.Handlers) (Subscriber, error)
+type Dialer func(ctx context.Context, h mqtt.Handlers) (Subscriber, error)
 
 // Stop reasons stored in the capture.
 const (
@@ -49,10 +49,10 @@ const sysDropped = "$SYS/broker/publish/messages/dropped"
 
 // Config controls a recording.
 type Config struct {
-	Filters  []mqttclient.Subscription // default: '#' at QoS 2 (Recorder only)
-	Sys      bool                      // also record $SYS/# (Recorder only)
-	Count    int64                     // stop after this many messages (0: no limit)
-	Duration time.Duration             // stop after this long (0: no limit)
+	Filters  []mqtt.Subscription // default: '#' at QoS 2 (Recorder only)
+	Sys      bool                // also record $SYS/# (Recorder only)
+	Count    int64               // stop after this many messages (0: no limit)
+	Duration time.Duration       // stop after this long (0: no limit)
 	// FlushInterval bounds how long a received message waits before it is
 	// committed (default 100 ms).
 	FlushInterval time.Duration
@@ -65,10 +65,10 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if len(c.Filters) == 0 {
-		c.Filters = []mqttclient.Subscription{{Filter: "#", QoS: 2}}
+		c.Filters = []mqtt.Subscription{{Filter: "#", QoS: 2}}
 	}
 	if c.Sys {
-		c.Filters = append(c.Filters, mqttclient.Subscription{Filter: "$SYS/#", QoS: c.Filters[0].QoS})
+		c.Filters = append(c.Filters, mqtt.Subscription{Filter: "$SYS/#", QoS: c.Filters[0].QoS})
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 100 * time.Millisecond
@@ -213,7 +213,7 @@ func (r *Recorder) Stats() Stats {
 }
 
 // onMessage runs on the MQTT client's network goroutine: stamp and queue.
-func (r *Recorder) onMessage(m mqttclient.Message) {
+func (r *Recorder) onMessage(m mqtt.Message) {
 	ts, off := r.stamp()
 	if m.Topic == sysDropped {
 		r.watchBrokerDrops(m)
@@ -241,7 +241,7 @@ func (r *Recorder) onMessage(m mqttclient.Message) {
 		fromStore = r.fromStoreBurst(m)
 	}
 	it := item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain,
-		FromStore: fromStore, Dup: m.Dup, PacketID: m.PacketID, Payload: m.Payload, Props: storageProps(m.Props)}}
+		FromStore: fromStore, Dup: m.Dup, PacketID: m.PacketID, Payload: m.Payload, Props: m.Props}}
 	if m.QoS > 0 {
 		it.ack = m.Ack
 	}
@@ -257,7 +257,7 @@ func (r *Recorder) startBurst() {
 	r.burstMu.Unlock()
 }
 
-func (r *Recorder) fromStoreBurst(m mqttclient.Message) bool {
+func (r *Recorder) fromStoreBurst(m mqtt.Message) bool {
 	r.burstMu.Lock()
 	defer r.burstMu.Unlock()
 	if !r.inBurst {
@@ -272,18 +272,6 @@ func (r *Recorder) fromStoreBurst(m mqttclient.Message) bool {
 	return true
 }
 
-func storageProps(p *mqttclient.Properties) *storage.Properties {
-	if p == nil {
-		return nil
-	}
-	sp := &storage.Properties{ContentType: p.ContentType, PayloadFormat: p.PayloadFormat, MessageExpiry: p.MessageExpiry,
-		ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData, SubscriptionIDs: p.SubscriptionIDs}
-	for _, u := range p.UserProperties {
-		sp.UserProperties = append(sp.UserProperties, storage.UserProperty{Key: u.Key, Value: u.Value})
-	}
-	return sp
-}
-
 // subscribed reports whether name matches a subscribed filter.
 func (r *Recorder) subscribed(name string) bool {
 	for _, f := range r.cfg.Filters {
@@ -294,7 +282,7 @@ func (r *Recorder) subscribed(name string) bool {
 	return false
 }
 
-func (r *Recorder) watchBrokerDrops(m mqttclient.Message) {
+func (r *Recorder) watchBrokerDrops(m mqtt.Message) {
 	v, err := strconv.ParseInt(string(m.Payload), 10, 64)
 	if err != nil {
 		return
@@ -362,7 +350,7 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	// the same: a persistent session's queued messages arrive right after
 	// CONNACK, before anything is subscribed; they wait in the queue.
 	r.accepting.Store(true)
-	h := mqttclient.Handlers{Message: r.onMessage, Connected: r.onConnected, Lost: r.onLost}
+	h := mqtt.Handlers{Message: r.onMessage, Connected: r.onConnected, Lost: r.onLost}
 	client, err := r.dial(ctx, h)
 	if err != nil {
 		r.stopIntake()
@@ -403,14 +391,14 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	r.connected.Store(true)
 	r.event(storage.EventConnected, info.Broker)
 	subscribe := func() error {
-		subs := append([]mqttclient.Subscription(nil), r.cfg.Filters...)
+		subs := append([]mqtt.Subscription(nil), r.cfg.Filters...)
 		for i := range subs {
 			// MQTT 5: keep the publisher's retain flag (ignored by 3.1.1).
 			subs[i].RetainAsPublished = true
 		}
 		r.startBurst()
 		if !r.subscribed(sysDropped) {
-			subs = append(subs, mqttclient.Subscription{Filter: sysDropped, QoS: 0})
+			subs = append(subs, mqtt.Subscription{Filter: sysDropped, QoS: 0})
 		}
 		granted, err := client.Subscribe(ctx, subs)
 		if err != nil {
@@ -434,7 +422,7 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 			return fmt.Errorf("%w: %w", ErrWriter, err)
 		}
 		if ok == 0 {
-			return fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqttclient.ErrSubscribeDenied)
+			return fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqtt.ErrSubscribeDenied)
 		}
 		return nil
 	}
@@ -453,7 +441,7 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 		switch {
 		case ctx.Err() != nil:
 			return finish(StopInterrupted, nil)
-		case errors.Is(err, mqttclient.ErrSubscribeDenied):
+		case errors.Is(err, mqtt.ErrSubscribeDenied):
 			return finish(StopDenied, err)
 		}
 		return finish(StopError, err)

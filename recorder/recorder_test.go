@@ -10,17 +10,18 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 )
 
-func startBroker(t *testing.T, hooks ...mqtt.Hook) *broker.Broker {
+func startBroker(t *testing.T, hooks ...mochi.Hook) *broker.Broker {
 	t.Helper()
 	b, err := broker.Start(broker.Options{Hooks: hooks, MaxPending: 1 << 20})
 	if err != nil {
@@ -30,19 +31,19 @@ func startBroker(t *testing.T, hooks ...mqtt.Hook) *broker.Broker {
 	return b
 }
 
-func opts(t *testing.T, b *broker.Broker, id string) mqttclient.Options {
+func opts(t *testing.T, b *broker.Broker, id string) mqtt.Options {
 	t.Helper()
-	br, err := mqttclient.ParseBroker(b.URL())
+	br, err := mqtt.ParseBroker(b.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mqttclient.Options{Broker: br, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second,
+	return mqtt.Options{Broker: br, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second,
 		KeepAlive: 30 * time.Second}
 }
 
-func publisher(t *testing.T, b *broker.Broker, id string) mqttclient.Client {
+func publisher(t *testing.T, b *broker.Broker, id string) mqtt.Client {
 	t.Helper()
-	c, err := mqttclient.Connect(context.Background(), opts(t, b, id), mqttclient.Handlers{})
+	c, err := mqttclient.Connect(context.Background(), opts(t, b, id), mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func publisher(t *testing.T, b *broker.Broker, id string) mqttclient.Client {
 	return c
 }
 
-func publish(t *testing.T, c mqttclient.Client, topic string, qos byte, retain bool, payload []byte) {
+func publish(t *testing.T, c mqtt.Client, topic string, qos byte, retain bool, payload []byte) {
 	t.Helper()
 	tok := c.Publish(topic, qos, retain, payload)
 	select {
@@ -85,7 +86,7 @@ func startRecording(t *testing.T, b *broker.Broker, path string, cfg recorder.Co
 	subscribed := make(chan struct{})
 	var once sync.Once
 	r := &recording{capture: c, path: path, done: make(chan struct{})}
-	r.rec = recorder.New(c, func(ctx context.Context, h mqttclient.Handlers) (recorder.Subscriber, error) {
+	r.rec = recorder.New(c, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
 		cl, err := mqttclient.Connect(ctx, o, h)
 		if err != nil {
 			return nil, err
@@ -110,11 +111,11 @@ func startRecording(t *testing.T, b *broker.Broker, path string, cfg recorder.Co
 }
 
 type notifySub struct {
-	mqttclient.Client
+	mqtt.Client
 	subscribed func()
 }
 
-func (n notifySub) Subscribe(ctx context.Context, subs []mqttclient.Subscription) ([]byte, error) {
+func (n notifySub) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
 	g, err := n.Client.Subscribe(ctx, subs)
 	n.subscribed()
 	return g, err
@@ -228,7 +229,7 @@ func TestBurstAndInterruptFlushesAll(t *testing.T) {
 	pub := publisher(t, b, "pub")
 	const n = 10000
 	payload := bytes.Repeat([]byte("x"), 64)
-	var toks []mqttclient.Token
+	var toks []mqtt.Token
 	for i := range n {
 		toks = append(toks, pub.Publish(fmt.Sprintf("burst/%d", i%10), byte(i%2), false, payload))
 	}
@@ -270,7 +271,7 @@ func TestCountDurationAndAppend(t *testing.T) {
 
 	start := time.Now()
 	r = startRecording(t, b, path, recorder.Config{Duration: 300 * time.Millisecond,
-		Filters: []mqttclient.Subscription{{Filter: "b/+", QoS: 1}}})
+		Filters: []mqtt.Subscription{{Filter: "b/+", QoS: 1}}})
 	publish(t, pub, "a", 0, false, []byte("not subscribed"))
 	publish(t, pub, "b/1", 0, false, []byte("yes"))
 	<-r.done
@@ -291,12 +292,12 @@ type denyHook struct{ auth.AllowHook }
 
 func (h *denyHook) ID() string { return "deny" }
 func (h *denyHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
-func (h *denyHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+func (h *denyHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	return string(pk.Connect.Username) != "mallory"
 }
-func (h *denyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+func (h *denyHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 	return write || topic != "#"
 }
 
@@ -305,7 +306,7 @@ func TestSubscriptionDenied(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
 	r := startRecording(t, b, path, recorder.Config{})
 	<-r.done
-	if !errors.Is(r.err, mqttclient.ErrSubscribeDenied) || r.res.StopReason != recorder.StopDenied {
+	if !errors.Is(r.err, mqtt.ErrSubscribeDenied) || r.res.StopReason != recorder.StopDenied {
 		t.Fatalf("err = %v, result %+v", r.err, r.res)
 	}
 	c, _ := storage.Open(path)
@@ -321,7 +322,7 @@ func TestSubscriptionDenied(t *testing.T) {
 
 	// Partially denied: recording goes on with the granted filter.
 	r = startRecording(t, b, filepath.Join(t.TempDir(), "p.db"), recorder.Config{
-		Filters: []mqttclient.Subscription{{Filter: "#", QoS: 1}, {Filter: "ok/#", QoS: 1}}, Duration: 200 * time.Millisecond})
+		Filters: []mqtt.Subscription{{Filter: "#", QoS: 1}, {Filter: "ok/#", QoS: 1}}, Duration: 200 * time.Millisecond})
 	<-r.done
 	if r.err != nil || r.res.Filters[0].Granted != 0x80 || r.res.Filters[1].Granted != 1 {
 		t.Fatalf("partial: %v %+v", r.err, r.res.Filters)
@@ -332,9 +333,9 @@ func TestConnectErrors(t *testing.T) {
 	b := startBroker(t, new(denyHook))
 	o := opts(t, b, "x")
 	o.Username = "mallory"
-	_, err := mqttclient.Connect(context.Background(), o, mqttclient.Handlers{})
-	var refused *mqttclient.RefusedError
-	if !errors.As(err, &refused) || !errors.Is(err, mqttclient.ErrRefused) {
+	_, err := mqttclient.Connect(context.Background(), o, mqtt.Handlers{})
+	var refused *mqtt.RefusedError
+	if !errors.As(err, &refused) || !errors.Is(err, mqtt.ErrRefused) {
 		t.Fatalf("bad credentials: %v", err)
 	}
 	if refused.Code != 4 && refused.Code != 5 {
@@ -345,8 +346,8 @@ func TestConnectErrors(t *testing.T) {
 	start := time.Now()
 	o = opts(t, b, "y")
 	o.ConnectTimeout = time.Second
-	_, err = mqttclient.Connect(context.Background(), o, mqttclient.Handlers{})
-	if !errors.Is(err, mqttclient.ErrUnreachable) || time.Since(start) > 3*time.Second {
+	_, err = mqttclient.Connect(context.Background(), o, mqtt.Handlers{})
+	if !errors.Is(err, mqtt.ErrUnreachable) || time.Since(start) > 3*time.Second {
 		t.Fatalf("closed port: %v after %s", err, time.Since(start))
 	}
 }

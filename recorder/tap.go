@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -53,12 +53,12 @@ func (t *Tap) Start(ctx context.Context) error {
 }
 
 // Published queues a routed message. It never blocks for long.
-func (t *Tap) Published(clientID, topic string, payload []byte, qos byte, retain bool, props *mqttclient.Properties) {
+func (t *Tap) Published(clientID, topic string, payload []byte, qos byte, retain bool, props *mqtt.Properties) {
 	ts, off := t.stamp()
 	// Inside the broker the retain flag is the publisher's; nothing here
 	// comes from the retained store.
 	t.offer(item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: topic, QoS: qos, Retain: retain,
-		Payload: payload, ClientID: clientID, Props: storageProps(props)}})
+		Payload: payload, ClientID: clientID, Props: props}})
 }
 
 // Event records a broker event (kind and JSON detail). Drops to a slow

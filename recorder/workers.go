@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -102,7 +102,7 @@ func (r *Recorder) sysDroppedAtStop(ctx context.Context, client Subscriber) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	seen := r.sysSeen.Load()
-	if _, err := client.Subscribe(ctx, []mqttclient.Subscription{{Filter: sysDropped, QoS: 0}}); err == nil {
+	if _, err := client.Subscribe(ctx, []mqtt.Subscription{{Filter: sysDropped, QoS: 0}}); err == nil {
 		for r.sysSeen.Load() == seen && ctx.Err() == nil {
 			select {
 			case <-r.sysUpdate:

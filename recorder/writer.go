@@ -19,9 +19,16 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *sto
 	tick := time.NewTicker(p.cfg.FlushInterval)
 	defer tick.Stop()
 	for {
+		commit := false
 		select {
 		case <-p.ready:
+			// A full batch is waiting (take commits it; the rest waits for
+			// more, a commit costs the same for 10 messages as for 4096),
+			// or the queue's byte limit was reached (commit everything,
+			// which frees the bytes).
+			commit = p.pressed.Swap(false)
 		case <-tick.C:
+			commit = true
 		case <-ctx.Done():
 			if err := b.take(); err != nil {
 				return err
@@ -31,8 +38,10 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *sto
 		if err := b.take(); err != nil {
 			return err
 		}
-		if err := b.flush(); err != nil {
-			return err
+		if commit {
+			if err := b.flush(); err != nil {
+				return err
+			}
 		}
 	}
 }

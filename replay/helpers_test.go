@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -93,7 +93,7 @@ type fakePub struct {
 
 func newFakePub() *fakePub { return &fakePub{start: time.Now()} }
 
-func (f *fakePub) Publish(topic string, qos byte, retain bool, payload []byte) mqttclient.Token {
+func (f *fakePub) Publish(topic string, qos byte, retain bool, payload []byte) mqtt.Token {
 	f.mu.Lock()
 	n := len(f.got)
 	f.got = append(f.got, sent{time.Since(f.start), topic, qos, retain, string(payload)})

@@ -15,7 +15,7 @@
 // target broker starts from the same retained state, also when the
 // selection starts mid-capture.
 //
-// A Player publishes through any Publisher (mqttclient.Client is one) and
+// A Player publishes through any Publisher (mqtt.Client is one) and
 // reads any Source (*storage.Capture is one); its Clock is injectable, so
 // tests can drive it under testing/synctest with a fake publisher.
 package replay
@@ -31,7 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -43,12 +43,12 @@ type Source interface {
 
 // Publisher sends one message and returns its Token, which completes when
 // the broker acknowledged it (QoS 1/2) or it was written (QoS 0).
-// mqttclient.Client implements it. Publish may block briefly but must not
+// mqtt.Client implements it. Publish may block briefly but must not
 // wait for the acknowledgement.
-// A Publisher that also implements mqttclient.PropsPublisher (the MQTT 5
+// A Publisher that also implements mqtt.PropsPublisher (the MQTT 5
 // client) gets each message's recorded properties.
 type Publisher interface {
-	Publish(topic string, qos byte, retain bool, payload []byte) mqttclient.Token
+	Publish(topic string, qos byte, retain bool, payload []byte) mqtt.Token
 }
 
 // RetainedMode says what happens to the messages a recording received from
@@ -626,11 +626,13 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	if p.cfg.OverrideQoS {
 		qos = p.cfg.QoS
 	}
-	var tok mqttclient.Token
-	if pp, ok := p.pub.(mqttclient.PropsPublisher); ok && m.Props != nil {
+	var tok mqtt.Token
+	if pp, ok := p.pub.(mqtt.PropsPublisher); ok && m.Props != nil {
 		// MQTT 5: re-emit the recorded properties. Message expiry keeps its
 		// recorded value (not reduced by the time since recording).
-		tok = pp.PublishProps(name, qos, retain, m.Payload, clientProps(m.Props))
+		props := *m.Props
+		props.SubscriptionIDs = nil // they belong to the recording's subscription, not the message
+		tok = pp.PublishProps(name, qos, retain, m.Payload, &props)
 	} else {
 		tok = p.pub.Publish(name, qos, retain, m.Payload)
 	}
@@ -642,18 +644,9 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	return nil
 }
 
-func clientProps(p *storage.Properties) *mqttclient.Properties {
-	cp := &mqttclient.Properties{ContentType: p.ContentType, PayloadFormat: p.PayloadFormat, MessageExpiry: p.MessageExpiry,
-		ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData}
-	for _, u := range p.UserProperties {
-		cp.UserProperties = append(cp.UserProperties, mqttclient.UserProperty{Key: u.Key, Value: u.Value})
-	}
-	return cp // subscription identifiers belong to the recording's subscription, not the message
-}
-
 // DoneToken returns a completed Token with err, for Publishers that finish
 // synchronously (and for tests).
-func DoneToken(err error) mqttclient.Token {
+func DoneToken(err error) mqtt.Token {
 	c := make(chan struct{})
 	close(c)
 	return doneToken{c, err}

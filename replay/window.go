@@ -5,7 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // window bounds the publishes whose token has not completed yet (the
@@ -16,7 +16,7 @@ import (
 // each publish without blocking, and only a full ring waits for its oldest.
 // No goroutine per token, no channel hand-off per message.
 type window struct {
-	ring    []mqttclient.Token
+	ring    []mqtt.Token
 	head, n int
 
 	inflightN atomic.Int64 // for Progress
@@ -25,7 +25,7 @@ type window struct {
 	firstErr  error
 }
 
-func newWindow(max int) *window { return &window{ring: make([]mqttclient.Token, max)} }
+func newWindow(max int) *window { return &window{ring: make([]mqtt.Token, max)} }
 
 // pop removes the oldest token, which has completed, and counts its error.
 func (w *window) pop() {
@@ -79,7 +79,7 @@ func (w *window) acquire(ctx context.Context) error {
 }
 
 // add records the token of a publish made after acquire.
-func (w *window) add(tok mqttclient.Token) {
+func (w *window) add(tok mqtt.Token) {
 	w.ring[(w.head+w.n)%len(w.ring)] = tok
 	w.n++
 	w.inflightN.Add(1)

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // fixture writes a capture of two sessions (the second optionally left
@@ -32,7 +34,7 @@ func fixture(t testing.TB, n, size int, closeSecond bool) string {
 			m := Message{TimeNS: 1e18 + int64(i)*1000, OffsetNS: int64(i) * 1000,
 				Topic: fmt.Sprintf("s%d/t%d", sess, i%5), QoS: byte(i % 3), Payload: p, ClientID: map[bool]string{true: "pub"}[i%7 == 0]}
 			if i%11 == 0 {
-				m.Props = &Properties{ContentType: "text/plain", UserProperties: []UserProperty{{Key: "i", Value: fmt.Sprint(i)}}}
+				m.Props = &mqtt.Properties{ContentType: "text/plain", UserProperties: []mqtt.UserProperty{{Key: "i", Value: fmt.Sprint(i)}}}
 			}
 			msgs = append(msgs, m)
 		}

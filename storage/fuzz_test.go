@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // smallCapture writes a real capture of a few messages, sessions and
@@ -31,7 +33,7 @@ func smallCapture(f *testing.F) []byte {
 			{TimeNS: 1e18 + 1, OffsetNS: 1, Topic: "a/b", QoS: 1, Payload: []byte("hello"), Retain: true, FromStore: true},
 			{TimeNS: 1e18 + 2, OffsetNS: 2, Topic: "a/c", QoS: 2, Payload: []byte{0, 1, 2}, ClientID: "pub"},
 			{TimeNS: 1e18 + 3, OffsetNS: 3, Topic: "x", QoS: 0, Payload: make([]byte, 700), // an overflow page
-				Props: &Properties{ContentType: "text/plain", UserProperties: []UserProperty{{Key: "k", Value: "v"}}}},
+				Props: &mqtt.Properties{ContentType: "text/plain", UserProperties: []mqtt.UserProperty{{Key: "k", Value: "v"}}}},
 		}
 		if err := s.Write(ctx, msgs, []Event{{TimeNS: 1e18, Kind: EventConnected, Detail: "x"}}, 1e18+3); err != nil {
 			f.Fatal(err)

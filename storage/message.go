@@ -1,6 +1,10 @@
 package storage
 
-import "time"
+import (
+	"time"
+
+	"github.com/mqtape/mqtape/mqtt"
+)
 
 // Message is one recorded MQTT PUBLISH.
 type Message struct {
@@ -20,26 +24,7 @@ type Message struct {
 	// Filled by Messages and Get (format version 2 and later).
 	ClientID string
 	// Props are the MQTT 5 properties (nil: none). Format version 3.
-	Props *Properties
-}
-
-// Properties are a message's MQTT 5 properties. The JSON form (stored in
-// messages.props and printed by export as "properties") has exactly these
-// keys, each only when present.
-type Properties struct {
-	ContentType     string         `json:"content_type,omitempty"`
-	PayloadFormat   *byte          `json:"payload_format,omitempty"`
-	MessageExpiry   *uint32        `json:"message_expiry,omitempty"` // seconds, as recorded
-	ResponseTopic   string         `json:"response_topic,omitempty"`
-	CorrelationData []byte         `json:"correlation_data_b64,omitempty"` // base64 in JSON
-	UserProperties  []UserProperty `json:"user_properties,omitempty"`      // in order, duplicates kept
-	SubscriptionIDs []int          `json:"subscription_ids,omitempty"`
-}
-
-// UserProperty is one MQTT 5 user property.
-type UserProperty struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Props *mqtt.Properties
 }
 
 // Time returns the receive time as a time.Time in UTC.

@@ -8,6 +8,8 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // Query selects messages. The zero Query selects every message in seq order.
@@ -61,7 +63,7 @@ func scanFull(s scanner) (Message, error) {
 		m.Payload = []byte{}
 	}
 	if err == nil && props.Valid && props.String != "" {
-		m.Props = new(Properties)
+		m.Props = new(mqtt.Properties)
 		if jerr := json.Unmarshal([]byte(props.String), m.Props); jerr != nil {
 			return m, fmt.Errorf("message %d: properties: %w", m.Seq, jerr)
 		}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // LostRange is a range of rows that could not be read.
@@ -428,7 +430,7 @@ func (r *recovery) copy() error {
 			}
 			if propsCol > 0 && v[propsCol] != nil {
 				if js := asString(v[propsCol]); js != "" {
-					m.Props = new(Properties)
+					m.Props = new(mqtt.Properties)
 					if err := json.Unmarshal([]byte(js), m.Props); err != nil {
 						m.Props = nil
 						badProps++

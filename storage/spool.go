@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // The spool: append-only files beside a capture that hold messages the
@@ -264,7 +266,7 @@ func parseSpoolRecord(body []byte) (Message, error) {
 	}
 	m.Topic, m.ClientID = string(fields[0]), string(fields[1])
 	if len(fields[2]) > 0 {
-		m.Props = new(Properties)
+		m.Props = new(mqtt.Properties)
 		if err := json.Unmarshal(fields[2], m.Props); err != nil {
 			return m, fmt.Errorf("properties: %w", err)
 		}

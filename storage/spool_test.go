@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // spoolSession begins a session in a new capture and opens its spool.
@@ -35,8 +37,8 @@ func spoolMsgs(from, to, size int) []Message {
 			Retain: i%5 == 0, FromStore: i%10 == 0, Dup: i%7 == 0, PacketID: uint16(i + 1), Payload: bytes.Repeat([]byte{byte(i)}, size)}
 		if i%4 == 0 {
 			pf := byte(1)
-			m.Props = &Properties{ContentType: "text/plain", PayloadFormat: &pf, CorrelationData: []byte{0, 1, 2},
-				UserProperties: []UserProperty{{"k", "v"}, {"k", "v2"}}}
+			m.Props = &mqtt.Properties{ContentType: "text/plain", PayloadFormat: &pf, CorrelationData: []byte{0, 1, 2},
+				UserProperties: []mqtt.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "v2"}}}
 		}
 		out = append(out, m)
 	}

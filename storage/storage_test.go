@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 func newCapture(t testing.TB) (*Capture, string) {
@@ -424,9 +426,9 @@ func TestPropertiesRoundTrip(t *testing.T) {
 	c, path := newCapture(t)
 	s := begin(t, c)
 	one, exp := byte(1), uint32(3600)
-	props := &Properties{ContentType: "application/json", PayloadFormat: &one, MessageExpiry: &exp,
+	props := &mqtt.Properties{ContentType: "application/json", PayloadFormat: &one, MessageExpiry: &exp,
 		ResponseTopic: "reply/to", CorrelationData: []byte{0, 0xff, 0x10},
-		UserProperties:  []UserProperty{{"b", "2"}, {"a", "1"}, {"b", "3"}},
+		UserProperties:  []mqtt.UserProperty{{Key: "b", Value: "2"}, {Key: "a", Value: "1"}, {Key: "b", Value: "3"}},
 		SubscriptionIDs: []int{7}}
 	if err := s.Write(ctx, []Message{{Topic: "p", Props: props, Payload: []byte("{}")}, {Topic: "q"}}, nil, 1); err != nil {
 		t.Fatal(err)
@@ -465,7 +467,7 @@ func TestMixedRowsRoundTrip(t *testing.T) {
 			m.ClientID = fmt.Sprintf("dev-%d", i%4)
 		}
 		if i%7 == 0 {
-			m.Props = &Properties{ContentType: fmt.Sprint("type-", i)}
+			m.Props = &mqtt.Properties{ContentType: fmt.Sprint("type-", i)}
 		}
 		in = append(in, m)
 	}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -74,15 +75,15 @@ func pub(args []string) error {
 	duration := fs.Duration("duration", 100*time.Second, "how long to publish")
 	out := fs.String("out", "sent.json", "where to write what was sent")
 	fs.Parse(args)
-	br, err := mqttclient.ParseBroker(*broker)
+	br, err := mqtt.ParseBroker(*broker)
 	if err != nil {
 		return err
 	}
 	results := make([]Sent, *n)
 	var wg sync.WaitGroup
 	for p := range *n {
-		c, err := mqttclient.Connect(context.Background(), mqttclient.Options{Broker: br, ClientID: fmt.Sprintf("soak-pub-%d", p),
-			CleanSession: true, ConnectTimeout: 5 * time.Second, KeepAlive: 30 * time.Second}, mqttclient.Handlers{})
+		c, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: fmt.Sprintf("soak-pub-%d", p),
+			CleanSession: true, ConnectTimeout: 5 * time.Second, KeepAlive: 30 * time.Second}, mqtt.Handlers{})
 		if err != nil {
 			return err
 		}
@@ -100,11 +101,11 @@ func pub(args []string) error {
 
 // publish sends at rate msg/s for d, on an absolute schedule, keeping at
 // most 10 QoS 1/2 messages in flight (mosquitto allows 20).
-func publish(c mqttclient.Client, p, rate int, d time.Duration) Sent {
+func publish(c mqtt.Client, p, rate int, d time.Duration) Sent {
 	s := Sent{Publisher: p}
 	r := rand.New(rand.NewPCG(uint64(p), 99))
-	var inflight []mqttclient.Token
-	settle := func(tok mqttclient.Token) {
+	var inflight []mqtt.Token
+	settle := func(tok mqtt.Token) {
 		select {
 		case <-tok.Done():
 			if err := tok.Error(); err != nil && len(s.Errors) < 10 {

@@ -1,8 +1,4 @@
-// Package mqttclient connects to MQTT brokers for mqtape: broker URLs, TLS
-// and credentials, CONNACK errors in words, and a small Client interface that
-// the recorder and the player consume, implemented on
-// github.com/eclipse/paho.mqtt.golang (MQTT 3.1.1).
-package mqttclient
+package mqtt
 
 import (
 	"errors"
@@ -29,8 +25,9 @@ type Broker struct {
 // TLS reports whether the connection is encrypted.
 func (b Broker) TLS() bool { return b.Scheme == "ssl" || b.Scheme == "wss" }
 
-// PahoURL returns the URL in the form paho dials, without user info.
-func (b Broker) PahoURL() string {
+// DialURL returns the URL in the form the client libraries dial
+// (tcp://, ssl://, ws://, wss://), without user info.
+func (b Broker) DialURL() string {
 	return b.Scheme + "://" + b.Host + b.Path
 }
 

@@ -1,0 +1,30 @@
+package mqtt
+
+// Properties are the MQTT 5 PUBLISH properties mqtape records and replays,
+// in one form for every part of mqtape: the client adapters convert the
+// libraries' types to it, the capture stores it as JSON (the props column)
+// and export prints that JSON as "properties". The JSON form has exactly
+// these keys, each only when present. Topic aliases are not among them:
+// mqtape announces a topic alias maximum of 0, so brokers always send full
+// topic names.
+type Properties struct {
+	ContentType     string         `json:"content_type,omitempty"`
+	PayloadFormat   *byte          `json:"payload_format,omitempty"`
+	MessageExpiry   *uint32        `json:"message_expiry,omitempty"` // seconds, as recorded
+	ResponseTopic   string         `json:"response_topic,omitempty"`
+	CorrelationData []byte         `json:"correlation_data_b64,omitempty"` // base64 in JSON
+	UserProperties  []UserProperty `json:"user_properties,omitempty"`      // in order, duplicates kept
+	SubscriptionIDs []int          `json:"subscription_ids,omitempty"`
+}
+
+// UserProperty is one MQTT 5 user property.
+type UserProperty struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// IsEmpty reports whether no property is set.
+func (p *Properties) IsEmpty() bool {
+	return p.ContentType == "" && p.PayloadFormat == nil && p.MessageExpiry == nil && p.ResponseTopic == "" &&
+		p.CorrelationData == nil && len(p.UserProperties) == 0 && len(p.SubscriptionIDs) == 0
+}
