@@ -99,31 +99,7 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 	}
 	defer src.db.Close()
 	rep.FormatVersion = src.version
-	if src.truncated != "" {
-		rep.problem(Finding{Check: "file", Detail: src.truncated})
-	}
-	if src.version == 0 {
-		rep.problem(Finding{Check: "header", Detail: "no format version (PRAGMA user_version is 0)"})
-	}
-	// openDamaged reads past a malformed schema (to salvage what it can);
-	// a reader that does not would refuse the file.
-	if strict, err := openReadDB(ctx, path, ""); err == nil {
-		var n int
-		if err := strict.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
-			rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
-		}
-		strict.Close()
-	}
-	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
-		rep.note(Finding{Check: "wal", Detail: fmt.Sprintf("%s-wal holds %d bytes not yet checkpointed into the file "+
-			"(a recorder is running or was killed): copy %s, %s-wal and %s-shm together",
-			path, fi.Size(), path, path, path)})
-	}
-	if files, err := SpoolFiles(path); err == nil && len(files) > 0 {
-		rep.note(Finding{Check: "spool", Detail: fmt.Sprintf("%d spool files beside the capture (%s…) hold QoS 1/2 messages "+
-			"a recorder received and acknowledged before they were committed: a recorder is running, or was killed and "+
-			"the next `mqtape record -o %s` adds them", len(files), filepath.Base(files[0]), path)})
-	}
+	checkFile(ctx, rep, src)
 
 	// One read transaction: one consistent snapshot, also of a capture
 	// that is being recorded.
@@ -134,37 +110,11 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 	}
 	defer tx.Rollback()
 
-	rows, err := tx.QueryContext(ctx, fmt.Sprintf("PRAGMA %s(%d)", rep.SQLiteCheck, findingsPerCheck+1))
-	if err != nil {
-		rep.problem(Finding{Check: "sqlite", Detail: err.Error()})
-	} else {
-		var lines []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				break
-			}
-			lines = append(lines, s)
-		}
-		if err := rows.Err(); err != nil {
-			lines = append(lines, err.Error())
-		}
-		rows.Close()
-		if !(len(lines) == 1 && lines[0] == "ok") {
-			for _, l := range lines {
-				for _, part := range strings.Split(l, "\n") {
-					if part != "" && part != "*** in database main ***" {
-						rep.problem(Finding{Check: "sqlite", Detail: part})
-					}
-				}
-			}
-		}
-	}
+	ck := &checker{ctx: ctx, q: tx, rep: rep}
+	ck.sqlite()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-
-	ck := &checker{ctx: ctx, q: tx, rep: rep}
 	if !ck.schema(src) {
 		ck.summarise()
 		return rep, nil
@@ -211,6 +161,69 @@ type checkSession struct {
 type seqAcc struct {
 	first, last, count int64
 	lastOff, lastTS    int64
+}
+
+// checkFile adds what the file itself shows: truncation, a missing format
+// version, a schema only a damage-tolerant reader reads; and, as notes, a
+// write-ahead log or spool files beside it.
+func checkFile(ctx context.Context, rep *CheckReport, src *damaged) {
+	path := src.path
+	if src.truncated != "" {
+		rep.problem(Finding{Check: "file", Detail: src.truncated})
+	}
+	if src.version == 0 {
+		rep.problem(Finding{Check: "header", Detail: "no format version (PRAGMA user_version is 0)"})
+	}
+	// openDamaged reads past a malformed schema (to salvage what it can);
+	// a reader that does not would refuse the file.
+	if strict, err := openReadDB(ctx, path, ""); err == nil {
+		var n int
+		if err := strict.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+			rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
+		}
+		strict.Close()
+	}
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		rep.note(Finding{Check: "wal", Detail: fmt.Sprintf("%s-wal holds %d bytes not yet checkpointed into the file "+
+			"(a recorder is running or was killed): copy %s, %s-wal and %s-shm together",
+			path, fi.Size(), path, path, path)})
+	}
+	if files, err := SpoolFiles(path); err == nil && len(files) > 0 {
+		rep.note(Finding{Check: "spool", Detail: fmt.Sprintf("%d spool files beside the capture (%s…) hold QoS 1/2 messages "+
+			"a recorder received and acknowledged before they were committed: a recorder is running, or was killed and "+
+			"the next `mqtape record -o %s` adds them", len(files), filepath.Base(files[0]), path)})
+	}
+}
+
+// sqlite runs SQLite's own check and reports each line it finds.
+func (c *checker) sqlite() {
+	rows, err := c.q.QueryContext(c.ctx, fmt.Sprintf("PRAGMA %s(%d)", c.rep.SQLiteCheck, findingsPerCheck+1))
+	if err != nil {
+		c.rep.problem(Finding{Check: "sqlite", Detail: err.Error()})
+		return
+	}
+	var lines []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			break
+		}
+		lines = append(lines, s)
+	}
+	if err := rows.Err(); err != nil {
+		lines = append(lines, err.Error())
+	}
+	rows.Close()
+	if len(lines) == 1 && lines[0] == "ok" {
+		return
+	}
+	for _, l := range lines {
+		for _, part := range strings.Split(l, "\n") {
+			if part != "" && part != "*** in database main ***" {
+				c.rep.problem(Finding{Check: "sqlite", Detail: part})
+			}
+		}
+	}
 }
 
 var requiredTables = []string{"meta", "sessions", "topics", "messages", "events"}
@@ -332,118 +345,146 @@ func (c *checker) names() error {
 // messages makes one pass over the messages in seq order.
 func (c *checker) messages(clients bool) error {
 	c.seen = make(map[int64]*seqAcc)
-	missingSession := make(map[int64]int64) // session id → messages
-	missingTopic := make(map[int64]int64)
-	missingClient := make(map[int64]int64)
-	var prevSeq, prevSession int64
-	cols := "seq, session, ts_ns, offset_ns, topic_id, qos, typeof(payload)"
-	n := 7
-	clientCol, propsCol := -1, -1
-	if clients {
-		cols += ", client_ref"
-		clientCol = n
-		n++
-	}
-	if c.rep.FormatVersion >= 3 {
-		cols += ", props"
-		propsCol = n
-		n++
-	}
-	var maxSeq int64
-	for _, s := range c.sessionList {
-		if s.lastSeq != nil {
-			maxSeq = max(maxSeq, *s.lastSeq)
-		}
-	}
-	w := &walker{q: c.q, cols: n, maxKey: max(maxSeq, maxKey(c.ctx, c.q, "messages", "seq")),
-		query: "SELECT " + cols + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
-		row: func(seq int64, v []any) error {
-			sess, ts, off, tid, qos := asInt(v[1]), asInt(v[2]), asInt(v[3]), asInt(v[4]), asInt(v[5])
-			c.rep.Messages++
-			if c.rep.FirstSeq == 0 {
-				c.rep.FirstSeq = seq
-			}
-			c.rep.LastSeq = seq
-			if _, ok := c.session[sess]; !ok {
-				if missingSession[sess] == 0 {
-					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
-						Detail: fmt.Sprintf("message seq %d belongs to session %d, which does not exist", seq, sess)})
-				}
-				missingSession[sess]++
-			}
-			if !c.topics[tid] {
-				if missingTopic[tid] == 0 {
-					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
-						Detail: fmt.Sprintf("message seq %d has topic id %d, which does not exist", seq, tid)})
-				}
-				missingTopic[tid]++
-			}
-			if propsCol > 0 && v[propsCol] != nil {
-				if js := asString(v[propsCol]); !json.Valid([]byte(js)) {
-					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
-						Detail: fmt.Sprintf("message seq %d: MQTT 5 properties are not valid JSON", seq)})
-				}
-			}
-			if clientCol > 0 && v[clientCol] != nil && !c.clients[asInt(v[clientCol])] {
-				ref := asInt(v[clientCol])
-				if missingClient[ref] == 0 {
-					c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
-						Detail: fmt.Sprintf("message seq %d has client_ref %d, which does not exist", seq, ref)})
-				}
-				missingClient[ref]++
-			}
-			if qos < 0 || qos > 2 {
-				c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq, Detail: fmt.Sprintf("message seq %d has QoS %d", seq, qos)})
-			}
-			if typ := asString(v[6]); typ != "blob" {
-				c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq,
-					Detail: fmt.Sprintf("message seq %d has a payload of type %s, not blob", seq, typ)})
-			}
-			if prevSeq != 0 && sess == prevSession && seq > prevSeq+1 {
-				c.rep.problem(Finding{Check: "holes", Session: sess, Seq: prevSeq + 1,
-					Detail: fmt.Sprintf("session %d: seq %s missing", sess, keyRange(prevSeq+1, seq-1))})
-			}
-			prevSeq, prevSession = seq, sess
-			a := c.seen[sess]
-			if a == nil {
-				c.seen[sess] = &seqAcc{first: seq, last: seq, count: 1, lastOff: off, lastTS: ts}
-				return nil
-			}
-			if off < a.lastOff || ts < a.lastTS {
-				c.rep.problem(Finding{Check: "order", Session: sess, Seq: seq, Detail: fmt.Sprintf(
-					"session %d: seq %d goes back in time (offset_ns %d after %d, ts_ns %d after %d)",
-					sess, seq, off, a.lastOff, ts, a.lastTS)})
-			}
-			a.last, a.lastOff, a.lastTS = seq, max(off, a.lastOff), max(ts, a.lastTS)
-			a.count++
-			return nil
-		},
-		gap: func(from, to int64, cause error) {
-			c.rep.problem(Finding{Check: "messages", Seq: from,
-				Detail: fmt.Sprintf("messages seq %s unreadable: %v", keyRange(from, to), cause)})
-			prevSeq = 0
-		},
-	}
+	cols := messageCols("seq, session, ts_ns, offset_ns, topic_id, qos, typeof(payload)", 7, clients, c.rep.FormatVersion)
+	m := &messageScan{c: c, cols: cols, missingSession: make(map[int64]int64), missingTopic: make(map[int64]int64),
+		missingClient: make(map[int64]int64)}
+	w := &walker{q: c.q, cols: cols.n, maxKey: max(c.maxSeq(), maxKey(c.ctx, c.q, "messages", "seq")),
+		query: "SELECT " + cols.list + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
+		row:   m.row, gap: m.gap}
 	if err := w.run(c.ctx); err != nil {
 		return err
 	}
-	for _, m := range []struct {
-		what string
-		n    map[int64]int64
-	}{{"sessions", missingSession}, {"topics", missingTopic}, {"client ids", missingClient}} {
-		if len(m.n) > 0 {
-			var total int64
-			for _, v := range m.n {
-				total += v
-			}
-			c.rep.problem(Finding{Check: "messages", Detail: fmt.Sprintf("%d messages refer to %d %s that do not exist", total, len(m.n), m.what)})
-		}
-	}
+	m.totals()
 	if !c.index && c.rep.Messages > 0 {
 		c.rep.note(Finding{Check: "index", Detail: "no per-topic index (a session is still recording or was not closed " +
 			"cleanly); topic queries scan, and the next clean session end rebuilds it"})
 	}
 	return nil
+}
+
+// maxSeq returns the highest last_seq of the sessions.
+func (c *checker) maxSeq() int64 {
+	var n int64
+	for _, s := range c.sessionList {
+		if s.lastSeq != nil {
+			n = max(n, *s.lastSeq)
+		}
+	}
+	return n
+}
+
+// messageScan is the state of checker.messages.
+type messageScan struct {
+	c    *checker
+	cols msgCols
+	// Messages per id of a session, topic or client id that does not exist.
+	missingSession, missingTopic, missingClient map[int64]int64
+	// The previous message read; prevSeq is 0 after an unreadable range.
+	prevSeq, prevSession int64
+}
+
+// row checks one readable message.
+func (m *messageScan) row(seq int64, v []any) error {
+	sess, ts, off := asInt(v[1]), asInt(v[2]), asInt(v[3])
+	m.c.rep.Messages++
+	if m.c.rep.FirstSeq == 0 {
+		m.c.rep.FirstSeq = seq
+	}
+	m.c.rep.LastSeq = seq
+	m.fields(seq, sess, v)
+	m.holes(seq, sess)
+	m.track(seq, sess, ts, off)
+	return nil
+}
+
+// fields checks what a message refers to and holds.
+func (m *messageScan) fields(seq, sess int64, v []any) {
+	tid, qos := asInt(v[4]), asInt(v[5])
+	if _, ok := m.c.session[sess]; !ok {
+		m.missing(m.missingSession, sess, sess, seq,
+			fmt.Sprintf("message seq %d belongs to session %d, which does not exist", seq, sess))
+	}
+	if !m.c.topics[tid] {
+		m.missing(m.missingTopic, tid, sess, seq, fmt.Sprintf("message seq %d has topic id %d, which does not exist", seq, tid))
+	}
+	if p := m.cols.props; p > 0 && v[p] != nil {
+		if js := asString(v[p]); !json.Valid([]byte(js)) {
+			m.problem(sess, seq, fmt.Sprintf("message seq %d: MQTT 5 properties are not valid JSON", seq))
+		}
+	}
+	if cl := m.cols.client; cl > 0 && v[cl] != nil && !m.c.clients[asInt(v[cl])] {
+		ref := asInt(v[cl])
+		m.missing(m.missingClient, ref, sess, seq, fmt.Sprintf("message seq %d has client_ref %d, which does not exist", seq, ref))
+	}
+	if qos < 0 || qos > 2 {
+		m.problem(sess, seq, fmt.Sprintf("message seq %d has QoS %d", seq, qos))
+	}
+	if typ := asString(v[6]); typ != "blob" {
+		m.problem(sess, seq, fmt.Sprintf("message seq %d has a payload of type %s, not blob", seq, typ))
+	}
+}
+
+// problem reports a finding about one message.
+func (m *messageScan) problem(sess, seq int64, detail string) {
+	m.c.rep.problem(Finding{Check: "messages", Session: sess, Seq: seq, Detail: detail})
+}
+
+// missing counts a message of session sess referring to id, which does not
+// exist; the first such message of each id is reported.
+func (m *messageScan) missing(counts map[int64]int64, id, sess, seq int64, detail string) {
+	if counts[id] == 0 {
+		m.problem(sess, seq, detail)
+	}
+	counts[id]++
+}
+
+// holes reports seq numbers missing between two messages of a session.
+func (m *messageScan) holes(seq, sess int64) {
+	if m.prevSeq != 0 && sess == m.prevSession && seq > m.prevSeq+1 {
+		m.c.rep.problem(Finding{Check: "holes", Session: sess, Seq: m.prevSeq + 1,
+			Detail: fmt.Sprintf("session %d: seq %s missing", sess, keyRange(m.prevSeq+1, seq-1))})
+	}
+	m.prevSeq, m.prevSession = seq, sess
+}
+
+// track adds a message to its session's seq range and reports one that
+// goes back in time.
+func (m *messageScan) track(seq, sess, ts, off int64) {
+	a := m.c.seen[sess]
+	if a == nil {
+		m.c.seen[sess] = &seqAcc{first: seq, last: seq, count: 1, lastOff: off, lastTS: ts}
+		return
+	}
+	if off < a.lastOff || ts < a.lastTS {
+		m.c.rep.problem(Finding{Check: "order", Session: sess, Seq: seq, Detail: fmt.Sprintf(
+			"session %d: seq %d goes back in time (offset_ns %d after %d, ts_ns %d after %d)",
+			sess, seq, off, a.lastOff, ts, a.lastTS)})
+	}
+	a.last, a.lastOff, a.lastTS = seq, max(off, a.lastOff), max(ts, a.lastTS)
+	a.count++
+}
+
+// gap reports an unreadable seq range.
+func (m *messageScan) gap(from, to int64, cause error) {
+	m.c.rep.problem(Finding{Check: "messages", Seq: from,
+		Detail: fmt.Sprintf("messages seq %s unreadable: %v", keyRange(from, to), cause)})
+	m.prevSeq = 0
+}
+
+// totals reports how many messages refer to each kind of missing row.
+func (m *messageScan) totals() {
+	for _, t := range []struct {
+		what string
+		n    map[int64]int64
+	}{{"sessions", m.missingSession}, {"topics", m.missingTopic}, {"client ids", m.missingClient}} {
+		if len(t.n) > 0 {
+			var total int64
+			for _, v := range t.n {
+				total += v
+			}
+			m.c.rep.problem(Finding{Check: "messages", Detail: fmt.Sprintf("%d messages refer to %d %s that do not exist", total, len(t.n), t.what)})
+		}
+	}
 }
 
 func (c *checker) events() error {

@@ -265,6 +265,9 @@ type recovery struct {
 	clients  map[int64]string
 	maxSeq   int64 // highest seq the sessions table knows
 	out      map[int64]*Session
+
+	lastNS     map[*Session]int64 // latest message time written per output session
+	topicsUsed map[int64]bool     // ids of the topics of the copied messages
 }
 
 func (r *recovery) lost(table string, from, to int64, cause error) {
@@ -365,11 +368,36 @@ func (r *recovery) session(id, startNS int64) (*Session, error) {
 
 // copy writes sessions, messages and events into the output.
 func (r *recovery) copy() error {
-	ctx, db := r.ctx, r.src.db
 	r.out = make(map[int64]*Session)
 	r.rep.Renumbered = make(map[int64]int64)
+	r.lastNS = make(map[*Session]int64)
+	r.topicsUsed = make(map[int64]bool)
+	if err := r.beginSessions(); err != nil {
+		return err
+	}
+	if err := r.copyMessages(); err != nil {
+		return err
+	}
+	if err := r.copyEvents(); err != nil {
+		return err
+	}
+	if err := r.endSessions(); err != nil {
+		return err
+	}
+	if err := r.dst.BuildIndexes(r.ctx); err != nil {
+		return err
+	}
+	r.rep.Topics = int64(len(r.topicsUsed))
+	if len(r.rep.Renumbered) == 0 {
+		r.rep.Renumbered = nil
+	}
+	return nil
+}
+
+// beginSessions opens an output session for each readable input session.
+func (r *recovery) beginSessions() error {
 	for _, info := range r.sessions {
-		s, err := r.dst.BeginSession(ctx, info)
+		s, err := r.dst.BeginSession(r.ctx, info)
 		if err != nil {
 			return err
 		}
@@ -379,110 +407,136 @@ func (r *recovery) copy() error {
 			r.rep.Renumbered[info.ID] = s.ID()
 		}
 	}
+	return nil
+}
 
-	// Messages, in seq order, in batches of one session.
-	var batch []Message
-	var batchSess *Session
-	var batchBytes int64
-	lastNS := make(map[*Session]int64)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := batchSess.Write(ctx, batch, nil, lastNS[batchSess]); err != nil {
-			return err
-		}
-		r.rep.Messages += int64(len(batch))
-		clear(batch)
-		batch, batchBytes = batch[:0], 0
-		return nil
-	}
-	cols := "seq, session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload"
-	n := 11
-	clientCol, propsCol := -1, -1
-	if r.src.clients {
-		cols += ", client_ref"
-		clientCol = n
-		n++
-	}
-	if r.src.version >= 3 {
-		cols += ", props"
-		propsCol = n
-		n++
-	}
-	badProps := 0
-	seqMax := max(r.maxSeq, maxKey(ctx, db, "messages", "seq"))
-	topicsUsed := make(map[int64]bool)
-	w := &walker{q: db, cols: n, maxKey: seqMax,
-		query: "SELECT " + cols + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
-		row: func(seq int64, v []any) error {
-			tid := asInt(v[4])
-			name, ok := r.topics[tid]
-			if !ok {
-				r.rep.NoTopic++
-				return nil
-			}
-			m := Message{TimeNS: asInt(v[2]), OffsetNS: asInt(v[3]), Topic: name, QoS: byte(asInt(v[5])),
-				Retain: asInt(v[6]) != 0, FromStore: asInt(v[7]) != 0, Dup: asInt(v[8]) != 0,
-				PacketID: uint16(asInt(v[9])), Payload: asBytes(v[10])}
-			if clientCol > 0 && v[clientCol] != nil {
-				m.ClientID = r.clients[asInt(v[clientCol])]
-			}
-			if propsCol > 0 && v[propsCol] != nil {
-				if js := asString(v[propsCol]); js != "" {
-					m.Props = new(mqtt.Properties)
-					if err := json.Unmarshal([]byte(js), m.Props); err != nil {
-						m.Props = nil
-						badProps++
-					}
-				}
-			}
-			s, err := r.session(asInt(v[1]), m.TimeNS-m.OffsetNS)
-			if err != nil {
-				return err
-			}
-			if s != batchSess || len(batch) >= 4096 || batchBytes >= 16<<20 {
-				if err := flush(); err != nil {
-					return err
-				}
-				batchSess = s
-			}
-			lastNS[s] = max(lastNS[s], m.TimeNS)
-			batch = append(batch, m)
-			batchBytes += int64(len(m.Payload))
-			r.rep.Bytes += int64(len(m.Payload))
-			topicsUsed[tid] = true
-			return nil
-		},
-		gap: func(from, to int64, cause error) {
-			r.lost("messages", from, to, cause)
-			end := to
-			if end < 0 {
-				end = seqMax
-			}
-			if end >= from {
-				r.rep.LostMessages += end - from + 1
-			}
-		},
-	}
-	if err := w.run(ctx); err != nil {
+// copyMessages copies the messages in seq order, in batches of one session.
+func (r *recovery) copyMessages() error {
+	db := r.src.db
+	cols := messageCols("seq, session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload", 11,
+		r.src.clients, r.src.version)
+	m := &messageCopier{r: r, cols: cols, seqMax: max(r.maxSeq, maxKey(r.ctx, db, "messages", "seq"))}
+	w := &walker{q: db, cols: cols.n, maxKey: m.seqMax,
+		query: "SELECT " + cols.list + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
+		row:   m.row, gap: m.gap}
+	if err := w.run(r.ctx); err != nil {
 		return err
 	}
-	if err := flush(); err != nil {
+	if err := m.flush(); err != nil {
 		return err
 	}
 	r.rep.LostMessages += r.rep.NoTopic
-	if badProps > 0 {
-		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages copied without their MQTT 5 properties: unreadable", badProps))
+	if m.badProps > 0 {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages copied without their MQTT 5 properties: unreadable", m.badProps))
 	}
 	if r.rep.NoTopic > 0 {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their topic name was unreadable", r.rep.NoTopic))
 	}
+	return nil
+}
 
-	// Events, grouped by session.
+// messageCopier is the state of copyMessages: the batch being filled.
+type messageCopier struct {
+	r        *recovery
+	cols     msgCols
+	seqMax   int64 // highest seq that may exist
+	badProps int   // messages copied without their unreadable properties
+
+	batch      []Message
+	batchSess  *Session
+	batchBytes int64
+}
+
+// row copies one readable message; one whose topic name is unreadable is
+// left out.
+func (m *messageCopier) row(seq int64, v []any) error {
+	tid := asInt(v[4])
+	name, ok := m.r.topics[tid]
+	if !ok {
+		m.r.rep.NoTopic++
+		return nil
+	}
+	msg := m.message(v, name)
+	s, err := m.r.session(asInt(v[1]), msg.TimeNS-msg.OffsetNS)
+	if err != nil {
+		return err
+	}
+	if err := m.add(s, msg); err != nil {
+		return err
+	}
+	m.r.topicsUsed[tid] = true
+	return nil
+}
+
+// message builds a message from a row; unreadable properties are left out.
+func (m *messageCopier) message(v []any, topic string) Message {
+	msg := Message{TimeNS: asInt(v[2]), OffsetNS: asInt(v[3]), Topic: topic, QoS: byte(asInt(v[5])),
+		Retain: asInt(v[6]) != 0, FromStore: asInt(v[7]) != 0, Dup: asInt(v[8]) != 0,
+		PacketID: uint16(asInt(v[9])), Payload: asBytes(v[10])}
+	if m.cols.client > 0 && v[m.cols.client] != nil {
+		msg.ClientID = m.r.clients[asInt(v[m.cols.client])]
+	}
+	if m.cols.props > 0 && v[m.cols.props] != nil {
+		if js := asString(v[m.cols.props]); js != "" {
+			msg.Props = new(mqtt.Properties)
+			if err := json.Unmarshal([]byte(js), msg.Props); err != nil {
+				msg.Props = nil
+				m.badProps++
+			}
+		}
+	}
+	return msg
+}
+
+// add appends a message of session s to the batch, first writing the batch
+// when it holds another session's messages or is full.
+func (m *messageCopier) add(s *Session, msg Message) error {
+	if s != m.batchSess || len(m.batch) >= 4096 || m.batchBytes >= 16<<20 {
+		if err := m.flush(); err != nil {
+			return err
+		}
+		m.batchSess = s
+	}
+	m.r.lastNS[s] = max(m.r.lastNS[s], msg.TimeNS)
+	m.batch = append(m.batch, msg)
+	m.batchBytes += int64(len(msg.Payload))
+	m.r.rep.Bytes += int64(len(msg.Payload))
+	return nil
+}
+
+// flush writes the batch.
+func (m *messageCopier) flush() error {
+	if len(m.batch) == 0 {
+		return nil
+	}
+	if err := m.batchSess.Write(m.r.ctx, m.batch, nil, m.r.lastNS[m.batchSess]); err != nil {
+		return err
+	}
+	m.r.rep.Messages += int64(len(m.batch))
+	clear(m.batch)
+	m.batch, m.batchBytes = m.batch[:0], 0
+	return nil
+}
+
+// gap reports an unreadable seq range; one running to the end of the table
+// is counted up to seqMax.
+func (m *messageCopier) gap(from, to int64, cause error) {
+	m.r.lost("messages", from, to, cause)
+	end := to
+	if end < 0 {
+		end = m.seqMax
+	}
+	if end >= from {
+		m.r.rep.LostMessages += end - from + 1
+	}
+}
+
+// copyEvents copies the events, grouped by session.
+func (r *recovery) copyEvents() error {
+	ctx, db := r.ctx, r.src.db
 	events := make(map[*Session][]Event)
 	var order []*Session
-	w = &walker{q: db, cols: 6, maxKey: maxKey(ctx, db, "events", "id"),
+	w := &walker{q: db, cols: 6, maxKey: maxKey(ctx, db, "events", "id"),
 		query: "SELECT id, session, ts_ns, offset_ns, kind, detail FROM events WHERE id >= ? ORDER BY id LIMIT ?",
 		row: func(id int64, v []any) error {
 			e := Event{TimeNS: asInt(v[2]), OffsetNS: asInt(v[3]), Kind: asString(v[4]), Detail: asString(v[5])}
@@ -507,16 +561,20 @@ func (r *recovery) copy() error {
 		return err
 	}
 	for _, s := range order {
-		if err := s.Write(ctx, nil, events[s], lastNS[s]); err != nil {
+		if err := s.Write(ctx, nil, events[s], r.lastNS[s]); err != nil {
 			return err
 		}
 		r.rep.Events += int64(len(events[s]))
 	}
+	return nil
+}
 
-	// Close the sessions as the input had them.
+// endSessions closes the sessions as the input had them.
+func (r *recovery) endSessions() error {
+	ctx := r.ctx
 	for _, info := range r.sessions {
 		s := r.out[info.ID]
-		last := max(info.LastNS, lastNS[s])
+		last := max(info.LastNS, r.lastNS[s])
 		if info.Closed() {
 			if err := s.End(ctx, info.EndedNS, info.StopReason, info.Dropped); err != nil {
 				return err
@@ -534,14 +592,32 @@ func (r *recovery) copy() error {
 			}
 		}
 	}
-	if err := r.dst.BuildIndexes(ctx); err != nil {
-		return err
-	}
-	r.rep.Topics = int64(len(topicsUsed))
-	if len(r.rep.Renumbered) == 0 {
-		r.rep.Renumbered = nil
-	}
 	return nil
+}
+
+// msgCols is the column list of a messages query.
+type msgCols struct {
+	list   string
+	n      int // columns in list
+	client int // index of client_ref, -1 without the clients table
+	props  int // index of props, -1 before format 3
+}
+
+// messageCols adds to a list of n columns the optional message columns of
+// a capture of format version (clients: it has the clients table).
+func messageCols(list string, n int, clients bool, version int) msgCols {
+	c := msgCols{list: list, n: n, client: -1, props: -1}
+	if clients {
+		c.list += ", client_ref"
+		c.client = c.n
+		c.n++
+	}
+	if version >= 3 {
+		c.list += ", props"
+		c.props = c.n
+		c.n++
+	}
+	return c
 }
 
 func asInt(v any) int64 {
