@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"runtime"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -87,6 +88,33 @@ func TestAcksDoNotWaitForCommits(t *testing.T) {
 	}
 }
 
+// TestSpoolGroupsGrowOnAStream: a broker that does not wait for
+// acknowledgements (20,000 messages as fast as they can be queued) gets
+// them in large groups — one spool write and one acknowledgement write per
+// group, not per message, which is what keeps QoS 1 recording as cheap as
+// it was before the spool.
+func TestSpoolGroupsGrowOnAStream(t *testing.T) {
+	p, _, stop := startPipeline(t, Config{})
+	const n = 20000
+	var acked atomic.Int64
+	payload := make([]byte, 64)
+	for i := range n {
+		ts, off := p.stamp()
+		p.offer(item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: "s", QoS: 1, PacketID: uint16(i%65535 + 1), Payload: payload},
+			ack: func() { acked.Add(1) }})
+		runtime.Gosched() // like a network goroutine between packets: the spooler gets to run
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if acked.Load() != n {
+		t.Fatalf("acknowledged %d of %d", acked.Load(), n)
+	}
+	if w := p.spoolWrites.Load(); w > n/20 {
+		t.Errorf("%d spool writes for %d messages (target now %d); want groups of 20 or more on average", w, n, p.spoolTarget.Load())
+	}
+}
+
 // TestAcksInArrivalOrder: messages that are acknowledged without being
 // stored (a redelivery already in the capture) are acknowledged in turn,
 // after the messages that arrived before them (MQTT 4.6).
@@ -103,9 +131,7 @@ func TestAcksInArrivalOrder(t *testing.T) {
 			}
 		}
 		if i%7 == 3 {
-			p.pendMu.Lock()
-			p.pending = append(p.pending, item{ack: ack, ackOnly: true})
-			p.pendMu.Unlock()
+			p.addPending(item{ack: ack, ackOnly: true})
 			continue
 		}
 		ts, off := p.stamp()

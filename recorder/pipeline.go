@@ -46,6 +46,10 @@ type pipeline struct {
 	pendMu    sync.Mutex
 	pending   []item
 	spoolWake chan struct{}
+	// spoolTarget is how many pending messages wake the spooler (it adapts
+	// the target; see spooler).
+	spoolTarget atomic.Int64
+	spoolWrites atomic.Int64 // groups written (for tests)
 
 	queued    atomic.Int64 // payload bytes in the queue
 	lastTS    atomic.Int64 // newest stamp handed out (stamps strictly increase)
@@ -69,8 +73,10 @@ type item struct {
 }
 
 func newPipeline(cfg Config) *pipeline {
-	return &pipeline{cfg: cfg, queue: make(chan item, cfg.QueueLen), ready: make(chan struct{}, 1),
+	p := &pipeline{cfg: cfg, queue: make(chan item, cfg.QueueLen), ready: make(chan struct{}, 1),
 		spoolWake: make(chan struct{}, 1), countHit: make(chan struct{})}
+	p.spoolTarget.Store(1)
+	return p
 }
 
 // stamp returns the wall time and offset of now: wall time is derived from
@@ -164,12 +170,21 @@ func (p *pipeline) ackInOrder(m mqtt.Message) {
 	if m.QoS == 0 {
 		return
 	}
+	p.addPending(item{ack: m.Ack, ackOnly: true})
+}
+
+// addPending hands an item to the spooler, waking it for the first of a
+// group and when the target is reached.
+func (p *pipeline) addPending(it item) {
 	p.pendMu.Lock()
-	p.pending = append(p.pending, item{ack: m.Ack, ackOnly: true})
+	p.pending = append(p.pending, it)
+	n := len(p.pending)
 	p.pendMu.Unlock()
-	select {
-	case p.spoolWake <- struct{}{}:
-	default:
+	if n == 1 || int64(n) >= p.spoolTarget.Load() {
+		select {
+		case p.spoolWake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -178,13 +193,7 @@ func (p *pipeline) ackInOrder(m mqtt.Message) {
 // queue holds a full batch.
 func (p *pipeline) queuedOne(it item) {
 	if it.ack != nil {
-		p.pendMu.Lock()
-		p.pending = append(p.pending, it)
-		p.pendMu.Unlock()
-		select {
-		case p.spoolWake <- struct{}{}:
-		default:
-		}
+		p.addPending(it)
 	}
 	if len(p.queue) >= p.cfg.BatchSize {
 		p.wake()

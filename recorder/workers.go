@@ -22,10 +22,6 @@ type workers struct {
 	failed chan struct{}
 }
 
-// ackFlusher is implemented by clients that can send queued
-// acknowledgements at once (mqttclient's MQTT 3.1.1 client).
-type ackFlusher interface{ FlushAcks() }
-
 // startWorkers opens the session's spool and starts the writer and the
 // spooler.
 func (r *Recorder) startWorkers(ctx context.Context, sess *storage.Session, client Subscriber) (*workers, error) {
@@ -33,10 +29,7 @@ func (r *Recorder) startWorkers(ctx context.Context, sess *storage.Session, clie
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWriter, err)
 	}
-	var flush func()
-	if f, ok := client.(ackFlusher); ok {
-		flush = f.FlushAcks
-	}
+	flush, _ := client.(ackFlusher)
 	bg := context.WithoutCancel(ctx)
 	wk := &workers{p: r.pipeline, spool: spool, spoolerDone: make(chan error, 1), writerDone: make(chan error, 1),
 		failed: make(chan struct{})}

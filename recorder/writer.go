@@ -119,48 +119,158 @@ func (b *batcher) flush() error {
 	return nil
 }
 
-// spooler appends the messages waiting for acknowledgement to the spool,
-// all that arrived since its last write in one write(2), then acknowledges
-// them in arrival order and calls flushAcks (nil: none) to send the
-// acknowledgements at once. When ctx is cancelled (after stopIntake) it
-// handles what is still pending and returns. After an error nothing more
-// is acknowledged: the broker keeps those messages (a persistent session
-// gets them again).
-func (p *pipeline) spooler(ctx context.Context, spool *storage.Spool, flushAcks func()) error {
-	var items, spare []item
-	var msgs []storage.Message
+// ackFlusher is implemented by connections that can send the
+// acknowledgements made so far at once (mqttclient's MQTT 3.1.1 client;
+// without it acknowledgements go out as they are made).
+type ackFlusher interface{ FlushAcks() }
+
+const (
+	// quietGap is how long the stream of messages waiting for
+	// acknowledgement must pause before the spooler acknowledges fewer
+	// than its target. Go's timers fire about a millisecond late on an
+	// idle process, so shorter gaps buy nothing.
+	quietGap = time.Millisecond
+	// maxHold bounds how long a message waits for its acknowledgement.
+	maxHold = 10 * time.Millisecond
+	// maxTarget bounds a group.
+	maxTarget = 4096
+)
+
+// spooler appends the messages waiting for acknowledgement to the spool in
+// groups, one write(2) per group, then acknowledges them in arrival order
+// and flushes the acknowledgements (one more write). The group's size
+// adapts to the broker, so that a streaming broker costs two system calls
+// per group, not per message, and a broker with a small in-flight window
+// (mosquitto's 20) never waits:
+//   - The spooler acts when target messages wait. When more than the
+//     target arrived meanwhile, the broker keeps sending whatever we
+//     acknowledge: the target doubles (up to maxTarget).
+//   - When the stream pauses for quietGap with fewer than the target
+//     waiting, the broker waits for their acknowledgements: they are
+//     handled, and the target becomes their number (the broker's window),
+//     so that from then on each window is acknowledged as soon as it is
+//     complete. At low rates every pause acknowledges.
+//   - No message waits longer than maxHold.
+//
+// When ctx is cancelled (after stopIntake) it handles what is still pending
+// and returns. After an error nothing more is acknowledged: the broker
+// keeps those messages (a persistent session gets them again).
+func (p *pipeline) spooler(ctx context.Context, spool *storage.Spool, flush ackFlusher) error {
+	g := grouper{p: p, spool: spool, flush: flush, quiet: time.NewTimer(time.Hour)}
+	g.quiet.Stop()
 	for {
 		select {
 		case <-p.spoolWake:
+			if err := g.woken(); err != nil {
+				return err
+			}
+		case <-g.quietC:
+			g.quietC = nil
+			if err := g.paused(); err != nil {
+				return err
+			}
 		case <-ctx.Done():
-		}
-		p.pendMu.Lock()
-		items, p.pending, spare = p.pending, spare[:0], nil
-		p.pendMu.Unlock()
-		if len(items) == 0 {
-			if ctx.Err() != nil {
+			if err := g.handle(); err != nil {
+				return err
+			}
+			if p.pendingLen() == 0 {
 				return nil
 			}
-			spare = items
-			continue
 		}
-		msgs = msgs[:0]
-		for i := range items {
-			if !items[i].ackOnly {
-				msgs = append(msgs, items[i].m)
-			}
-		}
-		if err := spool.Append(msgs); err != nil {
-			return fmt.Errorf("%w: %w", ErrWriter, err)
-		}
-		for i := range items {
-			items[i].ack()
-		}
-		if flushAcks != nil {
-			flushAcks()
-		}
-		clear(msgs)
-		clear(items)
-		spare = items
 	}
+}
+
+// grouper is the spooler's state.
+type grouper struct {
+	p      *pipeline
+	spool  *storage.Spool
+	flush  ackFlusher
+	quiet  *time.Timer
+	quietC <-chan time.Time // non-nil while the quiet timer runs
+	// armed is how many waited when the quiet timer was last set;
+	// firstSince is when the oldest of them arrived.
+	armed      int
+	firstSince time.Time
+	items      []item
+	msgs       []storage.Message
+}
+
+// woken: target messages wait, or the first of a group arrived.
+func (g *grouper) woken() error {
+	n, target := g.p.pendingLen(), int(g.p.spoolTarget.Load())
+	switch {
+	case n == 0:
+		return nil
+	case n >= target:
+		if n > target {
+			g.p.spoolTarget.Store(int64(min(2*target, maxTarget)))
+		}
+		return g.handle()
+	case g.quietC == nil:
+		g.arm(n)
+		g.firstSince = time.Now()
+	}
+	return nil
+}
+
+// paused: the quiet timer fired.
+func (g *grouper) paused() error {
+	n, target := g.p.pendingLen(), int(g.p.spoolTarget.Load())
+	if n > g.armed && n < target && time.Since(g.firstSince) < maxHold {
+		g.arm(n) // still arriving: keep gathering
+		return nil
+	}
+	if n > 0 && n < target {
+		g.p.spoolTarget.Store(int64(n)) // the broker waits for these: its window
+	}
+	return g.handle()
+}
+
+func (g *grouper) arm(n int) {
+	g.armed = n
+	g.quiet.Reset(quietGap)
+	g.quietC = g.quiet.C
+}
+
+// handle writes what waits to the spool, then acknowledges it.
+func (g *grouper) handle() error {
+	if g.quietC != nil {
+		g.quiet.Stop()
+		g.quietC = nil
+	}
+	p := g.p
+	p.pendMu.Lock()
+	items := p.pending
+	p.pending = g.items[:0]
+	p.pendMu.Unlock()
+	if len(items) == 0 {
+		g.items = items
+		return nil
+	}
+	g.msgs = g.msgs[:0]
+	for i := range items {
+		if !items[i].ackOnly {
+			g.msgs = append(g.msgs, items[i].m)
+		}
+	}
+	if err := g.spool.Append(g.msgs); err != nil {
+		return fmt.Errorf("%w: %w", ErrWriter, err)
+	}
+	p.spoolWrites.Add(1)
+	for i := range items {
+		items[i].ack()
+	}
+	if g.flush != nil {
+		g.flush.FlushAcks()
+	}
+	clear(g.msgs)
+	clear(items)
+	g.items = items
+	return nil
+}
+
+func (p *pipeline) pendingLen() int {
+	p.pendMu.Lock()
+	defer p.pendMu.Unlock()
+	return len(p.pending)
 }
