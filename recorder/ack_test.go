@@ -2,8 +2,8 @@ package recorder
 
 import (
 	"context"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
