@@ -193,7 +193,7 @@ func recoverSpool(ctx context.Context, cio *cliIO, capture *storage.Capture, qui
 		fmt.Fprintf(cio.stderr, "note: %s belongs to a recorder still running; left alone\n", f)
 	}
 	for _, f := range rep.Orphans {
-		fmt.Fprintf(cio.stderr, "WARNING: %s is not a spool of a session in this capture; left alone\n", f)
+		fmt.Fprintf(cio.stderr, "WARNING: %s is not a spool of a session in this capture (perhaps of an earlier file at this path); left alone, delete it if you do not need it\n", f)
 	}
 	return nil
 }

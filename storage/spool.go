@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,8 +33,10 @@ import (
 // same capture (RecoverSpool) adds what the spool holds beyond the last
 // commit. docs/capture-format.md documents the file layout.
 //
-// Files are named CAPTURE-spool-SESSION-NNNNNN. Each starts with a 16-byte
-// header (the magic "MQTSPL01" and the session id, int64 big-endian); then
+// Files are named CAPTURE-spool-SESSION-NNNNNN (the first free number). Each
+// starts with a 24-byte header: the magic "MQTSPL01", the session id and the
+// session's started_ns (int64 big-endian: a spool left beside a capture that
+// was since replaced is never taken for a session of the new one); then
 // records: uint32 body length, uint32 CRC-32C of the body, body. A body is
 // ts_ns, offset_ns (int64), flags (qos | retain<<2 | from_store<<3 |
 // dup<<4), packet id (uint16), then topic, client id and the MQTT 5
@@ -41,7 +44,8 @@ import (
 // (the rest). All integers are big-endian.
 
 const (
-	spoolMagic = "MQTSPL01"
+	spoolMagic  = "MQTSPL01"
+	spoolHeader = 24
 	// spoolSegmentBytes is when a spool file is closed and the next one
 	// begun; a closed file is deleted once everything in it is committed.
 	spoolSegmentBytes = 8 << 20
@@ -58,6 +62,7 @@ type Spool struct {
 	mu      sync.Mutex
 	prefix  string // CAPTURE-spool-SESSION-
 	session int64
+	started int64 // the session's started_ns
 	f       *os.File
 	seg     int   // number of the open file
 	size    int64 // bytes in the open file
@@ -81,7 +86,7 @@ func spoolPrefix(capture string, session int64) string {
 
 // OpenSpool starts the spool of session s (its files must not exist yet).
 func (c *Capture) OpenSpool(s *Session) (*Spool, error) {
-	sp := &Spool{prefix: spoolPrefix(c.path, s.id), session: s.id}
+	sp := &Spool{prefix: spoolPrefix(c.path, s.id), session: s.id, started: s.startedNS}
 	if err := sp.next(); err != nil {
 		return nil, err
 	}
@@ -95,10 +100,18 @@ func (sp *Spool) next() error {
 		sp.full = append(sp.full, spoolFile{sp.f, sp.f.Name(), sp.lastTS})
 		sp.f = nil
 	}
-	sp.seg++
-	f, err := os.OpenFile(fmt.Sprintf("%s%06d", sp.prefix, sp.seg), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+	var f *os.File
+	for {
+		sp.seg++
+		var err error
+		f, err = os.OpenFile(fmt.Sprintf("%s%06d", sp.prefix, sp.seg), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || sp.seg > 1e6 {
+			return fmt.Errorf("spool: %w", err)
+		}
+		// Left by another capture that had this path: never reused.
 	}
 	// A lock tells a recovery that this file is alive (the kernel drops it
 	// when the process dies, however it dies).
@@ -108,6 +121,7 @@ func (sp *Spool) next() error {
 		return fmt.Errorf("spool: lock %s: %w", f.Name(), err)
 	}
 	hdr := binary.BigEndian.AppendUint64([]byte(spoolMagic), uint64(sp.session))
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(sp.started))
 	if _, err := f.Write(hdr); err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -309,22 +323,22 @@ func (c *Capture) RecoverSpool(ctx context.Context) (SpoolReport, error) {
 	if err != nil || len(files) == 0 {
 		return rep, err
 	}
-	bySession := map[int64][]string{}
-	var sessions []int64
+	bySession := map[spoolOwner][]string{}
+	var sessions []spoolOwner
 	for _, f := range files {
-		id, err := spoolSessionOf(f)
+		o, err := spoolOwnerOf(f)
 		if err != nil {
 			rep.Orphans = append(rep.Orphans, f)
 			continue
 		}
-		if _, ok := bySession[id]; !ok {
-			sessions = append(sessions, id)
+		if _, ok := bySession[o]; !ok {
+			sessions = append(sessions, o)
 		}
-		bySession[id] = append(bySession[id], f)
+		bySession[o] = append(bySession[o], f)
 	}
-	sort.Slice(sessions, func(i, j int) bool { return sessions[i] < sessions[j] })
-	for _, id := range sessions {
-		if err := c.recoverSpoolSession(ctx, id, bySession[id], &rep); err != nil {
+	sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
+	for _, o := range sessions {
+		if err := c.recoverSpoolSession(ctx, o, bySession[o], &rep); err != nil {
 			return rep, err
 		}
 	}
@@ -364,23 +378,28 @@ func SpoolFiles(path string) ([]string, error) {
 	return files, nil
 }
 
-func spoolSessionOf(path string) (int64, error) {
+// spoolOwner is the session a spool file belongs to.
+type spoolOwner struct{ id, started int64 }
+
+func spoolOwnerOf(path string) (spoolOwner, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return spoolOwner{}, err
 	}
 	defer f.Close()
-	hdr := make([]byte, 16)
+	hdr := make([]byte, spoolHeader)
 	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[:8]) != spoolMagic {
-		return 0, errors.New("not a spool file")
+		return spoolOwner{}, errors.New("not a spool file")
 	}
-	return int64(binary.BigEndian.Uint64(hdr[8:])), nil
+	return spoolOwner{int64(binary.BigEndian.Uint64(hdr[8:])), int64(binary.BigEndian.Uint64(hdr[16:]))}, nil
 }
 
-func (c *Capture) recoverSpoolSession(ctx context.Context, id int64, files []string, rep *SpoolReport) error {
+func (c *Capture) recoverSpoolSession(ctx context.Context, o spoolOwner, files []string, rep *SpoolReport) error {
+	id := o.id
 	var lastSeq *int64
-	err := c.w.QueryRowContext(ctx, "SELECT last_seq FROM sessions WHERE id=?", id).Scan(&lastSeq)
-	if errors.Is(err, sql.ErrNoRows) {
+	var started int64
+	err := c.w.QueryRowContext(ctx, "SELECT last_seq, started_ns FROM sessions WHERE id=?", id).Scan(&lastSeq, &started)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && started != o.started {
 		rep.Orphans = append(rep.Orphans, files...)
 		return nil
 	} else if err != nil {
@@ -471,11 +490,11 @@ func readSpool(f *os.File, fn func(Message) error) (lost string, err error) {
 		return "", err
 	}
 	br := bufio.NewReaderSize(f, 256<<10)
-	hdr := make([]byte, 16)
+	hdr := make([]byte, spoolHeader)
 	if _, err := io.ReadFull(br, hdr); err != nil || string(hdr[:8]) != spoolMagic {
 		return "not a spool file", nil
 	}
-	pos := int64(16)
+	pos := int64(spoolHeader)
 	head := make([]byte, 8)
 	var body []byte
 	for n := 0; ; n++ {

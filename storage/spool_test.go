@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mqtape/mqtape/mqtt"
 )
@@ -19,7 +20,8 @@ func spoolSession(t *testing.T) (*Capture, *Session, *Spool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	s, err := c.BeginSession(context.Background(), SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "c", Protocol: 5, Version: "t", Host: "h"})
+	s, err := c.BeginSession(context.Background(), SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "c", Protocol: 5, Version: "t", Host: "h",
+		StartedNS: time.Now().UnixNano()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +217,49 @@ func TestSpoolOrphans(t *testing.T) {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestSpoolOfAReplacedCapture: a killed recorder's spool stays beside a
+// capture that the user then deletes; a new capture at the same path gets
+// session 1 again. The stale spool is not taken for the new session (its
+// start differs), and the new session's spool does not collide with it.
+func TestSpoolOfAReplacedCapture(t *testing.T) {
+	ctx := context.Background()
+	c, _, sp := spoolSession(t)
+	if err := sp.Append(spoolMsgs(0, 5, 10)); err != nil {
+		t.Fatal(err)
+	}
+	sp.Release()
+	path := c.Path()
+	c.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+	c2, err := OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	rep, err := c2.RecoverSpool(ctx)
+	if err != nil || rep.Recovered != 0 || len(rep.Orphans) != 1 {
+		t.Fatalf("recovery into the new capture: %+v %v; want the stale spool left alone as an orphan", rep, err)
+	}
+	s2, err := c2.BeginSession(ctx, SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "c", Protocol: 4, Version: "t", Host: "h",
+		StartedNS: time.Now().UnixNano() + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp2, err := c2.OpenSpool(s2)
+	if err != nil {
+		t.Fatalf("a stale spool file blocks the new session's spool: %v", err)
+	}
+	defer sp2.Close()
+	if err := sp2.Append(spoolMsgs(100, 101, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := SpoolFiles(path); len(files) != 2 {
+		t.Errorf("spool files %v, want the stale one and the new one", files)
 	}
 }
 

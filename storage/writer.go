@@ -11,10 +11,11 @@ import (
 // Session writes one recording session. It is not safe for concurrent use:
 // one goroutine owns it (the recorder's writer).
 type Session struct {
-	c       *Capture
-	id      int64
-	topics  map[string]int64
-	clients map[string]int64
+	c         *Capture
+	id        int64
+	startedNS int64
+	topics    map[string]int64
+	clients   map[string]int64
 
 	// Prepared once on the writer connection (see stmts): inserts[full][many]
 	// and the per-batch session update.
@@ -37,7 +38,7 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, topics: make(map[string]int64), clients: make(map[string]int64)}
+	s := &Session{c: c, startedNS: info.StartedNS, topics: make(map[string]int64), clients: make(map[string]int64)}
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO sessions
 			(source, broker, client_id, protocol, clean_session, filters, started_ns, mqtape_version, host)

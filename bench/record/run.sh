@@ -56,17 +56,18 @@ if [[ $PARTS == *default* ]]; then
   # name devices rate qos n
   while read -r name devices rate qos n; do
     for round in $(seq "$R"); do
-      rm -f "$OUT/d.db" "$OUT/d.db-wal" "$OUT/d.db-shm"
+      rm -f "$OUT"/d.db*
       d0=$(ddropped)
       /usr/bin/time -f "%U %S %M" -o "$OUT/dtime.sub" timeout 120 mosquitto_sub -p "$PORT" -t 'dev/#' -q "$qos" -F %j > "$OUT/dsub.jsonl" & S=$!
       /usr/bin/time -f "%U %S %M" -o "$OUT/dtime.mqt" timeout 120 "$OUT/mqtape" record -b "mqtt://127.0.0.1:$PORT" -t 'dev/#' -q "$qos" --quiet -o "$OUT/d.db" & M=$!
       sleep 1
       "$OUT/flood" -addr "127.0.0.1:$PORT" -devices "$devices" -rate "$rate" -n "$n" -qos "$qos" -window 10 -topic dev >/dev/null
       sleep 11 # the last messages arrive, and mosquitto refreshes $SYS
-      # GNU time ignores SIGINT: interrupt its child (timeout, which passes
-      # the signal on to the subscriber).
-      pkill -INT -P $M; wait $M || true
-      pkill -INT -P $S; wait $S || true
+      # Interrupt the subscribers themselves: GNU time ignores SIGINT, and
+      # timeout passes a signal on twice (to the command and to its process
+      # group) — a second SIGINT kills mqtape like a second Ctrl-C.
+      pkill -INT -P "$(pgrep -P $M)"; wait $M || true
+      pkill -INT -P "$(pgrep -P $S)"; wait $S || true
       d1=$(ddropped)
       gs=$(wc -l < "$OUT/dsub.jsonl")
       gm=$(sqlite3 "$OUT/d.db" "SELECT count(*) FROM messages")
@@ -113,7 +114,7 @@ for size in 64 1024; do
   for qos in 0 1; do
     for round in $(seq "$R"); do
       for tool in $TOOLS; do
-        rm -f "$OUT/cap.db" "$OUT/cap.db-wal" "$OUT/cap.db-shm" "$OUT/sub.jsonl"
+        rm -f "$OUT"/cap.db* "$OUT/sub.jsonl"
         d0=$(dropped)
         if [ "$tool" != mosquitto_sub ]; then
           bin=$OUT/mqtape
