@@ -104,21 +104,28 @@ func (c *bufferedConn) ack(qos byte, id uint16) {
 	}
 }
 
+// flushTimeout bounds a flush: a broker that stops reading (a half-open
+// connection) must not block the recorder's spooler, and so its stop.
+const flushTimeout = 10 * time.Second
+
 func (c *bufferedConn) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pending = false
-	if c.err == nil {
+	if c.err == nil && c.w.Buffered() > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
 		if c.err = c.w.Flush(); c.err != nil {
 			c.Conn.Close() // the reader sees it and paho reconnects
 		}
+		c.Conn.SetWriteDeadline(time.Time{})
 	}
 }
 
 func (c *bufferedConn) Close() error {
 	if c.coalesce {
 		c.mu.Lock()
-		if c.err == nil {
+		if c.err == nil && c.w.Buffered() > 0 {
+			c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
 			c.w.Flush()
 		}
 		c.err = net.ErrClosed

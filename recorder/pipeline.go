@@ -82,7 +82,10 @@ func newPipeline(cfg Config) *pipeline {
 // stamp returns the wall time and offset of now: wall time is derived from
 // the monotonic clock, so it never jumps backwards within a session, and
 // every stamp is later than the one before (a spool recovery tells what was
-// committed by the receive time of the last committed message).
+// committed by the receive time of the last committed message). For that,
+// a Recorder's messages are stamped and queued by one goroutine at a time:
+// both paho clients deliver messages from one goroutine and wait for it to
+// end before they reconnect.
 func (p *pipeline) stamp() (ts, off int64) {
 	o := int64(time.Since(p.start))
 	for {
@@ -167,8 +170,10 @@ func (p *pipeline) offer(it item) bool {
 // messages received before it (MQTT 4.6: acknowledgements go in the order
 // the messages arrived).
 func (p *pipeline) ackInOrder(m mqtt.Message) {
-	if m.QoS == 0 {
-		return
+	p.handling.RLock()
+	defer p.handling.RUnlock()
+	if m.QoS == 0 || !p.accepting.Load() {
+		return // stopping: not acknowledged, like a message not stored
 	}
 	p.addPending(item{ack: m.Ack, ackOnly: true})
 }
@@ -214,7 +219,9 @@ func (p *pipeline) drop(it item, why string) {
 		p.event(storage.EventQueueOverflow, fmt.Sprintf("%s: %d messages dropped so far (last topic %q)", why, n, it.m.Topic))
 	}
 	if it.ack != nil {
-		it.ack() // keep the broker's in-flight window moving; the drop is counted and recorded
+		// Keep the broker's in-flight window moving (the drop is counted
+		// and recorded), acknowledged in turn after the messages before it.
+		p.addPending(item{ack: it.ack, ackOnly: true})
 	}
 }
 

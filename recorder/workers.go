@@ -103,5 +103,9 @@ func (r *Recorder) sysDroppedAtStop(ctx context.Context, client Subscriber) {
 			}
 		}
 	}
-	r.event(storage.EventBrokerDropped, fmt.Sprintf("at stop the broker reports %d messages dropped since recording started (%s, as of its last update: brokers refresh $SYS every few seconds, mosquitto every sys_interval, 10 s by default)", r.brokerDropped.Load(), sysDropped))
+	when := "read again at the stop"
+	if r.sysSeen.Load() == seen {
+		when = "not read again at the stop: its last value while recording"
+	}
+	r.event(storage.EventBrokerDropped, fmt.Sprintf("at stop the broker reports %d messages dropped since recording started (%s; %s, as of the broker's last update: brokers refresh $SYS every few seconds, mosquitto every sys_interval, 10 s by default)", r.brokerDropped.Load(), sysDropped, when))
 }

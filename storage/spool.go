@@ -162,9 +162,10 @@ func (sp *Spool) Append(msgs []Message) error {
 		sp.buf = nil // do not keep a burst's buffer
 	}
 	if sp.size >= spoolSegmentBytes {
+		// msgs are written: a failure to start the next file is the next
+		// Append's error.
 		if err := sp.next(); err != nil {
 			sp.err = err
-			return err
 		}
 	}
 	return nil
@@ -328,6 +329,10 @@ func (c *Capture) RecoverSpool(ctx context.Context) (SpoolReport, error) {
 	for _, f := range files {
 		o, err := spoolOwnerOf(f)
 		if err != nil {
+			if removeStub(f) {
+				rep.Files++
+				continue
+			}
 			rep.Orphans = append(rep.Orphans, f)
 			continue
 		}
@@ -378,6 +383,26 @@ func SpoolFiles(path string) ([]string, error) {
 	return files, nil
 }
 
+// removeStub deletes a spool file shorter than its header that no recorder
+// holds: a recorder killed while it created the file.
+func removeStub(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() >= spoolHeader || !tryLockFile(f) {
+		return false
+	}
+	if b := make([]byte, fi.Size()); fi.Size() > 0 {
+		if _, err := io.ReadFull(f, b); err != nil || !strings.HasPrefix(spoolMagic, string(b[:min(len(b), len(spoolMagic))])) {
+			return false // not the start of a spool file: not ours to delete
+		}
+	}
+	return os.Remove(path) == nil
+}
+
 // spoolOwner is the session a spool file belongs to.
 type spoolOwner struct{ id, started int64 }
 
@@ -419,6 +444,7 @@ func (c *Capture) recoverSpoolSession(ctx context.Context, o spoolOwner, files [
 	var done []string
 	var recovered int64
 	var batch []Message
+	var batchBytes int
 	var last Message
 	flush := func(final bool) error {
 		var events []Event
@@ -454,8 +480,10 @@ func (c *Capture) recoverSpoolSession(ctx context.Context, o spoolOwner, files [
 			}
 			committedTS, last = m.TimeNS, m
 			batch = append(batch, m)
+			batchBytes += len(m.Payload)
 			recovered++
-			if len(batch) >= 4096 {
+			if len(batch) >= 4096 || batchBytes >= 16<<20 {
+				batchBytes = 0
 				return flush(false)
 			}
 			return nil
@@ -504,7 +532,7 @@ func readSpool(f *os.File, fn func(Message) error) (lost string, err error) {
 			return fmt.Sprintf("record %d at byte %d cut short (%d bytes not read)", n+1, pos, fi.Size()-pos), nil
 		}
 		size := binary.BigEndian.Uint32(head)
-		if size > spoolMaxRecord {
+		if size > spoolMaxRecord || int64(size) > fi.Size()-pos-8 {
 			return fmt.Sprintf("record %d at byte %d has a bad length (%d bytes not read)", n+1, pos, fi.Size()-pos), nil
 		}
 		if cap(body) < int(size) {
@@ -514,9 +542,12 @@ func readSpool(f *os.File, fn func(Message) error) (lost string, err error) {
 		if _, err := io.ReadFull(br, body); err != nil {
 			return fmt.Sprintf("record %d at byte %d cut short (%d bytes not read)", n+1, pos, fi.Size()-pos), nil
 		}
-		m, perr := parseSpoolRecord(body)
-		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(head[4:]) || perr != nil {
+		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(head[4:]) {
 			return fmt.Sprintf("record %d at byte %d is damaged (%d bytes not read)", n+1, pos, fi.Size()-pos), nil
+		}
+		m, err := parseSpoolRecord(body)
+		if err != nil {
+			return fmt.Sprintf("record %d at byte %d is damaged: %v (%d bytes not read)", n+1, pos, err, fi.Size()-pos), nil
 		}
 		if err := fn(m); err != nil {
 			return "", err

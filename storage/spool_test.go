@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -204,14 +205,19 @@ func TestSpoolOrphans(t *testing.T) {
 	stranger := c.Path() + "-spool-77-000001"
 	var hdr bytes.Buffer
 	hdr.WriteString(spoolMagic)
-	hdr.Write([]byte{0, 0, 0, 0, 0, 0, 0, 77})
+	hdr.Write([]byte{0, 0, 0, 0, 0, 0, 0, 77, 0, 0, 0, 0, 0, 0, 0, 1})
 	os.WriteFile(stranger, hdr.Bytes(), 0o600)
+	stub := c.Path() + "-spool-1-000010" // a recorder killed while creating it
+	os.WriteFile(stub, []byte(spoolMagic[:5]), 0o600)
 	rep, err := c.RecoverSpool(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Orphans) != 2 || rep.Recovered != 0 {
-		t.Fatalf("report %+v, want two orphans", rep)
+	if len(rep.Orphans) != 2 || rep.Recovered != 0 || rep.Files != 1 {
+		t.Fatalf("report %+v, want two orphans and the stub deleted", rep)
+	}
+	if _, err := os.Stat(stub); err == nil {
+		t.Error("the stub spool file was not deleted")
 	}
 	for _, f := range []string{junk, stranger} {
 		if _, err := os.Stat(f); err != nil {
@@ -303,5 +309,59 @@ func TestCheckNotesSpoolFiles(t *testing.T) {
 	}
 	if !found || !rep.OK() {
 		t.Errorf("check: notes %+v, problems %+v; want a spool note and no problem", rep.Notes, rep.Problems)
+	}
+}
+
+// TestBeginSessionRecoversSpoolFirst: any new session (serve, import, not
+// only record) first adds a killed recorder's spool to its session, so
+// that every session's seq range holds only its own messages.
+func TestBeginSessionRecoversSpoolFirst(t *testing.T) {
+	ctx := context.Background()
+	c, s, sp := spoolSession(t)
+	if err := sp.Append(spoolMsgs(0, 10, 10)); err != nil {
+		t.Fatal(err)
+	}
+	sp.Release()
+	s.closeStmts()
+	s2, err := c.BeginSession(ctx, SessionInfo{Source: "broker", Broker: "mqtt://x", ClientID: "serve", Protocol: 4, Version: "t", Host: "h", StartedNS: time.Now().UnixNano()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Write(ctx, spoolMsgs(50, 51, 10), nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Page(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 11 || msgs[9].Session != s.ID() || msgs[10].Session != s2.ID() {
+		t.Fatalf("%d messages; want the 10 recovered ones of session %d before session %d's", len(msgs), s.ID(), s2.ID())
+	}
+}
+
+// TestSpoolHostileLength: a record claiming more bytes than the file has
+// ends the file as damaged, without allocating what it claims.
+func TestSpoolHostileLength(t *testing.T) {
+	c, _, sp := spoolSession(t)
+	if err := sp.Append(spoolMsgs(0, 2, 10)); err != nil {
+		t.Fatal(err)
+	}
+	sp.Release()
+	files, _ := SpoolFiles(c.Path())
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0x0f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 2, 3})
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := c.RecoverSpool(context.Background())
+	runtime.ReadMemStats(&after)
+	if err != nil || rep.Recovered != 2 || len(rep.Lost) != 1 {
+		t.Fatalf("report %+v %v, want 2 recovered and the bad record reported", rep, err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Errorf("recovery allocated %d MiB for a record claiming 256 MiB in a small file", grew>>20)
 	}
 }

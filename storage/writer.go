@@ -34,6 +34,11 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	if err := c.migrate(ctx); err != nil {
 		return nil, err
 	}
+	// A killed recorder's spool goes into its session before any other
+	// session adds messages (every session's seq range must be its own).
+	if _, err := c.RecoverSpool(ctx); err != nil {
+		return nil, err
+	}
 	filters, err := json.Marshal(nonNil(info.Filters))
 	if err != nil {
 		return nil, err
