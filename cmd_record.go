@@ -35,7 +35,10 @@ const recordUsage = `record [flags] -o FILE
 Subscribe to a broker and record every message into FILE until Ctrl-C,
 --duration or --count. An existing capture gets a new session appended; any
 other existing file is refused untouched. QoS 1/2 messages are acknowledged
-only once committed to disk.`
+once they are in the session's spool file beside the capture (a kill -9
+loses none of them: the next record into the file adds them); the broker
+never waits for the database. At the stop, the broker's $SYS dropped
+counter (where it has one) is printed and stored.`
 
 const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
   mqtape record --broker mqtts://broker:8883 -u alice -t 'plant/+/temp' -t 'alarms/#' --duration 10m -o x.db
