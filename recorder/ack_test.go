@@ -11,9 +11,10 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-// startPipeline runs a pipeline's writer and spooler on a new capture in a
-// temporary directory, the way Recorder.Run does.
-func startPipeline(t *testing.T, cfg Config) (p *pipeline, c *storage.Capture, stop func() error) {
+// startRecorder begins a session of a Recorder on a new capture in a
+// temporary directory and starts its writer and spooler, the way Run does
+// (no broker: tests offer messages themselves).
+func startRecorder(t *testing.T, cfg Config) (*Recorder, *workers, *storage.Session) {
 	t.Helper()
 	ctx := context.Background()
 	c, err := storage.OpenWrite(filepath.Join(t.TempDir(), "c.db"))
@@ -33,10 +34,18 @@ func startPipeline(t *testing.T, cfg Config) (p *pipeline, c *storage.Capture, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.pipeline, c, func() error {
+	return r, wk, sess
+}
+
+// startPipeline is startRecorder with a function that stops intake and the
+// workers and ends the session.
+func startPipeline(t *testing.T, cfg Config) (p *pipeline, c *storage.Capture, stop func() error) {
+	t.Helper()
+	r, wk, sess := startRecorder(t, cfg)
+	return r.pipeline, r.capture, func() error {
 		r.stopIntake()
 		err := wk.stop()
-		if err2 := r.end(ctx, sess, "test", err); err == nil {
+		if err2 := r.end(context.Background(), sess, "test", err); err == nil {
 			err = err2
 		}
 		return err
@@ -157,25 +166,8 @@ func TestAcksInArrivalOrder(t *testing.T) {
 // acknowledged and the recording stops with an error. The writer still
 // commits what was queued, and the spool files are deleted.
 func TestSpoolFailureStopsAcks(t *testing.T) {
-	ctx := context.Background()
-	c, err := storage.OpenWrite(filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cfg := Config{}
-	cfg.defaults()
-	r := &Recorder{pipeline: newPipeline(cfg), capture: c}
-	r.start = time.Now()
-	sess, err := r.begin(ctx, c, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "t", Protocol: 4, Version: "t", Host: "h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.accepting.Store(true)
-	wk, err := r.startWorkers(ctx, sess, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, wk, _ := startRecorder(t, Config{})
+	c := r.capture
 	wk.spool.Release() // every later Append fails
 	var acked atomic.Int64
 	ts, off := r.stamp()

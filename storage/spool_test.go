@@ -33,6 +33,18 @@ func spoolSession(t *testing.T) (*Capture, *Session, *Spool) {
 	return c, s, sp
 }
 
+// crashedSpool spools msgs and leaves the files as a killed recorder does.
+func crashedSpool(t *testing.T, msgs []Message) (*Capture, *Session) {
+	t.Helper()
+	c, s, sp := spoolSession(t)
+	if err := sp.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+	sp.Release()
+	s.closeStmts()
+	return c, s
+}
+
 func spoolMsgs(from, to, size int) []Message {
 	var out []Message
 	for i := from; i < to; i++ {
@@ -116,11 +128,7 @@ func TestSpoolRecoversWhatWasNotCommitted(t *testing.T) {
 // its file: the records before it are recovered and the loss is reported.
 func TestSpoolTornTail(t *testing.T) {
 	ctx := context.Background()
-	c, _, sp := spoolSession(t)
-	if err := sp.Append(spoolMsgs(0, 10, 20)); err != nil {
-		t.Fatal(err)
-	}
-	sp.Release()
+	c, _ := crashedSpool(t, spoolMsgs(0, 10, 20))
 	files, _ := SpoolFiles(c.Path())
 	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -232,11 +240,7 @@ func TestSpoolOrphans(t *testing.T) {
 // start differs), and the new session's spool does not collide with it.
 func TestSpoolOfAReplacedCapture(t *testing.T) {
 	ctx := context.Background()
-	c, _, sp := spoolSession(t)
-	if err := sp.Append(spoolMsgs(0, 5, 10)); err != nil {
-		t.Fatal(err)
-	}
-	sp.Release()
+	c, _ := crashedSpool(t, spoolMsgs(0, 5, 10))
 	path := c.Path()
 	c.Close()
 	for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -294,11 +298,7 @@ func FuzzSpoolRecord(f *testing.F) {
 // TestCheckNotesSpoolFiles: check reports a killed recorder's spool files
 // as a note (not damage).
 func TestCheckNotesSpoolFiles(t *testing.T) {
-	c, _, sp := spoolSession(t)
-	if err := sp.Append(spoolMsgs(0, 3, 10)); err != nil {
-		t.Fatal(err)
-	}
-	sp.Release()
+	c, _ := crashedSpool(t, spoolMsgs(0, 3, 10))
 	rep, err := Check(context.Background(), c.Path(), CheckOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -317,12 +317,7 @@ func TestCheckNotesSpoolFiles(t *testing.T) {
 // that every session's seq range holds only its own messages.
 func TestBeginSessionRecoversSpoolFirst(t *testing.T) {
 	ctx := context.Background()
-	c, s, sp := spoolSession(t)
-	if err := sp.Append(spoolMsgs(0, 10, 10)); err != nil {
-		t.Fatal(err)
-	}
-	sp.Release()
-	s.closeStmts()
+	c, s := crashedSpool(t, spoolMsgs(0, 10, 10))
 	s2, err := c.BeginSession(ctx, SessionInfo{Source: "broker", Broker: "mqtt://x", ClientID: "serve", Protocol: 4, Version: "t", Host: "h", StartedNS: time.Now().UnixNano()})
 	if err != nil {
 		t.Fatal(err)
@@ -342,11 +337,7 @@ func TestBeginSessionRecoversSpoolFirst(t *testing.T) {
 // TestSpoolHostileLength: a record claiming more bytes than the file has
 // ends the file as damaged, without allocating what it claims.
 func TestSpoolHostileLength(t *testing.T) {
-	c, _, sp := spoolSession(t)
-	if err := sp.Append(spoolMsgs(0, 2, 10)); err != nil {
-		t.Fatal(err)
-	}
-	sp.Release()
+	c, _ := crashedSpool(t, spoolMsgs(0, 2, 10))
 	files, _ := SpoolFiles(c.Path())
 	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {

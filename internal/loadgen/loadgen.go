@@ -153,15 +153,17 @@ func device(ctx context.Context, c net.Conn, cfg Config, d, n int, start time.Ti
 		go func() { readDone <- readAcks(c, cfg.QoS, n, tokens, &wmu, w, acked) }()
 	}
 	topic := TopicOf(cfg.Topic, d)
+	flush := func() error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return w.Flush()
+	}
 	var hdr []byte
 	for k := range n {
 		if cfg.Rate > 0 {
 			due := start.Add(time.Duration(float64(k*cfg.Devices+d) / cfg.Rate * float64(time.Second)))
 			if wait := time.Until(due); wait > 0 {
-				wmu.Lock()
-				err := w.Flush()
-				wmu.Unlock()
-				if err != nil {
+				if err := flush(); err != nil {
 					return err
 				}
 				select {
@@ -175,10 +177,7 @@ func device(ctx context.Context, c net.Conn, cfg Config, d, n int, start time.Ti
 			select {
 			case tokens <- struct{}{}:
 			default:
-				wmu.Lock()
-				err := w.Flush()
-				wmu.Unlock()
-				if err != nil {
+				if err := flush(); err != nil {
 					return err
 				}
 				select {
@@ -201,10 +200,7 @@ func device(ctx context.Context, c net.Conn, cfg Config, d, n int, start time.Ti
 		}
 		sent.Add(1)
 	}
-	wmu.Lock()
-	err := w.Flush()
-	wmu.Unlock()
-	if err != nil {
+	if err := flush(); err != nil {
 		return err
 	}
 	if cfg.QoS > 0 {
