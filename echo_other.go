@@ -1,7 +1,0 @@
-//go:build !linux
-
-package main
-
-// echoOff is a no-op here: term.ReadPassword turns echo off when it starts
-// reading.
-func echoOff(int) error { return nil }

@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mqtape/mqtape/diff"
+	"github.com/mqtape/mqtape/storage"
+)
+
+const diffUsage = `diff [flags] A.db B.db
+
+Compare two captures for regression checks, A being the baseline:
+
+  - topics with live messages only in A or only in B;
+  - per topic, count changes beyond --count-tolerance, rate changes beyond
+    --rate-tolerance (messages per second over the topic's span, compared
+    when both spans are at least 1 s) and mean payload size changes beyond
+    --size-tolerance;
+  - per topic, the live messages in order: A's and B's are aligned (a lost
+    message shows as one missing message, not as every later one changed);
+    JSON objects and arrays are compared field by field (key order and
+    number spelling do not matter; --ignore-field leaves fields out), other
+    payloads byte by byte; QoS and retain flags count too;
+  - the retained state at the end: per topic, the last retained message
+    (messages from the broker's retained store at subscribe time, and live
+    messages recorded with retain=1 by mqtape serve or imports).
+
+Packet ids, dup flags, absolute times and the session layout are not
+compared, so two recordings of the same deterministic traffic are equal.
+
+--ignore-field PATH: dot-separated keys with [N] indexes, e.g. ts, meta.seq,
+readings[0].t; * matches any one key or index, ** any depth (**.ts: every
+"ts"); repeatable.
+
+Exit codes (diff's own): 0 equal within the tolerances, 1 different,
+2 error (bad flag, unreadable or missing capture, ...), 130 interrupted.`
+
+const diffExamples = `  mqtape diff before.db after.db
+  mqtape diff --ignore-field ts --ignore-field '**.seq' golden.db run.db
+  mqtape diff -t 'plant/#' --count-tolerance 2 --rate-tolerance 20% a.db b.db
+  mqtape diff --ignore-timing --json a.db b.db | jq '.topics[] | select(.significant)'
+`
+
+type diffOptions struct {
+	sel            selectFlags
+	rateTolerance  string
+	sizeTolerance  string
+	countTolerance int64
+	ignoreTiming   bool
+	ignoreFields   []string
+	maxDetails     int
+	json           bool
+	a, b           string
+	opts           diff.Options
+}
+
+func parseDiff(args []string, cio *cliIO) (diffOptions, error) {
+	var o diffOptions
+	fs := newFlagSet("diff", diffUsage, diffExamples, cio)
+	o.sel.register(fs, true)
+	fs.StringVar(&o.rateTolerance, "rate-tolerance", "10%", "per-topic rate change tolerated (10% or 0.1)")
+	fs.Int64Var(&o.countTolerance, "count-tolerance", 0, "messages per topic that may be missing or extra")
+	fs.StringVar(&o.sizeTolerance, "size-tolerance", "10%", "per-topic mean payload size change tolerated")
+	fs.BoolVar(&o.ignoreTiming, "ignore-timing", false, "do not compare rates")
+	fs.StringArrayVar(&o.ignoreFields, "ignore-field", nil, "JSON field to leave out of payload comparisons (repeatable)")
+	fs.IntVar(&o.maxDetails, "max-details", diff.DefaultMaxDetails, "message differences listed per topic (counts are complete)")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return o, err
+	}
+	if fs.NArg() != 2 {
+		return o, usagef("expected two captures, got %d arguments", fs.NArg())
+	}
+	o.a, o.b = fs.Arg(0), fs.Arg(1)
+	var err error
+	if o.opts.RateTolerance, err = parseTolerance("--rate-tolerance", o.rateTolerance); err != nil {
+		return o, err
+	}
+	if o.opts.SizeTolerance, err = parseTolerance("--size-tolerance", o.sizeTolerance); err != nil {
+		return o, err
+	}
+	if o.countTolerance < 0 {
+		return o, usagef("--count-tolerance %d: must not be negative", o.countTolerance)
+	}
+	if o.maxDetails < 0 {
+		return o, usagef("--max-details %d: must not be negative", o.maxDetails)
+	}
+	o.opts.CountTolerance, o.opts.IgnoreTiming, o.opts.MaxDetails = o.countTolerance, o.ignoreTiming, o.maxDetails
+	if o.maxDetails == 0 {
+		o.opts.MaxDetails = -1
+	}
+	for _, f := range o.ignoreFields {
+		p, err := diff.ParsePath(f)
+		if err != nil {
+			return o, usagef("--ignore-field: %v", err)
+		}
+		o.opts.IgnoreFields = append(o.opts.IgnoreFields, p)
+	}
+	if o.opts.Query, err = o.sel.query(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// parseTolerance reads "10%" or "0.1". Zero means exact (stored as a tiny
+// positive value: 0 in diff.Options selects the default).
+func parseTolerance(flag, s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	pct := strings.HasSuffix(t, "%")
+	v, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
+	if err != nil || v < 0 || v != v {
+		return 0, usagef("%s %q: use a percentage such as 10%% or a fraction such as 0.1", flag, s)
+	}
+	if pct {
+		v /= 100
+	}
+	if v == 0 {
+		v = 1e-12
+	}
+	return v, nil
+}
+
+// errDifferent makes diff exit 1.
+var errDifferent = errors.New("the captures differ")
+
+func cmdDiff(ctx context.Context, args []string, cio *cliIO) error {
+	err := runDiff(ctx, args, cio)
+	switch {
+	case err == nil, errors.Is(err, errDifferent):
+		return err // exit 0, or 1 via exitError
+	case ctx.Err() != nil:
+		return errInterrupted
+	case errors.Is(err, pflag.ErrHelp):
+		return err
+	}
+	// diff's errors exit 2 (like cmp and diff), whatever their kind.
+	var ue usageError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return usageError{err}
+}
+
+func runDiff(ctx context.Context, args []string, cio *cliIO) error {
+	o, err := parseDiff(args, cio)
+	if err != nil {
+		return err
+	}
+	var caps [2]*storage.Capture
+	for i, path := range []string{o.a, o.b} {
+		if caps[i], err = storage.Open(path); err != nil {
+			return err
+		}
+		defer caps[i].Close()
+	}
+	r, err := diff.Compare(ctx, caps[0], o.a, caps[1], o.b, o.opts)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		enc := json.NewEncoder(cio.stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else if err := r.WriteText(cio.stdout); err != nil {
+		return err
+	}
+	if !r.Equal {
+		return fmt.Errorf("%w: %s", errDifferent, strings.TrimPrefix(r.Verdict(), "different: "))
+	}
+	return nil
+}

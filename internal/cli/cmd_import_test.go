@@ -1,0 +1,346 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/storage"
+)
+
+// writeCapture writes sessions of messages into a new capture at path.
+// Message times are given as offsets; each session starts at start[i].
+func writeCapture(t *testing.T, path string, sessions ...[]storage.Message) {
+	t.Helper()
+	c, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, msgs := range sessions {
+		start := int64(1_790_000_000_000_000_000) + int64(i)*3600e9
+		s, err := c.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", StartedNS: start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]storage.Message, len(msgs))
+		for j, m := range msgs {
+			m.TimeNS = start + m.OffsetNS
+			out[j] = m
+		}
+		if err := s.Write(ctx, out, []storage.Event{{TimeNS: start, Kind: "connected"}}, start); err != nil {
+			t.Fatal(err)
+		}
+		end := start
+		if len(out) > 0 {
+			end = out[len(out)-1].TimeNS
+		}
+		if err := s.End(ctx, end, "interrupted", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sampleSessions is a two-session capture with every kind of field.
+func sampleSessions() [][]storage.Message {
+	expiry := uint32(60)
+	return [][]storage.Message{{
+		{OffsetNS: 1000, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("closed")},
+		{OffsetNS: 2e9, Topic: "home/temp", QoS: 1, PacketID: 7, Payload: []byte(`{"t":21.5,"ts":1}`)},
+		{OffsetNS: 2e9 + 1, Topic: "bin/ü ber/", QoS: 2, PacketID: 65535, Dup: true, Payload: []byte{0, 0xff, 0xfe, '\n'}},
+		{OffsetNS: 3e9, Topic: "home/temp", Payload: []byte(`{"t":21.7,"ts":2}`), ClientID: "thermo-1", Props: &mqtt.Properties{
+			ContentType: "application/json", MessageExpiry: &expiry, CorrelationData: []byte{0, 1},
+			UserProperties: []mqtt.UserProperty{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}}}},
+		{OffsetNS: 3e9, Topic: "empty", Payload: []byte{}},
+	}, {
+		{OffsetNS: 5, Topic: "home/door", QoS: 1, Retain: true, FromStore: true, Payload: []byte("open")},
+		{OffsetNS: 1e9, Topic: "home/temp", Payload: []byte(`{"t":22,"ts":3}`)},
+	}}
+}
+
+func fileHash(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestImportExportRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "orig.db")
+	writeCapture(t, orig, sampleSessions()...)
+	code, export1, stderr := runCLI(t, ctx, "export", orig)
+	if code != 0 {
+		t.Fatalf("export: %d %s", code, stderr)
+	}
+	in := filepath.Join(dir, "orig.jsonl")
+	os.WriteFile(in, []byte(export1), 0o600)
+	before := fileHash(t, in)
+	copyDB := filepath.Join(dir, "copy.db")
+	code, out, stderr := runCLI(t, ctx, "import", in, "-o", copyDB)
+	if code != 0 || out != "" || !strings.Contains(stderr, "imported 7 messages (jsonl)") || !strings.Contains(stderr, "session 1, 2") {
+		t.Fatalf("import: exit %d, stdout %q, stderr %s", code, out, stderr)
+	}
+	if fileHash(t, in) != before {
+		t.Fatal("import changed its input")
+	}
+	code, export2, _ := runCLI(t, ctx, "export", copyDB)
+	if !strings.Contains(export1, `"user_properties":[{"key":"k","value":"1"},{"key":"k","value":"2"}]`) {
+		t.Fatalf("the sample has no properties:\n%s", export1)
+	}
+	if code != 0 || export2 != export1 {
+		t.Fatalf("export → import → export differs:\n%s\n---\n%s", export1, export2)
+	}
+	if fi, err := os.Stat(copyDB); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("output mode: %v %v", fi.Mode(), err)
+	}
+	code, _, stderr = runCLI(t, ctx, "diff", orig, copyDB)
+	if code != 0 {
+		t.Errorf("diff of a round trip: %d %s", code, stderr)
+	}
+	// Importing again appends a session.
+	if code, _, stderr = runCLI(t, ctx, "import", "--quiet", in, "-o", copyDB); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	c, err := storage.Open(copyDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, _ := c.Sessions(ctx)
+	c.Close()
+	if len(sessions) != 4 || sessions[3].Source != "import" || sessions[3].Version != version {
+		t.Errorf("sessions after append: %+v", sessions)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	good := write("good.jsonl", `{"topic":"a","payload":"x"}`+"\n")
+	partly := write("partly.jsonl", `{"topic":"a","payload":"x"}`+"\n{oops\n")
+	garbage := write("garbage.bin", "\x00\x01\x02 not a format")
+	allBad := write("bad.jsonl", `{"topic":"a/#"}`+"\n")
+	notCapture := write("text.txt", "hello\n")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+		out  string // output file that must not exist afterwards
+	}{
+		{"no output", []string{good}, exitUsage, "missing -o", ""},
+		{"no input", []string{"-o", filepath.Join(dir, "x.db")}, exitUsage, "expected one input", ""},
+		{"bad format", []string{"--format", "csv", good, "-o", filepath.Join(dir, "x.db")}, exitUsage, "--format", ""},
+		{"bad port", []string{"--port", "0", good, "-o", filepath.Join(dir, "x.db")}, exitUsage, "--port", ""},
+		{"missing input", []string{filepath.Join(dir, "nope"), "-o", filepath.Join(dir, "m.db")}, exitError, "no such file", filepath.Join(dir, "m.db")},
+		{"unknown format", []string{garbage, "-o", filepath.Join(dir, "g.db")}, exitError, "unknown input format", filepath.Join(dir, "g.db")},
+		{"nothing importable", []string{allBad, "-o", filepath.Join(dir, "b.db")}, exitError, "no message could be imported", filepath.Join(dir, "b.db")},
+		{"output not a capture", []string{good, "-o", notCapture}, exitCapture, "not an mqtape capture", ""},
+		{"output is input", []string{good, "-o", good}, exitUsage, "is the input", ""},
+		{"strict", []string{"--strict", partly, "-o", filepath.Join(dir, "s.db")}, exitError, "--strict", ""},
+		{"partly bad is fine", []string{partly, "-o", filepath.Join(dir, "p.db")}, exitOK, "line 2: invalid JSON", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hash := fileHash(t, notCapture)
+			code, out, stderr := runCLI(t, ctx, append([]string{"import"}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.msg) || out != "" {
+				t.Errorf("exit %d (want %d), stdout %q, stderr %q (want %q)", code, tt.code, out, stderr, tt.msg)
+			}
+			if tt.out != "" && fileExists(tt.out) {
+				t.Errorf("%s left behind", tt.out)
+			}
+			if fileHash(t, notCapture) != hash {
+				t.Error("a file that is not a capture was changed")
+			}
+		})
+	}
+}
+
+func TestImportHelp(t *testing.T) {
+	for _, verb := range []string{"import", "diff", "cut", "merge"} {
+		code, out, _ := runCLI(t, context.Background(), verb, "--help")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "mqtape "+verb) {
+			t.Errorf("%s --help: exit %d\n%s", verb, code, out)
+		}
+	}
+}
+
+// TestSampleCaptures checks testdata/captures: each .db is its .jsonl source
+// imported (so they cannot drift apart), the sources are what the generator
+// writes, every file is at most 1 MB, and each sample shows what its README
+// line promises.
+func TestSampleCaptures(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join("..", "..", "testdata", "captures")
+	regen := t.TempDir()
+	gen := exec.Command("go", "run", "./testdata/captures/gen", regen)
+	gen.Dir = filepath.Join("..", "..") // the module root: testdata is not importable
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	for _, name := range []string{"smart-home", "misbehaving-device", "industrial"} {
+		t.Run(name, func(t *testing.T) {
+			src, db := filepath.Join(dir, name+".jsonl"), filepath.Join(dir, name+".db")
+			for _, f := range []string{src, db} {
+				if fi, err := os.Stat(f); err != nil || fi.Size() > 1<<20 {
+					t.Fatalf("%s: %v (size > 1 MB?)", f, err)
+				}
+			}
+			if fileHash(t, src) != fileHash(t, filepath.Join(regen, name+".jsonl")) {
+				t.Errorf("%s is not what the generator writes: go run ./testdata/captures/gen", src)
+			}
+			fresh := filepath.Join(t.TempDir(), "fresh.db")
+			if code, _, stderr := runCLI(t, ctx, "import", "--quiet", "--strict", src, "-o", fresh); code != 0 {
+				t.Fatalf("import: %s", stderr)
+			}
+			_, want, _ := runCLI(t, ctx, "export", fresh)
+			code, got, stderr := runCLI(t, ctx, "export", db)
+			if code != 0 || got != want {
+				t.Fatalf("%s is not its source imported (%s): rebuild it with mqtape import", db, stderr)
+			}
+			msgs, _, _ := readCapture(t, db)
+			var store, dup, retainedLive, binary, badJSON int
+			for _, m := range msgs {
+				switch {
+				case m.FromStore:
+					store++
+				case m.Retain:
+					retainedLive++
+				}
+				if m.Dup {
+					dup++
+				}
+				if !utf8.Valid(m.Payload) {
+					binary++
+				}
+				if len(m.Payload) > 0 && m.Payload[0] == '{' && !json.Valid(m.Payload) {
+					badJSON++
+				}
+			}
+			ok := map[string]bool{
+				"smart-home":         store >= 10 && retainedLive >= 10 && binary == 0 && len(msgs) > 200,
+				"misbehaving-device": dup > 5 && badJSON > 5 && retainedLive > 50 && len(msgs) > 700,
+				"industrial":         binary > 100 && store == 2 && retainedLive == 2,
+			}[name]
+			if !ok {
+				t.Errorf("%d messages: %d from the store, %d live retained, %d dup, %d binary, %d bad JSON",
+					len(msgs), store, retainedLive, dup, binary, badJSON)
+			}
+		})
+	}
+}
+
+// TestImportMosquittoSubInterop records with the real mosquitto_sub -F %j
+// (and -v) from the real mosquitto and imports what it printed.
+func TestImportMosquittoSubInterop(t *testing.T) {
+	sub, err := exec.LookPath("mosquitto_sub")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mosquitto_sub is not installed (apt-get install -y mosquitto-clients)")
+		}
+		t.Skip("mosquitto_sub not installed")
+	}
+	m := testbroker.StartMosquitto(t)
+	host, port, _ := strings.Cut(m.Addr, ":")
+	pub := connect(t, m.URL())
+	mustPublish(t, pub, "dev/1/status", 1, true, []byte("online"))
+	dir := t.TempDir()
+	type run struct {
+		cmd *exec.Cmd
+		out string
+	}
+	var runs []run
+	for _, format := range [][]string{{"-F", "%j"}, {"-v"}} {
+		out := filepath.Join(dir, strings.TrimLeft(strings.Join(format, ""), "-%")+".txt")
+		f, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		args := append([]string{"-h", host, "-p", port, "-t", "dev/#", "-q", "2", "-C", "4"}, format...)
+		cmd := exec.Command(sub, args...)
+		cmd.Stdout = f
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run{cmd, out})
+	}
+	// The retained message reaches each subscriber when it subscribes;
+	// wait for both before publishing live.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, r := range runs {
+		for {
+			b, _ := os.ReadFile(r.out)
+			if len(b) > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	mustPublish(t, pub, "dev/1/temp", 1, false, []byte(`{"t":21.5}`))
+	mustPublish(t, pub, "dev/2/raw", 2, false, []byte("a\xffb"))
+	mustPublish(t, pub, "dev/1/status", 0, true, []byte("still online"))
+	for _, r := range runs {
+		if err := r.cmd.Wait(); err != nil {
+			t.Fatalf("mosquitto_sub: %v", err)
+		}
+	}
+	ctx := context.Background()
+	for i, r := range runs {
+		out := filepath.Join(dir, fmt.Sprintf("out%d.db", i))
+		if code, _, stderr := runCLI(t, ctx, "import", "--quiet", "--strict", r.out, "-o", out); code != 0 {
+			raw, _ := os.ReadFile(r.out)
+			t.Fatalf("import %s: %s\n%s", r.out, stderr, raw)
+		}
+		msgs, _, _ := readCapture(t, out)
+		var got []string
+		for _, m := range msgs {
+			got = append(got, fmt.Sprintf("%s=%q store=%v", m.Topic, m.Payload, m.FromStore))
+		}
+		want := []string{`dev/1/status="online" store=true`, `dev/1/temp="{\"t\":21.5}" store=false`, `dev/2/raw="a\xffb" store=false`,
+			`dev/1/status="still online" store=false`}
+		if i == 1 { // -v has no flags: nothing is known about the store
+			want[0] = `dev/1/status="online" store=false`
+		}
+		// A QoS 0 message may overtake a QoS 2 one on its way to a
+		// subscriber: compare in topic order (stable within a topic).
+		byTopic := func(l []string) string {
+			slices.SortStableFunc(l, func(a, b string) int {
+				return strings.Compare(a[:strings.Index(a, "=")], b[:strings.Index(b, "=")])
+			})
+			return strings.Join(l, "\n")
+		}
+		if byTopic(got) != byTopic(want) {
+			t.Errorf("%s:\n got %s\nwant %s", r.out, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		for _, m := range msgs {
+			qos, ok := map[string]byte{"dev/1/temp": 1, "dev/2/raw": 2}[m.Topic]
+			if i == 0 && ok && (m.QoS != qos || m.TimeNS < time.Now().Add(-time.Minute).UnixNano()) {
+				t.Errorf("QoS or time lost: %+v", m)
+			}
+		}
+	}
+}

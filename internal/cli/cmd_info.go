@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+const infoUsage = `info [--json] FILE
+
+Summarise a capture: format version, recording sessions, totals, per-topic
+statistics and events (disconnects, denied subscriptions, drops).
+
+In MQTT 3.1.1 a subscriber sees retain=1 only on messages the broker sends
+from its retained store when the subscription is made, so "retained" counts
+the broker's retained state at subscribe time, not live retained publishes.`
+
+const infoExamples = `  mqtape info capture.db
+  mqtape info --json capture.db | jq '.topics[] | select(.count > 100) | .topic'
+`
+
+type infoOptions struct {
+	json bool
+	file string
+}
+
+func parseInfo(args []string, cio *cliIO) (infoOptions, error) {
+	var o infoOptions
+	fs := newFlagSet("info", infoUsage, infoExamples, cio)
+	fs.BoolVar(&o.json, "json", false, "print JSON for scripts")
+	if err := parseFlags(fs, args); err != nil {
+		return o, err
+	}
+	var err error
+	o.file, err = oneFile(fs)
+	return o, err
+}
+
+// Info is the JSON form of mqtape info.
+type Info struct {
+	File          string        `json:"file"`
+	FormatVersion int           `json:"format_version"`
+	FileBytes     int64         `json:"file_bytes"`
+	Sessions      []infoSession `json:"sessions"`
+	Totals        infoTotals    `json:"totals"`
+	Topics        []infoTopic   `json:"topics"`
+	Events        []infoEvent   `json:"events"`
+}
+
+type infoSession struct {
+	ID           int64            `json:"id"`
+	Source       string           `json:"source"`
+	Broker       string           `json:"broker"`
+	ClientID     string           `json:"client_id"`
+	Protocol     string           `json:"protocol"`
+	CleanSession bool             `json:"clean_session"`
+	Filters      []storage.Filter `json:"filters"`
+	Start        time.Time        `json:"start"`
+	End          time.Time        `json:"end"`
+	DurationS    float64          `json:"duration_s"`
+	StopReason   string           `json:"stop_reason"`
+	Closed       bool             `json:"closed"`
+	Dropped      int64            `json:"dropped"`
+	Version      string           `json:"mqtape_version"`
+	Host         string           `json:"host"`
+}
+
+type infoTotals struct {
+	Messages     int64     `json:"messages"`
+	PayloadBytes int64     `json:"payload_bytes"`
+	Topics       int       `json:"topics"`
+	First        time.Time `json:"first,omitzero"`
+	Last         time.Time `json:"last,omitzero"`
+	DurationS    float64   `json:"duration_s"`
+	PeakRate     int64     `json:"peak_rate"`
+	Retained     int64     `json:"retained"`
+	Dropped      int64     `json:"dropped"`
+}
+
+type infoTopic struct {
+	Topic    string    `json:"topic"`
+	Count    int64     `json:"count"`
+	Bytes    int64     `json:"bytes"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+	AvgRate  float64   `json:"avg_rate"`
+	PeakRate int64     `json:"peak_rate"`
+	Retained int64     `json:"retained"`
+	QoS      [3]int64  `json:"qos"`
+}
+
+type infoEvent struct {
+	Session int64     `json:"session"`
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Detail  string    `json:"detail"`
+}
+
+func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
+	o, err := parseInfo(args, cio)
+	if err != nil {
+		return err
+	}
+	c, err := storage.Open(o.file)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	info, err := buildInfo(ctx, c)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		enc := json.NewEncoder(cio.stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(info)
+	}
+	printInfo(cio, info, 0)
+	return nil
+}
+
+func buildInfo(ctx context.Context, c *storage.Capture) (Info, error) {
+	info := Info{File: c.Path(), FormatVersion: c.Version(), Sessions: []infoSession{}, Topics: []infoTopic{}, Events: []infoEvent{}}
+	if fi, err := os.Stat(c.Path()); err == nil {
+		info.FileBytes = fi.Size()
+	}
+	sessions, err := c.Sessions(ctx)
+	if err != nil {
+		return info, err
+	}
+	var recorded time.Duration
+	for _, s := range sessions {
+		start, end := time.Unix(0, s.StartedNS).UTC(), time.Unix(0, s.EndNS()).UTC()
+		reason := s.StopReason
+		if !s.Closed() {
+			reason = "not closed (still recording, or the recorder was killed)"
+		}
+		proto := "3.1.1"
+		if s.Protocol == 5 {
+			proto = "5"
+		}
+		info.Sessions = append(info.Sessions, infoSession{ID: s.ID, Source: s.Source, Broker: s.Broker, ClientID: s.ClientID,
+			Protocol: proto, CleanSession: s.CleanSession, Filters: s.Filters, Start: start, End: end,
+			DurationS: end.Sub(start).Seconds(), StopReason: reason, Closed: s.Closed(), Dropped: s.Dropped,
+			Version: s.Version, Host: s.Host})
+		recorded += end.Sub(start)
+		info.Totals.Dropped += s.Dropped
+	}
+	tot, topics, err := c.Stats(ctx)
+	if err != nil {
+		return info, err
+	}
+	info.Totals.Messages, info.Totals.PayloadBytes, info.Totals.Topics = tot.Messages, tot.Bytes, tot.Topics
+	info.Totals.PeakRate, info.Totals.DurationS = tot.PeakRate, recorded.Seconds()
+	if tot.Messages > 0 {
+		info.Totals.First, info.Totals.Last = time.Unix(0, tot.FirstNS).UTC(), time.Unix(0, tot.LastNS).UTC()
+	}
+	for _, t := range topics {
+		avg := 0.0
+		if recorded > 0 {
+			avg = float64(t.Count) / recorded.Seconds()
+		}
+		info.Totals.Retained += t.FromStore
+		info.Topics = append(info.Topics, infoTopic{Topic: t.Topic, Count: t.Count, Bytes: t.Bytes,
+			First: time.Unix(0, t.FirstNS).UTC(), Last: time.Unix(0, t.LastNS).UTC(), AvgRate: avg,
+			PeakRate: t.PeakRate, Retained: t.FromStore, QoS: t.QoS})
+	}
+	events, err := c.Events(ctx, 0)
+	if err != nil {
+		return info, err
+	}
+	for _, e := range events {
+		info.Events = append(info.Events, infoEvent{Session: e.Session, Time: time.Unix(0, e.TimeNS).UTC(), Kind: e.Kind, Detail: e.Detail})
+	}
+	return info, nil
+}
+
+const clock = "2006-01-02 15:04:05.000"
+
+// printInfo prints the human summary; maxTopics > 0 shows only the busiest
+// topics.
+func printInfo(cio *cliIO, in Info, maxTopics int) {
+	w := cio.stdout
+	fmt.Fprintf(w, "file:      %s (capture format v%d, %s)\n", in.File, in.FormatVersion, humanBytes(in.FileBytes))
+	fmt.Fprintf(w, "sessions:  %d\n", len(in.Sessions))
+	for _, s := range in.Sessions {
+		var filters []string
+		for _, f := range s.Filters {
+			g := fmt.Sprintf("%s (QoS %d", f.Filter, f.QoS)
+			switch f.Granted {
+			case 0x80:
+				g += ", DENIED)"
+			case -1:
+				g += ", not subscribed)"
+			default:
+				g += fmt.Sprintf(", granted %d)", f.Granted)
+			}
+			filters = append(filters, g)
+		}
+		fmt.Fprintf(w, "  #%d %s  %s  MQTT %s  client %q  clean=%v\n", s.ID, s.Source, s.Broker, s.Protocol, s.ClientID, s.CleanSession)
+		fmt.Fprintf(w, "     %s → %s UTC (%s)  stop: %s\n", s.Start.Format(clock), s.End.Format(clock),
+			time.Duration(s.DurationS*1e9).Round(time.Millisecond), s.StopReason)
+		if len(filters) > 0 {
+			fmt.Fprintf(w, "     filters: %s\n", strings.Join(filters, ", "))
+		}
+		fmt.Fprintf(w, "     mqtape %s on %s\n", s.Version, s.Host)
+		if s.Dropped > 0 {
+			fmt.Fprintf(w, "     DROPPED: %d messages received but not stored\n", s.Dropped)
+		}
+	}
+	t := in.Totals
+	fmt.Fprintf(w, "messages:  %s (%s payload) on %d topics", groupDigits(t.Messages), humanBytes(t.PayloadBytes), t.Topics)
+	if t.Messages > 0 {
+		fmt.Fprintf(w, ", %s → %s UTC, peak %s msg/s", t.First.Format(clock), t.Last.Format(clock), groupDigits(t.PeakRate))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "retained:  %d from the broker's retained store at subscribe time\n", t.Retained)
+	topics := in.Topics
+	if maxTopics > 0 && len(topics) > maxTopics {
+		topics = slices.Clone(topics)
+		slices.SortStableFunc(topics, func(a, b infoTopic) int { return cmp.Compare(b.Count, a.Count) })
+		topics = topics[:maxTopics]
+	}
+	if len(topics) > 0 {
+		fmt.Fprintln(w, "topics:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "COUNT\tBYTES\tAVG/s\tPEAK/s\tRETAINED\tQoS 0/1/2\tFIRST\tLAST\t  TOPIC\t")
+		for _, tp := range topics {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%d\t%d/%d/%d\t%s\t%s\t  %s\t\n", groupDigits(tp.Count), humanBytes(tp.Bytes),
+				tp.AvgRate, tp.PeakRate, tp.Retained, tp.QoS[0], tp.QoS[1], tp.QoS[2],
+				tp.First.Format("15:04:05.000"), tp.Last.Format("15:04:05.000"), tp.Topic)
+		}
+		tw.Flush()
+		if n := len(in.Topics) - len(topics); n > 0 {
+			fmt.Fprintf(w, "  (%d more topics: mqtape info %s)\n", n, in.File)
+		}
+	}
+	if len(in.Events) > 0 {
+		fmt.Fprintln(w, "events:")
+		for _, e := range in.Events {
+			fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, e.Kind, e.Detail)
+		}
+	}
+}

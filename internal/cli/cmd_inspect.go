@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mqtape/mqtape/inspector"
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/replay"
+	"github.com/mqtape/mqtape/storage"
+)
+
+const inspectUsage = `inspect [flags] FILE
+
+Browse, filter and decode a capture in a terminal UI. Opens captures of
+millions of messages instantly: the message table reads pages of rows on
+demand and never loads the capture into memory. A capture that is still
+being recorded grows on screen (f follows the newest message).
+
+Keys (? in the UI lists them all):
+  arrows PgUp PgDn Home End g G   move through the messages
+  /   filter: plant/+/temp  status/#  payload~REGEX  TEXT  qos>=1  retained  1m..2m
+  :   jump to an offset (1m30s), a clock time (10:05:30), +30s, or a seq (#123)
+  t   topic tree with counts (Enter filters to a subtree)
+  v   payload view (JSON, text, hex)     d   diff to the previous message on the topic
+  s   statistics and charts              r   clock times or offsets
+  e   export the filter to JSON lines    w   write the selected payload to a file
+  p   play the filter from the selected message to a broker (the --broker flags)
+  q   quit
+
+The broker flags are used only by p.`
+
+const inspectExamples = `  mqtape inspect capture.db
+  mqtape inspect --filter 'plant/+/temp qos>=1' capture.db
+  mqtape inspect --utc --follow live.db                  # while mqtape record writes live.db
+  mqtape inspect -b mqtts://broker.example:8883 -u me capture.db   # p plays to this broker
+`
+
+type inspectOptions struct {
+	conn    connFlags
+	filter  string
+	utc     bool
+	follow  bool
+	noMouse bool
+	poll    time.Duration
+	file    string
+}
+
+func parseInspect(args []string, cio *cliIO) (inspectOptions, error) {
+	var o inspectOptions
+	fs := newFlagSet("inspect", inspectUsage, inspectExamples, cio)
+	fs.StringVar(&o.filter, "filter", "", "start with this filter (the / line's query language)")
+	fs.BoolVar(&o.utc, "utc", false, "show and read clock times in UTC (default: local time)")
+	fs.BoolVar(&o.follow, "follow", false, "start in follow mode: keep the newest message selected")
+	fs.BoolVar(&o.noMouse, "no-mouse", false, "leave the mouse to the terminal (for selecting text)")
+	fs.DurationVar(&o.poll, "poll", time.Second, "how often to look for new messages in a capture being recorded (0: never)")
+	o.conn.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return o, err
+	}
+	if o.poll < 0 {
+		return o, usagef("--poll %s: must not be negative", o.poll)
+	}
+	var err error
+	o.file, err = oneFile(fs)
+	return o, err
+}
+
+func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
+	o, err := parseInspect(args, cio)
+	if err != nil {
+		return err
+	}
+	// Broker settings are checked now, so a mistake is reported before the
+	// UI starts rather than when p is pressed.
+	copts, err := o.conn.options(cio, "mqtape-inspect")
+	if err != nil {
+		return err
+	}
+	c, err := storage.Open(o.file)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	opts := inspector.Options{Filter: o.filter, Follow: o.follow, Mouse: !o.noMouse, Poll: o.poll,
+		Broker: copts.Broker.String(), Connect: connector(copts)}
+	if o.poll == 0 {
+		opts.Poll = -1
+	}
+	if o.utc {
+		opts.Location = time.UTC
+	}
+	err = inspector.Start(ctx, c, opts)
+	if errors.Is(err, inspector.ErrFilter) {
+		return usagef("--filter: %v", err)
+	}
+	return err
+}
+
+// connector connects p's publisher with the flags' options and the broker
+// URL typed in the UI.
+func connector(base mqtt.Options) inspector.Connector {
+	return func(ctx context.Context, broker string) (replay.Publisher, func(), error) {
+		b, err := mqtt.ParseBroker(broker)
+		if err != nil {
+			return nil, nil, err
+		}
+		o := base
+		o.Broker = b
+		client, err := mqttclient.Connect(ctx, o, mqtt.Handlers{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return client, func() { client.Disconnect(250 * time.Millisecond) }, nil
+	}
+}

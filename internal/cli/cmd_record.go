@@ -1,0 +1,305 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/mqttclient"
+	"github.com/mqtape/mqtape/recorder"
+	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/topic"
+)
+
+type recordOptions struct {
+	conn          connFlags
+	topics        []string
+	qos           int
+	clean         bool
+	sys           bool
+	duration      time.Duration
+	count         int64
+	flushInterval time.Duration
+	quiet         bool
+	output        string
+}
+
+const recordUsage = `record [flags] -o FILE
+
+Subscribe to a broker and record every message into FILE until Ctrl-C,
+--duration or --count. An existing capture gets a new session appended; any
+other existing file is refused untouched. QoS 1/2 messages are acknowledged
+once they are in the session's spool file beside the capture (a kill -9
+loses none of them: the next record into the file adds them); the broker
+never waits for the database. At the stop, the broker's $SYS dropped
+counter (where it has one) is printed and stored.`
+
+const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
+  mqtape record --broker mqtts://broker:8883 -u alice -t 'plant/+/temp' -t 'alarms/#' --duration 10m -o x.db
+  MQTAPE_PASSWORD=secret mqtape record -b mqtt://10.0.0.5 -u bob --count 1000 -o sample.db
+  mqtape record --sys --clean=false --client-id rec1 -o long.db  # persistent session, with $SYS/#
+  mqtape record -V 5 -o props.db                                # MQTT 5: properties and the publisher's retain flag
+`
+
+func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
+	var o recordOptions
+	fs := newFlagSet("record", recordUsage, recordExamples, cio)
+	fs.StringVarP(&o.output, "output", "o", "", "capture file to write (required)")
+	fs.StringArrayVarP(&o.topics, "topic", "t", nil, "topic filter to subscribe to (repeatable, default '#')")
+	fs.IntVarP(&o.qos, "qos", "q", 2, "subscription QoS: delivered QoS is min(published, this), so 2 keeps what was published")
+	fs.BoolVar(&o.sys, "sys", false, "also record $SYS/# (the broker's own topics, which '#' does not match)")
+	fs.BoolVar(&o.clean, "clean", true, "clean session; --clean=false with --client-id keeps the session (and queued QoS 1/2 messages) across runs")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 10m)")
+	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
+	fs.DurationVar(&o.flushInterval, "flush-interval", 100*time.Millisecond, "commit received messages at least this often")
+	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
+	o.conn.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, usagef("unexpected argument %q (the capture file goes after -o)", fs.Arg(0))
+	case o.output == "":
+		return o, usagef("missing -o FILE")
+	case o.qos < 0 || o.qos > 2:
+		return o, usagef("--qos %d: must be 0, 1 or 2", o.qos)
+	case o.duration < 0:
+		return o, usagef("--duration must not be negative")
+	case o.count < 0:
+		return o, usagef("--count must not be negative")
+	case o.flushInterval <= 0 || o.flushInterval > time.Minute:
+		return o, usagef("--flush-interval %s: must be between 1ns and 1m", o.flushInterval)
+	case !o.clean && o.conn.clientID == "":
+		return o, usagef("--clean=false needs a fixed --client-id (the broker keeps the session under that id)")
+	}
+	if err := topic.ValidateAll(o.topics); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
+	var res recorder.Result
+	o, err := parseRecord(args, cio)
+	if err != nil {
+		return err
+	}
+	copts, err := o.conn.options(cio, "mqtape-rec")
+	if err != nil {
+		return err
+	}
+	copts.CleanSession = o.clean
+	copts.ManualAck = true
+	copts.AutoReconnect = true
+	if _, err := copts.TLS.Config(""); err != nil && copts.Broker.TLS() {
+		return err // bad TLS files: fail before touching the capture
+	}
+	fi, statErr := os.Stat(o.output)
+	isNew := statErr != nil
+	wasEmpty := statErr == nil && fi.Mode().IsRegular() && fi.Size() == 0
+	capture, err := storage.OpenWrite(o.output)
+	if err != nil {
+		if isNew {
+			// Created and then failed (e.g. the disk is full): no
+			// half-made file behind.
+			os.Remove(o.output)
+		}
+		return err
+	}
+	defer func() {
+		capture.Close()
+		if res.SessionID == 0 {
+			// Nothing was recorded (e.g. the broker was unreachable): do
+			// not leave an empty capture behind, nor turn an empty file
+			// into one.
+			if isNew {
+				os.Remove(o.output)
+			} else if wasEmpty {
+				os.Truncate(o.output, 0)
+			}
+		}
+	}()
+
+	if err := recoverSpool(ctx, cio, capture, o.quiet); err != nil {
+		return err
+	}
+
+	var subs []mqtt.Subscription
+	for _, t := range o.topics {
+		subs = append(subs, mqtt.Subscription{Filter: t, QoS: byte(o.qos)})
+	}
+	if len(subs) == 0 {
+		subs = []mqtt.Subscription{{Filter: "#", QoS: byte(o.qos)}}
+	}
+	host, _ := os.Hostname()
+	var banner sync.Once
+	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
+		c, err := mqttclient.Connect(ctx, copts, h)
+		if err == nil && !o.quiet {
+			// Only once connected: a failure is then the only line.
+			banner.Do(func() {
+				fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
+					copts.Broker, o.output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
+			})
+		}
+		return c, err
+	}, recorder.Config{
+		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
+		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
+			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
+	})
+	status := newStatusLine(cio, o.quiet)
+	stopStatus := status.start(recordStatusLine(rec.Stats))
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	watchCapture(runCtx, o.output, 500*time.Millisecond, stopRun)
+	res, err = rec.Run(runCtx)
+	stopStatus()
+	if err == nil && errors.Is(context.Cause(runCtx), errCaptureGone) {
+		err = rescueCapture(ctx, capture, o.output, res.Stored)
+	}
+	if res.SessionID != 0 && !o.quiet {
+		printRecordSummary(cio, o.output, res)
+	}
+	if err != nil {
+		if errors.Is(err, recorder.ErrWriter) {
+			return fmt.Errorf("%v (everything committed before this is intact in %s)", err, o.output)
+		}
+		return err
+	}
+	return nil
+}
+
+// recoverSpool adds to the capture what an earlier recorder, killed before
+// it could commit, left in its spool (acknowledged to the broker, so only
+// there), and says so.
+func recoverSpool(ctx context.Context, cio *cliIO, capture *storage.Capture, quiet bool) error {
+	rep, err := capture.RecoverSpool(ctx)
+	if err != nil {
+		return fmt.Errorf("recover the spool of an earlier recording: %w", err)
+	}
+	if rep.Recovered > 0 && !quiet {
+		fmt.Fprintf(cio.stderr, "recovered %s messages from the spool of an earlier recording that stopped without closing its session\n",
+			groupDigits(rep.Recovered))
+	}
+	for _, l := range rep.Lost {
+		fmt.Fprintf(cio.stderr, "WARNING: spool %s (the records after it were lost)\n", l)
+	}
+	for _, f := range rep.Busy {
+		fmt.Fprintf(cio.stderr, "note: %s belongs to a recorder still running; left alone\n", f)
+	}
+	for _, f := range rep.Orphans {
+		fmt.Fprintf(cio.stderr, "WARNING: %s is not a spool of a session in this capture (perhaps of an earlier file at this path); left alone, delete it if you do not need it\n", f)
+	}
+	return nil
+}
+
+// tuneMemory sets the garbage collector for recording at full broker speed.
+// The recorder's live heap is its bounded queue (recorder.Config.QueueBytes
+// of payload) plus a few megabytes, while it allocates every payload twice
+// (paho copies each packet): with the default GOGC=100 the collector ran
+// every few hundred milliseconds and cost about a tenth of the CPU. GC
+// percent 400 makes it rare; the soft limit of 96 MiB keeps the heap, and
+// RSS under ~150 MB, when the queue is full. GOGC and GOMEMLIMIT in the
+// environment win. main calls it (process-wide settings: not in tests).
+func tuneMemory(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
+}
+
+func filterNames(subs []mqtt.Subscription, sys bool) []string {
+	var out []string
+	for _, s := range subs {
+		out = append(out, s.Filter)
+	}
+	if sys {
+		out = append(out, "$SYS/#")
+	}
+	return out
+}
+
+// rateMeter turns a growing count into a rate over about the last second.
+type rateMeter struct {
+	at   []time.Time
+	vals []int64
+}
+
+func (m *rateMeter) rate(n int64) float64 {
+	now := time.Now()
+	m.at, m.vals = append(m.at, now), append(m.vals, n)
+	for len(m.at) > 2 && now.Sub(m.at[1]) >= time.Second {
+		m.at, m.vals = m.at[1:], m.vals[1:]
+	}
+	if d := now.Sub(m.at[0]).Seconds(); d > 0 {
+		return float64(n-m.vals[0]) / d
+	}
+	return 0
+}
+
+// recordStatusLine returns a status renderer with its own rate meter.
+func recordStatusLine(stats func() recorder.Stats) func() string {
+	var m rateMeter
+	return func() string {
+		s := stats()
+		return recordStatus(s, m.rate(s.Stored))
+	}
+}
+
+func recordStatus(s recorder.Stats, rate float64) string {
+	el := time.Since(s.Started)
+	conn := ""
+	if !s.Connected {
+		conn = "  DISCONNECTED"
+	}
+	warn := ""
+	if s.Dropped > 0 {
+		warn += fmt.Sprintf("  DROPPED %d", s.Dropped)
+	}
+	if s.BrokerDropped > 0 {
+		warn += fmt.Sprintf("  BROKER DROPPED %d", s.BrokerDropped)
+	}
+	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s",
+		groupDigits(s.Stored), groupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
+		s.Reconnects, warn, conn)
+}
+
+func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
+	w := cio.stderr
+	el := r.Ended.Sub(r.Started)
+	if r.Started.IsZero() {
+		el = 0
+	}
+	fmt.Fprintf(w, "\nrecorded %s messages (%s) on %d topics in %s into %s, session %d\n",
+		groupDigits(r.Stored), humanBytes(r.Bytes), r.Topics, el.Round(time.Millisecond), file, r.SessionID)
+	fmt.Fprintf(w, "stop reason: %s\n", r.StopReason)
+	for _, f := range r.Filters {
+		g := fmt.Sprintf("granted QoS %d", f.Granted)
+		if f.Granted == 0x80 {
+			g = "DENIED by the broker"
+		}
+		fmt.Fprintf(w, "  filter %-30s requested QoS %d, %s\n", f.Filter, f.QoS, g)
+	}
+	if r.Reconnects > 0 {
+		fmt.Fprintf(w, "reconnects: %d (see mqtape info %s for the gaps)\n", r.Reconnects, file)
+	}
+	if r.Dropped > 0 {
+		fmt.Fprintf(w, "WARNING: %d messages were received but not stored (the disk could not keep up); recorded as events\n", r.Dropped)
+	}
+	switch {
+	case r.BrokerDropped > 0:
+		fmt.Fprintf(w, "WARNING: the broker reports %d messages dropped while recording ($SYS/broker/publish/messages/dropped, as of its last update)\n", r.BrokerDropped)
+	case r.BrokerCounts:
+		fmt.Fprintf(w, "broker dropped: 0 (its $SYS/broker/publish/messages/dropped, as of its last update)\n")
+	}
+}

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+const recoverUsage = `recover [--json] IN -o OUT
+
+Copy whatever can be read from a damaged capture IN (a truncated file,
+corrupted pages, a killed recorder's file) into a new capture OUT:
+sessions, topics, messages with their publisher client ids and MQTT 5
+properties, and events. IN is read by ranges of seq (and ids), so one bad
+page costs the rows on it, not the rest. IN is opened read-only and never
+modified; OUT must not exist. Messages get new, contiguous seq numbers in
+OUT; the report lists every unreadable range in IN's numbering.
+
+A session whose own row is unreadable but whose messages are not is
+re-created with source "recovered" and placeholder metadata.
+
+Exit status: 0 everything was copied; 4 OUT was written but something was
+lost (listed), or IN is not a capture at all; 1 OUT could not be written
+(what was written up to then is a valid capture).`
+
+const recoverExamples = `  mqtape recover broken.db -o fixed.db
+  mqtape recover --json broken.db -o fixed.db | jq .lost_messages
+  mqtape check broken.db || mqtape recover broken.db -o fixed.db
+`
+
+type recoverOptions struct {
+	json bool
+	in   string
+	out  string
+}
+
+func parseRecover(args []string, cio *cliIO) (recoverOptions, error) {
+	var o recoverOptions
+	flags := newFlagSet("recover", recoverUsage, recoverExamples, cio)
+	flags.StringVarP(&o.out, "output", "o", "", "new capture file to write (required; must not exist)")
+	flags.BoolVar(&o.json, "json", false, "print the report as JSON")
+	if err := parseFlags(flags, args); err != nil {
+		return o, err
+	}
+	var err error
+	if o.in, err = oneFile(flags); err != nil {
+		return o, err
+	}
+	if o.out == "" {
+		return o, usagef("missing -o OUT (recover writes a new capture)")
+	}
+	if _, err := os.Stat(o.out); err == nil {
+		return o, usagef("-o %s: the file exists; recover writes a new capture", o.out)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return o, usagef("-o %s: %v", o.out, err)
+	}
+	return o, nil
+}
+
+func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
+	o, err := parseRecover(args, cio)
+	if err != nil {
+		return err
+	}
+	rep, err := storage.Recover(ctx, o.in, o.out)
+	if err != nil {
+		if rep.Sessions > 0 || rep.Messages > 0 {
+			printRecover(cio, rep)
+		}
+		return err
+	}
+	// The output must be sound; say so only after checking.
+	chk, err := storage.Check(ctx, o.out, storage.CheckOptions{})
+	if err != nil {
+		return fmt.Errorf("check the recovered capture: %w", err)
+	}
+	if !chk.OK() {
+		return fmt.Errorf("the recovered capture %s fails mqtape check (%s): a bug, please report it", o.out, chk.Problems[0].Detail)
+	}
+	if o.json {
+		if err := writeJSON(cio.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printRecover(cio, rep)
+	}
+	if !rep.Complete() {
+		return fmt.Errorf("%s: %w: %d messages and %d events lost, %d sessions re-created (%s holds the rest)",
+			o.in, storage.ErrCorrupt, rep.LostMessages, rep.LostEvents, len(rep.Recreated), o.out)
+	}
+	return nil
+}
+
+func printRecover(cio *cliIO, r *storage.RecoverReport) {
+	w := cio.stdout
+	fmt.Fprintf(w, "recovered: %s → %s (input format v%d)\n", r.In, r.Out, r.InVersion)
+	fmt.Fprintf(w, "copied:    %d sessions, %s messages (%s), %d topics, %s events\n", r.Sessions, groupDigits(r.Messages),
+		humanBytes(r.Bytes), r.Topics, groupDigits(r.Events))
+	for _, l := range r.Lost {
+		rng := fmt.Sprintf("%d–%d", l.From, l.To)
+		switch {
+		case l.To < 0:
+			rng = fmt.Sprintf("%d to the end", l.From)
+		case l.From == l.To:
+			rng = fmt.Sprint(l.From)
+		}
+		what := l.Table + " ids " + rng
+		if l.Table == "messages" {
+			what = "messages seq " + rng
+		}
+		fmt.Fprintf(w, "lost:      %s: %s\n", what, l.Cause)
+	}
+	if len(r.Recreated) > 0 {
+		fmt.Fprintf(w, "sessions:  %v had unreadable metadata: re-created with source %q\n", r.Recreated, storage.SourceRecovered)
+	}
+	if len(r.Renumbered) > 0 {
+		ids := make([]int64, 0, len(r.Renumbered))
+		for id := range r.Renumbered {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		for _, id := range ids {
+			fmt.Fprintf(w, "renumber:  session %d is session %d in %s\n", id, r.Renumbered[id], r.Out)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note:      %s\n", n)
+	}
+	if r.Complete() {
+		fmt.Fprintln(w, "result:    complete: nothing was found missing")
+		return
+	}
+	fmt.Fprintf(w, "result:    INCOMPLETE: %s messages and %s events lost; %s is a sound capture of the rest\n",
+		groupDigits(r.LostMessages), groupDigits(r.LostEvents), r.Out)
+}
+
+// errCaptureGone stops a recording whose capture file was deleted or
+// replaced: everything written after that would go into a file nobody can
+// open again.
+var errCaptureGone = errors.New("the capture file was deleted or replaced while recording")
+
+// watchCapture checks every interval that path is still the file that was
+// opened, and calls stop(errCaptureGone) once when it is not. It returns
+// at once; the watch ends with ctx.
+func watchCapture(ctx context.Context, path string, interval time.Duration, stop func(error)) {
+	opened, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if fi, err := os.Stat(path); err != nil || !os.SameFile(fi, opened) {
+				stop(errCaptureGone)
+				return
+			}
+		}
+	}()
+}
+
+// rescueCapture writes what the still open capture holds back to path (or
+// to path.rescued when something else is at path now) and returns the
+// error that ends the recording, saying where the data went.
+func rescueCapture(ctx context.Context, c *storage.Capture, path string, stored int64) error {
+	for _, p := range []string{path, path + ".rescued"} {
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		if err := c.SaveCopy(context.WithoutCancel(ctx), p); err != nil {
+			return fmt.Errorf("%w: recording stopped; saving the %d messages recorded into it failed: %v", errCaptureGone, stored, err)
+		}
+		return fmt.Errorf("%w: recording stopped; the %d messages recorded so far were saved to %s", errCaptureGone, stored, p)
+	}
+	return fmt.Errorf("%w: recording stopped; %s and %s.rescued exist, so the %d messages recorded are lost", errCaptureGone, path, path, stored)
+}

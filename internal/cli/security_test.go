@@ -1,0 +1,433 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/storage"
+)
+
+// secret is the password the leak tests look for.
+const secret = "pw-Zq7x9-leakcheck"
+
+// passwordHook accepts only alice with the secret password (any topic).
+type passwordHook struct{ mochi.HookBase }
+
+func (h *passwordHook) ID() string { return "password" }
+
+func (h *passwordHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *passwordHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if strings.HasPrefix(cl.ID, "pub-") {
+		return true // the tests' own publisher
+	}
+	return string(pk.Connect.Username) == "alice" && string(pk.Connect.Password) == secret
+}
+
+func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+func startPasswordBroker(t *testing.T) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(broker.Options{Hooks: []mochi.Hook{new(passwordHook)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// TestCaptureFilesArePrivate: a capture, its write-ahead log and shared
+// memory file are created with mode 0600 while recording, whatever the
+// umask, and so is a recovered capture.
+func TestCaptureFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0o002)
+	defer syscall.Umask(old)
+	b := startBroker(t)
+	path := filepath.Join(t.TempDir(), "private.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait := recordCLI(t, ctx, path, "--broker", b.URL(), "--quiet")
+	pub := connect(t, b.URL())
+	for i := range 20 {
+		mustPublish(t, pub, "secret/payload", 1, false, []byte(fmt.Sprint(i)))
+	}
+	time.Sleep(200 * time.Millisecond) // committed, the WAL holds it
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("while recording: %v", err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v while recording, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	cancel()
+	if code, _, stderr := wait(); code != 0 {
+		t.Fatalf("record: exit %d %s", code, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "recovered.db")
+	if code, _, stderr := runCLI(t, context.Background(), "recover", path, "-o", out); code != 0 {
+		t.Fatalf("recover: exit %d %s", code, stderr)
+	}
+	for _, f := range []string{path, out} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", f, fi.Mode(), err)
+		}
+	}
+}
+
+// captureBytes returns the capture and its side files, concatenated.
+func captureBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	var all []byte
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		data, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		all = append(all, data...)
+	}
+	return all
+}
+
+// TestPasswordNeverLeaks records from a broker that needs a password,
+// given by MQTAPE_PASSWORD and by --password-file, and looks for the
+// password in the capture's bytes (with its write-ahead log), in what
+// record, info --json, export, check and play print, and in the error of a
+// refused connection.
+func TestPasswordNeverLeaks(t *testing.T) {
+	b := startPasswordBroker(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte(secret+"\n"), 0o600)
+	for _, how := range []string{"env", "file"} {
+		t.Run(how, func(t *testing.T) {
+			var args []string
+			if how == "env" {
+				t.Setenv("MQTAPE_PASSWORD", secret)
+			} else {
+				args = []string{"--password-file", pwFile}
+			}
+			path := filepath.Join(dir, how+".db")
+			var outputs []string
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			wait := recordCLI(t, ctx, path, append([]string{"--broker", b.URL(), "-u", "alice", "--count", "3"}, args...)...)
+			pub := connect(t, b.URL())
+			for i := range 3 {
+				mustPublish(t, pub, "a/b", byte(i), false, []byte("hello"))
+			}
+			code, stdout, stderr := wait()
+			if code != 0 {
+				t.Fatalf("record: exit %d %s", code, stderr)
+			}
+			outputs = append(outputs, stdout, stderr)
+			// While a recording runs the WAL holds what was written:
+			// look at it too, from a second recording killed mid-way.
+			ctx2, cancel2 := context.WithCancel(context.Background())
+			wait2 := recordCLI(t, ctx2, path, append([]string{"--broker", b.URL(), "-u", "alice"}, args...)...)
+			mustPublish(t, pub, "a/b", 1, false, []byte("more"))
+			time.Sleep(150 * time.Millisecond)
+			live := captureBytes(t, path)
+			cancel2()
+			_, o2, e2 := wait2()
+			outputs = append(outputs, o2, e2)
+			for _, argv := range [][]string{{"info", "--json", path}, {"info", path}, {"export", path}, {"check", "--json", path},
+				append([]string{"play", path, "-b", b.URL(), "-u", "alice", "--speed", "max", "--json"}, args...)} {
+				code, o, e := runCLI(t, context.Background(), argv...)
+				if code != 0 {
+					t.Errorf("%s: exit %d %s", argv[0], code, e)
+				}
+				outputs = append(outputs, o, e)
+			}
+			// A refused connection names the cause, not the password.
+			os.Setenv("MQTAPE_PASSWORD", secret+"-wrong")
+			code, o, e := runCLI(t, context.Background(), "record", "-b", b.URL(), "-u", "alice", "-o", filepath.Join(dir, "x.db"))
+			os.Unsetenv("MQTAPE_PASSWORD")
+			if code != exitConnection {
+				t.Errorf("wrong password: exit %d %s", code, e)
+			}
+			outputs = append(outputs, o, e)
+			for i, s := range outputs {
+				if strings.Contains(s, secret) {
+					t.Errorf("output %d shows the password:\n%s", i, s)
+				}
+			}
+			for name, data := range map[string][]byte{"while recording": live, "after": captureBytes(t, path)} {
+				if bytes.Contains(data, []byte(secret)) {
+					t.Errorf("the capture holds the password (%s)", name)
+				}
+			}
+			if !strings.Contains(outputs[4], `"client_id"`) || !strings.Contains(outputs[4], `"messages": 4`) {
+				t.Errorf("info --json printed nothing useful: %q", outputs[4])
+			}
+		})
+	}
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("unlock pty: %v", e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatalf("pty number: %v", e)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// terminal runs the binary with a pseudo-terminal as its controlling
+// terminal, stdin, stdout and stderr; the test types on it and reads it.
+type terminal struct {
+	cmd    *exec.Cmd
+	master *os.File
+	slave  *os.File
+	mu     sync.Mutex
+	screen bytes.Buffer
+	exited chan error
+}
+
+func runOnTerminal(t *testing.T, bin string, args ...string) *terminal {
+	t.Helper()
+	m, s := openPTY(t)
+	term := &terminal{master: m, slave: s, exited: make(chan error, 1)}
+	term.cmd = exec.Command(bin, args...)
+	term.cmd.Stdin, term.cmd.Stdout, term.cmd.Stderr = s, s, s
+	term.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := term.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { term.cmd.Process.Kill() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := m.Read(buf)
+			term.mu.Lock()
+			term.screen.Write(buf[:n])
+			term.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { term.exited <- term.cmd.Wait() }()
+	return term
+}
+
+func (tm *terminal) text() string {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.screen.String()
+}
+
+// waitFor waits until the screen shows s.
+func (tm *terminal) waitFor(t *testing.T, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(tm.text(), s) {
+			return
+		}
+	}
+	t.Fatalf("the terminal never showed %q; it shows:\n%s", s, tm.text())
+}
+
+func (tm *terminal) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-tm.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("did not exit; the terminal shows:\n%s", tm.text())
+	}
+	time.Sleep(20 * time.Millisecond) // the last output
+	return tm.cmd.ProcessState.ExitCode()
+}
+
+// echoOn reports whether the terminal echoes what is typed.
+func (tm *terminal) echoOn(t *testing.T) bool {
+	t.Helper()
+	var st syscall.Termios
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, tm.slave.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&st))); e != 0 {
+		t.Fatalf("TCGETS: %v", e)
+	}
+	return st.Lflag&syscall.ECHO != 0
+}
+
+// TestAskPassword types the password at the --ask-password prompt of the
+// real binary on a pseudo-terminal: it is not echoed, the recording
+// connects with it, the terminal's echo is back afterwards (also after
+// Ctrl-C at the prompt), and without a terminal the flag is a clear error.
+func TestAskPassword(t *testing.T) {
+	bin := buildMqtape(t)
+	b := startPasswordBroker(t)
+	dir := t.TempDir()
+
+	path := filepath.Join(dir, "asked.db")
+	tm := runOnTerminal(t, bin, "record", "-b", b.URL(), "-u", "alice", "--ask-password", "--count", "2", "--quiet", "-o", path)
+	tm.waitFor(t, "Password for alice at "+b.URL()+": ")
+	if tm.echoOn(t) {
+		t.Error("echo is on while the password is asked")
+	}
+	io.WriteString(tm.master, secret+"\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := storage.Open(path); err == nil {
+			ev, _ := c.Events(context.Background(), 0)
+			c.Close()
+			if len(ev) >= 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recorder did not subscribe; terminal:\n%s", tm.text())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pub := connect(t, b.URL())
+	mustPublish(t, pub, "t", 1, false, []byte("one"))
+	mustPublish(t, pub, "t", 1, false, []byte("two"))
+	if code := tm.wait(t); code != 0 {
+		t.Fatalf("record --ask-password: exit %d; terminal:\n%s", code, tm.text())
+	}
+	if strings.Contains(tm.text(), secret) {
+		t.Errorf("the password was echoed:\n%s", tm.text())
+	}
+	if !tm.echoOn(t) {
+		t.Error("echo is still off after the prompt")
+	}
+
+	// A wrong password typed at the prompt: refused by the broker.
+	tm = runOnTerminal(t, bin, "record", "-b", b.URL(), "-u", "alice", "--ask-password", "--quiet", "-o", filepath.Join(dir, "wrong.db"))
+	tm.waitFor(t, "Password for alice")
+	io.WriteString(tm.master, "guess\n")
+	if code := tm.wait(t); code != exitConnection || !strings.Contains(tm.text(), "bad username or password") && !strings.Contains(tm.text(), "not authorised") {
+		t.Errorf("wrong password: exit %d; terminal:\n%s", code, tm.text())
+	}
+
+	// Ctrl-C at the prompt: exit 130 and the terminal echoes again.
+	tm = runOnTerminal(t, bin, "record", "-b", b.URL(), "-u", "alice", "--ask-password", "-o", filepath.Join(dir, "ctrlc.db"))
+	tm.waitFor(t, "Password for alice")
+	io.WriteString(tm.master, "\x03")
+	if code := tm.wait(t); code != exitInterrupted {
+		t.Errorf("Ctrl-C at the prompt: exit %d; terminal:\n%s", code, tm.text())
+	}
+	if !tm.echoOn(t) {
+		t.Error("Ctrl-C at the prompt left the terminal without echo")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ctrlc.db")); err == nil {
+		t.Error("Ctrl-C at the prompt left a capture behind")
+	}
+
+	// No terminal at all: a clear error, exit 2.
+	cmd := exec.Command(bin, "record", "-b", b.URL(), "-u", "alice", "--ask-password", "-o", filepath.Join(dir, "none.db"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "--ask-password needs a terminal") ||
+		strings.Count(string(out), "\n") > 2 {
+		t.Errorf("no terminal: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+
+	// --ask-password with --password-file is a usage error; the flags are shared.
+	for _, verb := range []string{"record", "play", "inspect"} {
+		args := []string{verb, "--ask-password", "--password-file", "pw"}
+		if verb == "record" {
+			args = append(args, "-o", filepath.Join(dir, "y.db"))
+		} else {
+			args = append(args, writeTestCapture(t, []storage.Message{rec(0, "a", 0, "x")}))
+		}
+		if code, _, stderr := runCLI(t, context.Background(), args...); code != exitUsage || !strings.Contains(stderr, "choose one") {
+			t.Errorf("%s: exit %d %s", verb, code, stderr)
+		}
+	}
+}
+
+// TestPlayConfirmsNonLoopback: play to a broker that is not on this machine
+// asks on the terminal first (and refuses without one unless --yes); a
+// loopback broker is not asked about. No test connects anywhere but
+// 127.0.0.1: the remote broker here is a name under .invalid, and every
+// path that would connect to it is decided before connecting.
+func TestPlayConfirmsNonLoopback(t *testing.T) {
+	ctx := context.Background()
+	remote, _ := mqtt.ParseBroker("mqtt://broker.invalid:1883")
+	if err := confirmRemote(ctx, remote, "2 messages", false, strings.NewReader("yes\n"), io.Discard); exitCode(err) != exitUsage ||
+		!strings.Contains(err.Error(), "pass --yes") {
+		t.Errorf("no terminal: %v", err)
+	}
+	for _, tt := range []struct {
+		answer string
+		ok     bool
+	}{{"y\n", true}, {"YES\n", true}, {"n\n", false}, {"\n", false}, {"", false}, {"sure\n", false}} {
+		var out bytes.Buffer
+		err := confirmRemote(ctx, remote, "2 messages from x.db", true, strings.NewReader(tt.answer), &out)
+		if (err == nil) != tt.ok || !tt.ok && exitCode(err) != exitUsage ||
+			!strings.Contains(out.String(), "mqtt://broker.invalid:1883 is not a loopback broker: publish 2 messages from x.db to it? [y/N]") {
+			t.Errorf("answer %q: %v, prompt %q", tt.answer, err, out.String())
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	if err := confirmRemote(cctx, remote, "x", true, pr, io.Discard); !errors.Is(err, errInterrupted) {
+		t.Errorf("Ctrl-C at the question: %v", err)
+	}
+
+	// The real binary: without a terminal it refuses; on one it asks and
+	// a "no" sends nothing; a loopback broker is played without a question.
+	bin := buildMqtape(t)
+	capture := writeTestCapture(t, []storage.Message{rec(0, "a/b", 1, "x"), rec(time.Millisecond, "a/c", 0, "y")})
+	cmd := exec.Command(bin, "play", capture, "-b", "mqtt://broker.invalid:1883")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "not a loopback broker") {
+		t.Errorf("no terminal: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	tm := runOnTerminal(t, bin, "play", capture, "-b", "mqtt://broker.invalid:1883")
+	tm.waitFor(t, "publish 2 messages from "+capture+" to it? [y/N] ")
+	io.WriteString(tm.master, "n\n")
+	if code := tm.wait(t); code != exitUsage || !strings.Contains(tm.text(), "nothing was sent") {
+		t.Errorf("answered no: exit %d\n%s", code, tm.text())
+	}
+
+	b := startBroker(t)
+	sub := subscribe(t, b.URL())
+	for _, url := range []string{b.URL(), strings.Replace(b.URL(), "127.0.0.1", "localhost", 1)} {
+		tm = runOnTerminal(t, bin, "play", capture, "-b", url, "--quiet")
+		if code := tm.wait(t); code != 0 || strings.Contains(tm.text(), "[y/N]") {
+			t.Errorf("loopback %s: exit %d\n%s", url, code, tm.text())
+		}
+	}
+	if got := sub.wait(t, 4); len(got) != 4 {
+		t.Errorf("loopback plays delivered %d messages, want 4", len(got))
+	}
+}
