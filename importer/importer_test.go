@@ -267,25 +267,6 @@ func TestUnquoteRaw(t *testing.T) {
 	}
 }
 
-func FuzzJSONLLine(f *testing.F) {
-	for _, s := range []string{
-		`{"seq":1,"session":1,"ts_ns":1000,"offset_ns":0,"topic":"a","qos":1,"retain":true,"payload_b64":"AP8="}`,
-		`{"topic":"h","time":"2026-01-01T00:00:00Z","payload":{"x":[1,2]}}`,
-		`{"topic":"a","qos":7}`, `{"topic":""}`, `{`, `[]`, `{"topic":"a","payload_b64":"!!"}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		l, err := parseJSONLRecord(line)
-		if err != nil {
-			return
-		}
-		if l.m.QoS > 2 || l.m.Topic == "" || l.m.Payload == nil || l.m.OffsetNS < 0 {
-			t.Errorf("accepted a bad record: %+v", l)
-		}
-	})
-}
-
 func FuzzMosquittoLine(f *testing.F) {
 	for _, s := range []string{
 		`{"tst":"2026-11-26T03:04:33.384292Z+0000","topic":"home/b","qos":0,"retain":0,"payloadlen":10,"payload":"{\"t\":21.5}"}`,

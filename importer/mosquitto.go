@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
@@ -25,7 +26,7 @@ type mosquittoRecord struct {
 	Tst        *string         `json:"tst"`
 	Topic      *string         `json:"topic"`
 	QoS        int             `json:"qos"`
-	Retain     flexBool        `json:"retain"`
+	Retain     export.FlexBool `json:"retain"`
 	PayloadLen *int            `json:"payloadlen"`
 	Mid        int64           `json:"mid"`
 	Properties json.RawMessage `json:"properties"`
