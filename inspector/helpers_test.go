@@ -16,6 +16,7 @@ import (
 	"github.com/rivo/tview"
 	"github.com/rivo/uniseg"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -29,36 +30,17 @@ var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixNano()
 func writeCapture(t testing.TB, sessions ...[]storage.Message) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "fixture.db")
-	c, err := storage.OpenWrite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	var ss []capturetest.Session
 	for i, msgs := range sessions {
 		start := t0 + int64(i)*int64(time.Hour)
-		s, err := c.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://127.0.0.1:1883",
-			ClientID: "test", Protocol: 4, CleanSession: true, StartedNS: start, Version: "test", Host: "h",
-			Filters: []storage.Filter{{Filter: "#", QoS: 2, Granted: 2}}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		for j := range msgs {
 			msgs[j].TimeNS = start + msgs[j].OffsetNS
 		}
-		for len(msgs) > 0 { // batches, as a recorder writes them
-			n := min(len(msgs), 500)
-			if err := s.Write(ctx, msgs[:n], nil, start); err != nil {
-				t.Fatal(err)
-			}
-			msgs = msgs[n:]
-		}
-		if err := s.End(ctx, start+int64(time.Hour)-1, "count", 0); err != nil {
-			t.Fatal(err)
-		}
+		ss = append(ss, capturetest.Session{Messages: msgs, EndNS: start + int64(time.Hour) - 1,
+			Info: storage.SessionInfo{Source: "subscriber", Broker: "mqtt://127.0.0.1:1883", ClientID: "test", Protocol: 4,
+				CleanSession: true, StartedNS: start, Version: "test", Host: "h", Filters: []storage.Filter{{Filter: "#", QoS: 2, Granted: 2}}}})
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
+	capturetest.Write(t, path, ss...)
 	return path
 }
 

@@ -1,12 +1,12 @@
 package replay_test
 
 import (
-	"context"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -28,37 +28,21 @@ func stored(off time.Duration, topic string, payload string) storage.Message {
 func writeCapture(t testing.TB, sessions ...[]storage.Message) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "c.db")
-	c, err := storage.OpenWrite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	var ss []capturetest.Session
 	for i, msgs := range sessions {
 		start := int64(1e18) + int64(i)*int64(time.Hour)
 		for j := range msgs {
 			msgs[j].TimeNS += int64(i) * int64(time.Hour)
 		}
-		s, err := c.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://127.0.0.1:1883",
-			ClientID: "test", Protocol: 4, CleanSession: true, StartedNS: start, Version: "test", Host: "h"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(msgs) > 0 {
-			if err := s.Write(ctx, msgs, nil, start+msgs[len(msgs)-1].OffsetNS); err != nil {
-				t.Fatal(err)
-			}
-		}
 		end := start + int64(time.Minute)
 		if len(msgs) > 0 {
 			end = start + msgs[len(msgs)-1].OffsetNS + 1
 		}
-		if err := s.End(ctx, end, "count", 0); err != nil {
-			t.Fatal(err)
-		}
+		info := storage.SessionInfo{Source: "subscriber", Broker: "mqtt://127.0.0.1:1883", ClientID: "test", Protocol: 4,
+			CleanSession: true, StartedNS: start, Version: "test", Host: "h"}
+		ss = append(ss, capturetest.Session{Info: info, Messages: msgs, EndNS: end, Batch: len(msgs)})
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
+	capturetest.Write(t, path, ss...)
 	return path
 }
 

@@ -14,45 +14,29 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
 // writeCapture writes sessions of messages into a new capture at path.
-// Message times are given as offsets; each session starts at start[i].
+// Message times are given as offsets; session i starts i hours after the
+// first.
 func writeCapture(t *testing.T, path string, sessions ...[]storage.Message) {
 	t.Helper()
-	c, err := storage.OpenWrite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	var ss []capturetest.Session
 	for i, msgs := range sessions {
 		start := int64(1_790_000_000_000_000_000) + int64(i)*3600e9
-		s, err := c.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", StartedNS: start})
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := make([]storage.Message, len(msgs))
 		for j, m := range msgs {
 			m.TimeNS = start + m.OffsetNS
 			out[j] = m
 		}
-		if err := s.Write(ctx, out, []storage.Event{{TimeNS: start, Kind: "connected"}}, start); err != nil {
-			t.Fatal(err)
-		}
-		end := start
-		if len(out) > 0 {
-			end = out[len(out)-1].TimeNS
-		}
-		if err := s.End(ctx, end, "interrupted", 0); err != nil {
-			t.Fatal(err)
-		}
+		ss = append(ss, capturetest.Session{Info: storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", StartedNS: start},
+			Messages: out, Events: []storage.Event{{TimeNS: start, Kind: "connected"}}, Reason: "interrupted", Batch: max(len(out), 1)})
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
+	capturetest.Write(t, path, ss...)
 }
 
 // sampleSessions is a two-session capture with every kind of field.

@@ -1,0 +1,100 @@
+// Package capturetest writes and reads small captures for tests: the one
+// copy of the open, begin, write in batches, end and close sequence that
+// tests of several packages need. (storage's own tests cannot import it.)
+package capturetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+// Session is one session to write.
+type Session struct {
+	// Info describes the session; empty fields get test defaults (a
+	// subscriber on mqtt://127.0.0.1:1883, client "test", MQTT 3.1.1).
+	Info     storage.SessionInfo
+	Messages []storage.Message // written as given (TimeNS included)
+	Events   []storage.Event
+	// EndNS is when the session ended (0: its last message's time, or
+	// its start).
+	EndNS  int64
+	Reason string // stop reason (default "count")
+	// Batch is how many messages go in one transaction, as a recorder
+	// writes them (default 500).
+	Batch int
+}
+
+// Write writes the sessions, in order, into a new capture at path.
+func Write(t testing.TB, path string, sessions ...Session) {
+	t.Helper()
+	c, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, s := range sessions {
+		info := s.Info
+		if info.Source == "" {
+			info.Source, info.Broker, info.ClientID, info.Protocol, info.CleanSession = "subscriber", "mqtt://127.0.0.1:1883", "test", 4, true
+			info.Version, info.Host = "test", "h"
+		}
+		sess, err := c.BeginSession(ctx, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, events, batch := s.Messages, s.Events, max(s.Batch, 1)
+		if s.Batch == 0 {
+			batch = 500
+		}
+		last := info.StartedNS
+		for len(msgs) > 0 || len(events) > 0 {
+			n := min(len(msgs), batch)
+			if n > 0 {
+				last = msgs[n-1].TimeNS
+			}
+			if err := sess.Write(ctx, msgs[:n], events, last); err != nil {
+				t.Fatal(err)
+			}
+			msgs, events = msgs[n:], nil
+		}
+		end, reason := s.EndNS, s.Reason
+		if end == 0 {
+			end = last
+		}
+		if reason == "" {
+			reason = "count"
+		}
+		if err := sess.End(ctx, end, reason, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Read returns every message, session and event of the capture at path.
+func Read(t testing.TB, path string) ([]storage.Message, []storage.SessionInfo, []storage.Event) {
+	t.Helper()
+	c, err := storage.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	msgs, err := c.Page(ctx, storage.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := c.Sessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := c.Events(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs, sessions, events
+}
