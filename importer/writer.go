@@ -2,139 +2,38 @@ package importer
 
 import (
 	"context"
-	"time"
 
 	"github.com/mqtape/mqtape/storage"
 )
 
-// Writer writes messages into new sessions of a capture in large batches,
-// keeping the format's invariant: within a session, seq, offset_ns and
-// ts_ns never decrease. A message whose time or offset would go backwards is
-// clamped to the previous one (counted in Clamped) rather than reordered, so
-// the input order is kept exactly. import, cut and merge write through it.
+// Writer is the importer's handle on storage.SessionWriter, which holds the
+// writing rules (batches, the never-decreasing order, clamping). It adds the
+// two names the readers of this package use directly: info, the description
+// of the sessions to come (the pcap reader fills in broker and protocol),
+// and lastTS, the open session's last message time.
 type Writer struct {
-	c    *storage.Capture
-	info storage.SessionInfo
-
-	sess    *storage.Session
-	startNS int64
-	lastTS  int64
-	lastOff int64
-	msgs    []storage.Message
-	events  []storage.Event
-	size    int
-
-	// Messages counts the messages written (committed or pending).
-	Messages int64
-	// Clamped counts messages whose ts_ns or offset_ns was raised to keep
-	// the session's order.
-	Clamped int64
-	// Sessions are the ids of the sessions written, in order.
-	Sessions []int64
-	// Dropped is stored as the drop count of the sessions ended.
-	Dropped int64
+	*storage.SessionWriter
+	info   *storage.SessionInfo // the SessionWriter's own Info
+	lastTS int64                // LastTime(), refreshed by StartSession and Add
 }
-
-// Batch limits: one transaction per this many messages or payload bytes.
-const (
-	batchMessages = 4096
-	batchBytes    = 8 << 20
-)
 
 // NewWriter prepares a Writer; info describes every session it starts
 // (StartedNS is set per session).
 func NewWriter(c *storage.Capture, info storage.SessionInfo) *Writer {
-	return &Writer{c: c, info: info}
+	sw := storage.NewSessionWriter(c, info)
+	return &Writer{SessionWriter: sw, info: &sw.Info}
 }
 
-// InSession reports whether a session is open.
-func (w *Writer) InSession() bool { return w.sess != nil }
-
-// LastTime is the time of the open session's last message (its start when
-// it has none).
-func (w *Writer) LastTime() int64 { return w.lastTS }
-
-// SessionStart is the open session's start (Unix ns).
-func (w *Writer) SessionStart() int64 { return w.startNS }
-
-// StartSession ends the open session (if any, with reason) and begins a new
-// one starting at startNS. info, when non-nil, replaces the session
-// description.
+// StartSession is storage.SessionWriter.StartSession.
 func (w *Writer) StartSession(ctx context.Context, startNS int64, reason string, info *storage.SessionInfo) error {
-	if err := w.EndSession(ctx, reason); err != nil {
-		return err
-	}
-	if info != nil {
-		w.info = *info
-	}
-	si := w.info
-	si.StartedNS = startNS
-	s, err := w.c.BeginSession(ctx, si)
-	if err != nil {
-		return err
-	}
-	w.sess, w.startNS, w.lastTS, w.lastOff = s, startNS, startNS, 0
-	w.Sessions = append(w.Sessions, s.ID())
-	return nil
-}
-
-// Add queues one message of the open session. m.OffsetNS is relative to the
-// session start; m.Seq and m.Session are ignored.
-func (w *Writer) Add(ctx context.Context, m storage.Message) error {
-	clamped := false
-	if m.TimeNS < w.lastTS {
-		m.TimeNS, clamped = w.lastTS, true
-	}
-	if m.OffsetNS < w.lastOff {
-		m.OffsetNS, clamped = w.lastOff, true
-	}
-	if clamped {
-		w.Clamped++
-	}
-	w.lastTS, w.lastOff = m.TimeNS, m.OffsetNS
-	if m.Payload == nil {
-		m.Payload = []byte{}
-	}
-	w.msgs = append(w.msgs, m)
-	w.size += len(m.Payload) + len(m.Topic) + 64
-	w.Messages++
-	if len(w.msgs) >= batchMessages || w.size >= batchBytes {
-		return w.Flush(ctx)
-	}
-	return nil
-}
-
-// Event queues one event of the open session (e.OffsetNS relative to its
-// start).
-func (w *Writer) Event(ctx context.Context, e storage.Event) error {
-	w.events = append(w.events, e)
-	if len(w.events) >= batchMessages {
-		return w.Flush(ctx)
-	}
-	return nil
-}
-
-// Flush commits what is queued.
-func (w *Writer) Flush(ctx context.Context) error {
-	if w.sess == nil || (len(w.msgs) == 0 && len(w.events) == 0) {
-		return nil
-	}
-	err := w.sess.Write(ctx, w.msgs, w.events, time.Now().UnixNano())
-	clear(w.msgs) // release payloads
-	w.msgs, w.events, w.size = w.msgs[:0], w.events[:0], 0
+	err := w.SessionWriter.StartSession(ctx, startNS, reason, info)
+	w.lastTS = w.LastTime()
 	return err
 }
 
-// EndSession flushes and closes the open session; its end time is its last
-// message's time.
-func (w *Writer) EndSession(ctx context.Context, reason string) error {
-	if w.sess == nil {
-		return nil
-	}
-	if err := w.Flush(ctx); err != nil {
-		return err
-	}
-	err := w.sess.End(ctx, w.lastTS, reason, w.Dropped)
-	w.sess = nil
+// Add is storage.SessionWriter.Add.
+func (w *Writer) Add(ctx context.Context, m storage.Message) error {
+	err := w.SessionWriter.Add(ctx, m)
+	w.lastTS = w.LastTime()
 	return err
 }

@@ -1,15 +1,11 @@
 package cli
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"slices"
 	"sync/atomic"
 
-	"github.com/mqtape/mqtape/importer"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -88,12 +84,13 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	stop := newStatusLine(cio, o.quiet).start(func() string {
 		return fmt.Sprintf("cutting %s: %s messages", o.in, groupDigits(written.Load()))
 	})
-	res, runErr := cutCapture(ctx, in, o.in, out, o.query, &written)
+	host, _ := os.Hostname()
+	res, runErr := storage.Cut(ctx, in, out, storage.CutOptions{Select: o.query, Version: version, Host: host, Progress: &written})
 	stop()
 	if err := out.Close(); runErr == nil {
 		runErr = err
 	}
-	if runErr != nil && res.messages == 0 && created {
+	if runErr != nil && res.Messages == 0 && created {
 		removeCapture(o.out)
 	}
 	if ctx.Err() != nil {
@@ -102,7 +99,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	if runErr != nil {
 		return runErr
 	}
-	if res.messages == 0 {
+	if res.Messages == 0 {
 		if created {
 			removeCapture(o.out)
 		}
@@ -110,136 +107,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	if !o.quiet {
 		fmt.Fprintf(cio.stderr, "cut %s messages (%s carried retained) from %s into %s, %d sessions\n",
-			groupDigits(res.messages), groupDigits(res.carried), o.in, o.out, res.sessions)
-	}
-	return nil
-}
-
-type cutResult struct {
-	messages, carried int64
-	sessions          int
-}
-
-// cutCapture copies q's slice of every session of in into new sessions of
-// out, carrying the retained state at the slice's start.
-func cutCapture(ctx context.Context, in *storage.Capture, name string, out *storage.Capture, q storage.Query, written *atomic.Int64) (cutResult, error) {
-	var res cutResult
-	sessions, err := in.Sessions(ctx)
-	if err != nil {
-		return res, err
-	}
-	w := importer.NewWriter(out, storage.SessionInfo{})
-	for _, s := range sessions {
-		if q.Session != 0 && s.ID != q.Session {
-			continue
-		}
-		// The slice's start in this session's offsets.
-		var from int64
-		switch {
-		case q.FromOffset != nil:
-			from = *q.FromOffset
-		case q.FromTime != nil:
-			from = max(*q.FromTime-s.StartedNS, 0)
-		}
-		sel := q
-		sel.Session, sel.FromOffset, sel.FromTime = s.ID, &from, nil
-		n, err := in.Count(ctx, sel)
-		if err != nil {
-			return res, err
-		}
-		if n == 0 {
-			continue
-		}
-		var carried []storage.Message
-		if from > 0 {
-			if carried, err = retainedAt(ctx, in, s.ID, q.Match, from); err != nil {
-				return res, err
-			}
-		}
-		info := s
-		info.Source, info.Version, info.EndedNS, info.LastNS, info.StopReason = "cut", version, 0, 0, ""
-		info.Host, _ = os.Hostname()
-		w.Dropped = 0
-		if from == 0 {
-			w.Dropped = s.Dropped
-		}
-		start := s.StartedNS + from
-		if err := w.StartSession(ctx, start, "cut", &info); err != nil {
-			return res, err
-		}
-		detail, _ := json.Marshal(map[string]any{"input": name, "session": s.ID, "from_offset_ns": from, "carried_retained": len(carried)})
-		if err := w.Event(ctx, storage.Event{TimeNS: start, Kind: "cut", Detail: string(detail)}); err != nil {
-			return res, err
-		}
-		for _, m := range carried {
-			m.TimeNS, m.OffsetNS, m.Retain, m.FromStore, m.Dup, m.PacketID = start, 0, true, true, false, 0
-			if err := w.Add(ctx, m); err != nil {
-				return res, err
-			}
-		}
-		res.carried += int64(len(carried))
-		for m, err := range in.Messages(ctx, sel) {
-			if err != nil {
-				return res, err
-			}
-			m.OffsetNS -= from
-			m.TimeNS = max(m.TimeNS, start)
-			if err := w.Add(ctx, m); err != nil {
-				return res, err
-			}
-			written.Add(1)
-		}
-		if err := copyEvents(ctx, in, w, s.ID, from, sel.ToOffset, sel.ToTime); err != nil {
-			return res, err
-		}
-		res.sessions++
-	}
-	err = w.EndSession(ctx, "cut")
-	res.messages = w.Messages
-	return res, err
-}
-
-// retainedAt returns the retained state of a session's selected topics just
-// before offset from: per topic the last message sent from the retained
-// store or recorded with retain=1, unless an empty one cleared it.
-func retainedAt(ctx context.Context, c *storage.Capture, session int64, match func(string) bool, from int64) ([]storage.Message, error) {
-	state := map[string]storage.Message{}
-	for m, err := range c.Messages(ctx, storage.Query{Session: session, Match: match, ToOffset: &from}) {
-		if err != nil {
-			return nil, err
-		}
-		if !m.Retain && !m.FromStore {
-			continue
-		}
-		if len(m.Payload) == 0 {
-			delete(state, m.Topic)
-		} else {
-			state[m.Topic] = m
-		}
-	}
-	out := make([]storage.Message, 0, len(state))
-	for _, m := range state {
-		out = append(out, m)
-	}
-	slices.SortFunc(out, func(a, b storage.Message) int { return cmp.Compare(a.Seq, b.Seq) })
-	return out, nil
-}
-
-// copyEvents copies a session's events in [from, to) (offsets, or absolute
-// toTime) into w's open session, their offsets rebased on from.
-func copyEvents(ctx context.Context, in *storage.Capture, w *importer.Writer, session, from int64, to, toTime *int64) error {
-	events, err := in.Events(ctx, session)
-	if err != nil {
-		return err
-	}
-	for _, e := range events {
-		if e.OffsetNS < from || (to != nil && e.OffsetNS >= *to) || (toTime != nil && e.TimeNS >= *toTime) {
-			continue
-		}
-		e.OffsetNS -= from
-		if err := w.Event(ctx, e); err != nil {
-			return err
-		}
+			groupDigits(res.Messages), groupDigits(res.Carried), o.in, o.out, res.Sessions)
 	}
 	return nil
 }

@@ -1,0 +1,197 @@
+package storage
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"sync/atomic"
+)
+
+// CutOptions selects the slice a Cut copies and describes the sessions it
+// writes.
+type CutOptions struct {
+	// Select is the slice: Session (0: every session), FromOffset or
+	// FromTime, ToOffset or ToTime ([from, to)), and Match for topics.
+	Select Query
+	// Version and Host are stored in the sessions written.
+	Version, Host string
+	// Progress, when non-nil, counts the slice's messages as they are
+	// copied (carried retained messages not included); it may be read
+	// concurrently.
+	Progress *atomic.Int64
+}
+
+// CutReport says what a Cut wrote.
+type CutReport struct {
+	// Messages written, the carried retained messages included. It is 0
+	// when Cut fails before its last session was ended.
+	Messages int64
+	// Carried counts the retained messages carried to a slice's start.
+	Carried int64
+	// Sessions counts the sessions written (input sessions with messages
+	// in the slice).
+	Sessions int
+}
+
+// Cut copies the slice opts.Select of every session of in into new
+// sessions of out (source "cut"), one per input session with messages in
+// the slice. A new session starts at the slice's start: offsets count from
+// it, absolute times stay as recorded. It carries the retained state valid
+// at the slice's start (per selected topic the last retained message
+// before it, unless an empty one cleared the topic) to that start as
+// messages from the retained store, and copies the events inside the
+// slice. in is only read; its path names it in each session's "cut" event.
+func Cut(ctx context.Context, in, out *Capture, opts CutOptions) (CutReport, error) {
+	var rep CutReport
+	sessions, err := in.Sessions(ctx)
+	if err != nil {
+		return rep, err
+	}
+	w := NewSessionWriter(out, SessionInfo{})
+	for _, s := range sessions {
+		if opts.Select.Session != 0 && s.ID != opts.Select.Session {
+			continue
+		}
+		carried, wrote, err := cutSession(ctx, in, w, s, opts)
+		if err != nil {
+			return rep, err
+		}
+		if wrote {
+			rep.Carried += int64(carried)
+			rep.Sessions++
+		}
+	}
+	err = w.EndSession(ctx, "cut")
+	rep.Messages = w.Messages
+	return rep, err
+}
+
+// sliceStart is the offset in session s at which the slice q starts.
+func sliceStart(q Query, s SessionInfo) int64 {
+	switch {
+	case q.FromOffset != nil:
+		return *q.FromOffset
+	case q.FromTime != nil:
+		return max(*q.FromTime-s.StartedNS, 0)
+	}
+	return 0
+}
+
+// cutSession writes the slice of input session s as a new session of w,
+// unless the slice has no message in s (wrote false). It returns the
+// number of retained messages carried to the slice's start.
+func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInfo, opts CutOptions) (carried int, wrote bool, err error) {
+	from := sliceStart(opts.Select, s)
+	sel := opts.Select
+	sel.Session, sel.FromOffset, sel.FromTime = s.ID, &from, nil
+	n, err := in.Count(ctx, sel)
+	if err != nil || n == 0 {
+		return 0, false, err
+	}
+	var state []Message
+	if from > 0 {
+		if state, err = retainedAt(ctx, in, s.ID, opts.Select.Match, from); err != nil {
+			return 0, false, err
+		}
+	}
+	start := s.StartedNS + from
+	if err := startCutSession(ctx, w, in.Path(), s, from, len(state), opts); err != nil {
+		return 0, false, err
+	}
+	for _, m := range state {
+		m.TimeNS, m.OffsetNS, m.Retain, m.FromStore, m.Dup, m.PacketID = start, 0, true, true, false, 0
+		if err := w.Add(ctx, m); err != nil {
+			return 0, false, err
+		}
+	}
+	if err := copySlice(ctx, in, w, sel, from, start, opts.Progress); err != nil {
+		return 0, false, err
+	}
+	if err := copySliceEvents(ctx, in, w, s.ID, from, sel.ToOffset, sel.ToTime); err != nil {
+		return 0, false, err
+	}
+	return len(state), true, nil
+}
+
+// startCutSession begins the session of w that holds the slice of input
+// session s starting at offset from, with its "cut" event.
+func startCutSession(ctx context.Context, w *SessionWriter, name string, s SessionInfo, from int64, carried int, opts CutOptions) error {
+	info := s
+	info.Source, info.Version, info.EndedNS, info.LastNS, info.StopReason = "cut", opts.Version, 0, 0, ""
+	info.Host = opts.Host
+	w.Dropped = 0
+	if from == 0 {
+		w.Dropped = s.Dropped
+	}
+	start := s.StartedNS + from
+	if err := w.StartSession(ctx, start, "cut", &info); err != nil {
+		return err
+	}
+	detail, _ := json.Marshal(map[string]any{"input": name, "session": s.ID, "from_offset_ns": from, "carried_retained": carried})
+	return w.Event(ctx, Event{TimeNS: start, Kind: "cut", Detail: string(detail)})
+}
+
+// copySlice copies the messages sel selects into w's open session, their
+// offsets rebased on from and their times no earlier than start.
+func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, from, start int64, progress *atomic.Int64) error {
+	for m, err := range in.Messages(ctx, sel) {
+		if err != nil {
+			return err
+		}
+		m.OffsetNS -= from
+		m.TimeNS = max(m.TimeNS, start)
+		if err := w.Add(ctx, m); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress.Add(1)
+		}
+	}
+	return nil
+}
+
+// retainedAt returns the retained state of a session's selected topics just
+// before offset from: per topic the last message sent from the retained
+// store or recorded with retain=1, unless an empty one cleared it.
+func retainedAt(ctx context.Context, c *Capture, session int64, match func(string) bool, from int64) ([]Message, error) {
+	state := map[string]Message{}
+	for m, err := range c.Messages(ctx, Query{Session: session, Match: match, ToOffset: &from}) {
+		if err != nil {
+			return nil, err
+		}
+		if !m.Retain && !m.FromStore {
+			continue
+		}
+		if len(m.Payload) == 0 {
+			delete(state, m.Topic)
+		} else {
+			state[m.Topic] = m
+		}
+	}
+	out := make([]Message, 0, len(state))
+	for _, m := range state {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+// copySliceEvents copies a session's events in [from, to) (offsets, or
+// absolute toTime) into w's open session, their offsets rebased on from.
+func copySliceEvents(ctx context.Context, in *Capture, w *SessionWriter, session, from int64, to, toTime *int64) error {
+	events, err := in.Events(ctx, session)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e.OffsetNS < from || (to != nil && e.OffsetNS >= *to) || (toTime != nil && e.TimeNS >= *toTime) {
+			continue
+		}
+		e.OffsetNS -= from
+		if err := w.Event(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
