@@ -111,7 +111,7 @@ type Importer struct {
 
 	bytes, messages, bad atomic.Int64
 
-	w        *Writer
+	w        *storage.SessionWriter
 	res      Result
 	pending  []storage.Event // problems before the first session
 	problems int
@@ -223,7 +223,7 @@ func (im *Importer) Run(ctx context.Context, in io.Reader) (Result, error) {
 		}
 	}
 	im.res.Format = f
-	im.w = NewWriter(im.c, im.opts.Session)
+	im.w = storage.NewSessionWriter(im.c, im.opts.Session)
 	var err error
 	switch f {
 	case FormatJSONL:
@@ -245,7 +245,7 @@ func (im *Importer) Run(ctx context.Context, in io.Reader) (Result, error) {
 	if im.w.InSession() {
 		detail, _ := json.Marshal(map[string]any{"input": im.opts.Name, "format": f, "messages": im.w.Messages,
 			"bad": im.res.Bad, "clamped": im.w.Clamped})
-		im.event(ctx, EventImport, string(detail), im.w.lastTS)
+		im.event(ctx, EventImport, string(detail), im.w.LastTime())
 	}
 	if endErr := im.w.EndSession(ctx, reason); err == nil {
 		err = endErr
@@ -278,9 +278,9 @@ func (im *Importer) problem(ctx context.Context, where string, err error) {
 	im.problems++
 	switch {
 	case im.problems < maxProblemEvents:
-		im.event(ctx, EventProblem, p.String(), im.w.lastTS)
+		im.event(ctx, EventProblem, p.String(), im.w.LastTime())
 	case im.problems == maxProblemEvents:
-		im.event(ctx, EventProblem, "further problems are only counted", im.w.lastTS)
+		im.event(ctx, EventProblem, "further problems are only counted", im.w.LastTime())
 	}
 }
 

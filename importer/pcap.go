@@ -92,9 +92,9 @@ type pcapSink interface {
 type importerSink struct{ im *Importer }
 
 func (s importerSink) begin(ctx context.Context, startNS int64, broker string, protocol int) error {
-	s.im.w.info.Broker = broker
+	s.im.w.Info.Broker = broker
 	if protocol != 0 {
-		s.im.w.info.Protocol = protocol
+		s.im.w.Info.Protocol = protocol
 	}
 	return s.im.startSession(ctx, startNS)
 }

@@ -120,6 +120,11 @@ func startCutSession(ctx context.Context, w *SessionWriter, name string, s Sessi
 	info := s
 	info.Source, info.Version, info.EndedNS, info.LastNS, info.StopReason = "cut", opts.Version, 0, 0, ""
 	info.Host = opts.Host
+	// End the previous session first: it is closed with w.Dropped, which
+	// is this session's from here on.
+	if err := w.EndSession(ctx, "cut"); err != nil {
+		return err
+	}
 	w.Dropped = 0
 	if from == 0 {
 		w.Dropped = s.Dropped

@@ -95,10 +95,7 @@ func cutCases() []cutCase {
 			}, "\n"),
 			wantEvents: "s1 0.0s cut\ns1 0.0s connected\ns2 0.0s cut",
 			wantStart:  []int64{0, 3600e9},
-			// Not asserted: session 1 is ended with session 2's drop
-			// count (Cut sets it before StartSession ends the previous
-			// session); kept as it was, see the restructure notes.
-			wantDrops: nil,
+			wantDrops:  []int64{3, 0}, // each session's own (session 1 once got session 2's)
 		},
 		{
 			name:       "no start: the session's drop count is kept",
