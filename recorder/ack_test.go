@@ -3,7 +3,6 @@ package recorder
 import (
 	"context"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,78 +48,6 @@ func startPipeline(t *testing.T, cfg Config) (p *pipeline, c *storage.Capture, s
 			err = err2
 		}
 		return err
-	}
-}
-
-// TestAcksDoNotWaitForCommits: a broker with an in-flight window of 20
-// (mosquitto's default) gets every acknowledgement from the spool, while
-// the writer commits nothing (its flush interval is an hour and no batch
-// fills up). Before the spool, the recorder acknowledged only after each
-// commit, and such a broker waited for every commit.
-func TestAcksDoNotWaitForCommits(t *testing.T) {
-	p, c, stop := startPipeline(t, Config{FlushInterval: time.Hour, BatchSize: 4096})
-	const n, window = 3000, 20
-	credits := make(chan struct{}, window)
-	var acked atomic.Int64
-	payload := make([]byte, 100)
-	for i := range n {
-		select {
-		case credits <- struct{}{}: // blocks while the window is full
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the broker's window stayed full after %d messages (%d acknowledged)", i, acked.Load())
-		}
-		ts, off := p.stamp()
-		p.offer(item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: "w", QoS: 1, PacketID: uint16(i%65535 + 1), Payload: payload},
-			ack: func() { acked.Add(1); <-credits }})
-	}
-	for i := 0; acked.Load() < n; i++ {
-		if i > 10000 {
-			t.Fatalf("%d of %d acknowledged", acked.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if p.stored.Load() != 0 {
-		t.Errorf("%d messages committed before the stop; the test wants acknowledgements without commits", p.stored.Load())
-	}
-	files, _ := storage.SpoolFiles(c.Path())
-	if len(files) != 1 {
-		t.Errorf("spool files while recording: %v, want one", files)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if p.stored.Load() != n {
-		t.Errorf("stored %d of %d at the stop", p.stored.Load(), n)
-	}
-	if files, _ := storage.SpoolFiles(c.Path()); len(files) != 0 {
-		t.Errorf("spool files left after a clean stop: %v", files)
-	}
-}
-
-// TestSpoolGroupsGrowOnAStream: a broker that does not wait for
-// acknowledgements (20,000 messages as fast as they can be queued) gets
-// them in large groups — one spool write and one acknowledgement write per
-// group, not per message, which is what keeps QoS 1 recording as cheap as
-// it was before the spool.
-func TestSpoolGroupsGrowOnAStream(t *testing.T) {
-	p, _, stop := startPipeline(t, Config{})
-	const n = 20000
-	var acked atomic.Int64
-	payload := make([]byte, 64)
-	for i := range n {
-		ts, off := p.stamp()
-		p.offer(item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: "s", QoS: 1, PacketID: uint16(i%65535 + 1), Payload: payload},
-			ack: func() { acked.Add(1) }})
-		runtime.Gosched() // like a network goroutine between packets: the spooler gets to run
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if acked.Load() != n {
-		t.Fatalf("acknowledged %d of %d", acked.Load(), n)
-	}
-	if w := p.spoolWrites.Load(); w > n/20 {
-		t.Errorf("%d spool writes for %d messages (target now %d); want groups of 20 or more on average", w, n, p.spoolTarget.Load())
 	}
 }
 

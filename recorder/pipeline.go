@@ -31,6 +31,7 @@ var ErrWriter = errors.New("write capture")
 // storage.Capture.RecoverSpool).
 type pipeline struct {
 	cfg   Config
+	clock clock // times the spooler's groups and the writer's tick
 	start time.Time
 	queue chan item
 	// ready wakes the writer before its next tick: a full batch, or the
@@ -73,7 +74,7 @@ type item struct {
 }
 
 func newPipeline(cfg Config) *pipeline {
-	p := &pipeline{cfg: cfg, queue: make(chan item, cfg.QueueLen), ready: make(chan struct{}, 1),
+	p := &pipeline{cfg: cfg, clock: realClock{}, queue: make(chan item, cfg.QueueLen), ready: make(chan struct{}, 1),
 		spoolWake: make(chan struct{}, 1), countHit: make(chan struct{})}
 	p.spoolTarget.Store(1)
 	return p

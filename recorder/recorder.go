@@ -335,6 +335,41 @@ func (r *Recorder) onLost(err error) {
 // cancelled ctx is a normal stop (StopInterrupted), not an error. When the
 // broker cannot be reached no session is created (Result.SessionID is 0).
 func (r *Recorder) Run(ctx context.Context) (Result, error) {
+	info, err := r.prepare(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	client, err := r.connect(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{StopReason: StopInterrupted}, nil
+		}
+		return Result{StopReason: StopError}, err
+	}
+	defer client.Disconnect(250 * time.Millisecond)
+	rec, err := r.beginRecording(ctx, client, info)
+	if rec == nil {
+		return Result{}, err
+	}
+	if err != nil {
+		return rec.res, err
+	}
+	if err := rec.subscribe(); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return rec.finish(StopInterrupted, nil)
+		case errors.Is(err, mqtt.ErrSubscribeDenied):
+			return rec.finish(StopDenied, err)
+		}
+		return rec.finish(StopError, err)
+	}
+	return rec.finish(rec.waitForStop())
+}
+
+// prepare starts the clock of the recording and returns the session's
+// description; a persistent session loads the previous session's last
+// messages (see loadRecent).
+func (r *Recorder) prepare(ctx context.Context) (storage.SessionInfo, error) {
 	r.start = time.Now()
 	info := r.cfg.Session
 	for _, f := range r.cfg.Filters {
@@ -342,125 +377,151 @@ func (r *Recorder) Run(ctx context.Context) (Result, error) {
 	}
 	if !r.cfg.Session.CleanSession {
 		if err := r.loadRecent(ctx); err != nil {
-			return Result{}, fmt.Errorf("%w: %w", ErrWriter, err)
+			return info, fmt.Errorf("%w: %w", ErrWriter, err)
 		}
 	}
-	// Connect before the session exists: a broker that cannot be reached
-	// leaves no empty session behind. Accept messages from the start all
-	// the same: a persistent session's queued messages arrive right after
-	// CONNACK, before anything is subscribed; they wait in the queue.
+	return info, nil
+}
+
+// connect dials the broker. It connects before the session exists: a
+// broker that cannot be reached leaves no empty session behind. It accepts
+// messages from the start all the same: a persistent session's queued
+// messages arrive right after CONNACK, before anything is subscribed; they
+// wait in the queue. On an error intake is stopped again.
+func (r *Recorder) connect(ctx context.Context) (Subscriber, error) {
 	r.accepting.Store(true)
 	h := mqtt.Handlers{Message: r.onMessage, Connected: r.onConnected, Lost: r.onLost}
 	client, err := r.dial(ctx, h)
 	if err != nil {
 		r.stopIntake()
-		if ctx.Err() != nil {
-			return Result{StopReason: StopInterrupted}, nil
-		}
-		return Result{StopReason: StopError}, err
+		return nil, err
 	}
-	defer client.Disconnect(250 * time.Millisecond)
+	return client, nil
+}
+
+// recording is a Run once its session has begun.
+type recording struct {
+	r      *Recorder
+	ctx    context.Context
+	client Subscriber
+	sess   *storage.Session
+	wk     *workers
+	res    Result // Filters guarded by Recorder.mu (a re-subscribe sets them)
+}
+
+// beginRecording begins the session, starts the workers, records the
+// connection and installs the re-subscription after a reconnect. When the
+// session cannot begin it returns nil (queued messages stay
+// unacknowledged: a persistent session gets them again); when the workers
+// cannot start, the ended session's recording and the error.
+func (r *Recorder) beginRecording(ctx context.Context, client Subscriber, info storage.SessionInfo) (*recording, error) {
 	sess, err := r.begin(ctx, r.capture, info)
 	if err != nil {
-		r.stopIntake() // queued messages stay unacknowledged: a persistent session gets them again
-		return Result{}, err
-	}
-	res := Result{SessionID: sess.ID()}
-	wk, err := r.startWorkers(ctx, sess, client)
-	if err != nil {
 		r.stopIntake()
-		return res, r.end(context.WithoutCancel(ctx), sess, StopError, err)
+		return nil, err
 	}
-
-	finish := func(reason string, runErr error) (Result, error) {
+	rec := &recording{r: r, ctx: ctx, client: client, sess: sess, res: Result{SessionID: sess.ID()}}
+	if rec.wk, err = r.startWorkers(ctx, sess, client); err != nil {
 		r.stopIntake()
-		if err := wk.stop(); err != nil && runErr == nil {
-			runErr, reason = err, StopError
-		}
-		if runErr != nil && reason != StopDenied {
-			r.event(storage.EventStopped, runErr.Error())
-		}
-		r.sysDroppedAtStop(ctx, client)
-		runErr = r.end(context.WithoutCancel(ctx), sess, reason, runErr)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		res.Stats, res.StopReason, res.Ended = r.Stats(), reason, time.Now()
-		return res, runErr
+		return rec, r.end(context.WithoutCancel(ctx), sess, StopError, err)
 	}
-
 	r.connected.Store(true)
 	r.event(storage.EventConnected, info.Broker)
-	subscribe := func() error {
-		subs := append([]mqtt.Subscription(nil), r.cfg.Filters...)
-		for i := range subs {
-			// MQTT 5: keep the publisher's retain flag (ignored by 3.1.1).
-			subs[i].RetainAsPublished = true
+	r.mu.Lock()
+	r.resub = rec.resubscribe
+	r.mu.Unlock()
+	return rec, nil
+}
+
+// subscribe subscribes to the filters (and the broker's dropped counter)
+// and records what the broker granted. It fails with
+// mqtt.ErrSubscribeDenied when every filter was refused.
+func (rec *recording) subscribe() error {
+	r := rec.r
+	subs := append([]mqtt.Subscription(nil), r.cfg.Filters...)
+	for i := range subs {
+		// MQTT 5: keep the publisher's retain flag (ignored by 3.1.1).
+		subs[i].RetainAsPublished = true
+	}
+	r.startBurst()
+	if !r.subscribed(sysDropped) {
+		subs = append(subs, mqtt.Subscription{Filter: sysDropped, QoS: 0})
+	}
+	granted, err := rec.client.Subscribe(rec.ctx, subs)
+	if err != nil {
+		return err
+	}
+	var filters []storage.Filter
+	ok := 0
+	for i, f := range r.cfg.Filters {
+		filters = append(filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: int(granted[i])})
+		if granted[i] == 0x80 {
+			r.event(storage.EventSubscribeDeny, fmt.Sprintf("%s (SUBACK 0x80)", f.Filter))
+		} else {
+			ok++
+			r.event(storage.EventSubscribed, fmt.Sprintf("%s granted QoS %d", f.Filter, granted[i]))
 		}
-		r.startBurst()
-		if !r.subscribed(sysDropped) {
-			subs = append(subs, mqtt.Subscription{Filter: sysDropped, QoS: 0})
-		}
-		granted, err := client.Subscribe(ctx, subs)
-		if err != nil {
-			return err
-		}
-		var filters []storage.Filter
-		ok := 0
-		for i, f := range r.cfg.Filters {
-			filters = append(filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: int(granted[i])})
-			if granted[i] == 0x80 {
-				r.event(storage.EventSubscribeDeny, fmt.Sprintf("%s (SUBACK 0x80)", f.Filter))
-			} else {
-				ok++
-				r.event(storage.EventSubscribed, fmt.Sprintf("%s granted QoS %d", f.Filter, granted[i]))
-			}
-		}
-		r.mu.Lock()
-		res.Filters = filters
-		r.mu.Unlock()
-		if err := sess.SetFilters(context.WithoutCancel(ctx), filters); err != nil {
-			return fmt.Errorf("%w: %w", ErrWriter, err)
-		}
-		if ok == 0 {
-			return fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqtt.ErrSubscribeDenied)
-		}
-		return nil
 	}
 	r.mu.Lock()
-	r.resub = func() {
-		// After a reconnect with a clean session the broker forgot the
-		// subscriptions; its retained messages arrive again (from_store=1).
-		go func() {
-			if err := subscribe(); err != nil && ctx.Err() == nil {
-				r.event(storage.EventSubscribeDeny, "re-subscribe after reconnect failed: "+err.Error())
-			}
-		}()
-	}
+	rec.res.Filters = filters
 	r.mu.Unlock()
-	if err := subscribe(); err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return finish(StopInterrupted, nil)
-		case errors.Is(err, mqtt.ErrSubscribeDenied):
-			return finish(StopDenied, err)
-		}
-		return finish(StopError, err)
+	if err := rec.sess.SetFilters(context.WithoutCancel(rec.ctx), filters); err != nil {
+		return fmt.Errorf("%w: %w", ErrWriter, err)
 	}
+	if ok == 0 {
+		return fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqtt.ErrSubscribeDenied)
+	}
+	return nil
+}
 
+// resubscribe runs after a reconnect: with a clean session the broker
+// forgot the subscriptions; its retained messages arrive again
+// (from_store=1).
+func (rec *recording) resubscribe() {
+	go func() {
+		if err := rec.subscribe(); err != nil && rec.ctx.Err() == nil {
+			rec.r.event(storage.EventSubscribeDeny, "re-subscribe after reconnect failed: "+err.Error())
+		}
+	}()
+}
+
+// waitForStop waits for the stop: ctx cancelled, Duration or Count reached,
+// or a worker failed (finish then gets the error from workers.stop). It
+// returns the stop's reason and a nil error, finish's arguments.
+func (rec *recording) waitForStop() (string, error) {
 	var timeout <-chan time.Time
-	if r.cfg.Duration > 0 {
-		t := time.NewTimer(r.cfg.Duration - time.Since(r.start))
+	if rec.r.cfg.Duration > 0 {
+		t := time.NewTimer(rec.r.cfg.Duration - time.Since(rec.r.start))
 		defer t.Stop()
 		timeout = t.C
 	}
 	select {
-	case <-ctx.Done():
-		return finish(StopInterrupted, nil)
+	case <-rec.ctx.Done():
+		return StopInterrupted, nil
 	case <-timeout:
-		return finish(StopDuration, nil)
-	case <-r.countHit:
-		return finish(StopCount, nil)
-	case <-wk.failed:
-		return finish(StopError, nil) // finish gets the error from wk.stop
+		return StopDuration, nil
+	case <-rec.r.countHit:
+		return StopCount, nil
+	case <-rec.wk.failed:
+		return StopError, nil
 	}
+}
+
+// finish stops intake and the workers, reads the broker's dropped counter
+// once more and ends the session.
+func (rec *recording) finish(reason string, runErr error) (Result, error) {
+	r, ctx := rec.r, rec.ctx
+	r.stopIntake()
+	if err := rec.wk.stop(); err != nil && runErr == nil {
+		runErr, reason = err, StopError
+	}
+	if runErr != nil && reason != StopDenied {
+		r.event(storage.EventStopped, runErr.Error())
+	}
+	r.sysDroppedAtStop(ctx, rec.client)
+	runErr = r.end(context.WithoutCancel(ctx), rec.sess, reason, runErr)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec.res.Stats, rec.res.StopReason, rec.res.Ended = r.Stats(), reason, time.Now()
+	return rec.res, runErr
 }

@@ -16,7 +16,7 @@ import (
 func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *storage.Spool) error {
 	b := batcher{p: p, sess: sess, spool: spool, seen: make(map[string]struct{}),
 		batch: make([]storage.Message, 0, p.cfg.BatchSize)}
-	tick := time.NewTicker(p.cfg.FlushInterval)
+	tick := p.clock.NewTicker(p.cfg.FlushInterval)
 	defer tick.Stop()
 	for {
 		commit := false
@@ -27,7 +27,7 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *sto
 			// or the queue's byte limit was reached (commit everything,
 			// which frees the bytes).
 			commit = p.pressed.Swap(false)
-		case <-tick.C:
+		case <-tick.Chan():
 			commit = true
 		case <-ctx.Done():
 			if err := b.take(); err != nil {
@@ -156,7 +156,7 @@ const (
 // and returns. After an error nothing more is acknowledged: the broker
 // keeps those messages (a persistent session gets them again).
 func (p *pipeline) spooler(ctx context.Context, spool *storage.Spool, flush ackFlusher) error {
-	g := grouper{p: p, spool: spool, flush: flush, quiet: time.NewTimer(time.Hour)}
+	g := grouper{p: p, spool: spool, flush: flush, quiet: p.clock.NewTimer(time.Hour)}
 	g.quiet.Stop()
 	for {
 		select {
@@ -185,7 +185,7 @@ type grouper struct {
 	p      *pipeline
 	spool  *storage.Spool
 	flush  ackFlusher
-	quiet  *time.Timer
+	quiet  clockTimer
 	quietC <-chan time.Time // non-nil while the quiet timer runs
 	// armed is how many waited when the quiet timer was last set;
 	// firstSince is when the oldest of them arrived.
@@ -208,7 +208,7 @@ func (g *grouper) woken() error {
 		return g.handle()
 	case g.quietC == nil:
 		g.arm(n)
-		g.firstSince = time.Now()
+		g.firstSince = g.p.clock.Now()
 	}
 	return nil
 }
@@ -216,7 +216,7 @@ func (g *grouper) woken() error {
 // paused: the quiet timer fired.
 func (g *grouper) paused() error {
 	n, target := g.p.pendingLen(), int(g.p.spoolTarget.Load())
-	if n > g.armed && n < target && time.Since(g.firstSince) < maxHold {
+	if n > g.armed && n < target && g.p.clock.Now().Sub(g.firstSince) < maxHold {
 		g.arm(n) // still arriving: keep gathering
 		return nil
 	}
@@ -229,7 +229,7 @@ func (g *grouper) paused() error {
 func (g *grouper) arm(n int) {
 	g.armed = n
 	g.quiet.Reset(quietGap)
-	g.quietC = g.quiet.C
+	g.quietC = g.quiet.Chan()
 }
 
 // handle writes what waits to the spool, then acknowledges it.
