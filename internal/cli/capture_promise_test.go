@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/loadgen"
 	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/storage"
@@ -77,118 +78,25 @@ func TestCapturePromiseDefaultBrokers(t *testing.T) {
 // message (a clean round).
 func promiseRound(t *testing.T, bin, sub, flood, addr string, load loadgen.Config, try int) bool {
 	t.Helper()
-	host, port, _ := strings.Cut(addr, ":")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "promise.db")
-	prefix := fmt.Sprintf("promise/%d", time.Now().UnixNano())
-	var recErr bytes.Buffer
-	rec := exec.Command(bin, "record", "-b", "mqtt://"+addr, "-t", prefix+"/#", "-q", "2", "--quiet", "-o", path)
-	rec.Stderr = &recErr
-	subOut, err := os.Create(filepath.Join(dir, "sub.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer subOut.Close()
-	ref := exec.Command(sub, "-h", host, "-p", port, "-t", prefix+"/#", "-q", fmt.Sprint(load.QoS), "-F", "%t")
-	ref.Stdout = subOut
-	for _, c := range []*exec.Cmd{rec, ref} {
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-	}
-	// subLines and recorded count what each subscriber got on topics
-	// starting with under.
-	subLines := func(under string) int64 {
-		b, _ := os.ReadFile(subOut.Name())
-		return int64(bytes.Count(b, []byte("\n"+under))) + int64(bytes.Count(b[:min(len(b), len(under))], []byte(under)))
-	}
-	recorded := func(under string) int64 {
-		c, err := storage.Open(path)
-		if err != nil {
-			return 0
-		}
-		defer c.Close()
-		n, _ := c.Count(context.Background(), storage.Query{Match: func(t string) bool { return strings.HasPrefix(t, under) }})
-		return n
-	}
-	// Both are subscribed once both have a probe message (published again
-	// every half second until they do: one sent before a subscription is
-	// not delivered).
-	probe := prefix + "/probe/"
-	for deadline := time.Now().Add(15 * time.Second); subLines(probe) == 0 || recorded(probe) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the subscribers did not get a probe within 15 s (mosquitto_sub %d, mqtape %d); record: %s", subLines(probe), recorded(probe), recErr.String())
-		}
-		if err := exec.Command(flood, "-addr", addr, "-n", "1", "-qos", "1", "-topic", prefix+"/probe").Run(); err != nil {
-			t.Fatalf("probe: %v", err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	waitFor := func(what string, want int64, got func() int64) {
-		for deadline, last, lastAt := time.Now().Add(20*time.Second), int64(-1), time.Now(); ; {
-			n := got()
-			if n >= want || time.Now().After(deadline) {
-				return
-			}
-			if n != last {
-				last, lastAt = n, time.Now()
-			} else if time.Since(lastAt) > 3*time.Second {
-				t.Logf("%s stopped at %d of %d", what, n, want)
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	r := startSubscribers(t, bin, sub, flood, addr, load.QoS)
 	out, err := exec.Command(flood, "-addr", addr, "-n", fmt.Sprint(load.Messages), "-devices", fmt.Sprint(load.Devices),
-		"-rate", fmt.Sprint(load.Rate), "-qos", fmt.Sprint(load.QoS), "-topic", prefix+"/load").CombinedOutput()
+		"-rate", fmt.Sprint(load.Rate), "-qos", fmt.Sprint(load.QoS), "-topic", r.prefix+"/load").CombinedOutput()
 	if err != nil {
 		t.Fatalf("publishers: %v\n%s", err, out)
 	}
 	n := int64(load.Messages)
-	loadTopics := prefix + "/load/"
-	waitFor("mosquitto_sub", n, func() int64 { return subLines(loadTopics) })
-	waitFor("mqtape", n, func() int64 { return recorded(loadTopics) })
-	rec.Process.Signal(syscall.SIGINT)
-	if err := rec.Wait(); err != nil {
-		t.Fatalf("record: %v\n%s", err, recErr.String())
+	loadTopics := r.prefix + "/load/"
+	waitUntilStill(t, "mosquitto_sub", n, func() int64 { return r.subLines(loadTopics) })
+	waitUntilStill(t, "mqtape", n, func() int64 { return r.recorded(loadTopics) })
+	r.rec.Process.Signal(syscall.SIGINT)
+	if err := r.rec.Wait(); err != nil {
+		t.Fatalf("record: %v\n%s", err, r.recErr.String())
 	}
-	ref.Process.Kill()
-	ref.Wait()
+	r.ref.Process.Kill()
+	r.ref.Wait()
 
-	// mosquitto_sub: load lines; mqtape: each (device, seq) once.
-	refGot := subLines(loadTopics)
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	seen := map[[2]int]int{}
-	var got, dups int64
-	for m, err := range c.Messages(context.Background(), storage.Query{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(m.Topic, prefix+"/load/") {
-			continue
-		}
-		d, i, ok := loadgen.ParsePayload(m.Payload)
-		if !ok || m.Topic != loadgen.TopicOf(prefix+"/load", d) {
-			t.Fatalf("damaged message on %q: %.60q", m.Topic, m.Payload)
-		}
-		if seen[[2]int{d, i}]++; seen[[2]int{d, i}] > 1 {
-			dups++
-		} else {
-			got++
-		}
-	}
-	brokerDropped := ""
-	events, _ := c.Events(context.Background(), 0)
-	for _, e := range events {
-		if e.Kind == storage.EventBrokerDropped {
-			brokerDropped = "; " + e.Detail
-		}
-	}
+	refGot := r.subLines(loadTopics)
+	got, dups, brokerDropped := countLoad(t, r.path, r.prefix+"/load")
 	t.Logf("round %d: published %d, mosquitto_sub %d, mqtape %d (%d duplicates)%s", try, n, refGot, got, dups, brokerDropped)
 	if dups > 0 {
 		t.Errorf("mqtape stored %d messages twice", dups)
@@ -201,4 +109,112 @@ func promiseRound(t *testing.T, bin, sub, flood, addr string, load loadgen.Confi
 		t.Errorf("mqtape recorded %d of %d messages; mosquitto_sub received all of them in the same run", got, n)
 	}
 	return true
+}
+
+// subscribers are mqtape record and mosquitto_sub on one topic prefix.
+type subscribers struct {
+	prefix, path string
+	rec, ref     *exec.Cmd
+	recErr       *bytes.Buffer
+	subOut       string
+}
+
+// startSubscribers starts both and returns once both got a probe message
+// (published again every 300 ms until they do: one sent before a
+// subscription is not delivered).
+func startSubscribers(t *testing.T, bin, sub, flood, addr string, qos byte) *subscribers {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	dir := t.TempDir()
+	r := &subscribers{prefix: fmt.Sprintf("promise/%d", time.Now().UnixNano()), path: filepath.Join(dir, "promise.db"),
+		recErr: new(bytes.Buffer), subOut: filepath.Join(dir, "sub.txt")}
+	r.rec = exec.Command(bin, "record", "-b", "mqtt://"+addr, "-t", r.prefix+"/#", "-q", "2", "--quiet", "-o", r.path)
+	r.rec.Stderr = r.recErr
+	out, err := os.Create(r.subOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	r.ref = exec.Command(sub, "-h", host, "-p", port, "-t", r.prefix+"/#", "-q", fmt.Sprint(qos), "-F", "%t")
+	r.ref.Stdout = out
+	for _, c := range []*exec.Cmd{r.rec, r.ref} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	}
+	probe := r.prefix + "/probe/"
+	for deadline := time.Now().Add(15 * time.Second); r.subLines(probe) == 0 || r.recorded(probe) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscribers did not get a probe within 15 s (mosquitto_sub %d, mqtape %d); record: %s", r.subLines(probe), r.recorded(probe), r.recErr.String())
+		}
+		if err := exec.Command(flood, "-addr", addr, "-n", "1", "-qos", "1", "-topic", r.prefix+"/probe").Run(); err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return r
+}
+
+// subLines counts mosquitto_sub's lines (topics) starting with under.
+func (r *subscribers) subLines(under string) int64 {
+	b, _ := os.ReadFile(r.subOut)
+	return int64(bytes.Count(b, []byte("\n"+under))) + int64(bytes.Count(b[:min(len(b), len(under))], []byte(under)))
+}
+
+// recorded counts mqtape's committed messages on topics starting with under.
+func (r *subscribers) recorded(under string) int64 {
+	c, err := storage.Open(r.path)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	n, _ := c.Count(context.Background(), storage.Query{Match: func(t string) bool { return strings.HasPrefix(t, under) }})
+	return n
+}
+
+// waitUntilStill polls got until it reaches want, stops growing for 3 s,
+// or 20 s pass.
+func waitUntilStill(t *testing.T, what string, want int64, got func() int64) {
+	for deadline, last, lastAt := time.Now().Add(20*time.Second), int64(-1), time.Now(); ; {
+		n := got()
+		if n >= want || time.Now().After(deadline) {
+			return
+		}
+		if n != last {
+			last, lastAt = n, time.Now()
+		} else if time.Since(lastAt) > 3*time.Second {
+			t.Logf("%s stopped at %d of %d", what, n, want)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// countLoad counts each (device, seq) of the load in the capture once, the
+// repeats, and returns the broker's dropped counter as read at the stop.
+func countLoad(t *testing.T, path, loadPrefix string) (got, dups int64, brokerDropped string) {
+	t.Helper()
+	msgs, _, events := capturetest.Read(t, path)
+	seen := map[[2]int]int{}
+	for _, m := range msgs {
+		if !strings.HasPrefix(m.Topic, loadPrefix+"/") {
+			continue
+		}
+		d, i, ok := loadgen.ParsePayload(m.Payload)
+		if !ok || m.Topic != loadgen.TopicOf(loadPrefix, d) {
+			t.Fatalf("damaged message on %q: %.60q", m.Topic, m.Payload)
+		}
+		if seen[[2]int{d, i}]++; seen[[2]int{d, i}] > 1 {
+			dups++
+		} else {
+			got++
+		}
+	}
+	for _, e := range events {
+		if e.Kind == storage.EventBrokerDropped {
+			brokerDropped = "; " + e.Detail
+		}
+	}
+	return got, dups, brokerDropped
 }
