@@ -16,9 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
@@ -27,27 +24,18 @@ import (
 // secret is the password the leak tests look for.
 const secret = "pw-Zq7x9-leakcheck"
 
-// passwordHook accepts only alice with the secret password (any topic).
-type passwordHook struct{ mochi.HookBase }
-
-func (h *passwordHook) ID() string { return "password" }
-
-func (h *passwordHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-
-func (h *passwordHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	if strings.HasPrefix(cl.ID, "pub-") {
+// passwordOK accepts only alice with the secret password (any topic), and
+// the tests' own publishers (client ids "pub-...").
+func passwordOK(clientID, username string, password []byte) bool {
+	if strings.HasPrefix(clientID, "pub-") {
 		return true // the tests' own publisher
 	}
-	return string(pk.Connect.Username) == "alice" && string(pk.Connect.Password) == secret
+	return username == "alice" && string(password) == secret
 }
-
-func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 func startPasswordBroker(t *testing.T) *broker.Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Options{Hooks: []mochi.Hook{new(passwordHook)}})
+	b, err := broker.Start(broker.Options{Authenticate: passwordOK})
 	if err != nil {
 		t.Fatal(err)
 	}
