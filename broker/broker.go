@@ -25,7 +25,20 @@ type Options struct {
 	WS []string
 	// TLS, when set, makes the TCP listeners TLS listeners.
 	TLS *tls.Config
-	// Hooks are added before the broker serves; nil means allow everyone.
+	// Authenticate, when set, decides whether a client may connect, from
+	// its client id, username and password (password is the broker's
+	// buffer: read it during the call, never keep it). Nil lets every
+	// client connect.
+	Authenticate func(clientID, username string, password []byte) bool
+	// Allow, when set, decides whether a connected client may use topic:
+	// write is true for a PUBLISH it sends, false for a subscription (topic
+	// is then the filter) and for each message delivered to it. Nil allows
+	// everything.
+	Allow func(clientID, topic string, write bool) bool
+	// Hooks are mochi hooks added before the broker serves (mqtape serve's
+	// password file). Nil, with neither Authenticate nor Allow set, means
+	// allow everyone. Hooks cannot be combined with Authenticate or Allow:
+	// mochi lets a client in when any one hook says yes.
 	Hooks []mochi.Hook
 	// Logger receives the broker's log (default: discarded).
 	Logger *slog.Logger
@@ -60,9 +73,15 @@ func Start(o Options) (*Broker, error) {
 	if o.MaxPending > 0 {
 		caps.MaximumClientWritesPending = o.MaxPending
 	}
+	if o.Hooks != nil && (o.Authenticate != nil || o.Allow != nil) {
+		return nil, errors.New("broker: Hooks cannot be combined with Authenticate or Allow")
+	}
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: o.Logger, Capabilities: caps})
 	b := &Broker{srv: srv}
 	hooks := o.Hooks
+	if o.Authenticate != nil || o.Allow != nil {
+		hooks = []mochi.Hook{&accessHook{authenticate: o.Authenticate, allow: o.Allow}}
+	}
 	if hooks == nil {
 		hooks = []mochi.Hook{new(auth.AllowHook)}
 	}

@@ -10,10 +10,6 @@ import (
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
@@ -21,9 +17,16 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-func startBroker(t *testing.T, hooks ...mochi.Hook) *broker.Broker {
+func startBroker(t *testing.T) *broker.Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Options{Hooks: hooks, MaxPending: 1 << 20})
+	return startBrokerWith(t, broker.Options{})
+}
+
+// startBrokerWith starts a broker with o (and a deep queue per client).
+func startBrokerWith(t *testing.T, o broker.Options) *broker.Broker {
+	t.Helper()
+	o.MaxPending = 1 << 20
+	b, err := broker.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,22 +290,15 @@ func TestCountDurationAndAppend(t *testing.T) {
 	}
 }
 
-// denyHook refuses subscriptions to '#' and logins by "mallory".
-type denyHook struct{ auth.AllowHook }
-
-func (h *denyHook) ID() string { return "deny" }
-func (h *denyHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (h *denyHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	return string(pk.Connect.Username) != "mallory"
-}
-func (h *denyHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
-	return write || topic != "#"
+// denyOptions make a broker that refuses subscriptions to '#' and logins
+// by "mallory".
+var denyOptions = broker.Options{
+	Authenticate: func(_, username string, _ []byte) bool { return username != "mallory" },
+	Allow:        func(_, topic string, write bool) bool { return write || topic != "#" },
 }
 
 func TestSubscriptionDenied(t *testing.T) {
-	b := startBroker(t, new(denyHook))
+	b := startBrokerWith(t, denyOptions)
 	path := filepath.Join(t.TempDir(), "c.db")
 	r := startRecording(t, b, path, recorder.Config{})
 	<-r.done
@@ -330,7 +326,7 @@ func TestSubscriptionDenied(t *testing.T) {
 }
 
 func TestConnectErrors(t *testing.T) {
-	b := startBroker(t, new(denyHook))
+	b := startBrokerWith(t, denyOptions)
 	o := opts(t, b, "x")
 	o.Username = "mallory"
 	_, err := mqttclient.Connect(context.Background(), o, mqtt.Handlers{})

@@ -13,28 +13,18 @@ import (
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/storage"
 )
 
-// gateHook makes an embedded broker that accepts only alice/right and
-// denies every subscription (SUBACK 0x80) while allowing publishes.
-type gateHook struct{ mochi.HookBase }
-
-func (h *gateHook) ID() string { return "gate" }
-
-func (h *gateHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+// gateAuthenticate and gateAllow make an embedded broker that accepts only
+// alice/right and denies every subscription (SUBACK 0x80) while allowing
+// publishes.
+func gateAuthenticate(_, username string, password []byte) bool {
+	return username == "alice" && string(password) == "right"
 }
 
-func (h *gateHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
-	return string(pk.Connect.Username) == "alice" && string(pk.Connect.Password) == "right"
-}
-
-func (h *gateHook) OnACLCheck(_ *mochi.Client, _ string, write bool) bool { return write }
+func gateAllow(_, _ string, write bool) bool { return write }
 
 // badFiles are the files every verb that reads or writes a capture must
 // refuse, untouched, with exit 4.
@@ -164,7 +154,7 @@ func TestBadInputEveryVerb(t *testing.T) {
 	closed := startBroker(t)
 	closedURL := closed.URL()
 	closed.Close()
-	gate, err := broker.Start(broker.Options{Hooks: []mochi.Hook{new(gateHook)}})
+	gate, err := broker.Start(broker.Options{Authenticate: gateAuthenticate, Allow: gateAllow})
 	if err != nil {
 		t.Fatal(err)
 	}

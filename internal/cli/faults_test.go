@@ -14,13 +14,17 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-// mountTmpfs mounts a tmpfs of the given options on a new directory, or
-// skips the test when this machine cannot mount (not root, or no
-// CAP_SYS_ADMIN in a container): saying why, also with CI=true.
+// mountTmpfs mounts a tmpfs of the given options on a new directory. When
+// this machine cannot mount (not root, or no CAP_SYS_ADMIN in a container)
+// the test skips, saying why — except in CI (CI=true), where the
+// resource-fault tests must run, so it fails loudly.
 func mountTmpfs(t *testing.T, opts string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cannot mount a tmpfs (%s): %v (uid %d), but CI=true requires the resource-fault tests to run: give CI root with CAP_SYS_ADMIN", opts, err, os.Geteuid())
+		}
 		t.Skipf("cannot mount a tmpfs (%s) here: %v (uid %d); this resource-fault test needs root with CAP_SYS_ADMIN", opts, err, os.Geteuid())
 	}
 	t.Cleanup(func() {

@@ -57,19 +57,14 @@ func mqtt5RoundTrip(t *testing.T, srcURL, dstURL string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wait := recordCLI(t, ctx, first, "--broker", srcURL, "-V", "5", "--quiet")
-	time.Sleep(300 * time.Millisecond)                                         // let the retained burst end
+	// The store's retained message is recorded before anything live is published.
+	waitFor(t, 5*time.Second, func() bool { return countMessages(first) >= 1 }, "the retained message in the capture")
 	publish5(t, pub, "dev/1/status", 1, true, []byte("still online"), nil)     // live, published retained
 	publish5(t, pub, "dev/1/data", 1, false, []byte(`{"v":1}`), testProps)     // properties
 	publish5(t, pub, "dev/1/plain", 0, false, []byte("no props"), nil)         // none
 	publish5(t, pub, "dev/1/bin", 2, false, []byte{0, 1, 2}, &mqtt.Properties{ // binary correlation only
 		CorrelationData: []byte{0xde, 0xad, 0xbe, 0xef}})
-	deadline := time.Now().Add(5 * time.Second)
-	for n := int64(0); n < 5 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := storage.Open(first); err == nil {
-			n, _ = c.Count(context.Background(), storage.Query{})
-			c.Close()
-		}
-	}
+	waitFor(t, 5*time.Second, func() bool { return countMessages(first) >= 5 }, "5 messages in the capture")
 	cancel()
 	if code, _, stderr := wait(); code != 0 {
 		t.Fatalf("record -V 5: exit %d %s", code, stderr)

@@ -27,14 +27,32 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func countMessages(path string) int64 {
+// countMessages returns how many messages the capture at path holds (0
+// when it cannot be opened yet).
+func countMessages(path string) int64 { return countWhere(path, storage.Query{}) }
+
+// countWhere returns how many messages of the capture at path q selects.
+func countWhere(path string, q storage.Query) int64 {
 	c, err := storage.Open(path)
 	if err != nil {
 		return 0
 	}
 	defer c.Close()
-	n, _ := c.Count(context.Background(), storage.Query{})
+	n, _ := c.Count(context.Background(), q)
 	return n
+}
+
+// endTopic is the marker TestPersistentSessionExactlyOnce publishes last.
+const endTopic = "p/end"
+
+// waitToken waits up to timeout for tok and reports whether it completed.
+func waitToken(tok mqtt.Token, timeout time.Duration) bool {
+	select {
+	case <-tok.Done():
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // TestPersistentSessionExactlyOnce: with --clean=false and a fixed client
@@ -56,21 +74,15 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 		return cmd
 	}
 	rec := start()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, 5*time.Second, func() bool {
 		c, err := storage.Open(path)
-		if err == nil {
-			ev, _ := c.Events(context.Background(), 0)
-			c.Close()
-			if len(ev) >= 2 {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("recorder did not subscribe")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer c.Close()
+		ev, _ := c.Events(context.Background(), 0)
+		return len(ev) >= 2
+	}, "the recorder's subscription")
 
 	br, _ := mqtt.ParseBroker(m.URL())
 	pub, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "persist-pub",
@@ -100,7 +112,7 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 	// acknowledged, and the broker will redeliver them.
 	done := make(chan struct{})
 	go func() { defer close(done); publish(1000, 1500) }()
-	time.Sleep(30 * time.Millisecond)
+	waitFor(t, 10*time.Second, func() bool { return countMessages(path) > 1000 }, "the first of messages 1000–1499 committed")
 	rec.Process.Signal(syscall.SIGKILL)
 	rec.Wait()
 	<-done
@@ -109,11 +121,25 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 	m.Restart(t) // the session and its queue survive a broker restart (persistence)
 
 	rec = start()
-	deadline = time.Now().Add(20 * time.Second)
-	for countMessages(path) < n && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	waitFor(t, 20*time.Second, func() bool { return countMessages(path) >= n }, fmt.Sprintf("%d messages in the capture", n))
+	// A redelivered duplicate would come before a message published now
+	// (the broker sends persist-rec's queue in order, the recorder commits
+	// in order): once this marker is recorded, nothing else is on its way.
+	end, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "persist-end",
+		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // anything extra (a duplicate) would arrive now
+	tok := end.Publish(endTopic, 2, false, []byte("end"))
+	if !waitToken(tok, 5*time.Second) {
+		t.Fatal("publish the end marker: no acknowledgement within 5 s")
+	}
+	if err := tok.Error(); err != nil {
+		t.Fatalf("publish the end marker: %v", err)
+	}
+	end.Disconnect(50 * time.Millisecond)
+	isEnd := func(topic string) bool { return topic == endTopic }
+	waitFor(t, 10*time.Second, func() bool { return countWhere(path, storage.Query{Match: isEnd}) > 0 }, "the end marker in the capture")
 	rec.Process.Signal(syscall.SIGINT)
 	if err := rec.Wait(); err != nil {
 		t.Fatalf("second recorder: %v", err)
@@ -126,7 +152,12 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 	defer c.Close()
 	msgs, _ := c.Page(context.Background(), storage.Query{})
 	seen := make([]int, n)
+	recorded := 0
 	for _, msg := range msgs {
+		if msg.Topic == endTopic {
+			continue
+		}
+		recorded++
 		var i int
 		fmt.Sscan(string(msg.Payload), &i)
 		seen[i]++
@@ -148,9 +179,9 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 			skipped++
 		}
 	}
-	t.Logf("%d messages in %d sessions; first session not closed: %v; duplicate-skip events: %d", len(msgs), len(sessions), !sessions[0].Closed(), skipped)
-	if missing != 0 || dups != 0 || len(msgs) != n {
-		t.Fatalf("%d messages: %d missing, %d duplicated", len(msgs), missing, dups)
+	t.Logf("%d messages and the end marker in %d sessions; first session not closed: %v; duplicate-skip events: %d", recorded, len(sessions), !sessions[0].Closed(), skipped)
+	if missing != 0 || dups != 0 || recorded != n {
+		t.Fatalf("%d messages: %d missing, %d duplicated", recorded, missing, dups)
 	}
 	if len(sessions) != 2 || sessions[0].Closed() {
 		t.Errorf("sessions = %+v", sessions)

@@ -16,9 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
@@ -27,27 +24,18 @@ import (
 // secret is the password the leak tests look for.
 const secret = "pw-Zq7x9-leakcheck"
 
-// passwordHook accepts only alice with the secret password (any topic).
-type passwordHook struct{ mochi.HookBase }
-
-func (h *passwordHook) ID() string { return "password" }
-
-func (h *passwordHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-
-func (h *passwordHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	if strings.HasPrefix(cl.ID, "pub-") {
+// passwordOK accepts only alice with the secret password (any topic), and
+// the tests' own publishers (client ids "pub-...").
+func passwordOK(clientID, username string, password []byte) bool {
+	if strings.HasPrefix(clientID, "pub-") {
 		return true // the tests' own publisher
 	}
-	return string(pk.Connect.Username) == "alice" && string(pk.Connect.Password) == secret
+	return username == "alice" && string(password) == secret
 }
-
-func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 func startPasswordBroker(t *testing.T) *broker.Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Options{Hooks: []mochi.Hook{new(passwordHook)}})
+	b, err := broker.Start(broker.Options{Authenticate: passwordOK})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +58,7 @@ func TestCaptureFilesArePrivate(t *testing.T) {
 	for i := range 20 {
 		mustPublish(t, pub, "secret/payload", 1, false, []byte(fmt.Sprint(i)))
 	}
-	time.Sleep(200 * time.Millisecond) // committed, the WAL holds it
+	waitFor(t, 5*time.Second, func() bool { return countMessages(path) >= 20 }, "20 messages committed (the WAL holds them)")
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(f)
 		if err != nil {
@@ -146,7 +134,7 @@ func TestPasswordNeverLeaks(t *testing.T) {
 			ctx2, cancel2 := context.WithCancel(context.Background())
 			wait2 := recordCLI(t, ctx2, path, append([]string{"--broker", b.URL(), "-u", "alice"}, args...)...)
 			mustPublish(t, pub, "a/b", 1, false, []byte("more"))
-			time.Sleep(150 * time.Millisecond)
+			waitFor(t, 5*time.Second, func() bool { return countMessages(path) >= 4 }, "the 4th message committed")
 			live := captureBytes(t, path)
 			cancel2()
 			_, o2, e2 := wait2()
@@ -182,6 +170,17 @@ func TestPasswordNeverLeaks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signalWriter discards what is written and closes first at the first write.
+type signalWriter struct {
+	first chan struct{}
+	once  sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.first) })
+	return len(p), nil
 }
 
 // openPTY opens a pseudo-terminal pair.
@@ -269,8 +268,27 @@ func (tm *terminal) wait(t *testing.T) int {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("did not exit; the terminal shows:\n%s", tm.text())
 	}
-	time.Sleep(20 * time.Millisecond) // the last output
+	tm.drain(t)
 	return tm.cmd.ProcessState.ExitCode()
+}
+
+// endOfOutput is what drain writes behind the program's last output.
+const endOfOutput = "\x00end-of-output\x00"
+
+// drain waits until the screen holds everything the exited program wrote:
+// a marker written to the terminal after it reaches the reader after that
+// output (a terminal keeps the order), and is then cut off the screen.
+func (tm *terminal) drain(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(tm.slave, endOfOutput); err != nil {
+		t.Fatalf("write the end marker: %v", err)
+	}
+	tm.waitFor(t, endOfOutput)
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	before, _, _ := strings.Cut(tm.screen.String(), endOfOutput)
+	tm.screen.Reset()
+	tm.screen.WriteString(before)
 }
 
 // echoOn reports whether the terminal echoes what is typed.
@@ -299,19 +317,17 @@ func TestAskPassword(t *testing.T) {
 		t.Error("echo is on while the password is asked")
 	}
 	io.WriteString(tm.master, secret+"\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := storage.Open(path); err == nil {
-			ev, _ := c.Events(context.Background(), 0)
-			c.Close()
-			if len(ev) >= 2 {
-				break
-			}
+	subscribed := func() bool {
+		c, err := storage.Open(path)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the recorder did not subscribe; terminal:\n%s", tm.text())
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer c.Close()
+		ev, _ := c.Events(context.Background(), 0)
+		return len(ev) >= 2
+	}
+	if !eventually(10*time.Second, subscribed) {
+		t.Fatalf("the recorder did not subscribe; terminal:\n%s", tm.text())
 	}
 	pub := connect(t, b.URL())
 	mustPublish(t, pub, "t", 1, false, []byte("one"))
@@ -397,8 +413,9 @@ func TestPlayConfirmsNonLoopback(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
-	if err := confirmRemote(cctx, remote, "x", true, pr, io.Discard); !errors.Is(err, errInterrupted) {
+	asked := make(chan struct{})
+	go func() { <-asked; cancel() }() // Ctrl-C once the question is on screen
+	if err := confirmRemote(cctx, remote, "x", true, pr, &signalWriter{first: asked}); !errors.Is(err, errInterrupted) {
 		t.Errorf("Ctrl-C at the question: %v", err)
 	}
 
