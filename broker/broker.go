@@ -35,11 +35,8 @@ type Options struct {
 	// is then the filter) and for each message delivered to it. Nil allows
 	// everything.
 	Allow func(clientID, topic string, write bool) bool
-	// Hooks are mochi hooks added before the broker serves (mqtape serve's
-	// password file). Nil, with neither Authenticate nor Allow set, means
-	// allow everyone. Hooks cannot be combined with Authenticate or Allow:
-	// mochi lets a client in when any one hook says yes.
-	Hooks []mochi.Hook
+	// With neither Authenticate nor Allow set, everyone may connect and use
+	// every topic.
 	// Logger receives the broker's log (default: discarded).
 	Logger *slog.Logger
 	// Observer, when set, sees every routed message and client event.
@@ -73,17 +70,11 @@ func Start(o Options) (*Broker, error) {
 	if o.MaxPending > 0 {
 		caps.MaximumClientWritesPending = o.MaxPending
 	}
-	if o.Hooks != nil && (o.Authenticate != nil || o.Allow != nil) {
-		return nil, errors.New("broker: Hooks cannot be combined with Authenticate or Allow")
-	}
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: o.Logger, Capabilities: caps})
 	b := &Broker{srv: srv}
-	hooks := o.Hooks
+	hooks := []mochi.Hook{new(auth.AllowHook)}
 	if o.Authenticate != nil || o.Allow != nil {
 		hooks = []mochi.Hook{&accessHook{authenticate: o.Authenticate, allow: o.Allow}}
-	}
-	if hooks == nil {
-		hooks = []mochi.Hook{new(auth.AllowHook)}
 	}
 	if o.Observer != nil {
 		hooks = append(hooks, &observerHook{o: o.Observer})

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -101,19 +100,3 @@ func (p *Passwords) Check(user, password string) bool {
 	}
 	return false
 }
-
-// ID implements mochi.Hook.
-func (p *Passwords) ID() string { return "mqtape-passwords" }
-
-// Provides implements mochi.Hook.
-func (p *Passwords) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-
-// OnConnectAuthenticate accepts a client whose username and password match.
-func (p *Passwords) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	return p.Check(string(pk.Connect.Username), string(pk.Connect.Password))
-}
-
-// OnACLCheck allows authenticated clients everything.
-func (p *Passwords) OnACLCheck(cl *mochi.Client, topic string, write bool) bool { return true }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
@@ -128,13 +126,13 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	var hooks []mochi.Hook
+	var authenticate func(clientID, username string, password []byte) bool
 	if o.passwd != "" {
 		p, err := broker.LoadPasswords(o.passwd)
 		if err != nil {
 			return usageError{err}
 		}
-		hooks = append(hooks, p)
+		authenticate = func(_, username string, password []byte) bool { return p.Check(username, string(password)) }
 	}
 	// A port already in use fails here, before the capture is touched.
 	for _, addr := range append(append([]string(nil), o.listen...), o.ws...) {
@@ -163,7 +161,7 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 	if err := tap.Start(ctx); err != nil {
 		return err
 	}
-	b, err := broker.Start(broker.Options{Listen: o.listen, WS: o.ws, TLS: tlsCfg, Hooks: hooks, Observer: tap,
+	b, err := broker.Start(broker.Options{Listen: o.listen, WS: o.ws, TLS: tlsCfg, Authenticate: authenticate, Observer: tap,
 		MaxPending: int32(o.queued)})
 	if err != nil {
 		tap.Stop(ctx, recorder.StopError)
