@@ -107,8 +107,8 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	if o.file, err = oneFile(fs); err != nil {
 		return o, err
 	}
-	if o.speed, err = parseSpeed(o.speedFlag); err != nil {
-		return o, err
+	if o.speed, err = replay.ParseSpeed(o.speedFlag); err != nil {
+		return o, usagef("--speed %q: %w", o.speedFlag, replay.ErrBadSpeed)
 	}
 	switch o.qosFlag {
 	case "":
@@ -140,18 +140,6 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	}
 	o.query, err = o.sel.query()
 	return o, err
-}
-
-// parseSpeed reads "max" or a positive rate such as 0.25, 4 or 4x.
-func parseSpeed(s string) (float64, error) {
-	if strings.EqualFold(s, "max") {
-		return math.Inf(1), nil
-	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
-	if err != nil || !(v > 0) || math.IsInf(v, 0) {
-		return 0, usagef("--speed %q: use a positive number (0.25, 1, 4) or max", s)
-	}
-	return v, nil
 }
 
 func (o *playOptions) config() replay.Config {

@@ -365,6 +365,7 @@ func TestPlayErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"play", path, "--speed", "fast"}, exitUsage, `--speed "fast"`},
+		{[]string{"play", path, "--speed", "0"}, exitUsage, `--speed "0": use a positive number (0.25, 1, 4) or max`},
 		{[]string{"play", path, "--remap", "a/b"}, exitUsage, "use OLD=NEW"},
 		{[]string{"play", path, "--retained", "maybe"}, exitUsage, "use keep, skip or live"},
 		{[]string{"play", path, "-t", "a/#/x"}, exitUsage, "invalid topic filter"},
