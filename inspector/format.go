@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mqtape/mqtape/internal/humanize"
 )
 
 // Payload kinds, as the detail pane decides them.
@@ -195,25 +197,8 @@ func humanSize(n int) string {
 	return strconv.FormatFloat(float64(n)/(1024*1024*1024), 'f', 1, 64) + "G"
 }
 
-// groupDigits formats 1234567 as 1,234,567.
-func groupDigits(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
+// groupDigits formats 1234567 as 1,234,567 (see humanize.GroupDigits).
+func groupDigits(n int64) string { return humanize.GroupDigits(n) }
 
 // fmtOffset formats an offset since a session's start: +MM:SS.mmm or
 // +H:MM:SS.mmm.

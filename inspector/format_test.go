@@ -72,11 +72,6 @@ func TestFormatHelpers(t *testing.T) {
 			t.Errorf("fmtOffset(%s) = %s, want %s", d, got, want)
 		}
 	}
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
-		if got := groupDigits(n); got != want {
-			t.Errorf("groupDigits(%d) = %s, want %s", n, got, want)
-		}
-	}
 	if got := sanitize("a\x01b\x7f"); got != "a�b�" {
 		t.Errorf("sanitize = %q", got)
 	}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -124,7 +122,8 @@ func (u *UI) openPlay() {
 			u.say("Enter plays %s message%s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
 				groupDigits(n), plural(int(min(n, 2))), from, broker)
 			u.ask("speed:", "1", func(s string) error {
-				speed, err := parseSpeed(s)
+				// Typed text: spaces and case do not matter (2X, " max").
+				speed, err := replay.ParseSpeed(strings.ToLower(strings.TrimSpace(s)))
 				if err != nil {
 					return err
 				}
@@ -148,18 +147,6 @@ func (u *UI) openPlay() {
 		}, func() { u.say("play cancelled") })
 		return nil
 	}, nil)
-}
-
-func parseSpeed(s string) (float64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "max" || s == "0" {
-		return math.Inf(1), nil
-	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64) // 2 or 2x
-	if err != nil || v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("speed %q: use a positive number (1 = original timing) or max", s)
-	}
-	return v, nil
 }
 
 // play connects and replays in the background, showing progress; Esc stops.

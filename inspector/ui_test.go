@@ -434,7 +434,12 @@ func TestPlay(t *testing.T) {
 		t.Errorf("no confirmation asked for a remote broker:\n%s", h.text())
 	}
 	h.press("no", tcell.KeyEnter) // refused: the question stays
-	h.press(tcell.KeyCtrlU, "yes", tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
+	// Speed 0 is refused, like mqtape play --speed 0; the question stays.
+	h.press(tcell.KeyCtrlU, "yes", tcell.KeyEnter, tcell.KeyCtrlU, "0", tcell.KeyEnter)
+	if !h.contains(`speed "0": use a positive number`) {
+		t.Errorf("speed 0 not refused:\n%s", h.text())
+	}
+	h.press(tcell.KeyCtrlU, "max", tcell.KeyEnter)
 	deadline := time.Now().Add(10 * time.Second)
 	for !h.contains("played 3 messages") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -8,13 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
@@ -107,8 +103,8 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	if o.file, err = oneFile(fs); err != nil {
 		return o, err
 	}
-	if o.speed, err = parseSpeed(o.speedFlag); err != nil {
-		return o, err
+	if o.speed, err = replay.ParseSpeed(o.speedFlag); err != nil {
+		return o, usagef("--speed %q: %w", o.speedFlag, replay.ErrBadSpeed)
 	}
 	switch o.qosFlag {
 	case "":
@@ -142,18 +138,6 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	return o, err
 }
 
-// parseSpeed reads "max" or a positive rate such as 0.25, 4 or 4x.
-func parseSpeed(s string) (float64, error) {
-	if strings.EqualFold(s, "max") {
-		return math.Inf(1), nil
-	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
-	if err != nil || !(v > 0) || math.IsInf(v, 0) {
-		return 0, usagef("--speed %q: use a positive number (0.25, 1, 4) or max", s)
-	}
-	return v, nil
-}
-
 func (o *playOptions) config() replay.Config {
 	loop := o.loop
 	if loop == 0 {
@@ -161,6 +145,20 @@ func (o *playOptions) config() replay.Config {
 	}
 	return replay.Config{Query: o.query, Speed: o.speed, Loop: loop, MaxGap: o.maxGap, Retained: o.retainedMode,
 		OverrideQoS: o.overrideQoS, QoS: o.qos, TopicPrefix: o.topicPrefix, Remap: o.remaps, MaxInflight: o.maxInflight}
+}
+
+func speedString(s float64) string {
+	if math.IsInf(s, 1) {
+		return "max"
+	}
+	return strconv.FormatFloat(s, 'g', -1, 64)
+}
+
+func atSpeed(d time.Duration, speed float64) time.Duration {
+	if math.IsInf(speed, 1) {
+		return 0
+	}
+	return time.Duration(float64(d) / speed)
 }
 
 // noPublisher stands in for the broker during --dry-run; it is never called.
@@ -184,21 +182,14 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	if o.dryRun {
-		p, err := replay.New(capture, noPublisher{}, o.config())
-		if err != nil {
-			return err
-		}
-		plan, err := p.Plan(ctx)
-		if err != nil {
-			return err
-		}
-		if o.json {
-			return writeJSON(cio.stdout, planJSON(o, plan))
-		}
-		printPlan(cio.stdout, o, plan)
-		return nil
+		return runPlayDryRun(ctx, capture, o, cio)
 	}
+	return runPlay(ctx, capture, o, cio)
+}
 
+// runPlay connects to the broker (asking first if it is not on this
+// machine), plays the selection and reports how faithful the replay was.
+func runPlay(ctx context.Context, capture *storage.Capture, o playOptions, cio *cliIO) error {
 	copts, err := o.conn.options(cio, "mqtape-play")
 	if err != nil {
 		return err
@@ -206,15 +197,8 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	// At --speed max no publish waits for a deadline: batch them into
 	// fewer writes (one system call per PUBLISH was a fifth of the CPU).
 	copts.CoalesceWrites = math.IsInf(o.speed, 1)
-	if !copts.Broker.IsLoopback() && !o.yes {
-		n, err := capture.Count(ctx, o.query)
-		if err != nil {
-			return err
-		}
-		what := fmt.Sprintf("%s messages from %s", groupDigits(n*int64(max(o.loop, 1))), o.file)
-		if err := confirmRemote(ctx, copts.Broker, what, isTerminalReader(cio.stdin), cio.stdin, cio.stderr); err != nil {
-			return err
-		}
+	if err := confirmPlayTarget(ctx, capture, o, copts.Broker, cio); err != nil {
+		return err
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -229,25 +213,51 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	rep, runErr := playWithControls(ctx, runCtx, p, o, copts.Broker, cio, func() { stop(errInterrupted) })
+	return reportPlay(cio, o, copts.Broker.String(), rep, playOutcome(ctx, runCtx, runErr))
+}
 
-	interactive := cio.stderrTTY && !o.quiet
+// confirmPlayTarget asks before replaying into a broker that is not on this
+// machine, unless --yes was given (see confirmRemote).
+func confirmPlayTarget(ctx context.Context, capture *storage.Capture, o playOptions, b mqtt.Broker, cio *cliIO) error {
+	if b.IsLoopback() || o.yes {
+		return nil
+	}
+	n, err := capture.Count(ctx, o.query)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("%s messages from %s", groupDigits(n*int64(max(o.loop, 1))), o.file)
+	return confirmRemote(ctx, b, what, isTerminalReader(cio.stdin), cio.stdin, cio.stderr)
+}
+
+// playWithControls runs p until runCtx ends. On a terminal, without
+// --quiet, it first announces the replay, then reads the control keys from
+// stdin (interrupt is called for Ctrl-C or q) and redraws the progress line
+// on stderr while p runs. The plan behind the progress bar is read with ctx.
+func playWithControls(ctx, runCtx context.Context, p *replay.Player, o playOptions, broker mqtt.Broker, cio *cliIO,
+	interrupt func()) (replay.Report, error) {
 	var plan *replay.Plan
-	if interactive {
+	restoreTerm := func() {}
+	if cio.stderrTTY && !o.quiet {
 		if pl, err := p.Plan(ctx); err == nil {
 			plan = &pl
 		}
 		fmt.Fprintf(cio.stderr, "playing %s → %s; keys: space pause/resume, → step, +/- speed, Ctrl-C stop\n",
-			o.file, copts.Broker)
-	}
-	restoreTerm := func() {}
-	if interactive {
-		restoreTerm = startKeys(cio.stdin, p, func() { stop(errInterrupted) })
+			o.file, broker)
+		restoreTerm = startKeys(cio.stdin, p, interrupt)
 	}
 	stopStatus := newStatusLine(cio, o.quiet).start(func() string { return playStatus(p.Progress(), plan, o.loop) })
-	rep, runErr := p.Run(runCtx)
+	rep, err := p.Run(runCtx)
 	restoreTerm()
 	stopStatus()
+	return rep, err
+}
 
+// playOutcome turns the error Run returned into the command's: a signal or
+// the Ctrl-C key is errInterrupted, a lost connection its cause (runCtx's),
+// a topic rewrite that produced an invalid name a usage error.
+func playOutcome(ctx, runCtx context.Context, runErr error) error {
 	cause := context.Cause(runCtx)
 	switch {
 	case runErr == nil:
@@ -257,18 +267,6 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 		runErr = cause
 	case errors.Is(runErr, replay.ErrBadRewrite):
 		runErr = usageError{runErr}
-	}
-	if !o.quiet {
-		printPlayReport(cio.stderr, o, copts.Broker.String(), rep)
-	}
-	if o.json {
-		if err := writeJSON(cio.stdout, reportJSON(o, copts.Broker.String(), rep, runErr)); err != nil && runErr == nil {
-			runErr = err
-		}
-	}
-	if runErr == nil && rep.AckFailures+rep.Unacked > 0 {
-		runErr = fmt.Errorf("%d of %d publishes failed or were not acknowledged (first error: %v)",
-			rep.AckFailures+rep.Unacked, rep.Published, rep.AckError)
 	}
 	return runErr
 }
@@ -339,320 +337,4 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
-}
-
-func speedString(s float64) string {
-	if math.IsInf(s, 1) {
-		return "max"
-	}
-	return strconv.FormatFloat(s, 'g', -1, 64)
-}
-
-func passesString(loop int) string {
-	if loop == 0 {
-		return "until Ctrl-C"
-	}
-	return strconv.Itoa(loop)
-}
-
-// PlayPlan is the JSON form of mqtape play --dry-run.
-type PlayPlan struct {
-	File      string          `json:"file"`
-	Speed     string          `json:"speed"`
-	Passes    int             `json:"passes"` // 0: until Ctrl-C
-	Sessions  []int64         `json:"sessions"`
-	Messages  int64           `json:"messages_per_pass"`
-	Restored  int64           `json:"retained_restores_per_pass"`
-	Bytes     int64           `json:"payload_bytes_per_pass"`
-	CaptureS  float64         `json:"capture_s_per_pass"`
-	DurationS float64         `json:"duration_s_per_pass"` // at this speed
-	First     *PlayPlanMsg    `json:"first,omitempty"`
-	Last      *PlayPlanMsg    `json:"last,omitempty"`
-	Topics    []PlayPlanTopic `json:"topics"`
-}
-
-// PlayPlanMsg is one message of a PlayPlan.
-type PlayPlanMsg struct {
-	AtS      float64 `json:"at_s"` // at this speed, from the start of the pass
-	Seq      int64   `json:"seq"`
-	Session  int64   `json:"session"`
-	Topic    string  `json:"topic"`
-	Original string  `json:"original_topic"`
-	QoS      byte    `json:"qos"`
-	Retain   bool    `json:"retain"`
-	Restore  bool    `json:"restore"`
-	Bytes    int     `json:"bytes"`
-}
-
-// PlayPlanTopic counts a topic's messages in a PlayPlan.
-type PlayPlanTopic struct {
-	Topic    string `json:"topic"`
-	Original string `json:"original_topic"`
-	Count    int64  `json:"count"`
-}
-
-func atSpeed(d time.Duration, speed float64) time.Duration {
-	if math.IsInf(speed, 1) {
-		return 0
-	}
-	return time.Duration(float64(d) / speed)
-}
-
-func planJSON(o playOptions, pl replay.Plan) PlayPlan {
-	out := PlayPlan{File: o.file, Speed: speedString(o.speed), Passes: o.loop, Sessions: pl.Sessions, Messages: pl.Messages,
-		Restored: pl.Restored, Bytes: pl.Bytes, CaptureS: pl.Duration.Seconds(), DurationS: atSpeed(pl.Duration, o.speed).Seconds(),
-		Topics: []PlayPlanTopic{}}
-	if out.Sessions == nil {
-		out.Sessions = []int64{}
-	}
-	msg := func(m replay.PlannedMessage) *PlayPlanMsg {
-		return &PlayPlanMsg{AtS: atSpeed(m.At, o.speed).Seconds(), Seq: m.Seq, Session: m.Session, Topic: m.Topic,
-			Original: m.Original, QoS: m.QoS, Retain: m.Retain, Restore: m.Restore, Bytes: m.Bytes}
-	}
-	if pl.Messages > 0 {
-		out.First, out.Last = msg(pl.First), msg(pl.Last)
-	}
-	for _, t := range pl.Topics {
-		out.Topics = append(out.Topics, PlayPlanTopic{t.Topic, t.Original, t.Count})
-	}
-	return out
-}
-
-func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
-	fmt.Fprintf(w, "dry run: nothing is sent\n")
-	var ids []string
-	for _, s := range pl.Sessions {
-		ids = append(ids, strconv.FormatInt(s, 10))
-	}
-	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", o.file, strings.Join(ids, ", "))
-	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %d topics\n",
-		groupDigits(pl.Messages), groupDigits(pl.Restored), humanBytes(pl.Bytes), len(pl.Topics))
-	d := atSpeed(pl.Duration, o.speed)
-	total := "until Ctrl-C"
-	if o.loop > 0 {
-		total = (d * time.Duration(o.loop)).Round(time.Millisecond).String()
-	}
-	fmt.Fprintf(w, "duration:  %s per pass at speed %s (%s of capture time), %s pass(es): %s\n",
-		d.Round(time.Millisecond), speedString(o.speed), pl.Duration.Round(time.Millisecond), passesString(o.loop), total)
-	line := func(label string, m replay.PlannedMessage) {
-		var flags []string
-		flags = append(flags, fmt.Sprintf("session %d", m.Session), fmt.Sprintf("seq %d", m.Seq), fmt.Sprintf("QoS %d", m.QoS),
-			humanBytes(int64(m.Bytes)))
-		if m.Retain {
-			flags = append(flags, "retain")
-		}
-		if m.Restore {
-			flags = append(flags, "retained restore")
-		}
-		fmt.Fprintf(w, "%-10s +%-10s %s  (%s)\n", label, atSpeed(m.At, o.speed).Round(time.Microsecond), m.Topic, strings.Join(flags, ", "))
-	}
-	if pl.Messages == 0 {
-		fmt.Fprintln(w, "nothing selected")
-		return
-	}
-	line("first:", pl.First)
-	line("last:", pl.Last)
-	fmt.Fprintln(w, "topics:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, t := range pl.Topics {
-		from := ""
-		if t.Original != t.Topic {
-			from = "← " + t.Original
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", groupDigits(t.Count), t.Topic, from)
-	}
-	tw.Flush()
-}
-
-// PlayReport is the JSON form of the fidelity report.
-type PlayReport struct {
-	File        string       `json:"file"`
-	Broker      string       `json:"broker"`
-	Speed       string       `json:"speed"`
-	Passes      int          `json:"passes"`
-	Published   int64        `json:"published"`
-	Restored    int64        `json:"retained_restores"`
-	IntendedS   float64      `json:"intended_s"`
-	ActualS     float64      `json:"actual_s"`
-	DriftMS     float64      `json:"drift_ms"`
-	ElapsedS    float64      `json:"elapsed_s"`
-	Lateness    LatenessJSON `json:"lateness_ms"`
-	AckFailures int64        `json:"ack_failures"`
-	Unacked     int64        `json:"unacknowledged"`
-	AckError    string       `json:"ack_error,omitempty"`
-	Interrupted bool         `json:"interrupted"`
-	Error       string       `json:"error,omitempty"`
-}
-
-// LatenessJSON is the lateness of the timed publishes, in milliseconds.
-type LatenessJSON struct {
-	Count int64   `json:"count"`
-	P50   float64 `json:"p50"`
-	P90   float64 `json:"p90"`
-	P99   float64 `json:"p99"`
-	Max   float64 `json:"max"`
-}
-
-func msf(d time.Duration) float64 { return float64(d) / 1e6 }
-
-func reportJSON(o playOptions, broker string, r replay.Report, err error) PlayReport {
-	out := PlayReport{File: o.file, Broker: broker, Speed: speedString(r.Speed), Passes: r.Passes, Published: r.Published,
-		Restored: r.Restored, IntendedS: r.Intended.Seconds(), ActualS: r.Actual.Seconds(), DriftMS: msf(r.Drift()),
-		ElapsedS: r.Elapsed.Seconds(), AckFailures: r.AckFailures, Unacked: r.Unacked, Interrupted: r.Interrupted,
-		Lateness: LatenessJSON{r.Lateness.Count, msf(r.Lateness.P50), msf(r.Lateness.P90), msf(r.Lateness.P99), msf(r.Lateness.Max)}}
-	if r.AckError != nil {
-		out.AckError = r.AckError.Error()
-	}
-	if err != nil && !errors.Is(err, errInterrupted) {
-		out.Error = err.Error()
-	}
-	return out
-}
-
-func fmtMS(d time.Duration) string { return strconv.FormatFloat(msf(d), 'f', 3, 64) + "ms" }
-
-func printPlayReport(w io.Writer, o playOptions, broker string, r replay.Report) {
-	verb := "played"
-	if r.Interrupted {
-		verb = "interrupted after"
-	}
-	fmt.Fprintf(w, "\n%s %s messages (%s retained restores) to %s in %s, %d pass(es), speed %s\n", verb,
-		groupDigits(r.Published), groupDigits(r.Restored), broker, r.Elapsed.Round(time.Millisecond), r.Passes, speedString(r.Speed))
-	if !math.IsInf(r.Speed, 1) {
-		drift := r.Drift()
-		sign := "+"
-		if drift < 0 {
-			sign = "-"
-			drift = -drift
-		}
-		fmt.Fprintf(w, "timing:    intended %s, actual %s, drift %s%s\n", r.Intended.Round(time.Microsecond),
-			r.Actual.Round(time.Microsecond), sign, fmtMS(drift))
-		l := r.Lateness
-		fmt.Fprintf(w, "lateness:  p50 %s  p90 %s  p99 %s  max %s  (%s timed publishes)\n", fmtMS(l.P50), fmtMS(l.P90),
-			fmtMS(l.P99), fmtMS(l.Max), groupDigits(l.Count))
-	} else if r.Actual > 0 {
-		fmt.Fprintf(w, "rate:      %s msg/s\n", groupDigits(int64(float64(r.Published)/r.Elapsed.Seconds())))
-	}
-	acks := fmt.Sprintf("acks:      %d failed, %d unacknowledged", r.AckFailures, r.Unacked)
-	if r.AckError != nil {
-		acks += fmt.Sprintf(" (first error: %v)", r.AckError)
-	}
-	fmt.Fprintln(w, acks)
-}
-
-// playStatus renders the progress bar line.
-func playStatus(pr replay.Progress, plan *replay.Plan, loop int) string {
-	state := "▶"
-	if pr.Paused {
-		state = "⏸ PAUSED"
-	}
-	speed := "×" + speedString(pr.Speed)
-	late := "late " + fmtMS(pr.Lateness)
-	if plan == nil || loop == 0 {
-		return fmt.Sprintf("%s pass %d  %s  %s msgs  %s  %s", state, pr.Pass, fmtElapsed(pr.Position),
-			groupDigits(pr.Published), late, speed)
-	}
-	total := plan.Duration * time.Duration(loop)
-	msgs := plan.Messages * int64(loop)
-	frac := 0.0
-	if total > 0 {
-		frac = float64(pr.Position) / float64(total)
-	} else if msgs > 0 {
-		frac = float64(pr.Published) / float64(msgs)
-	}
-	frac = min(max(frac, 0), 1)
-	const width = 20
-	filled := int(frac * width)
-	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
-	eta := "--:--"
-	if !pr.Paused {
-		eta = fmtElapsed(atSpeed(max(total-pr.Position, 0), pr.Speed))
-	}
-	return fmt.Sprintf("%s %s/%s [%s] %s/%s msgs  %s  %s  ETA %s", state, fmtElapsed(pr.Position), fmtElapsed(total), bar,
-		groupDigits(pr.Published), groupDigits(msgs), late, speed, eta)
-}
-
-// keyAction is what a key pressed during play asks for.
-type keyAction int
-
-const (
-	keyTogglePause keyAction = iota + 1
-	keyStep
-	keyFaster
-	keySlower
-	keyInterrupt
-)
-
-// parseKeys turns raw terminal input into actions.
-func parseKeys(b []byte) []keyAction {
-	var out []keyAction
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == ' ':
-			out = append(out, keyTogglePause)
-		case c == '+' || c == '=':
-			out = append(out, keyFaster)
-		case c == '-' || c == '_':
-			out = append(out, keySlower)
-		case c == 0x03 || c == 'q':
-			out = append(out, keyInterrupt)
-		case c == 0x1b && i+2 < len(b) && (b[i+1] == '[' || b[i+1] == 'O'):
-			if b[i+2] == 'C' {
-				out = append(out, keyStep)
-			}
-			i += 2
-		}
-	}
-	return out
-}
-
-// applyKey carries out one action on the player.
-func applyKey(p *replay.Player, a keyAction, interrupt func()) {
-	switch a {
-	case keyTogglePause:
-		p.TogglePause()
-	case keyStep:
-		p.Step()
-	case keyFaster, keySlower:
-		s := p.Speed()
-		if math.IsInf(s, 1) {
-			return
-		}
-		if a == keyFaster {
-			s = min(s*2, 1024)
-		} else {
-			s = max(s/2, 1.0/1024)
-		}
-		_ = p.SetSpeed(s)
-	case keyInterrupt:
-		interrupt()
-	}
-}
-
-// startKeys reads keys from stdin in raw mode while play runs, when stdin
-// is a terminal; the returned function restores the terminal. Raw mode
-// turns Ctrl-C into a key, which interrupts like the signal would.
-func startKeys(stdin io.Reader, p *replay.Player, interrupt func()) (restore func()) {
-	f, ok := stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return func() {}
-	}
-	fd := int(f.Fd())
-	old, err := term.MakeRaw(fd)
-	if err != nil {
-		return func() {}
-	}
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				return
-			}
-			for _, a := range parseKeys(buf[:n]) {
-				applyKey(p, a, interrupt)
-			}
-		}
-	}()
-	return func() { _ = term.Restore(fd, old) }
 }

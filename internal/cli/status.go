@@ -2,9 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mqtape/mqtape/internal/humanize"
 )
 
 // statusLine redraws one line on stderr while long work runs, only when
@@ -43,24 +44,8 @@ func (s *statusLine) start(render func() string) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-func groupDigits(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var out []byte
-	for i, c := range []byte(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, c)
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
+// groupDigits formats 1234567 as 1,234,567 (see humanize.GroupDigits).
+func groupDigits(n int64) string { return humanize.GroupDigits(n) }
 
 func humanBytes(n int64) string {
 	const unit = 1024

@@ -1,0 +1,26 @@
+// Package humanize formats numbers for people. It is shared by the CLI and
+// the inspector so that both print counts the same way; stdlib only.
+package humanize
+
+import "strconv"
+
+// GroupDigits formats n with a comma between groups of three digits:
+// 1234567 as 1,234,567, -1234 as -1,234.
+func GroupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	out := make([]byte, 0, len(s)+len(s)/3+1)
+	if neg {
+		out = append(out, '-')
+	}
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
