@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mqtape/mqtape/export"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/internal/humanize"
 
 	"github.com/mqtape/mqtape/storage"
 )
@@ -27,7 +29,7 @@ func (u *UI) openExport() {
 		return
 	}
 	base := strings.TrimSuffix(filepath.Base(u.c.Path()), filepath.Ext(u.c.Path()))
-	u.say("export %s message%s as JSON lines (the file must not exist)", groupDigits(u.m.total), plural(int(min(u.m.total, 2))))
+	u.say("export %s message%s as JSON lines (the file must not exist)", humanize.GroupDigits(u.m.total), plural(int(min(u.m.total, 2))))
 	u.ask("export to:", u.defaultPath(base+"-export.jsonl"), u.export, nil)
 }
 
@@ -46,7 +48,9 @@ func (u *UI) export(path string) error {
 	u.job, u.jobCancel = "exporting…", cancel
 	u.spawnCtx(ctx, func(ctx context.Context) {
 		n, err := exportTo(ctx, f, p, horizon, func(n int64) {
-			u.post(func() { u.job = fmt.Sprintf("exporting %s/%s…", groupDigits(n), groupDigits(total)) })
+			u.post(func() {
+				u.job = fmt.Sprintf("exporting %s/%s…", humanize.GroupDigits(n), humanize.GroupDigits(total))
+			})
 		})
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -62,7 +66,7 @@ func (u *UI) export(path string) error {
 			case err != nil:
 				u.fail(fmt.Errorf("export: %w", err))
 			default:
-				u.say("exported %s message%s to %s", groupDigits(n), plural(int(min(n, 2))), path)
+				u.say("exported %s message%s to %s", humanize.GroupDigits(n), plural(int(min(n, 2))), path)
 			}
 		})
 	})

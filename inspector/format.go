@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/mqtape/mqtape/internal/humanize"
 )
 
 // Payload kinds, as the detail pane decides them.
@@ -196,9 +194,6 @@ func humanSize(n int) string {
 	}
 	return strconv.FormatFloat(float64(n)/(1024*1024*1024), 'f', 1, 64) + "G"
 }
-
-// groupDigits formats 1234567 as 1,234,567 (see humanize.GroupDigits).
-func groupDigits(n int64) string { return humanize.GroupDigits(n) }
 
 // fmtOffset formats an offset since a session's start: +MM:SS.mmm or
 // +H:MM:SS.mmm.

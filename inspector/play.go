@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -108,7 +109,7 @@ func (u *UI) openPlay() {
 		return
 	}
 	from, n := sel.Seq, u.m.total-u.selectedRow()
-	u.say("play the filtered messages from seq %d (%s of them) with their original timing", from, groupDigits(n))
+	u.say("play the filtered messages from seq %d (%s of them) with their original timing", from, humanize.GroupDigits(n))
 	u.ask("play to broker:", u.opts.Broker, func(broker string) error {
 		broker = strings.TrimSpace(broker)
 		if broker == "" {
@@ -120,7 +121,7 @@ func (u *UI) openPlay() {
 		}
 		askSpeed := func() {
 			u.say("Enter plays %s message%s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
-				groupDigits(n), plural(int(min(n, 2))), from, broker)
+				humanize.GroupDigits(n), plural(int(min(n, 2))), from, broker)
 			u.ask("speed:", "1", func(s string) error {
 				// Typed text: spaces and case do not matter (2X, " max").
 				speed, err := replay.ParseSpeed(strings.ToLower(strings.TrimSpace(s)))
@@ -190,7 +191,7 @@ func (u *UI) play(broker string, from int64, speed float64) {
 					u.post(func() {
 						if u.jobCancel != nil {
 							u.job = fmt.Sprintf("playing to %s: %s published, at %s (Esc stops)", broker,
-								groupDigits(pr.Published), fmtSpan(pr.Position))
+								humanize.GroupDigits(pr.Published), fmtSpan(pr.Position))
 						}
 					})
 				}
@@ -200,14 +201,14 @@ func (u *UI) play(broker string, from int64, speed float64) {
 		close(stop)
 		switch {
 		case rep.Interrupted:
-			done(fmt.Sprintf("play stopped: %s published", groupDigits(rep.Published)), nil)
+			done(fmt.Sprintf("play stopped: %s published", humanize.GroupDigits(rep.Published)), nil)
 		case err != nil:
 			done("", fmt.Errorf("play: %w", err))
 		case rep.AckFailures+rep.Unacked > 0:
 			done("", fmt.Errorf("play: %d of %d publishes failed or were not acknowledged (first error: %v)",
 				rep.AckFailures+rep.Unacked, rep.Published, rep.AckError))
 		default:
-			done(fmt.Sprintf("played %s message%s to %s in %s (drift %s)", groupDigits(rep.Published),
+			done(fmt.Sprintf("played %s message%s to %s in %s (drift %s)", humanize.GroupDigits(rep.Published),
 				plural(int(min(rep.Published, 2))), broker, fmtSpan(rep.Elapsed), rep.Drift().Round(time.Microsecond)), nil)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gdamore/tcell/v2"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -221,7 +222,7 @@ func (u *UI) applyFilter(text string) error {
 			}
 			u.install(m, row)
 			if u.status == "" || !u.statusErr {
-				u.say("%s match%s", groupDigits(m.total), pluralES(m.total))
+				u.say("%s match%s", humanize.GroupDigits(m.total), pluralES(m.total))
 			}
 		})
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -231,8 +232,8 @@ func (u *UI) fillTopicTable() {
 		if span > 0 {
 			avg /= span
 		}
-		cells := []string{tview.Escape(sanitize(name)), groupDigits(ts.Count), humanSize(int(ts.Bytes)),
-			strconv.FormatFloat(avg, 'f', 2, 64), groupDigits(ts.PeakRate),
+		cells := []string{tview.Escape(sanitize(name)), humanize.GroupDigits(ts.Count), humanSize(int(ts.Bytes)),
+			strconv.FormatFloat(avg, 'f', 2, 64), humanize.GroupDigits(ts.PeakRate),
 			time.Unix(0, ts.FirstNS).In(u.loc).Format(layout), time.Unix(0, ts.LastNS).In(u.loc).Format(layout)}
 		for i, v := range cells {
 			c := tview.NewTableCell(v).SetTextColor(color)
@@ -262,7 +263,7 @@ func (u *UI) fillTopicTable() {
 	}
 	if shown > maxStatsRows {
 		t.SetCell(row, 0, tview.NewTableCell(fmt.Sprintf("… %s more topics (filter by topic to see them)",
-			groupDigits(int64(shown-maxStatsRows)))).SetTextColor(tcell.ColorGray))
+			humanize.GroupDigits(int64(shown-maxStatsRows)))).SetTextColor(tcell.ColorGray))
 	}
 	title := " topics (by count) "
 	if len(u.filter.Topics) > 0 || len(u.filter.Excludes) > 0 {
@@ -428,9 +429,9 @@ func (u *UI) plotText(tp, field string, s series, cols int) string {
 		b.WriteString("\n[gray]no numeric values[-]")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "  [gray]%s values, min %s, max %s", groupDigits(int64(s.n)), fmtNum(s.ymin), fmtNum(s.ymax))
+	fmt.Fprintf(&b, "  [gray]%s values, min %s, max %s", humanize.GroupDigits(int64(s.n)), fmtNum(s.ymin), fmtNum(s.ymax))
 	if s.capped {
-		fmt.Fprintf(&b, " (first %s messages)", groupDigits(maxPlotted))
+		fmt.Fprintf(&b, " (first %s messages)", humanize.GroupDigits(maxPlotted))
 	}
 	b.WriteString("[-]\n")
 	lines := brailleChart(s.lo, s.hi, s.ymin, s.ymax, plotHeight)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
+
+	"github.com/mqtape/mqtape/internal/humanize"
 )
 
 // topicTrie is the topic hierarchy with message counts per subtree. It holds
@@ -64,7 +66,7 @@ func (n *trieNode) label() string {
 	if name == "" {
 		name = "(empty)"
 	}
-	return tview.Escape(sanitize(name)) + " [gray](" + groupDigits(n.total) + ")[-]"
+	return tview.Escape(sanitize(name)) + " [gray](" + humanize.GroupDigits(n.total) + ")[-]"
 }
 
 // topicTree is the tree pane: a tview.TreeView over the trie whose nodes are
@@ -105,7 +107,7 @@ func (t *topicTree) rebuild(trie *topicTrie, counted bool) {
 	t.trie = trie
 	label := "all topics"
 	if counted {
-		label += " [gray](" + groupDigits(trie.root.total) + ")[-]"
+		label += " [gray](" + humanize.GroupDigits(trie.root.total) + ")[-]"
 	}
 	t.root.SetText(label).ClearChildren()
 	t.view.SetCurrentNode(t.root)

@@ -21,6 +21,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -360,7 +361,7 @@ func (u *UI) headerText() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[::b]%s[::-]", tview.Escape(filepath.Base(u.c.Path())))
 	ns := len(u.sessions)
-	fmt.Fprintf(&b, "  %d session%s  %s messages", ns, plural(ns), groupDigits(u.totalMessages()))
+	fmt.Fprintf(&b, "  %d session%s  %s messages", ns, plural(ns), humanize.GroupDigits(u.totalMessages()))
 	if u.hi > 0 {
 		a, z := time.Unix(0, u.firstNS).In(u.loc), time.Unix(0, u.lastNS).In(u.loc)
 		endFmt := "15:04:05"
@@ -388,7 +389,7 @@ func (u *UI) headerText() string {
 	default:
 		fmt.Fprintf(&b, "filter: [yellow]%s[-]", tview.Escape(u.filter.Describe(u.loc)))
 		if u.filterJob == nil { // the table shows this filter
-			fmt.Fprintf(&b, "  [::b]%s[::-] match%s", groupDigits(u.m.total), pluralES(u.m.total))
+			fmt.Fprintf(&b, "  [::b]%s[::-] match%s", humanize.GroupDigits(u.m.total), pluralES(u.m.total))
 		}
 	}
 	if u.counting != "" {
@@ -454,7 +455,7 @@ func (u *UI) statusText() string {
 	var b strings.Builder
 	row, _ := u.table.GetSelection()
 	if u.m.total > 0 {
-		fmt.Fprintf(&b, "[gray]row %s/%s[-]  ", groupDigits(int64(max(row, 1))), groupDigits(u.m.total))
+		fmt.Fprintf(&b, "[gray]row %s/%s[-]  ", humanize.GroupDigits(int64(max(row, 1))), humanize.GroupDigits(u.m.total))
 	} else {
 		b.WriteString("[gray]no messages[-]  ")
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 
 	"github.com/gdamore/tcell/v2"
@@ -85,7 +86,7 @@ func TestFilterFlow(t *testing.T) {
 	if got := h.selectedSeq(); got != 4 {
 		t.Errorf("after filtering, selected seq %d, want 4 (kept)", got)
 	}
-	if !h.contains("topic plant/#, qos 1,2") || !h.contains(groupDigits(want)+" matches") {
+	if !h.contains("topic plant/#, qos 1,2") || !h.contains(humanize.GroupDigits(want)+" matches") {
 		t.Errorf("header does not show the filter and its count:\n%s", h.text())
 	}
 

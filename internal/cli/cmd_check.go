@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -101,8 +102,8 @@ func printCheck(cio *cliIO, r *storage.CheckReport) {
 	if r.Messages > 0 {
 		seqs = fmt.Sprintf(" (seq %d–%d)", r.FirstSeq, r.LastSeq)
 	}
-	fmt.Fprintf(w, "contents:  %d sessions, %s messages%s, %s topics, %s events\n", r.Sessions, groupDigits(r.Messages), seqs,
-		groupDigits(r.Topics), groupDigits(r.Events))
+	fmt.Fprintf(w, "contents:  %d sessions, %s messages%s, %s topics, %s events\n", r.Sessions, humanize.GroupDigits(r.Messages), seqs,
+		humanize.GroupDigits(r.Topics), humanize.GroupDigits(r.Events))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note:      %s\n", n.Detail)
 	}

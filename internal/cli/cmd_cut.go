@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -82,7 +83,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	var written atomic.Int64
 	stop := newStatusLine(cio, o.quiet).start(func() string {
-		return fmt.Sprintf("cutting %s: %s messages", o.in, groupDigits(written.Load()))
+		return fmt.Sprintf("cutting %s: %s messages", o.in, humanize.GroupDigits(written.Load()))
 	})
 	host, _ := os.Hostname()
 	res, runErr := storage.Cut(ctx, in, out, storage.CutOptions{Select: o.query, Version: version, Host: host, Progress: &written})
@@ -107,7 +108,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	if !o.quiet {
 		fmt.Fprintf(cio.stderr, "cut %s messages (%s carried retained) from %s into %s, %d sessions\n",
-			groupDigits(res.Messages), groupDigits(res.Carried), o.in, o.out, res.Sessions)
+			humanize.GroupDigits(res.Messages), humanize.GroupDigits(res.Carried), o.in, o.out, res.Sessions)
 	}
 	return nil
 }

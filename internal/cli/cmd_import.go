@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/importer"
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -158,7 +159,7 @@ func cmdImport(ctx context.Context, args []string, cio *cliIO) error {
 		Session: storage.SessionInfo{Source: "import", Protocol: 4, Version: version, Host: host}})
 	stop := newStatusLine(cio, o.quiet).start(func() string {
 		p := im.Progress()
-		s := fmt.Sprintf("importing %s: %s messages, %s bad", name, groupDigits(p.Messages), groupDigits(p.Bad))
+		s := fmt.Sprintf("importing %s: %s messages, %s bad", name, humanize.GroupDigits(p.Messages), humanize.GroupDigits(p.Bad))
 		if size > 0 {
 			s += fmt.Sprintf(", %d%% of %s", min(100, p.Bytes*100/size), humanBytes(size))
 		} else {
@@ -196,19 +197,19 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 			ids = append(ids, fmt.Sprint(s))
 		}
 		fmt.Fprintf(w, "imported %s messages (%s) from %s into %s, session %s\n",
-			groupDigits(res.Messages), res.Format, name, out, strings.Join(ids, ", "))
+			humanize.GroupDigits(res.Messages), res.Format, name, out, strings.Join(ids, ", "))
 	}
 	if res.Bad > 0 {
-		fmt.Fprintf(w, "%s lines or packets could not be imported:\n", groupDigits(res.Bad))
+		fmt.Fprintf(w, "%s lines or packets could not be imported:\n", humanize.GroupDigits(res.Bad))
 		for _, p := range res.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
 		if more := res.Bad - int64(len(res.Problems)); more > 0 {
-			fmt.Fprintf(w, "  … %s more (all stored as import_problem events)\n", groupDigits(more))
+			fmt.Fprintf(w, "  … %s more (all stored as import_problem events)\n", humanize.GroupDigits(more))
 		}
 	}
 	if res.Clamped > 0 {
-		fmt.Fprintf(w, "%s messages were out of time order: kept in input order with the previous message's time\n", groupDigits(res.Clamped))
+		fmt.Fprintf(w, "%s messages were out of time order: kept in input order with the previous message's time\n", humanize.GroupDigits(res.Clamped))
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

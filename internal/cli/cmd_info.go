@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -218,9 +219,9 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		}
 	}
 	t := in.Totals
-	fmt.Fprintf(w, "messages:  %s (%s payload) on %d topics", groupDigits(t.Messages), humanBytes(t.PayloadBytes), t.Topics)
+	fmt.Fprintf(w, "messages:  %s (%s payload) on %d topics", humanize.GroupDigits(t.Messages), humanBytes(t.PayloadBytes), t.Topics)
 	if t.Messages > 0 {
-		fmt.Fprintf(w, ", %s → %s UTC, peak %s msg/s", t.First.Format(clock), t.Last.Format(clock), groupDigits(t.PeakRate))
+		fmt.Fprintf(w, ", %s → %s UTC, peak %s msg/s", t.First.Format(clock), t.Last.Format(clock), humanize.GroupDigits(t.PeakRate))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "retained:  %d from the broker's retained store at subscribe time\n", t.Retained)
@@ -235,7 +236,7 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "COUNT\tBYTES\tAVG/s\tPEAK/s\tRETAINED\tQoS 0/1/2\tFIRST\tLAST\t  TOPIC\t")
 		for _, tp := range topics {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%d\t%d/%d/%d\t%s\t%s\t  %s\t\n", groupDigits(tp.Count), humanBytes(tp.Bytes),
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%d\t%d/%d/%d\t%s\t%s\t  %s\t\n", humanize.GroupDigits(tp.Count), humanBytes(tp.Bytes),
 				tp.AvgRate, tp.PeakRate, tp.Retained, tp.QoS[0], tp.QoS[1], tp.QoS[2],
 				tp.First.Format("15:04:05.000"), tp.Last.Format("15:04:05.000"), tp.Topic)
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -87,7 +88,7 @@ func cmdMerge(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	var written atomic.Int64
 	stop := newStatusLine(cio, o.quiet).start(func() string {
-		return fmt.Sprintf("merging: %s messages", groupDigits(written.Load()))
+		return fmt.Sprintf("merging: %s messages", humanize.GroupDigits(written.Load()))
 	})
 	host, _ := os.Hostname()
 	res, runErr := storage.Merge(ctx, inputs, out, storage.MergeOptions{Version: version, Host: host, Progress: &written})
@@ -107,7 +108,7 @@ func cmdMerge(ctx context.Context, args []string, cio *cliIO) error {
 		return fmt.Errorf("merge: the inputs have no messages (nothing written)")
 	}
 	if !o.quiet {
-		fmt.Fprintf(cio.stderr, "merged %s messages from %d captures into %s\n", groupDigits(res.Messages), len(inputs), o.out)
+		fmt.Fprintf(cio.stderr, "merged %s messages from %d captures into %s\n", humanize.GroupDigits(res.Messages), len(inputs), o.out)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
@@ -187,7 +188,7 @@ func recoverSpool(ctx context.Context, cio *cliIO, capture *storage.Capture, qui
 	}
 	if rep.Recovered > 0 && !quiet {
 		fmt.Fprintf(cio.stderr, "recovered %s messages from the spool of an earlier recording that stopped without closing its session\n",
-			groupDigits(rep.Recovered))
+			humanize.GroupDigits(rep.Recovered))
 	}
 	for _, l := range rep.Lost {
 		fmt.Fprintf(cio.stderr, "WARNING: spool %s (the records after it were lost)\n", l)
@@ -270,7 +271,7 @@ func recordStatus(s recorder.Stats, rate float64) string {
 		warn += fmt.Sprintf("  BROKER DROPPED %d", s.BrokerDropped)
 	}
 	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s",
-		groupDigits(s.Stored), groupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
+		humanize.GroupDigits(s.Stored), humanize.GroupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
 		s.Reconnects, warn, conn)
 }
 
@@ -281,7 +282,7 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 		el = 0
 	}
 	fmt.Fprintf(w, "\nrecorded %s messages (%s) on %d topics in %s into %s, session %d\n",
-		groupDigits(r.Stored), humanBytes(r.Bytes), r.Topics, el.Round(time.Millisecond), file, r.SessionID)
+		humanize.GroupDigits(r.Stored), humanBytes(r.Bytes), r.Topics, el.Round(time.Millisecond), file, r.SessionID)
 	fmt.Fprintf(w, "stop reason: %s\n", r.StopReason)
 	for _, f := range r.Filters {
 		g := fmt.Sprintf("granted QoS %d", f.Granted)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -99,8 +100,8 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 func printRecover(cio *cliIO, r *storage.RecoverReport) {
 	w := cio.stdout
 	fmt.Fprintf(w, "recovered: %s → %s (input format v%d)\n", r.In, r.Out, r.InVersion)
-	fmt.Fprintf(w, "copied:    %d sessions, %s messages (%s), %d topics, %s events\n", r.Sessions, groupDigits(r.Messages),
-		humanBytes(r.Bytes), r.Topics, groupDigits(r.Events))
+	fmt.Fprintf(w, "copied:    %d sessions, %s messages (%s), %d topics, %s events\n", r.Sessions, humanize.GroupDigits(r.Messages),
+		humanBytes(r.Bytes), r.Topics, humanize.GroupDigits(r.Events))
 	for _, l := range r.Lost {
 		rng := fmt.Sprintf("%d–%d", l.From, l.To)
 		switch {
@@ -136,5 +137,5 @@ func printRecover(cio *cliIO, r *storage.RecoverReport) {
 		return
 	}
 	fmt.Fprintf(w, "result:    INCOMPLETE: %s messages and %s events lost; %s is a sound capture of the rest\n",
-		groupDigits(r.LostMessages), groupDigits(r.LostEvents), r.Out)
+		humanize.GroupDigits(r.LostMessages), humanize.GroupDigits(r.LostEvents), r.Out)
 }

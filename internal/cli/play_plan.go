@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -95,7 +96,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	}
 	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", o.file, strings.Join(ids, ", "))
 	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %d topics\n",
-		groupDigits(pl.Messages), groupDigits(pl.Restored), humanBytes(pl.Bytes), len(pl.Topics))
+		humanize.GroupDigits(pl.Messages), humanize.GroupDigits(pl.Restored), humanBytes(pl.Bytes), len(pl.Topics))
 	d := atSpeed(pl.Duration, o.speed)
 	total := "until Ctrl-C"
 	if o.loop > 0 {
@@ -128,7 +129,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 		if t.Original != t.Topic {
 			from = "← " + t.Original
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", groupDigits(t.Count), t.Topic, from)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanize.GroupDigits(t.Count), t.Topic, from)
 	}
 	tw.Flush()
 }

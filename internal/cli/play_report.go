@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/replay"
 )
 
@@ -84,7 +85,7 @@ func printPlayReport(w io.Writer, o playOptions, broker string, r replay.Report)
 		verb = "interrupted after"
 	}
 	fmt.Fprintf(w, "\n%s %s messages (%s retained restores) to %s in %s, %d pass(es), speed %s\n", verb,
-		groupDigits(r.Published), groupDigits(r.Restored), broker, r.Elapsed.Round(time.Millisecond), r.Passes, speedString(r.Speed))
+		humanize.GroupDigits(r.Published), humanize.GroupDigits(r.Restored), broker, r.Elapsed.Round(time.Millisecond), r.Passes, speedString(r.Speed))
 	if !math.IsInf(r.Speed, 1) {
 		drift := r.Drift()
 		sign := "+"
@@ -96,9 +97,9 @@ func printPlayReport(w io.Writer, o playOptions, broker string, r replay.Report)
 			r.Actual.Round(time.Microsecond), sign, fmtMS(drift))
 		l := r.Lateness
 		fmt.Fprintf(w, "lateness:  p50 %s  p90 %s  p99 %s  max %s  (%s timed publishes)\n", fmtMS(l.P50), fmtMS(l.P90),
-			fmtMS(l.P99), fmtMS(l.Max), groupDigits(l.Count))
+			fmtMS(l.P99), fmtMS(l.Max), humanize.GroupDigits(l.Count))
 	} else if r.Actual > 0 {
-		fmt.Fprintf(w, "rate:      %s msg/s\n", groupDigits(int64(float64(r.Published)/r.Elapsed.Seconds())))
+		fmt.Fprintf(w, "rate:      %s msg/s\n", humanize.GroupDigits(int64(float64(r.Published)/r.Elapsed.Seconds())))
 	}
 	acks := fmt.Sprintf("acks:      %d failed, %d unacknowledged", r.AckFailures, r.Unacked)
 	if r.AckError != nil {

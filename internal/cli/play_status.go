@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/replay"
 )
 
@@ -18,7 +19,7 @@ func playStatus(pr replay.Progress, plan *replay.Plan, loop int) string {
 	late := "late " + fmtMS(pr.Lateness)
 	if plan == nil || loop == 0 {
 		return fmt.Sprintf("%s pass %d  %s  %s msgs  %s  %s", state, pr.Pass, fmtElapsed(pr.Position),
-			groupDigits(pr.Published), late, speed)
+			humanize.GroupDigits(pr.Published), late, speed)
 	}
 	total := plan.Duration * time.Duration(loop)
 	msgs := plan.Messages * int64(loop)
@@ -37,5 +38,5 @@ func playStatus(pr replay.Progress, plan *replay.Plan, loop int) string {
 		eta = fmtElapsed(atSpeed(max(total-pr.Position, 0), pr.Speed))
 	}
 	return fmt.Sprintf("%s %s/%s [%s] %s/%s msgs  %s  %s  ETA %s", state, fmtElapsed(pr.Position), fmtElapsed(total), bar,
-		groupDigits(pr.Published), groupDigits(msgs), late, speed, eta)
+		humanize.GroupDigits(pr.Published), humanize.GroupDigits(msgs), late, speed, eta)
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/mqtape/mqtape/internal/humanize"
 )
 
 // statusLine redraws one line on stderr while long work runs, only when
@@ -43,9 +41,6 @@ func (s *statusLine) start(render func() string) (stop func()) {
 	}()
 	return func() { close(done); wg.Wait() }
 }
-
-// groupDigits formats 1234567 as 1,234,567 (see humanize.GroupDigits).
-func groupDigits(n int64) string { return humanize.GroupDigits(n) }
 
 func humanBytes(n int64) string {
 	const unit = 1024

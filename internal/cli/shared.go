@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/replay"
+	"github.com/mqtape/mqtape/storage"
+)
+
+// Helpers more than one verb uses.
+
+// confirmRemote asks on the terminal before replaying into a broker that
+// is not on this machine: replaying into production by mistake is the worst
+// accident mqtape can cause. Without a terminal to ask on it refuses (exit
+// 2); --yes skips the question.
+func confirmRemote(ctx context.Context, b mqtt.Broker, what string, tty bool, in io.Reader, out io.Writer) error {
+	if !tty {
+		return usagef("%s is not a loopback broker: replaying into it needs confirmation, and there is no terminal to ask on; pass --yes to confirm", b)
+	}
+	fmt.Fprintf(out, "%s is not a loopback broker: publish %s to it? [y/N] ", b, what)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(in).ReadString('\n')
+		answer <- strings.ToLower(strings.TrimSpace(line))
+	}()
+	select {
+	case a := <-answer:
+		if a == "y" || a == "yes" {
+			return nil
+		}
+		return usagef("not confirmed: nothing was sent to %s (pass --yes to skip the question)", b)
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return errInterrupted
+	}
+}
+
+// checkSelection refuses a --session the capture does not have and topic
+// rewrites that would produce an invalid topic name, before connecting.
+func checkSelection(ctx context.Context, c *storage.Capture, o *playOptions) error {
+	if o.query.Session != 0 {
+		sessions, err := c.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, s := range sessions {
+			found = found || s.ID == o.query.Session
+		}
+		if !found {
+			return usagef("--session %d: %s has %d session(s) (see mqtape info)", o.query.Session, o.file, len(sessions))
+		}
+	}
+	p, err := replay.New(c, noPublisher{}, o.config())
+	if err != nil {
+		return usageError{err}
+	}
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range topics {
+		if o.query.Match != nil && !o.query.Match(t.Name) {
+			continue
+		}
+		if _, err := p.Topic(t.Name); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
