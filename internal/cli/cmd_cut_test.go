@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -36,20 +37,11 @@ func cutSample() []storage.Message {
 	return msgs
 }
 
+// readCapture reads a capture (capturetest.Read) and checks that times
+// and offsets never decrease within a session.
 func readCapture(t *testing.T, path string) ([]storage.Message, []storage.SessionInfo, []storage.Event) {
 	t.Helper()
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	msgs, err := c.Page(ctx, storage.Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions, _ := c.Sessions(ctx)
-	events, _ := c.Events(ctx, 0)
+	msgs, sessions, events := capturetest.Read(t, path)
 	for i := 1; i < len(msgs); i++ {
 		a, b := msgs[i-1], msgs[i]
 		if a.Session == b.Session && (b.TimeNS < a.TimeNS || b.OffsetNS < a.OffsetNS) {
