@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,16 +103,19 @@ func paths(t *testing.T, s ...string) []Path {
 	return out
 }
 
-func TestCompare(t *testing.T) {
-	ctx := context.Background()
-	a := capture(t, base(0))
-	tests := []struct {
-		name  string
-		b     []msg
-		opts  Options
-		equal bool
-		check func(t *testing.T, r *Report)
-	}{
+// compareCase is one B capture compared against base(0): either equal is
+// the whole expectation, or check looks into the report.
+type compareCase struct {
+	name  string
+	b     []msg
+	opts  Options
+	equal bool
+	check func(t *testing.T, r *Report)
+}
+
+// compareFieldCases change payload fields: spelling, values, ignored paths.
+func compareFieldCases(t *testing.T) []compareCase {
+	return []compareCase{
 		{name: "same traffic, other timing", b: base(0.003), equal: true},
 		{name: "json key order and number spelling", b: mapMsgs(base(0), func(i int, m msg) (msg, bool) {
 			if m.topic == "home/temp" {
@@ -150,6 +154,12 @@ func TestCompare(t *testing.T) {
 				t.Errorf("%+v", r.Topics[0])
 			}
 		}},
+	}
+}
+
+// compareCountCases change how much arrives, where and when: lost messages, topics, rates.
+func compareCountCases() []compareCase {
+	return []compareCase{
 		{name: "one message lost", b: mapMsgs(base(0), func(i int, m msg) (msg, bool) {
 			return m, !strings.Contains(m.payload, `"seq":4`)
 		}), check: func(t *testing.T, r *Report) {
@@ -189,6 +199,12 @@ func TestCompare(t *testing.T) {
 			m.at *= 2
 			return m, true
 		}), equal: true},
+	}
+}
+
+// compareContentCases change payload kind, QoS, size, retained state and the topic filter.
+func compareContentCases(t *testing.T) []compareCase {
+	return []compareCase{
 		{name: "binary payload and qos", b: mapMsgs(base(0), func(i int, m msg) (msg, bool) {
 			if m.topic == "plant/frame" && m.at < 1 {
 				m.payload = "\x00\x01\x02\xfe"
@@ -236,6 +252,12 @@ func TestCompare(t *testing.T) {
 		{name: "topic filter", opts: Options{Query: storage.Query{Match: func(s string) bool { return s == "home/temp" }}},
 			b: mapMsgs(base(0), func(i int, m msg) (msg, bool) { return m, m.topic != "plant/frame" }), equal: true},
 	}
+}
+
+func TestCompare(t *testing.T) {
+	ctx := context.Background()
+	a := capture(t, base(0))
+	tests := slices.Concat(compareFieldCases(t), compareCountCases(), compareContentCases(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := Compare(ctx, a, "a.db", capture(t, tt.b), "b.db", tt.opts)

@@ -204,7 +204,11 @@ func (c *conn) fin() { c.b.write(c.src, c.dst, c.sport, c.dport, c.seq, false, t
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-func TestPcapSynthetic(t *testing.T) {
+// syntheticPcap builds the capture TestPcapSynthetic imports: seven
+// connections, each exercising one reassembly or decoding case. It returns
+// the builder and the payload of the big QoS 2 message.
+func syntheticPcap(t *testing.T) (*pcapBuilder, []byte) {
+	t.Helper()
 	b := newPcap(t)
 	// 1: MQTT 3.1.1, several packets per segment, one packet over three
 	// segments, a retransmission, an overlapping retransmission.
@@ -262,11 +266,32 @@ func TestPcapSynthetic(t *testing.T) {
 	c7 := b.conn("10.0.0.7", "10.0.0.1", 50007, 1883)
 	c7.syn()
 	c7.send(cat(connectPkt("half", 4, ""), publishPkt(pubSpec{topic: "h", payload: []byte("12345")})[:6]))
+	return b, big
+}
 
+func TestPcapSynthetic(t *testing.T) {
+	b, big := syntheticPcap(t)
 	res, msgs, sessions, events, err := importString(t, b.buf.Bytes(), Options{Format: FormatPcap, Name: "synthetic"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSyntheticMessages(t, msgs, big)
+	checkSyntheticReport(t, res)
+	if s := sessions[0]; s.Broker != "mqtt://10.0.0.1:1883" || s.StartedNS != time.Date(2026, 11, 26, 12, 0, 0, 1e6, time.UTC).UnixNano() {
+		t.Errorf("session = %+v", s)
+	}
+	checkSyntheticEvents(t, events)
+	// A truncated file: everything before the cut is imported, the cut is reported.
+	res, msgs, _, _, err = importString(t, b.buf.Bytes()[:b.buf.Len()-30], Options{Format: FormatPcap})
+	if err != nil || len(msgs) != 7 || !strings.Contains(fmt.Sprint(res.Problems), "truncated") {
+		t.Errorf("truncated file: %v, %d messages, %v", err, len(msgs), res.Problems)
+	}
+}
+
+// checkSyntheticMessages compares the imported messages of syntheticPcap
+// field by field, the big payload byte for byte, and the MQTT 5 properties.
+func checkSyntheticMessages(t *testing.T, msgs []storage.Message, big []byte) {
+	t.Helper()
 	type got struct {
 		topic, client, payload string
 		qos                    byte
@@ -296,6 +321,15 @@ func TestPcapSynthetic(t *testing.T) {
 	if !bytes.Equal(msgs[2].Payload, big) {
 		t.Error("the reassembled big payload differs")
 	}
+	if p := msgs[4].Props; p == nil || len(p.UserProperties) != 1 || p.UserProperties[0] != (mqtt.UserProperty{Key: "k", Value: "v"}) || msgs[5].Props != nil {
+		t.Errorf("properties: %+v / %+v", msgs[4].Props, msgs[5].Props)
+	}
+}
+
+// checkSyntheticReport wants each broken connection of syntheticPcap among
+// the problems and the skipped traffic among the notes.
+func checkSyntheticReport(t *testing.T, res Result) {
+	t.Helper()
 	for _, problem := range []string{"unknown topic alias 9", "TLS-encrypted", "snap length", "incomplete MQTT packet"} {
 		found := false
 		for _, p := range res.Problems {
@@ -309,17 +343,17 @@ func TestPcapSynthetic(t *testing.T) {
 		t.Errorf("bad = %d: %v", res.Bad, res.Problems)
 	}
 	notes := strings.Join(res.Notes, "\n")
-	if p := msgs[4].Props; p == nil || len(p.UserProperties) != 1 || p.UserProperties[0] != (mqtt.UserProperty{Key: "k", Value: "v"}) || msgs[5].Props != nil {
-		t.Errorf("properties: %+v / %+v", msgs[4].Props, msgs[5].Props)
-	}
 	for _, n := range []string{"connections open before the capture started", "TCP packets not to or from port 1883"} {
 		if !strings.Contains(notes, n) {
 			t.Errorf("notes lack %q:\n%s", n, notes)
 		}
 	}
-	if s := sessions[0]; s.Broker != "mqtt://10.0.0.1:1883" || s.StartedNS != time.Date(2026, 11, 26, 12, 0, 0, 1e6, time.UTC).UnixNano() {
-		t.Errorf("session = %+v", s)
-	}
+}
+
+// checkSyntheticEvents wants the connects and disconnects of syntheticPcap
+// as events, and no password in any of them.
+func checkSyntheticEvents(t *testing.T, events []storage.Event) {
+	t.Helper()
 	var connects []string
 	for _, e := range events {
 		if e.Kind == storage.EventClientConnect || e.Kind == storage.EventClientDisconnect {
@@ -335,11 +369,6 @@ func TestPcapSynthetic(t *testing.T) {
 		if !strings.Contains(joined, w) {
 			t.Errorf("events lack %s:\n%s", w, joined)
 		}
-	}
-	// A truncated file: everything before the cut is imported, the cut is reported.
-	res, msgs, _, _, err = importString(t, b.buf.Bytes()[:b.buf.Len()-30], Options{Format: FormatPcap})
-	if err != nil || len(msgs) != 7 || !strings.Contains(fmt.Sprint(res.Problems), "truncated") {
-		t.Errorf("truncated file: %v, %d messages, %v", err, len(msgs), res.Problems)
 	}
 }
 

@@ -51,62 +51,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	defer b.Close()
 
-	// Record 30 messages.
-	path := filepath.Join(t.TempDir(), "recorded.db")
-	w, err := storage.OpenWrite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	var once sync.Once
-	rec := recorder.New(w, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
-		o := clientOpts(t, b.URL(), "rec")
-		o.ManualAck = true
-		c, err := mqttclient.Connect(ctx, o, h)
-		if err != nil {
-			return nil, err
-		}
-		return subscribed{c, &once, ready}, nil
-	}, recorder.Config{Count: 30, Filters: []mqtt.Subscription{{Filter: "plant/#", QoS: 1}}})
-	recDone := make(chan error, 1)
-	go func() { _, err := rec.Run(ctx); recDone <- err }()
-	select {
-	case <-ready:
-	case <-time.After(5 * time.Second):
-		t.Fatal("recorder did not subscribe")
-	}
-	pub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "pub"), mqtt.Handlers{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, pub := recordE2E(t, b.URL())
 	defer pub.Disconnect(100 * time.Millisecond)
-	for i := range 30 {
-		tok := pub.Publish(fmt.Sprintf("plant/%d/temp", i%3), 1, false, []byte(fmt.Sprintf(`{"temp":%d}`, 20+i)))
-		<-tok.Done()
-		if err := tok.Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case err := <-recDone:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("recorder did not stop after 30 messages")
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
 
 	// A subscriber for the replay.
-	var mu sync.Mutex
-	var got []string
-	sub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "sub"), mqtt.Handlers{Message: func(m mqtt.Message) {
-		mu.Lock()
-		got = append(got, m.Topic+" "+string(m.Payload))
-		mu.Unlock()
-	}})
+	rx := &received{}
+	sub, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), "sub"), mqtt.Handlers{Message: rx.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +79,7 @@ func TestEndToEnd(t *testing.T) {
 	h.press('/', "plant/2/#", tcell.KeyEnter, tcell.KeyHome, 'p', tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
+		n := rx.len()
 		if n >= 10 && h.contains("played 10 messages") {
 			break
 		}
@@ -140,13 +88,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
 	var want []string
 	for i := 2; i < 30; i += 3 {
 		want = append(want, fmt.Sprintf(`plant/2/temp {"temp":%d}`, 20+i))
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := rx.got; strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("subscriber received:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// q through the real event loop ends Run.
@@ -160,4 +108,76 @@ func TestEndToEnd(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("q did not end Run")
 	}
+}
+
+// received collects the messages a subscriber gets as "topic payload".
+type received struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *received) add(m mqtt.Message) {
+	r.mu.Lock()
+	r.got = append(r.got, m.Topic+" "+string(m.Payload))
+	r.mu.Unlock()
+}
+
+func (r *received) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// recordE2E records 30 messages on plant/0..2/temp from the broker at url
+// with the recorder and returns the capture's path and the publisher, still
+// connected, for the caller to disconnect.
+func recordE2E(t *testing.T, url string) (string, mqtt.Client) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "recorded.db")
+	w, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	var once sync.Once
+	rec := recorder.New(w, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
+		o := clientOpts(t, url, "rec")
+		o.ManualAck = true
+		c, err := mqttclient.Connect(ctx, o, h)
+		if err != nil {
+			return nil, err
+		}
+		return subscribed{c, &once, ready}, nil
+	}, recorder.Config{Count: 30, Filters: []mqtt.Subscription{{Filter: "plant/#", QoS: 1}}})
+	recDone := make(chan error, 1)
+	go func() { _, err := rec.Run(ctx); recDone <- err }()
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("recorder did not subscribe")
+	}
+	pub, err := mqttclient.Connect(ctx, clientOpts(t, url, "pub"), mqtt.Handlers{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		tok := pub.Publish(fmt.Sprintf("plant/%d/temp", i%3), 1, false, []byte(fmt.Sprintf(`{"temp":%d}`, 20+i)))
+		<-tok.Done()
+		if err := tok.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-recDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("recorder did not stop after 30 messages")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, pub
 }

@@ -17,6 +17,76 @@ import (
 // backward, random, far jumps) so pages come from every kind of anchor.
 func TestModelMatchesReference(t *testing.T) {
 	ctx := context.Background()
+	ref := newModelReference(t)
+	defer func(l, w int) { listCap, maxWalk = l, w }(listCap, maxWalk)
+	maxWalk = 3 // far rows go through the counting search
+
+	for _, tc := range modelReferenceCases {
+		t.Run(tc.name, func(t *testing.T) {
+			listCap = tc.listCap
+			f, err := parseFilter(tc.query, filterEnv{start: time.Unix(0, t0), loc: time.UTC})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ref.c.Prepare(ctx, f.selection(ref.topics))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := preparedSeqs(t, p, ref.hi)
+			fresh := func() *model {
+				if tc.contiguous {
+					return newContiguousModel(ref.c, p, ref.lo, ref.hi)
+				}
+				m, err := buildModel(ctx, ref.c, query{p: p}, f.HasPayload(), ref.hi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			m := fresh()
+			if m.mode != tc.mode || m.total != int64(len(want)) {
+				t.Fatalf("mode %d total %d, want mode %d total %d", m.mode, m.total, tc.mode, len(want))
+			}
+			fwd, back, random, far := rowOrders(int64(len(want)))
+			checkModelRows(t, fresh(), want, "forward", fwd)
+			checkModelRows(t, fresh(), want, "backward", back)
+			checkModelRows(t, fresh(), want, "random", random)
+			checkModelRows(t, fresh(), want, "far", far)
+			// Locating a seq: the first match at or after it.
+			checkModelLocate(t, m, p, want, []int64{ref.lo, ref.lo + 1, 1234, 2999, 3000, 3001, ref.hi, ref.hi + 5})
+		})
+	}
+}
+
+// modelReferenceCase is one filter of TestModelMatchesReference, with the
+// list cap it runs under and the model mode it must end up in.
+type modelReferenceCase struct {
+	name, query string
+	listCap     int
+	contiguous  bool
+	mode        modelMode
+}
+
+var modelReferenceCases = []modelReferenceCase{
+	{"contiguous", "", 1, true, modeContiguous},
+	{"anchored all", "", 1, false, modeAnchored},
+	{"anchored topic", "a/# qos>=1", 1, false, modeAnchored},
+	{"list payload", "needle", 1000, false, modeList},
+	{"anchored payload", "payload~[05]$", 10, false, modeAnchored},
+	{"time range", "1s..2500ms topic:b", 1, false, modeAnchored},
+	{"nothing", "zzz/#", 1, false, modeAnchored},
+}
+
+// modelReference is the capture TestModelMatchesReference reads: 5000
+// messages on four topics in two sessions, every 97th with "needle".
+type modelReference struct {
+	c      *storage.Capture
+	topics []storage.Topic
+	lo, hi int64
+}
+
+func newModelReference(t *testing.T) modelReference {
+	t.Helper()
 	var msgs []storage.Message
 	topics := []string{"a/1", "a/2", "b", "c/x/y"}
 	for i := range 5000 {
@@ -27,114 +97,85 @@ func TestModelMatchesReference(t *testing.T) {
 		msgs = append(msgs, msg(time.Duration(i)*time.Millisecond, topics[(i*7+i/3)%len(topics)], byte(i%3), p))
 	}
 	path := writeCapture(t, msgs[:3000], msgs[3000:])
-	c := open(t, path)
-	all, err := c.Topics(ctx)
-	if err != nil {
+	ref := modelReference{c: open(t, path)}
+	var err error
+	if ref.topics, err = ref.c.Topics(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	lo, hi, err := c.SeqBounds(ctx)
-	if err != nil {
+	if ref.lo, ref.hi, err = ref.c.SeqBounds(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer func(l, w int) { listCap, maxWalk = l, w }(listCap, maxWalk)
-	maxWalk = 3 // far rows go through the counting search
+	return ref
+}
 
-	cases := []struct {
-		name, query string
-		listCap     int
-		contiguous  bool
-		mode        modelMode
-	}{
-		{"contiguous", "", 1, true, modeContiguous},
-		{"anchored all", "", 1, false, modeAnchored},
-		{"anchored topic", "a/# qos>=1", 1, false, modeAnchored},
-		{"list payload", "needle", 1000, false, modeList},
-		{"anchored payload", "payload~[05]$", 10, false, modeAnchored},
-		{"time range", "1s..2500ms topic:b", 1, false, modeAnchored},
-		{"nothing", "zzz/#", 1, false, modeAnchored},
+// preparedSeqs is the reference: every seq p selects up to hi.
+func preparedSeqs(t *testing.T, p *storage.Prepared, hi int64) []int64 {
+	t.Helper()
+	var want []int64
+	for seq, err := range p.Seqs(context.Background(), 0, hi) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, seq)
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			listCap = tc.listCap
-			f, err := parseFilter(tc.query, filterEnv{start: time.Unix(0, t0), loc: time.UTC})
+	return want
+}
+
+// rowOrders lists the rows 0..n-1 forward, backward, in a random sample of
+// at most 500, and in far jumps through the second half.
+func rowOrders(n int64) (fwd, back, random, far []int64) {
+	for r := range n {
+		fwd = append(fwd, r)
+		back = append(back, n-1-r)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random = slices.Clone(fwd)
+	rnd.Shuffle(len(random), func(i, j int) { random[i], random[j] = random[j], random[i] })
+	random = random[:min(len(random), 500)]
+	for r := n / 2; r < n; r += 331 {
+		far = append(far, r, max(0, r-700))
+	}
+	return fwd, back, random, far
+}
+
+// checkModelRows reads rows from m in the given order and wants the
+// reference seq for each, and nil for rows out of range.
+func checkModelRows(t *testing.T, m *model, want []int64, order string, rows []int64) {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range rows {
+		got := m.rowAt(ctx, r)
+		if got == nil || got.Seq != want[r] {
+			t.Fatalf("%s: row %d = %v, want seq %d", order, r, got, want[r])
+		}
+	}
+	if m.rowAt(ctx, m.total) != nil || m.rowAt(ctx, -1) != nil {
+		t.Fatalf("%s: rows out of range are not nil", order)
+	}
+}
+
+// checkModelLocate wants each seq located at the row of the first
+// reference seq at or after it, through the model or the counting search.
+func checkModelLocate(t *testing.T, m *model, p *storage.Prepared, want, seqs []int64) {
+	t.Helper()
+	n := int64(len(want))
+	for _, seq := range seqs {
+		i, _ := slices.BinarySearch(want, seq)
+		row, at, ok := m.locate(seq)
+		if !ok {
+			var found bool
+			var err error
+			row, at, found, err = countRow(context.Background(), query{p: p}, m.horizon, seq)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := c.Prepare(ctx, f.selection(all))
-			if err != nil {
-				t.Fatal(err)
+			if !found {
+				row = n
 			}
-			var want []int64
-			for seq, err := range p.Seqs(ctx, 0, hi) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				want = append(want, seq)
-			}
-			fresh := func() *model {
-				if tc.contiguous {
-					return newContiguousModel(c, p, lo, hi)
-				}
-				m, err := buildModel(ctx, c, query{p: p}, f.HasPayload(), hi)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return m
-			}
-			m := fresh()
-			if m.mode != tc.mode || m.total != int64(len(want)) {
-				t.Fatalf("mode %d total %d, want mode %d total %d", m.mode, m.total, tc.mode, len(want))
-			}
-			check := func(order string, rows []int64) {
-				t.Helper()
-				m := fresh()
-				for _, r := range rows {
-					got := m.rowAt(ctx, r)
-					if got == nil || got.Seq != want[r] {
-						t.Fatalf("%s: row %d = %v, want seq %d", order, r, got, want[r])
-					}
-				}
-				if m.rowAt(ctx, m.total) != nil || m.rowAt(ctx, -1) != nil {
-					t.Fatalf("%s: rows out of range are not nil", order)
-				}
-			}
-			n := int64(len(want))
-			var fwd, back, far []int64
-			for r := range n {
-				fwd = append(fwd, r)
-				back = append(back, n-1-r)
-			}
-			rnd := rand.New(rand.NewPCG(1, 2))
-			random := slices.Clone(fwd)
-			rnd.Shuffle(len(random), func(i, j int) { random[i], random[j] = random[j], random[i] })
-			random = random[:min(len(random), 500)]
-			for r := n / 2; r < n; r += 331 {
-				far = append(far, r, max(0, r-700))
-			}
-			check("forward", fwd)
-			check("backward", back)
-			check("random", random)
-			check("far", far)
-
-			// Locating a seq: the first match at or after it.
-			for _, seq := range []int64{lo, lo + 1, 1234, 2999, 3000, 3001, hi, hi + 5} {
-				i, _ := slices.BinarySearch(want, seq)
-				row, at, ok := m.locate(seq)
-				if !ok {
-					var found bool
-					row, at, found, err = countRow(ctx, query{p: p}, m.horizon, seq)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !found {
-						row = n
-					}
-				}
-				if row != int64(i) || (i < len(want) && at != want[i]) {
-					t.Errorf("locate(%d) = row %d seq %d, want row %d", seq, row, at, i)
-				}
-			}
-		})
+		}
+		if row != int64(i) || (i < len(want) && at != want[i]) {
+			t.Errorf("locate(%d) = row %d seq %d, want row %d", seq, row, at, i)
+		}
 	}
 }
 

@@ -51,24 +51,19 @@ func inspectFixture(t *testing.T) (*Capture, []Message) {
 	return r, all
 }
 
-func TestPreparedMatchesReference(t *testing.T) {
-	ctx := context.Background()
-	c, all := inspectFixture(t)
-	ids := map[string]int64{}
-	topics, err := c.Topics(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tp := range topics {
-		ids[tp.Name] = tp.ID
-	}
+// preparedCase is one selection of TestPreparedMatchesReference with the
+// same selection written as a Go predicate over the messages.
+type preparedCase struct {
+	name string
+	sel  Selection
+	want func(m Message) bool
+}
+
+// preparedCases lists the selections; ids maps topic names to their ids.
+func preparedCases(ids map[string]int64) []preparedCase {
 	i64 := func(v int64) *int64 { return &v }
 	yes, no := true, false
-	cases := []struct {
-		name string
-		sel  Selection
-		want func(m Message) bool
-	}{
+	return []preparedCase{
 		{"all", Selection{}, func(Message) bool { return true }},
 		{"no topics", Selection{TopicIDs: []int64{}}, func(Message) bool { return false }},
 		{"two topics", Selection{TopicIDs: []int64{ids["a/b"], ids["odd topic/x"]}},
@@ -89,7 +84,20 @@ func TestPreparedMatchesReference(t *testing.T) {
 			func(m Message) bool { return m.Topic == "b" && m.TimeNS >= 1e18+250e6 && m.TimeNS < 1e18+1e12+5e6 }},
 		{"empty time range", Selection{FromTime: i64(5e18)}, func(Message) bool { return false }},
 	}
-	for _, tc := range cases {
+}
+
+func TestPreparedMatchesReference(t *testing.T) {
+	ctx := context.Background()
+	c, all := inspectFixture(t)
+	ids := map[string]int64{}
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range topics {
+		ids[tp.Name] = tp.ID
+	}
+	for _, tc := range preparedCases(ids) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := c.Prepare(ctx, tc.sel)
 			if err != nil {
@@ -114,59 +122,73 @@ func TestPreparedMatchesReference(t *testing.T) {
 			if n, err := p.Count(ctx, 0, 1<<62); err != nil || n != int64(len(want)) {
 				t.Errorf("Count = %d, %v; want %d", n, err, len(want))
 			}
-			// A middle window, both directions, with a limit.
-			lo, hi := int64(150), int64(450)
-			var win []int64
-			for _, s := range want {
-				if s >= lo && s <= hi {
-					win = append(win, s)
-				}
-			}
-			rows, err := p.Rows(ctx, lo, hi, 10, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, w := rowSeqs(rows), win[:min(10, len(win))]; !slices.Equal(got, w) {
-				t.Errorf("Rows = %v, want %v", got, w)
-			}
-			back, err := p.RowsBefore(ctx, lo, hi, 10, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := slices.Clone(win)
-			slices.Reverse(w)
-			if got := rowSeqs(back); !slices.Equal(got, w[:min(10, len(w))]) {
-				t.Errorf("RowsBefore = %v, want %v", got, w[:min(10, len(w))])
-			}
-			if n, err := p.Count(ctx, lo, hi); err != nil || n != int64(len(win)) {
-				t.Errorf("Count(window) = %d, %v; want %d", n, err, len(win))
-			}
-			// Whole messages, both directions.
-			var fwd, rev []int64
-			for m, err := range p.Messages(ctx, 100, false) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				fwd = append(fwd, m.Seq)
-			}
-			for m, err := range p.Messages(ctx, 0, true) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				rev = append(rev, m.Seq)
-			}
-			var after []int64
-			for _, s := range want {
-				if s > 100 {
-					after = append(after, s)
-				}
-			}
-			rw := slices.Clone(want)
-			slices.Reverse(rw)
-			if !slices.Equal(fwd, after) || !slices.Equal(rev, rw) {
-				t.Errorf("Messages: forward %v, reverse %v", fwd, rev)
-			}
+			checkPreparedWindow(t, p, want)
+			checkPreparedMessages(t, p, want)
 		})
+	}
+}
+
+// checkPreparedWindow reads a middle window of seqs in both directions with
+// a limit, and counts it, against the reference seqs want.
+func checkPreparedWindow(t *testing.T, p *Prepared, want []int64) {
+	t.Helper()
+	ctx := context.Background()
+	lo, hi := int64(150), int64(450)
+	var win []int64
+	for _, s := range want {
+		if s >= lo && s <= hi {
+			win = append(win, s)
+		}
+	}
+	rows, err := p.Rows(ctx, lo, hi, 10, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, w := rowSeqs(rows), win[:min(10, len(win))]; !slices.Equal(got, w) {
+		t.Errorf("Rows = %v, want %v", got, w)
+	}
+	back, err := p.RowsBefore(ctx, lo, hi, 10, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := slices.Clone(win)
+	slices.Reverse(w)
+	if got := rowSeqs(back); !slices.Equal(got, w[:min(10, len(w))]) {
+		t.Errorf("RowsBefore = %v, want %v", got, w[:min(10, len(w))])
+	}
+	if n, err := p.Count(ctx, lo, hi); err != nil || n != int64(len(win)) {
+		t.Errorf("Count(window) = %d, %v; want %d", n, err, len(win))
+	}
+}
+
+// checkPreparedMessages reads whole messages forward from seq 100 and
+// backward from the end against the reference seqs want.
+func checkPreparedMessages(t *testing.T, p *Prepared, want []int64) {
+	t.Helper()
+	ctx := context.Background()
+	var fwd, rev []int64
+	for m, err := range p.Messages(ctx, 100, false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fwd = append(fwd, m.Seq)
+	}
+	for m, err := range p.Messages(ctx, 0, true) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = append(rev, m.Seq)
+	}
+	var after []int64
+	for _, s := range want {
+		if s > 100 {
+			after = append(after, s)
+		}
+	}
+	rw := slices.Clone(want)
+	slices.Reverse(rw)
+	if !slices.Equal(fwd, after) || !slices.Equal(rev, rw) {
+		t.Errorf("Messages: forward %v, reverse %v", fwd, rev)
 	}
 }
 

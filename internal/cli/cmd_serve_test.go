@@ -79,9 +79,37 @@ func clientOpts(t *testing.T, url, id string) mqtt.Options {
 func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "serve.db")
 	addr, stop := serveCLI(t, path)
-	url := "mqtt://" + addr
+	publishToServe(t, "mqtt://"+addr)
+	code, stderr := stop() // closing the broker drops "dying-device" uncleanly: its will goes out
+	if code != 0 {
+		t.Fatalf("serve exit %d: %s", code, stderr)
+	}
 
-	// A subscriber, so routing really happens.
+	c, err := storage.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	checkServeMessages(t, c)
+	checkServeEvents(t, c)
+	sessions, _ := c.Sessions(context.Background())
+	if len(sessions) != 1 || sessions[0].Source != "broker" || sessions[0].StopReason != "interrupted" {
+		t.Errorf("sessions = %+v", sessions)
+	}
+
+	// export carries client_id.
+	_, out, _ := runCLI(t, context.Background(), "export", "-t", "dev/b/#", path)
+	if !strings.Contains(out, `"client_id":"dying-device"`) {
+		t.Errorf("export lacks client_id: %s", out)
+	}
+}
+
+// publishToServe drives the served broker at url: a retained, a QoS 0 and
+// a binary QoS 2 publish, a client with a will left connected, and four
+// concurrent publishers of 250 messages each, while a '#' subscriber makes
+// routing really happen.
+func publishToServe(t *testing.T, url string) {
+	t.Helper()
 	sub, err := mqttclient.Connect(context.Background(), clientOpts(t, url, "watcher"), mqtt.Handlers{Message: func(mqtt.Message) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,16 +150,12 @@ func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 	}
 	wg.Wait()
 	sub.Disconnect(50 * time.Millisecond)
-	code, stderr := stop() // closing the broker drops "dying-device" uncleanly: its will goes out
-	if code != 0 {
-		t.Fatalf("serve exit %d: %s", code, stderr)
-	}
+}
 
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+// checkServeMessages wants each message publishToServe sent recorded once,
+// with its client id, flags and payload, and the will of "dying-device".
+func checkServeMessages(t *testing.T, c *storage.Capture) {
+	t.Helper()
 	msgs, _ := c.Page(context.Background(), storage.Query{})
 	byTopic := map[string][]storage.Message{}
 	for _, m := range msgs {
@@ -155,6 +179,12 @@ func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 			t.Errorf("burst/%d: %d messages", p, len(m))
 		}
 	}
+}
+
+// checkServeEvents counts the client events publishToServe caused and wants
+// the disconnect of "dying-device" to say its will was sent.
+func checkServeEvents(t *testing.T, c *storage.Capture) {
+	t.Helper()
 	events, _ := c.Events(context.Background(), 0)
 	kinds := map[string]int{}
 	willSent := false
@@ -170,16 +200,6 @@ func TestServeRecordsPublishersRetainAndWills(t *testing.T) {
 	}
 	if kinds[storage.EventClientConnect] < 7 || kinds[storage.EventClientSubscribe] != 1 || kinds[storage.EventClientDisconnect] < 6 || !willSent {
 		t.Errorf("events %v, will_sent %v", kinds, willSent)
-	}
-	sessions, _ := c.Sessions(context.Background())
-	if len(sessions) != 1 || sessions[0].Source != "broker" || sessions[0].StopReason != "interrupted" {
-		t.Errorf("sessions = %+v", sessions)
-	}
-
-	// export carries client_id.
-	_, out, _ := runCLI(t, context.Background(), "export", "-t", "dev/b/#", path)
-	if !strings.Contains(out, `"client_id":"dying-device"`) {
-		t.Errorf("export lacks client_id: %s", out)
 	}
 }
 

@@ -171,14 +171,21 @@ func TestInteropNATSRecord(t *testing.T) {
 		}
 	}
 
-	// What NATS refuses: QoS 2 publishes, and topics with '.' (its own
-	// separator) or spaces. Each closes the publisher's connection.
+	checkNATSRefusedPublishes(t, n.URL())
+	checkNATSRefusesV5(t, n.URL())
+}
+
+// checkNATSRefusedPublishes tries what NATS at url refuses: QoS 2 publishes,
+// and topics with '.' (its own separator) or spaces. Each closes the
+// publisher's connection.
+func checkNATSRefusedPublishes(t *testing.T, url string) {
+	t.Helper()
 	for i, p := range []struct {
 		topic, why string
 		qos        byte
 	}{{"dev/q2", "a QoS 2 publish", 2}, {"dev.1", "a topic with '.'", 1}, {"dev/with space", "a topic with a space", 1}} {
 		lost := make(chan error, 1)
-		cl, err := natsClient(t, n.URL(), fmt.Sprintf("nats-refused-%d", i), mqtt.Handlers{Lost: func(err error) { lost <- err }})
+		cl, err := natsClient(t, url, fmt.Sprintf("nats-refused-%d", i), mqtt.Handlers{Lost: func(err error) { lost <- err }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,9 +203,13 @@ func TestInteropNATSRecord(t *testing.T) {
 			t.Errorf("NATS neither accepted nor refused %s within 5 s", p.why)
 		}
 	}
+}
 
-	// MQTT 5: NATS refuses the CONNECT; record says so and exits 3.
-	code, _, stderr := runCLI(t, context.Background(), "record", "-b", n.URL(), "-V", "5", "--quiet", "--connect-timeout", "3s",
+// checkNATSRefusesV5 wants record -V 5 against NATS at url to say that
+// NATS refuses the MQTT 5 CONNECT and exit 3.
+func checkNATSRefusesV5(t *testing.T, url string) {
+	t.Helper()
+	code, _, stderr := runCLI(t, context.Background(), "record", "-b", url, "-V", "5", "--quiet", "--connect-timeout", "3s",
 		"-o", filepath.Join(t.TempDir(), "v5.db"))
 	if code != exitConnection {
 		t.Errorf("record -V 5 against NATS: exit %d, want %d: %s", code, exitConnection, stderr)

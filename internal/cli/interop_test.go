@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
-	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -28,23 +27,9 @@ func TestInteropMosquittoRecord(t *testing.T) {
 	const n = 2000
 	// mosquitto disconnects a 3.1.1 client with more than 20 QoS 1/2
 	// messages in flight (max_inflight_messages): keep a window of 10.
-	var toks []mqtt.Token
-	for i := range n {
-		if len(toks) == 10 {
-			<-toks[0].Done()
-			if err := toks[0].Error(); err != nil {
-				t.Fatal(err)
-			}
-			toks = toks[1:]
-		}
-		toks = append(toks, pub.Publish(fmt.Sprintf("dev/%d/temp", i%7), byte(i%3), false, []byte(fmt.Sprintf(`{"i":%d}`, i))))
-	}
-	for _, tok := range toks {
-		<-tok.Done()
-		if tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
-	}
+	publishWindow(t, pub, n, func(i int) (string, byte, []byte) {
+		return fmt.Sprintf("dev/%d/temp", i%7), byte(i % 3), []byte(fmt.Sprintf(`{"i":%d}`, i))
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := storage.Open(path)
@@ -77,9 +62,16 @@ func TestInteropMosquittoRecord(t *testing.T) {
 	if msgs[1].Retain || string(msgs[1].Payload) != "still online" {
 		t.Errorf("live retained publish = %+v, want retain=0", msgs[1])
 	}
-	// Every message exactly once, with its published QoS; order is kept per
-	// topic and QoS (MQTT 4.6 "ordered topic"; across topics and QoS levels
-	// mosquitto may interleave them differently than published).
+	checkMosquittoBurst(t, msgs[2:], n)
+	checkMosquittoSys(t, m.URL())
+}
+
+// checkMosquittoBurst wants every message of the burst exactly once, with
+// its published QoS; order is kept per topic and QoS (MQTT 4.6 "ordered
+// topic"; across topics and QoS levels mosquitto may interleave them
+// differently than published).
+func checkMosquittoBurst(t *testing.T, msgs []storage.Message, n int) {
+	t.Helper()
 	qos := map[byte]int{}
 	seen := make([]bool, n)
 	type stream struct {
@@ -87,7 +79,7 @@ func TestInteropMosquittoRecord(t *testing.T) {
 		qos   byte
 	}
 	last := map[stream]int{}
-	for _, msg := range msgs[2:] {
+	for _, msg := range msgs {
 		var i int
 		if _, err := fmt.Sscanf(string(msg.Payload), `{"i":%d}`, &i); err != nil || i < 0 || i >= n || seen[i] {
 			t.Fatalf("unexpected or duplicate payload %q", msg.Payload)
@@ -109,10 +101,14 @@ func TestInteropMosquittoRecord(t *testing.T) {
 	if qos[0] != 667 || qos[1] != 667 || qos[2] != 666 {
 		t.Errorf("QoS histogram %v", qos)
 	}
+}
 
-	// --sys adds $SYS/#; mosquitto publishes it every second here.
+// checkMosquittoSys records with --sys, which adds $SYS/#; mosquitto at url
+// publishes it every second.
+func checkMosquittoSys(t *testing.T, url string) {
+	t.Helper()
 	sysPath := filepath.Join(t.TempDir(), "sys.db")
-	wait = recordCLI(t, context.Background(), sysPath, "--broker", m.URL(), "--sys", "--duration", "2500ms", "--quiet")
+	wait := recordCLI(t, context.Background(), sysPath, "--broker", url, "--sys", "--duration", "2500ms", "--quiet")
 	if code, _, stderr := wait(); code != 0 {
 		t.Fatalf("record --sys exit %d: %s", code, stderr)
 	}
