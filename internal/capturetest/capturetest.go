@@ -4,8 +4,12 @@
 package capturetest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mqtape/mqtape/storage"
 )
@@ -97,4 +101,58 @@ func Read(t testing.TB, path string) ([]storage.Message, []storage.SessionInfo, 
 		t.Fatal(err)
 	}
 	return msgs, sessions, events
+}
+
+// WriteOffsets writes sessions of messages, their times given as offsets,
+// into a new capture in a temporary directory and returns its path.
+// Session i starts i hours after the first and ends a minute after its
+// start.
+func WriteOffsets(t testing.TB, sessions ...[]storage.Message) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "src.db")
+	c, err := storage.OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, msgs := range sessions {
+		start := int64(1.7e18) + int64(i)*int64(time.Hour)
+		for j := range msgs {
+			msgs[j].TimeNS = start + msgs[j].OffsetNS
+		}
+		s, err := c.BeginSession(ctx, storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "t",
+			Protocol: 4, CleanSession: true, StartedNS: start, Version: "test", Host: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(ctx, msgs, nil, start+int64(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.End(ctx, start+int64(time.Minute), "count", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Msg is a message at offset off (its time is set when written).
+func Msg(off time.Duration, topic string, qos byte, payload string) storage.Message {
+	return storage.Message{OffsetNS: int64(off), Topic: topic, QoS: qos, Payload: []byte(payload)}
+}
+
+// WriteBig writes n messages of 200 bytes (about 10 pages of 64 KiB per
+// 3000 messages) in one closed session into a new capture in a temporary
+// directory and returns its path.
+func WriteBig(t testing.TB, n int) string {
+	t.Helper()
+	var msgs []storage.Message
+	for i := range n {
+		p := bytes.Repeat([]byte{'.'}, 200)
+		copy(p, fmt.Sprintf("msg %d ", i))
+		msgs = append(msgs, Msg(time.Duration(i)*time.Millisecond, fmt.Sprintf("dev/%d", i%9), byte(i%3), string(p)))
+	}
+	return WriteOffsets(t, msgs)
 }

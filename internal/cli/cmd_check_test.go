@@ -4,28 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/storage"
 )
-
-// bigTestCapture writes n messages of 200 bytes (about 10 pages of 64 KiB
-// per 3000 messages) in one closed session.
-func bigTestCapture(t *testing.T, n int) string {
-	t.Helper()
-	var msgs []storage.Message
-	for i := range n {
-		p := bytes.Repeat([]byte{'.'}, 200)
-		copy(p, fmt.Sprintf("msg %d ", i))
-		msgs = append(msgs, rec(time.Duration(i)*time.Millisecond, fmt.Sprintf("dev/%d", i%9), byte(i%3), string(p)))
-	}
-	return writeTestCapture(t, msgs)
-}
 
 // damagePage overwrites the page in the middle of the file with garbage.
 func damagePage(t *testing.T, path string) {
@@ -47,7 +33,7 @@ func damagePage(t *testing.T, path string) {
 
 func TestCheckAndRecoverCLI(t *testing.T) {
 	ctx := context.Background()
-	good := bigTestCapture(t, 3000)
+	good := capturetest.WriteBig(t, 3000)
 	code, out, stderr := runCLI(t, ctx, "check", good)
 	if code != 0 || !strings.Contains(out, "verdict:   OK") || !strings.Contains(out, "3,000 messages (seq 1–3000)") || stderr != "" {
 		t.Fatalf("check good: exit %d\n%s%s", code, out, stderr)

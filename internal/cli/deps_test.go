@@ -68,6 +68,8 @@ var knownViolations = map[string]string{
 // storage on the standard library, the SQLite driver and mqtt only;
 // recorder and replay never import each other; inspector never imports
 // recorder; topic and timespec are leaves; mqttclient knows no capture.
+// The end-to-end tests in e2e/ may import any package of the module (and
+// are held to the library rules like every package).
 func TestDependencyDirection(t *testing.T) {
 	pkgs := listPackages(t)
 	var violations []string

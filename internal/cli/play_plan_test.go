@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/storage"
 )
 
 func TestPlayDryRun(t *testing.T) {
-	path := writeTestCapture(t,
+	path := capturetest.WriteOffsets(t,
 		[]storage.Message{{OffsetNS: 0, Topic: "s", QoS: 1, Retain: true, FromStore: true, Payload: []byte("A")},
-			rec(time.Second, "a/x", 1, "12"), rec(time.Hour, "a/y", 0, "123")},
-		[]storage.Message{rec(time.Second, "a/x", 2, "1")},
+			capturetest.Msg(time.Second, "a/x", 1, "12"), capturetest.Msg(time.Hour, "a/y", 0, "123")},
+		[]storage.Message{capturetest.Msg(time.Second, "a/x", 2, "1")},
 	)
 	code, out, errOut := runCLI(t, context.Background(), "play", path, "--dry-run", "--speed", "2", "--max-gap", "1m",
 		"--topic-prefix", "sb/", "--loop", "3", "--broker", "mqtt://127.0.0.1:1") // never contacted

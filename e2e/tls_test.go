@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 )
@@ -71,7 +72,7 @@ func TestTLSVerifiesByDefault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustPublish(t, pub, "secure/topic", 1, false, []byte("over TLS"))
+		testbroker.Publish(t, pub, "secure/topic", 1, false, []byte("over TLS"))
 		pub.Disconnect(10 * time.Millisecond)
 		if code, _, stderr := wait(); code != 0 {
 			t.Fatalf("record %v: exit %d %s", extra, code, stderr)
@@ -98,7 +99,7 @@ func TestServeWebsocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPublish(t, c, "ws/topic", 1, true, []byte("via websocket"))
+	testbroker.Publish(t, c, "ws/topic", 1, true, []byte("via websocket"))
 	c.Disconnect(10 * time.Millisecond)
 	if code, stderr := stop(); code != 0 {
 		t.Fatalf("serve: %d %s", code, stderr)

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -81,7 +83,7 @@ func readOnlyDir(t *testing.T, src string) (dir, capture string) {
 func TestFaultReadOnlyDirectory(t *testing.T) {
 	ctx := context.Background()
 	b := startBroker(t)
-	dir, capture := readOnlyDir(t, writeTestCapture(t, []storage.Message{rec(0, "a/b", 1, "x"), rec(time.Second, "a/c", 0, "y")}))
+	dir, capture := readOnlyDir(t, capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(0, "a/b", 1, "x"), capturetest.Msg(time.Second, "a/c", 0, "y")}))
 	before, _ := os.ReadFile(capture)
 
 	code, _, stderr := runCLI(t, ctx, "record", "-b", b.URL(), "--quiet", "-o", filepath.Join(dir, "new.db"))
@@ -218,13 +220,13 @@ func TestFaultDiskFull(t *testing.T) {
 // next to it instead, leaving the other file alone.
 func TestFaultDeletedWhileRecording(t *testing.T) {
 	b := startBroker(t)
-	pub := connect(t, b.URL())
+	pub := testbroker.Connect(t, b.URL())
 	for _, replace := range []bool{false, true} {
 		t.Run(fmt.Sprintf("replaced=%v", replace), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "doomed.db")
 			wait := recordCLI(t, context.Background(), path, "--broker", b.URL(), "-t", "d/#", "--quiet")
 			for i := range 300 {
-				mustPublish(t, pub, "d/x", 1, false, []byte(fmt.Sprint(i)))
+				testbroker.Publish(t, pub, "d/x", 1, false, []byte(fmt.Sprint(i)))
 			}
 			for _, f := range []string{path, path + "-wal", path + "-shm"} {
 				os.Remove(f)
@@ -235,7 +237,7 @@ func TestFaultDeletedWhileRecording(t *testing.T) {
 			}
 			deleted := time.Now()
 			for i := 300; i < 400; i++ {
-				mustPublish(t, pub, "d/x", 1, false, []byte(fmt.Sprint(i)))
+				testbroker.Publish(t, pub, "d/x", 1, false, []byte(fmt.Sprint(i)))
 			}
 			code, _, stderr := wait()
 			if took := time.Since(deleted); took > 5*time.Second {

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mqtape/mqtape/internal/cli"
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
@@ -117,10 +119,10 @@ func publishToServe(t *testing.T, url string) {
 	if _, err := sub.Subscribe(context.Background(), []mqtt.Subscription{{Filter: "#", QoS: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	a := connect(t, url)
-	mustPublish(t, a, "dev/a/status", 1, true, []byte("online")) // retained as published
-	mustPublish(t, a, "dev/a/temp", 0, false, []byte("21.5"))
-	mustPublish(t, a, "dev/a/bin", 2, false, []byte{0, 1, 0xff})
+	a := testbroker.Connect(t, url)
+	testbroker.Publish(t, a, "dev/a/status", 1, true, []byte("online")) // retained as published
+	testbroker.Publish(t, a, "dev/a/temp", 0, false, []byte("21.5"))
+	testbroker.Publish(t, a, "dev/a/bin", 2, false, []byte{0, 1, 0xff})
 
 	o := clientOpts(t, url, "dying-device")
 	o.Will = &mqtt.Will{Topic: "dev/b/status", Payload: []byte("offline"), QoS: 1, Retain: true}
@@ -128,7 +130,7 @@ func publishToServe(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPublish(t, b, "dev/b/temp", 1, false, []byte("19"))
+	testbroker.Publish(t, b, "dev/b/temp", 1, false, []byte("19"))
 
 	// Concurrent publishers.
 	var wg sync.WaitGroup
@@ -239,7 +241,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("demo output:\n%s", out)
 	}
 	_, js, _ := runCLI(t, context.Background(), "info", "--json", path)
-	var info Info
+	var info cli.Info
 	if err := json.Unmarshal([]byte(js), &info); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +251,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	var will, binary, malformed bool
 	_, exp, _ := runCLI(t, context.Background(), "export", path)
 	for _, l := range strings.Split(strings.TrimSpace(exp), "\n") {
-		var r ExportRecord
+		var r cli.ExportRecord
 		json.Unmarshal([]byte(l), &r)
 		will = will || (r.Topic == "home/garage/door/status" && r.Payload != nil && *r.Payload == "offline")
 		binary = binary || (r.Payload == nil && strings.HasSuffix(r.Topic, "/plc/registers"))

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -15,17 +15,6 @@ import (
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
-
-// buildBinary builds mqtape once per test binary run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mqtape")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/mqtape/mqtape").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // countMessages returns how many messages the capture at path holds (0
 // when it cannot be opened yet).
@@ -62,7 +51,7 @@ func waitToken(tok mqtt.Token, timeout time.Duration) bool {
 func TestPersistentSessionExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	m := testbroker.StartMosquitto(t, "persistence true", "persistence_location "+dir+"/", "autosave_interval 1")
-	bin := buildBinary(t)
+	bin := testbroker.BuildMqtape(t)
 	path := filepath.Join(dir, "persist.db")
 	args := []string{"record", "-b", m.URL(), "--clean=false", "--client-id", "persist-rec", "-t", "p/#", "-q", "2", "--quiet", "-o", path}
 	start := func() *exec.Cmd {

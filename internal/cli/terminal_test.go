@@ -17,160 +17,11 @@ import (
 	"unsafe"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/internal/capturetest"
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
-
-// secret is the password the leak tests look for.
-const secret = "pw-Zq7x9-leakcheck"
-
-// passwordOK accepts only alice with the secret password (any topic), and
-// the tests' own publishers (client ids "pub-...").
-func passwordOK(clientID, username string, password []byte) bool {
-	if strings.HasPrefix(clientID, "pub-") {
-		return true // the tests' own publisher
-	}
-	return username == "alice" && string(password) == secret
-}
-
-func startPasswordBroker(t *testing.T) *broker.Broker {
-	t.Helper()
-	b, err := broker.Start(broker.Options{Authenticate: passwordOK})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
-// TestCaptureFilesArePrivate: a capture, its write-ahead log and shared
-// memory file are created with mode 0600 while recording, whatever the
-// umask, and so is a recovered capture.
-func TestCaptureFilesArePrivate(t *testing.T) {
-	old := syscall.Umask(0o002)
-	defer syscall.Umask(old)
-	b := startBroker(t)
-	path := filepath.Join(t.TempDir(), "private.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wait := recordCLI(t, ctx, path, "--broker", b.URL(), "--quiet")
-	pub := connect(t, b.URL())
-	for i := range 20 {
-		mustPublish(t, pub, "secret/payload", 1, false, []byte(fmt.Sprint(i)))
-	}
-	waitFor(t, 5*time.Second, func() bool { return countMessages(path) >= 20 }, "20 messages committed (the WAL holds them)")
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		fi, err := os.Stat(f)
-		if err != nil {
-			t.Fatalf("while recording: %v", err)
-		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v while recording, want 0600", filepath.Base(f), fi.Mode().Perm())
-		}
-	}
-	cancel()
-	if code, _, stderr := wait(); code != 0 {
-		t.Fatalf("record: exit %d %s", code, stderr)
-	}
-	out := filepath.Join(t.TempDir(), "recovered.db")
-	if code, _, stderr := runCLI(t, context.Background(), "recover", path, "-o", out); code != 0 {
-		t.Fatalf("recover: exit %d %s", code, stderr)
-	}
-	for _, f := range []string{path, out} {
-		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v %v, want mode 0600", f, fi.Mode(), err)
-		}
-	}
-}
-
-// captureBytes returns the capture and its side files, concatenated.
-func captureBytes(t *testing.T, path string) []byte {
-	t.Helper()
-	var all []byte
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		data, err := os.ReadFile(f)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		all = append(all, data...)
-	}
-	return all
-}
-
-// TestPasswordNeverLeaks records from a broker that needs a password,
-// given by MQTAPE_PASSWORD and by --password-file, and looks for the
-// password in the capture's bytes (with its write-ahead log), in what
-// record, info --json, export, check and play print, and in the error of a
-// refused connection.
-func TestPasswordNeverLeaks(t *testing.T) {
-	b := startPasswordBroker(t)
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "pw")
-	os.WriteFile(pwFile, []byte(secret+"\n"), 0o600)
-	for _, how := range []string{"env", "file"} {
-		t.Run(how, func(t *testing.T) {
-			var args []string
-			if how == "env" {
-				t.Setenv("MQTAPE_PASSWORD", secret)
-			} else {
-				args = []string{"--password-file", pwFile}
-			}
-			path := filepath.Join(dir, how+".db")
-			var outputs []string
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			wait := recordCLI(t, ctx, path, append([]string{"--broker", b.URL(), "-u", "alice", "--count", "3"}, args...)...)
-			pub := connect(t, b.URL())
-			for i := range 3 {
-				mustPublish(t, pub, "a/b", byte(i), false, []byte("hello"))
-			}
-			code, stdout, stderr := wait()
-			if code != 0 {
-				t.Fatalf("record: exit %d %s", code, stderr)
-			}
-			outputs = append(outputs, stdout, stderr)
-			// While a recording runs the WAL holds what was written:
-			// look at it too, from a second recording killed mid-way.
-			ctx2, cancel2 := context.WithCancel(context.Background())
-			wait2 := recordCLI(t, ctx2, path, append([]string{"--broker", b.URL(), "-u", "alice"}, args...)...)
-			mustPublish(t, pub, "a/b", 1, false, []byte("more"))
-			waitFor(t, 5*time.Second, func() bool { return countMessages(path) >= 4 }, "the 4th message committed")
-			live := captureBytes(t, path)
-			cancel2()
-			_, o2, e2 := wait2()
-			outputs = append(outputs, o2, e2)
-			for _, argv := range [][]string{{"info", "--json", path}, {"info", path}, {"export", path}, {"check", "--json", path},
-				append([]string{"play", path, "-b", b.URL(), "-u", "alice", "--speed", "max", "--json"}, args...)} {
-				code, o, e := runCLI(t, context.Background(), argv...)
-				if code != 0 {
-					t.Errorf("%s: exit %d %s", argv[0], code, e)
-				}
-				outputs = append(outputs, o, e)
-			}
-			// A refused connection names the cause, not the password.
-			os.Setenv("MQTAPE_PASSWORD", secret+"-wrong")
-			code, o, e := runCLI(t, context.Background(), "record", "-b", b.URL(), "-u", "alice", "-o", filepath.Join(dir, "x.db"))
-			os.Unsetenv("MQTAPE_PASSWORD")
-			if code != exitConnection {
-				t.Errorf("wrong password: exit %d %s", code, e)
-			}
-			outputs = append(outputs, o, e)
-			for i, s := range outputs {
-				if strings.Contains(s, secret) {
-					t.Errorf("output %d shows the password:\n%s", i, s)
-				}
-			}
-			for name, data := range map[string][]byte{"while recording": live, "after": captureBytes(t, path)} {
-				if bytes.Contains(data, []byte(secret)) {
-					t.Errorf("the capture holds the password (%s)", name)
-				}
-			}
-			if !strings.Contains(outputs[4], `"client_id"`) || !strings.Contains(outputs[4], `"messages": 4`) {
-				t.Errorf("info --json printed nothing useful: %q", outputs[4])
-			}
-		})
-	}
-}
 
 // signalWriter discards what is written and closes first at the first write.
 type signalWriter struct {
@@ -301,13 +152,16 @@ func (tm *terminal) echoOn(t *testing.T) bool {
 	return st.Lflag&syscall.ECHO != 0
 }
 
+// secret is the password TestAskPassword types.
+const secret = "pw-Zq7x9-leakcheck"
+
 // TestAskPassword types the password at the --ask-password prompt of the
 // real binary on a pseudo-terminal: it is not echoed, the recording
 // connects with it, the terminal's echo is back afterwards (also after
 // Ctrl-C at the prompt), and without a terminal the flag is a clear error.
 func TestAskPassword(t *testing.T) {
-	bin := buildMqtape(t)
-	b := startPasswordBroker(t)
+	bin := testbroker.BuildMqtape(t)
+	b := testbroker.StartWithPassword(t, "alice", secret)
 	dir := t.TempDir()
 
 	path := filepath.Join(dir, "asked.db")
@@ -326,12 +180,12 @@ func TestAskPassword(t *testing.T) {
 		ev, _ := c.Events(context.Background(), 0)
 		return len(ev) >= 2
 	}
-	if !eventually(10*time.Second, subscribed) {
+	if !testbroker.Eventually(10*time.Second, subscribed) {
 		t.Fatalf("the recorder did not subscribe; terminal:\n%s", tm.text())
 	}
-	pub := connect(t, b.URL())
-	mustPublish(t, pub, "t", 1, false, []byte("one"))
-	mustPublish(t, pub, "t", 1, false, []byte("two"))
+	pub := testbroker.Connect(t, b.URL())
+	testbroker.Publish(t, pub, "t", 1, false, []byte("one"))
+	testbroker.Publish(t, pub, "t", 1, false, []byte("two"))
 	if code := tm.wait(t); code != 0 {
 		t.Fatalf("record --ask-password: exit %d; terminal:\n%s", code, tm.text())
 	}
@@ -379,7 +233,7 @@ func TestAskPassword(t *testing.T) {
 		if verb == "record" {
 			args = append(args, "-o", filepath.Join(dir, "y.db"))
 		} else {
-			args = append(args, writeTestCapture(t, []storage.Message{rec(0, "a", 0, "x")}))
+			args = append(args, capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(0, "a", 0, "x")}))
 		}
 		if code, _, stderr := runCLI(t, context.Background(), args...); code != exitUsage || !strings.Contains(stderr, "choose one") {
 			t.Errorf("%s: exit %d %s", verb, code, stderr)
@@ -421,8 +275,8 @@ func TestPlayConfirmsNonLoopback(t *testing.T) {
 
 	// The real binary: without a terminal it refuses; on one it asks and
 	// a "no" sends nothing; a loopback broker is played without a question.
-	bin := buildMqtape(t)
-	capture := writeTestCapture(t, []storage.Message{rec(0, "a/b", 1, "x"), rec(time.Millisecond, "a/c", 0, "y")})
+	bin := testbroker.BuildMqtape(t)
+	capture := capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(0, "a/b", 1, "x"), capturetest.Msg(time.Millisecond, "a/c", 0, "y")})
 	cmd := exec.Command(bin, "play", capture, "-b", "mqtt://broker.invalid:1883")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	out, _ := cmd.CombinedOutput()
@@ -436,15 +290,15 @@ func TestPlayConfirmsNonLoopback(t *testing.T) {
 		t.Errorf("answered no: exit %d\n%s", code, tm.text())
 	}
 
-	b := startBroker(t)
-	sub := subscribe(t, b.URL())
+	b := testbroker.StartEmbedded(t, broker.Options{MaxPending: 1 << 20})
+	sub := testbroker.Subscribe(t, b.URL())
 	for _, url := range []string{b.URL(), strings.Replace(b.URL(), "127.0.0.1", "localhost", 1)} {
 		tm = runOnTerminal(t, bin, "play", capture, "-b", url, "--quiet")
 		if code := tm.wait(t); code != 0 || strings.Contains(tm.text(), "[y/N]") {
 			t.Errorf("loopback %s: exit %d\n%s", url, code, tm.text())
 		}
 	}
-	if got := sub.wait(t, 4); len(got) != 4 {
+	if got := sub.Wait(t, 4); len(got) != 4 {
 		t.Errorf("loopback plays delivered %d messages, want 4", len(got))
 	}
 }

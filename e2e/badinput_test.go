@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -45,7 +46,7 @@ func makeBadFiles(t *testing.T) badFiles {
 		}
 		return p
 	}
-	good := bigTestCapture(t, 3000)
+	good := capturetest.WriteBig(t, 3000)
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func makeBadFiles(t *testing.T) badFiles {
 }
 
 // verbShape says how to point a verb at a capture and a broker, and which
-// of its flag values are invalid. Every verb in commands() needs one; a new
+// of its flag values are invalid. Every verb `mqtape --help` lists needs one; a new
 // verb without one still gets the generic cases.
 type verbShape struct {
 	read   func(path string) []string      // args that make it read the capture at path
@@ -140,7 +141,7 @@ type badCase struct {
 	keep       []string // files that must not change
 }
 
-// TestBadInputEveryVerb runs every verb of commands() against every kind
+// TestBadInputEveryVerb runs every verb `mqtape --help` lists against every kind
 // of bad input: missing, empty, random, non-capture SQLite, truncated and
 // newer-format files, a directory, bad broker URLs and ports, an
 // unreachable broker, refused credentials, a denied subscription, invalid
@@ -166,8 +167,7 @@ func TestBadInputEveryVerb(t *testing.T) {
 
 	var cases []badCase
 	add := func(c badCase) { cases = append(cases, c) }
-	for _, cmd := range commands() {
-		v := cmd.name
+	for _, v := range verbs(t) {
 		sh, known := shapeOf[v]
 		if !known {
 			t.Logf("verb %q has no entry in shapes(): it gets the generic cases only; add one to cover its files, broker and flags", v)
@@ -301,9 +301,9 @@ func TestBadInputEveryVerb(t *testing.T) {
 			}
 		})
 	}
-	for _, cmd := range commands() {
-		if covered[cmd.name] < 2 {
-			t.Errorf("verb %q has only %d bad-input cases", cmd.name, covered[cmd.name])
+	for _, v := range verbs(t) {
+		if covered[v] < 2 {
+			t.Errorf("verb %q has only %d bad-input cases", v, covered[v])
 		}
 	}
 	if _, err := os.Stat(filepath.Join(files.dir, "out-record.db")); err == nil {

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bufio"
@@ -20,22 +20,10 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/rawmqtt"
+	"github.com/mqtape/mqtape/internal/testbroker"
 
 	"github.com/mqtape/mqtape/storage"
 )
-
-// buildMqtape builds the real binary into a temporary directory.
-func buildMqtape(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mqtape")
-	start := time.Now()
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/mqtape/mqtape").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built mqtape in %s", time.Since(start).Round(time.Millisecond))
-	return bin
-}
 
 // floodPayload is message i of publisher p: a header and a filler derived
 // from both, 16 to 527 bytes, so any damage or mix-up shows.
@@ -165,7 +153,7 @@ func serveBroker(t *testing.T, bin string) (url, addr string) {
 // nothing committed before the kill is missing, every payload is intact,
 // each publisher's messages are in order, and the file takes a new session.
 func TestCrashKill9MidFlood(t *testing.T) {
-	bin := buildMqtape(t)
+	bin := testbroker.BuildMqtape(t)
 	url, addr := serveBroker(t, bin)
 	b := struct{ url, addr string }{url, addr}
 	path := filepath.Join(t.TempDir(), "crash.db")

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ import (
 // times at most, and the test fails if no round is clean. A round in which
 // mosquitto_sub got everything and mqtape did not fails at once.
 func TestCapturePromiseDefaultBrokers(t *testing.T) {
-	bin := buildMqtape(t)
+	bin := testbroker.BuildMqtape(t)
 	sub := testbroker.Binary(t, "mosquitto_sub", "mosquitto-clients")
 	flood := filepath.Join(t.TempDir(), "flood")
 	if out, err := exec.Command("go", "build", "-o", flood, "github.com/mqtape/mqtape/bench/record/flood").CombinedOutput(); err != nil {

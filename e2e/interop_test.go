@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/cli"
 	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -17,13 +18,13 @@ import (
 // retained-store semantics, QoS levels, the $SYS rule and a burst.
 func TestInteropMosquittoRecord(t *testing.T) {
 	m := testbroker.StartMosquitto(t, "sys_interval 1")
-	pub := connect(t, m.URL())
-	mustPublish(t, pub, "dev/1/status", 1, true, []byte("online"))
+	pub := testbroker.Connect(t, m.URL())
+	testbroker.Publish(t, pub, "dev/1/status", 1, true, []byte("online"))
 	path := filepath.Join(t.TempDir(), "mosq.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wait := recordCLI(t, ctx, path, "--broker", m.URL(), "--quiet")
-	mustPublish(t, pub, "dev/1/status", 1, true, []byte("still online")) // live: retain=0 to us
+	testbroker.Publish(t, pub, "dev/1/status", 1, true, []byte("still online")) // live: retain=0 to us
 	const n = 2000
 	// mosquitto disconnects a 3.1.1 client with more than 20 QoS 1/2
 	// messages in flight (max_inflight_messages): keep a window of 10.
@@ -117,7 +118,7 @@ func checkMosquittoSys(t *testing.T, url string) {
 		t.Errorf("--sys recorded no $SYS topics")
 	}
 	_, out, _ = runCLI(t, context.Background(), "info", "--json", sysPath)
-	var info Info
+	var info cli.Info
 	json.Unmarshal([]byte(out), &info)
 	if len(info.Sessions) != 1 || len(info.Sessions[0].Filters) != 2 || info.Sessions[0].Filters[1].Filter != "$SYS/#" {
 		t.Errorf("filters = %+v", info.Sessions)

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
+	"github.com/mqtape/mqtape/internal/cli"
 	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
@@ -37,10 +39,10 @@ func natsClient(t *testing.T, url, id string, h mqtt.Handlers) (mqtt.Client, err
 	return c, err
 }
 
-func subscribeNATS(t *testing.T, url, id, filter string) *subscriber {
+func subscribeNATS(t *testing.T, url, id, filter string) *testbroker.Subscriber {
 	t.Helper()
-	s := &subscriber{}
-	c, err := natsClient(t, url, id, mqtt.Handlers{Message: s.onMessage})
+	s := &testbroker.Subscriber{}
+	c, err := natsClient(t, url, id, mqtt.Handlers{Message: s.OnMessage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func TestInteropNATSRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPublish(t, pub, "dev/1/status", 1, true, []byte("online"))
+	testbroker.Publish(t, pub, "dev/1/status", 1, true, []byte("online"))
 
 	path := filepath.Join(t.TempDir(), "nats.db")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -227,26 +229,26 @@ func TestInteropNATSPlay(t *testing.T) {
 	n := testbroker.StartNATS(t)
 	var msgs []storage.Message
 	for i := range 200 {
-		msgs = append(msgs, rec(time.Duration(i)*time.Millisecond, fmt.Sprintf("plant/%d/temp", i%4), byte(i%3), fmt.Sprint(i)))
+		msgs = append(msgs, capturetest.Msg(time.Duration(i)*time.Millisecond, fmt.Sprintf("plant/%d/temp", i%4), byte(i%3), fmt.Sprint(i)))
 	}
-	retained := rec(0, "plant/status", 1, "running")
+	retained := capturetest.Msg(0, "plant/status", 1, "running")
 	retained.Retain, retained.FromStore = true, true
-	capture := writeTestCapture(t, append([]storage.Message{retained}, msgs...))
+	capture := capturetest.WriteOffsets(t, append([]storage.Message{retained}, msgs...))
 
 	sub := subscribeNATS(t, n.URL(), "nats-sub", "plant/#")
 	code, out, stderr := runCLI(t, context.Background(), "play", capture, "-b", n.URL(), "--speed", "max", "--qos", "1", "--json", "--quiet")
 	if code != 0 {
 		t.Fatalf("play --qos 1 into NATS: exit %d: %s", code, stderr)
 	}
-	var rep PlayReport
+	var rep cli.PlayReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Published != 201 || rep.AckFailures != 0 || rep.Unacked != 0 {
 		t.Fatalf("report %+v %v", rep, err)
 	}
-	got := sub.wait(t, 201)
-	var live []received
+	got := sub.Wait(t, 201)
+	var live []testbroker.Received
 	for _, g := range got {
-		if g.topic == "plant/status" {
-			if g.body != "running" {
+		if g.Topic == "plant/status" {
+			if g.Body != "running" {
 				t.Errorf("retained restore: %+v", g)
 			}
 			continue
@@ -254,20 +256,20 @@ func TestInteropNATSPlay(t *testing.T) {
 		live = append(live, g)
 	}
 	for i, g := range live {
-		if g.body != fmt.Sprint(i) || g.topic != fmt.Sprintf("plant/%d/temp", i%4) || g.qos > 1 {
+		if g.Body != fmt.Sprint(i) || g.Topic != fmt.Sprintf("plant/%d/temp", i%4) || g.QoS > 1 {
 			t.Fatalf("message %d arrived as %+v", i, g)
 		}
 	}
 	// The retained state reached NATS's store: a new subscriber sees it.
 	late := subscribeNATS(t, n.URL(), "nats-late", "plant/status")
-	if g := late.wait(t, 1); !g[0].retain || g[0].body != "running" {
+	if g := late.Wait(t, 1); !g[0].Retain || g[0].Body != "running" {
 		t.Errorf("NATS retained store after play: %+v", g)
 	}
 
 	// A QoS 2 message as recorded: NATS drops the connection, play says so.
 	// (One message: with more, paho's Publish blocks for its 30 s write
 	// timeout once the connection is gone — reported to mqttclient's owner.)
-	q2 := writeTestCapture(t, []storage.Message{rec(0, "plant/q2", 2, "exactly once")})
+	q2 := capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(0, "plant/q2", 2, "exactly once")})
 	start := time.Now()
 	code, _, stderr = runCLI(t, context.Background(), "play", q2, "-b", n.URL(), "--quiet")
 	took := time.Since(start)

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 // session, each exactly once, and says so.
 func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 	m := testbroker.StartMosquittoDefaults(t)
-	bin := buildMqtape(t)
+	bin := testbroker.BuildMqtape(t)
 	path := filepath.Join(t.TempDir(), "killed.db")
 	rec := exec.Command(bin, "record", "-b", m.URL(), "-t", "k/#", "-q", "1", "--flush-interval", "1m", "--quiet", "-o", path)
 	if err := rec.Start(); err != nil {
