@@ -141,174 +141,199 @@ type badCase struct {
 	keep       []string // files that must not change
 }
 
-// TestBadInputEveryVerb runs every verb `mqtape --help` lists against every kind
-// of bad input: missing, empty, random, non-capture SQLite, truncated and
-// newer-format files, a directory, bad broker URLs and ports, an
-// unreachable broker, refused credentials, a denied subscription, invalid
-// topic filters, invalid flag values, unknown flags and missing arguments.
-// Each must exit with a documented non-zero code within seconds, print one
-// clear line on stderr (plus at most a usage hint) and no stack trace, and
-// leave every file it was pointed at byte for byte as it was.
+// TestBadInputEveryVerb runs every verb `mqtape --help` lists against
+// every kind of bad input: missing, empty, random, non-capture SQLite,
+// truncated and newer-format files, a directory, bad broker URLs and ports,
+// an unreachable broker, refused credentials, a denied subscription,
+// invalid topic filters, invalid flag values, unknown flags and missing
+// arguments. Each must exit with a documented non-zero code within
+// seconds, print one clear line on stderr (plus at most a usage hint) and
+// no stack trace, and leave every file it was pointed at byte for byte as
+// it was.
 func TestBadInputEveryVerb(t *testing.T) {
-	files := makeBadFiles(t)
-	shapeOf := shapes(files.dir)
-	closed := startBroker(t)
-	closedURL := closed.URL()
-	closed.Close()
-	gate, err := broker.Start(broker.Options{Authenticate: gateAuthenticate, Allow: gateAllow})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gate.Close() })
-	wrongPW := filepath.Join(files.dir, "wrong.pw")
-	rightPW := filepath.Join(files.dir, "right.pw")
-	os.WriteFile(wrongPW, []byte("wrong\n"), 0o600)
-	os.WriteFile(rightPW, []byte("right\n"), 0o600)
-
+	env := startBadInputEnv(t)
+	shapeOf := shapes(env.files.dir)
 	var cases []badCase
-	add := func(c badCase) { cases = append(cases, c) }
 	for _, v := range verbs(t) {
 		sh, known := shapeOf[v]
 		if !known {
 			t.Logf("verb %q has no entry in shapes(): it gets the generic cases only; add one to cover its files, broker and flags", v)
 		}
-		add(badCase{v, "unknown flag", []string{"--no-such-flag"}, []int{exitUsage}, "unknown flag", nil})
-		if !known {
-			for name, p := range map[string]string{"missing file": files.missing, "directory": files.dir, "random bytes": files.random} {
-				add(badCase{v, name, []string{p}, []int{exitError, exitUsage, exitConnection, exitCapture}, "", []string{files.random}})
-			}
-			continue
-		}
-		if sh.noArgs {
-			add(badCase{v, "no arguments", nil, []int{exitUsage}, "missing", nil})
-		}
-		for i, f := range sh.flags {
-			add(badCase{v, fmt.Sprintf("flag %d %s", i, strings.Join(f, " ")), f, []int{exitUsage}, "", nil})
-		}
-		if sh.read != nil {
-			for _, b := range []struct{ name, path, msg string }{
-				{"missing file", files.missing, "no such file"},
-				{"empty file", files.empty, "empty file"},
-				{"random bytes", files.random, "not an SQLite file"},
-				{"other SQLite", files.sqlite, "not an mqtape capture"},
-				{"truncated", files.truncated, "damaged"},
-				{"newer format", files.newer, "newer"},
-				{"directory", files.dir, "is a directory"},
-			} {
-				add(badCase{v, "read " + b.name, sh.read(b.path), []int{exitCapture}, b.msg, []string{b.path}})
-			}
-		}
-		if sh.write != nil {
-			for _, b := range []struct{ name, path, msg string }{
-				{"random bytes", files.random, "not an SQLite file"},
-				{"other SQLite", files.sqlite, "not an mqtape capture"},
-				{"truncated", files.truncated, "damaged"},
-				{"newer format", files.newer, "newer"},
-				{"directory", files.dir, "is a directory"},
-			} {
-				add(badCase{v, "write " + b.name, sh.write(b.path), []int{exitCapture}, b.msg, []string{b.path}})
-			}
-		}
-		if sh.broker != nil {
-			bc := []struct {
-				name string
-				url  string
-				more []string
-				code int
-				msg  string
-			}{
-				{"bad URL", "gopher://127.0.0.1:1883", nil, exitUsage, "unknown scheme"},
-				{"bad port", "mqtt://127.0.0.1:99999", nil, exitUsage, "bad port"},
-				{"port zero", "mqtt://127.0.0.1:0", nil, exitUsage, "bad port"},
-				{"password in URL", "mqtt://bob:secret@127.0.0.1:1883", nil, exitUsage, "password in the URL"},
-				{"no host", "mqtt://:1883", nil, exitUsage, "no host"},
-				{"missing password file", gate.URL(), []string{"-u", "alice", "--password-file", filepath.Join(files.dir, "nope")}, exitUsage, "--password-file"},
-			}
-			if !sh.validatesOnly {
-				bc = append(bc,
-					struct {
-						name string
-						url  string
-						more []string
-						code int
-						msg  string
-					}{"unreachable", closedURL, nil, exitConnection, "unreachable"},
-					struct {
-						name string
-						url  string
-						more []string
-						code int
-						msg  string
-					}{"refused credentials", gate.URL(), []string{"-u", "alice", "--password-file", wrongPW}, exitConnection, "refused"})
-				if v == "record" {
-					bc = append(bc, struct {
-						name string
-						url  string
-						more []string
-						code int
-						msg  string
-					}{"denied subscription", gate.URL(), []string{"-u", "alice", "--password-file", rightPW}, exitConnection, "denied"})
-				}
-			}
-			for _, b := range bc {
-				add(badCase{v, "broker " + b.name, append(sh.broker(b.url, files.good), b.more...), []int{b.code}, b.msg, []string{files.good}})
-			}
-		}
+		cases = append(cases, env.verbCases(v, sh, known)...)
 	}
 	// A capture file must stay untouched when recording into it fails.
-	add(badCase{"record", "empty output, unreachable broker", []string{"-o", files.empty, "-b", closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{files.empty}})
-	add(badCase{"record", "capture output, unreachable broker", []string{"-o", files.good, "-b", closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{files.good}})
+	cases = append(cases,
+		badCase{"record", "empty output, unreachable broker", []string{"-o", env.files.empty, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.empty}},
+		badCase{"record", "capture output, unreachable broker", []string{"-o", env.files.good, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.good}})
 
 	covered := map[string]int{}
 	for _, c := range cases {
 		covered[c.verb]++
-		t.Run(c.verb+"/"+c.name, func(t *testing.T) {
-			before := make([][]byte, len(c.keep))
-			for i, p := range c.keep {
-				before[i], _ = readIfFile(p)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			start := time.Now()
-			code, stdout, stderr := runCLI(t, ctx, append([]string{c.verb}, c.args...)...)
-			took := time.Since(start)
-			if !slices.Contains(c.codes, code) {
-				t.Errorf("exit %d, want %v; stderr:\n%s", code, c.codes, stderr)
-			}
-			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
-			switch {
-			case stderr == "":
-				t.Errorf("nothing on stderr")
-			case len(lines) > 2 || len(lines) == 2 && !strings.HasPrefix(lines[1], "Run 'mqtape "):
-				t.Errorf("want one line (plus a usage hint), got:\n%s", stderr)
-			case !strings.Contains(lines[0], c.want):
-				t.Errorf("first line %q lacks %q", lines[0], c.want)
-			}
-			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
-				t.Errorf("stack trace:\n%s", stderr)
-			}
-			if stdout != "" && !shapeOf[c.verb].verdict {
-				t.Errorf("stdout not empty: %q", stdout)
-			}
-			if took > 5*time.Second {
-				t.Errorf("took %s", took.Round(time.Millisecond))
-			}
-			for i, p := range c.keep {
-				after, _ := readIfFile(p)
-				if !bytes.Equal(before[i], after) {
-					t.Errorf("%s was modified", p)
-				}
-			}
-		})
+		t.Run(c.verb+"/"+c.name, func(t *testing.T) { runBadCase(t, c, shapeOf[c.verb].verdict) })
 	}
 	for _, v := range verbs(t) {
 		if covered[v] < 2 {
 			t.Errorf("verb %q has only %d bad-input cases", v, covered[v])
 		}
 	}
-	if _, err := os.Stat(filepath.Join(files.dir, "out-record.db")); err == nil {
+	if _, err := os.Stat(filepath.Join(env.files.dir, "out-record.db")); err == nil {
 		// Written by the denied-subscription case: the session records the denial.
 		t.Log("record with every subscription denied leaves a capture holding the denial event")
+	}
+}
+
+// badInputEnv is what the bad-input cases point the verbs at: the bad
+// files, the URL of a broker that is gone, a broker that refuses wrong
+// passwords and denies every subscription, and a wrong and a right
+// password file for it.
+type badInputEnv struct {
+	files            badFiles
+	closedURL        string
+	gateURL          string
+	wrongPW, rightPW string
+}
+
+func startBadInputEnv(t *testing.T) badInputEnv {
+	t.Helper()
+	env := badInputEnv{files: makeBadFiles(t)}
+	closed := startBroker(t)
+	env.closedURL = closed.URL()
+	closed.Close()
+	gate, err := broker.Start(broker.Options{Authenticate: gateAuthenticate, Allow: gateAllow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gate.Close() })
+	env.gateURL = gate.URL()
+	env.wrongPW = filepath.Join(env.files.dir, "wrong.pw")
+	env.rightPW = filepath.Join(env.files.dir, "right.pw")
+	os.WriteFile(env.wrongPW, []byte("wrong\n"), 0o600)
+	os.WriteFile(env.rightPW, []byte("right\n"), 0o600)
+	return env
+}
+
+// verbCases are the bad-input cases of verb v: the generic ones, and with
+// its shape (known) its arguments, flags, capture files and brokers.
+func (env badInputEnv) verbCases(v string, sh verbShape, known bool) []badCase {
+	files := env.files
+	cases := []badCase{{v, "unknown flag", []string{"--no-such-flag"}, []int{exitUsage}, "unknown flag", nil}}
+	if !known {
+		for name, p := range map[string]string{"missing file": files.missing, "directory": files.dir, "random bytes": files.random} {
+			cases = append(cases, badCase{v, name, []string{p}, []int{exitError, exitUsage, exitConnection, exitCapture}, "", []string{files.random}})
+		}
+		return cases
+	}
+	if sh.noArgs {
+		cases = append(cases, badCase{v, "no arguments", nil, []int{exitUsage}, "missing", nil})
+	}
+	for i, f := range sh.flags {
+		cases = append(cases, badCase{v, fmt.Sprintf("flag %d %s", i, strings.Join(f, " ")), f, []int{exitUsage}, "", nil})
+	}
+	if sh.read != nil {
+		for _, b := range []struct{ name, path, msg string }{
+			{"missing file", files.missing, "no such file"},
+			{"empty file", files.empty, "empty file"},
+			{"random bytes", files.random, "not an SQLite file"},
+			{"other SQLite", files.sqlite, "not an mqtape capture"},
+			{"truncated", files.truncated, "damaged"},
+			{"newer format", files.newer, "newer"},
+			{"directory", files.dir, "is a directory"},
+		} {
+			cases = append(cases, badCase{v, "read " + b.name, sh.read(b.path), []int{exitCapture}, b.msg, []string{b.path}})
+		}
+	}
+	if sh.write != nil {
+		for _, b := range []struct{ name, path, msg string }{
+			{"random bytes", files.random, "not an SQLite file"},
+			{"other SQLite", files.sqlite, "not an mqtape capture"},
+			{"truncated", files.truncated, "damaged"},
+			{"newer format", files.newer, "newer"},
+			{"directory", files.dir, "is a directory"},
+		} {
+			cases = append(cases, badCase{v, "write " + b.name, sh.write(b.path), []int{exitCapture}, b.msg, []string{b.path}})
+		}
+	}
+	if sh.broker != nil {
+		for _, b := range env.brokerCases(v, sh.validatesOnly) {
+			cases = append(cases, badCase{v, "broker " + b.name, append(sh.broker(b.url, files.good), b.more...), []int{b.code}, b.msg, []string{files.good}})
+		}
+	}
+	return cases
+}
+
+// brokerCase is a bad broker to point a verb at, and the exit code and
+// message it must give.
+type brokerCase struct {
+	name string
+	url  string
+	more []string
+	code int
+	msg  string
+}
+
+// brokerCases are the bad brokers for verb v; validatesOnly: v checks its
+// broker flags but does not connect.
+func (env badInputEnv) brokerCases(v string, validatesOnly bool) []brokerCase {
+	bc := []brokerCase{
+		{"bad URL", "gopher://127.0.0.1:1883", nil, exitUsage, "unknown scheme"},
+		{"bad port", "mqtt://127.0.0.1:99999", nil, exitUsage, "bad port"},
+		{"port zero", "mqtt://127.0.0.1:0", nil, exitUsage, "bad port"},
+		{"password in URL", "mqtt://bob:secret@127.0.0.1:1883", nil, exitUsage, "password in the URL"},
+		{"no host", "mqtt://:1883", nil, exitUsage, "no host"},
+		{"missing password file", env.gateURL, []string{"-u", "alice", "--password-file", filepath.Join(env.files.dir, "nope")}, exitUsage, "--password-file"},
+	}
+	if validatesOnly {
+		return bc
+	}
+	bc = append(bc,
+		brokerCase{"unreachable", env.closedURL, nil, exitConnection, "unreachable"},
+		brokerCase{"refused credentials", env.gateURL, []string{"-u", "alice", "--password-file", env.wrongPW}, exitConnection, "refused"})
+	if v == "record" {
+		bc = append(bc, brokerCase{"denied subscription", env.gateURL, []string{"-u", "alice", "--password-file", env.rightPW}, exitConnection, "denied"})
+	}
+	return bc
+}
+
+// runBadCase runs one bad-input case and checks its exit code, its one
+// clear stderr line, its silence on stdout (unless the verb prints a
+// verdict), its speed and that the files it was pointed at are unchanged.
+func runBadCase(t *testing.T, c badCase, verdict bool) {
+	t.Helper()
+	before := make([][]byte, len(c.keep))
+	for i, p := range c.keep {
+		before[i], _ = readIfFile(p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	code, stdout, stderr := runCLI(t, ctx, append([]string{c.verb}, c.args...)...)
+	took := time.Since(start)
+	if !slices.Contains(c.codes, code) {
+		t.Errorf("exit %d, want %v; stderr:\n%s", code, c.codes, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	switch {
+	case stderr == "":
+		t.Errorf("nothing on stderr")
+	case len(lines) > 2 || len(lines) == 2 && !strings.HasPrefix(lines[1], "Run 'mqtape "):
+		t.Errorf("want one line (plus a usage hint), got:\n%s", stderr)
+	case !strings.Contains(lines[0], c.want):
+		t.Errorf("first line %q lacks %q", lines[0], c.want)
+	}
+	if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+		t.Errorf("stack trace:\n%s", stderr)
+	}
+	if stdout != "" && !verdict {
+		t.Errorf("stdout not empty: %q", stdout)
+	}
+	if took > 5*time.Second {
+		t.Errorf("took %s", took.Round(time.Millisecond))
+	}
+	for i, p := range c.keep {
+		after, _ := readIfFile(p)
+		if !bytes.Equal(before[i], after) {
+			t.Errorf("%s was modified", p)
+		}
 	}
 }
 

@@ -155,10 +155,49 @@ func serveBroker(t *testing.T, bin string) (url, addr string) {
 func TestCrashKill9MidFlood(t *testing.T) {
 	bin := testbroker.BuildMqtape(t)
 	url, addr := serveBroker(t, bin)
-	b := struct{ url, addr string }{url, addr}
 	path := filepath.Join(t.TempDir(), "crash.db")
+	k := killMidFlood(t, bin, url, addr, path)
+
+	// The file opens and mqtape check (the real binary) passes.
+	checkCrashedCapture(t, bin, path)
+	t.Logf("checked at %s", time.Since(k.start).Round(time.Millisecond))
+	n := verifyFloodExport(t, bin, path)
+	rate := float64(k.committed-k.firstSeen) / k.lastAt.Sub(k.firstAt).Seconds()
+	t.Logf("kill -9 %s into the flood: %d messages committed (recording at ≈%.0f msg/s), %d published by then; seq 1–%d without holes, all payloads intact",
+		k.killedAfter.Round(time.Millisecond), n, rate, k.sentAtKill, n)
+	if n < k.committed {
+		t.Errorf("%d messages after the kill, but %d were committed before it", n, k.committed)
+	}
+
+	t.Logf("verified at %s", time.Since(k.start).Round(time.Millisecond))
+	// The crashed capture takes a new session (the real binary again).
+	out, err := exec.Command(bin, "record", "-b", url, "--duration", "200ms", "--quiet", "-o", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("record after the crash: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "check", path).CombinedOutput(); err != nil {
+		t.Fatalf("check after the next session: %v\n%s", err, out)
+	}
+}
+
+// killed is what killMidFlood saw: when it started, what was committed
+// (first and last poll that saw commits), what was published by the kill
+// and how long after the start the kill came.
+type killed struct {
+	start                time.Time
+	committed, firstSeen int64
+	firstAt, lastAt      time.Time
+	sentAtKill           int64
+	killedAfter          time.Duration
+}
+
+// killMidFlood records flood/# from the broker at url with the real binary
+// into path while two raw publishers flood it, SIGKILLs the recorder mid
+// flood and stops the publishers.
+func killMidFlood(t *testing.T, bin, url, addr, path string) killed {
+	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "record", "-b", b.url, "-t", "flood/#", "--quiet", "-o", path)
+	cmd := exec.Command(bin, "record", "-b", url, "-t", "flood/#", "--quiet", "-o", path)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -172,7 +211,7 @@ func TestCrashKill9MidFlood(t *testing.T) {
 	var sent [2]*atomic.Int64
 	var done [2]<-chan struct{}
 	for p := range 2 {
-		sent[p], done[p] = rawPublisher(t, b.addr, p, fmt.Sprintf("flood/%d", p), stop)
+		sent[p], done[p] = rawPublisher(t, addr, p, fmt.Sprintf("flood/%d", p), stop)
 	}
 	var once sync.Once
 	stopPublishers := func() {
@@ -184,48 +223,51 @@ func TestCrashKill9MidFlood(t *testing.T) {
 
 	// Let it record mid-flood for a while, then SIGKILL. The rate is
 	// measured between the first and the last poll that saw commits.
-	start := time.Now()
-	var committed, firstSeen int64
-	var firstAt, lastAt time.Time
-	for time.Since(start) < 5*time.Second {
+	k := killed{start: time.Now()}
+	for time.Since(k.start) < 5*time.Second {
 		time.Sleep(100 * time.Millisecond)
 		if c, err := storage.Open(path); err == nil {
-			committed, _ = c.MaxSeq(context.Background())
+			k.committed, _ = c.MaxSeq(context.Background())
 			c.Close()
 		}
-		if committed > 0 && firstAt.IsZero() {
-			firstSeen, firstAt = committed, time.Now()
+		if k.committed > 0 && k.firstAt.IsZero() {
+			k.firstSeen, k.firstAt = k.committed, time.Now()
 		}
-		lastAt = time.Now()
-		if committed >= 25000 && time.Since(firstAt) > 500*time.Millisecond {
+		k.lastAt = time.Now()
+		if k.committed >= 25000 && time.Since(k.firstAt) > 500*time.Millisecond {
 			break
 		}
 	}
-	sentAtKill := sent[0].Load() + sent[1].Load()
+	k.sentAtKill = sent[0].Load() + sent[1].Load()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	killedAfter := time.Since(start)
+	k.killedAfter = time.Since(k.start)
 	err := <-exited
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("recorder was not killed by SIGKILL: %v (stderr %s)", err, stderr.String())
 	}
 	time.Sleep(50 * time.Millisecond)
-	if sent[0].Load()+sent[1].Load() == sentAtKill {
+	if sent[0].Load()+sent[1].Load() == k.sentAtKill {
 		t.Log("note: the publishers had stalled at the moment of the kill")
 	}
 	stopPublishers()
-	t.Logf("publishers stopped at %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("publishers stopped at %s", time.Since(k.start).Round(time.Millisecond))
 	if _, err := os.Stat(path + "-wal"); err != nil {
 		t.Logf("no -wal after the kill: %v", err)
 	}
+	return k
+}
 
-	// The file opens and mqtape check (the real binary) passes.
+// checkCrashedCapture: mqtape check --full passes on the killed
+// recorder's capture, which holds one session, not closed, with a last
+// commit time.
+func checkCrashedCapture(t *testing.T, bin, path string) {
+	t.Helper()
 	out, err := exec.Command(bin, "check", "--full", path).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "verdict:   OK") || !strings.Contains(string(out), "not closed cleanly") {
 		t.Fatalf("check after kill -9: %v\n%s", err, out)
 	}
-	t.Logf("checked at %s", time.Since(start).Round(time.Millisecond))
 	c, err := storage.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +277,14 @@ func TestCrashKill9MidFlood(t *testing.T) {
 	if err != nil || len(sessions) != 1 || sessions[0].Closed() || sessions[0].LastNS == 0 {
 		t.Fatalf("sessions after kill: %+v %v", sessions, err)
 	}
-	// Every message, read by the real binary (reading 30k rows through the
-	// race-instrumented SQLite in this process takes seconds).
+}
+
+// verifyFloodExport reads every message with the real binary (reading
+// 30k rows through the race-instrumented SQLite in this process takes
+// seconds), checks that seq has no holes, that every payload is intact and
+// each publisher's messages are in order, and returns how many there are.
+func verifyFloodExport(t *testing.T, bin, path string) int64 {
+	t.Helper()
 	exp := exec.Command(bin, "export", "--format", "csv", path)
 	stdout, _ := exp.StdoutPipe()
 	if err := exp.Start(); err != nil {
@@ -279,20 +327,5 @@ func TestCrashKill9MidFlood(t *testing.T) {
 	if err := exp.Wait(); err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	rate := float64(committed-firstSeen) / lastAt.Sub(firstAt).Seconds()
-	t.Logf("kill -9 %s into the flood: %d messages committed (recording at ≈%.0f msg/s), %d published by then; seq 1–%d without holes, all payloads intact",
-		killedAfter.Round(time.Millisecond), n, rate, sentAtKill, n)
-	if n < committed {
-		t.Errorf("%d messages after the kill, but %d were committed before it", n, committed)
-	}
-
-	t.Logf("verified at %s", time.Since(start).Round(time.Millisecond))
-	// The crashed capture takes a new session (the real binary again).
-	out, err = exec.Command(bin, "record", "-b", b.url, "--duration", "200ms", "--quiet", "-o", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("record after the crash: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, "check", path).CombinedOutput(); err != nil {
-		t.Fatalf("check after the next session: %v\n%s", err, out)
-	}
+	return n
 }

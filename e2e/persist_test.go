@@ -51,20 +51,47 @@ func waitToken(tok mqtt.Token, timeout time.Duration) bool {
 func TestPersistentSessionExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	m := testbroker.StartMosquitto(t, "persistence true", "persistence_location "+dir+"/", "autosave_interval 1")
-	bin := testbroker.BuildMqtape(t)
-	path := filepath.Join(dir, "persist.db")
-	args := []string{"record", "-b", m.URL(), "--clean=false", "--client-id", "persist-rec", "-t", "p/#", "-q", "2", "--quiet", "-o", path}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+	r := persistRecorder{bin: testbroker.BuildMqtape(t), path: filepath.Join(dir, "persist.db")}
+	r.args = []string{"record", "-b", m.URL(), "--clean=false", "--client-id", "persist-rec", "-t", "p/#", "-q", "2", "--quiet", "-o", r.path}
+	const n = 3000
+	killWithMessagesInFlight(t, r, m.URL(), n)
+	m.Restart(t) // the session and its queue survive a broker restart (persistence)
+
+	rec := r.start(t)
+	waitFor(t, 20*time.Second, func() bool { return countMessages(r.path) >= n }, fmt.Sprintf("%d messages in the capture", n))
+	recordEndMarker(t, m.URL(), r.path)
+	rec.Process.Signal(syscall.SIGINT)
+	if err := rec.Wait(); err != nil {
+		t.Fatalf("second recorder: %v", err)
 	}
-	rec := start()
+	checkExactlyOnce(t, r.path, n)
+}
+
+// persistRecorder runs the real recorder with a persistent session.
+type persistRecorder struct {
+	bin, path string
+	args      []string
+}
+
+func (r persistRecorder) start(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(r.bin, r.args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// killWithMessagesInFlight starts the recorder, publishes messages 0–999,
+// SIGKILLs the recorder while 1000–1499 are in flight (some committed but
+// not yet acknowledged: the broker will redeliver them), and publishes the
+// rest up to n while it is down (queued by the broker for persist-rec).
+func killWithMessagesInFlight(t *testing.T, r persistRecorder, url string, n int) {
+	t.Helper()
+	rec := r.start(t)
 	waitFor(t, 5*time.Second, func() bool {
-		c, err := storage.Open(path)
+		c, err := storage.Open(r.path)
 		if err != nil {
 			return false
 		}
@@ -73,13 +100,12 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 		return len(ev) >= 2
 	}, "the recorder's subscription")
 
-	br, _ := mqtt.ParseBroker(m.URL())
+	br, _ := mqtt.ParseBroker(url)
 	pub, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "persist-pub",
 		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 3000
 	publish := func(from, to int) {
 		var window []mqtt.Token
 		for i := from; i < to; i++ {
@@ -97,23 +123,23 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 		}
 	}
 	publish(0, 1000)
-	// Kill it while messages are in flight: some are committed but not yet
-	// acknowledged, and the broker will redeliver them.
 	done := make(chan struct{})
 	go func() { defer close(done); publish(1000, 1500) }()
-	waitFor(t, 10*time.Second, func() bool { return countMessages(path) > 1000 }, "the first of messages 1000–1499 committed")
+	waitFor(t, 10*time.Second, func() bool { return countMessages(r.path) > 1000 }, "the first of messages 1000–1499 committed")
 	rec.Process.Signal(syscall.SIGKILL)
 	rec.Wait()
 	<-done
-	publish(1500, n) // while the recorder is down: queued by the broker for persist-rec
+	publish(1500, n)
 	pub.Disconnect(50 * time.Millisecond)
-	m.Restart(t) // the session and its queue survive a broker restart (persistence)
+}
 
-	rec = start()
-	waitFor(t, 20*time.Second, func() bool { return countMessages(path) >= n }, fmt.Sprintf("%d messages in the capture", n))
-	// A redelivered duplicate would come before a message published now
-	// (the broker sends persist-rec's queue in order, the recorder commits
-	// in order): once this marker is recorded, nothing else is on its way.
+// recordEndMarker publishes a marker and waits until it is in the capture.
+// A redelivered duplicate would come before a message published now (the
+// broker sends persist-rec's queue in order, the recorder commits in
+// order): once this marker is recorded, nothing else is on its way.
+func recordEndMarker(t *testing.T, url, path string) {
+	t.Helper()
+	br, _ := mqtt.ParseBroker(url)
 	end, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "persist-end",
 		CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{})
 	if err != nil {
@@ -129,11 +155,12 @@ func TestPersistentSessionExactlyOnce(t *testing.T) {
 	end.Disconnect(50 * time.Millisecond)
 	isEnd := func(topic string) bool { return topic == endTopic }
 	waitFor(t, 10*time.Second, func() bool { return countWhere(path, storage.Query{Match: isEnd}) > 0 }, "the end marker in the capture")
-	rec.Process.Signal(syscall.SIGINT)
-	if err := rec.Wait(); err != nil {
-		t.Fatalf("second recorder: %v", err)
-	}
+}
 
+// checkExactlyOnce: the capture holds each of the n messages exactly once
+// (and the end marker), in two sessions, the first not closed.
+func checkExactlyOnce(t *testing.T, path string, n int) {
+	t.Helper()
 	c, err := storage.Open(path)
 	if err != nil {
 		t.Fatal(err)
