@@ -53,7 +53,7 @@ func TestDiffTwoRecordingsOfSameTraffic(t *testing.T) {
 	// The retained state came from the broker's store on both sides.
 	cap, _ := storage.Open(a)
 	defer cap.Close()
-	if n, _ := cap.Count(ctx, storage.Query{FromStoreOnly: true}); n != 1 {
+	if n, _ := cap.Count(ctx, storage.Query{FromStore: new(true)}); n != 1 {
 		t.Errorf("%d retained messages recorded", n)
 	}
 }

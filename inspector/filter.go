@@ -317,10 +317,15 @@ func (f *Filter) matchTopic(name string) bool {
 	return true
 }
 
-// selection resolves the filter against the capture's topics.
-func (f *Filter) selection(topics []storage.Topic) storage.Selection {
-	var s storage.Selection
-	if len(f.Topics) > 0 || len(f.Excludes) > 0 {
+// selection turns the filter into a query: topic terms resolved against
+// topics (nil: matched by name when the query runs).
+func (f *Filter) selection(topics []storage.Topic) storage.Query {
+	var s storage.Query
+	switch {
+	case len(f.Topics) == 0 && len(f.Excludes) == 0:
+	case topics == nil:
+		s.Match = f.matchTopic
+	default:
 		s.TopicIDs = []int64{}
 		for _, t := range topics {
 			if f.matchTopic(t.Name) {

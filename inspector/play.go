@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,77 +17,12 @@ import (
 // function that disconnects. cmd_inspect wires mqttclient; tests a fake.
 type Connector func(ctx context.Context, broker string) (replay.Publisher, func(), error)
 
-// filteredSource is the capture as the replay Player reads it, narrowed to
-// what the inspector's filter selects beyond storage.Query (QoS sets, live
-// only, payload terms).
-type filteredSource struct {
-	c    *storage.Capture
-	keep func(m *storage.Message) bool
-}
-
-func (s filteredSource) Sessions(ctx context.Context) ([]storage.SessionInfo, error) {
-	return s.c.Sessions(ctx)
-}
-
-func (s filteredSource) Messages(ctx context.Context, q storage.Query) iter.Seq2[storage.Message, error] {
-	return func(yield func(storage.Message, error) bool) {
-		for m, err := range s.c.Messages(ctx, q) {
-			if err != nil {
-				yield(m, err)
-				return
-			}
-			if s.keep != nil && !s.keep(&m) {
-				continue
-			}
-			if !yield(m, nil) {
-				return
-			}
-		}
-	}
-}
-
-// replayQuery turns a filter into the replay's query (starting at seq
-// fromSeq) and the rest of the filter into a predicate.
-func replayQuery(f Filter, fromSeq int64) (storage.Query, func(*storage.Message) bool) {
-	q := storage.Query{Session: f.Session, AfterSeq: max(fromSeq-1, 0)}
-	if len(f.Topics) > 0 || len(f.Excludes) > 0 {
-		q.Match = f.matchTopic
-	}
-	sel := f.selection(nil)
-	q.FromOffset, q.ToOffset, q.FromTime, q.ToTime = sel.FromOffset, sel.ToOffset, sel.FromTime, sel.ToTime
-	if f.Retained != nil && *f.Retained {
-		q.FromStoreOnly = true
-	}
-	var checks []func(*storage.Message) bool
-	if f.QoS != nil {
-		qos := f.QoS
-		checks = append(checks, func(m *storage.Message) bool { return slices.Contains(qos, m.QoS) })
-	}
-	if f.Retained != nil && !*f.Retained {
-		checks = append(checks, func(m *storage.Message) bool { return !m.FromStore })
-	}
-	if len(f.Contains) > 0 || len(f.Regexps) > 0 {
-		contains, match := sel.PayloadContains, sel.PayloadMatch
-		checks = append(checks, func(m *storage.Message) bool {
-			for _, c := range contains {
-				if !strings.Contains(string(m.Payload), string(c)) {
-					return false
-				}
-			}
-			return match == nil || match(m.Payload)
-		})
-	}
-	if len(checks) == 0 {
-		return q, nil
-	}
-	return q, func(m *storage.Message) bool {
-		for _, c := range checks {
-			if !c(m) {
-				return false
-			}
-		}
-		return true
-	}
+// replayQuery turns a filter into the replay's query, starting at seq
+// fromSeq.
+func replayQuery(f Filter, fromSeq int64) storage.Query {
+	q := f.selection(nil)
+	q.AfterSeq = max(fromSeq-1, 0)
+	return q
 }
 
 // openPlay asks for the broker, then for the speed as confirmation, then
@@ -152,7 +85,7 @@ func (u *UI) openPlay() {
 
 // play connects and replays in the background, showing progress; Esc stops.
 func (u *UI) play(broker string, from int64, speed float64) {
-	q, keep := replayQuery(u.filter, from)
+	q := replayQuery(u.filter, from)
 	connect := u.opts.Connect
 	ctx, cancel := context.WithCancel(u.ctx)
 	u.job, u.jobCancel = "connecting to "+broker+"…", cancel
@@ -173,7 +106,7 @@ func (u *UI) play(broker string, from int64, speed float64) {
 			return
 		}
 		defer disconnect()
-		p, err := replay.New(filteredSource{u.c, keep}, pub, replay.Config{Query: q, Speed: speed})
+		p, err := replay.New(u.c, pub, replay.Config{Query: q, Speed: speed})
 		if err != nil {
 			done("", fmt.Errorf("play: %w", err))
 			return

@@ -254,7 +254,7 @@ func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
 	if in <= out {
 		return q, nil
 	}
-	if q.comp, err = u.c.Prepare(ctx, storage.Selection{TopicIDs: comp}); err != nil {
+	if q.comp, err = u.c.Prepare(ctx, storage.Query{TopicIDs: comp}); err != nil {
 		return query{}, err
 	}
 	q.lo = u.lo

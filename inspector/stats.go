@@ -364,7 +364,7 @@ type series struct {
 // at path into cols columns between the topic's first and last message.
 func fieldSeries(ctx context.Context, c *storage.Capture, topicID int64, path string, cols int) (series, error) {
 	s := series{ymin: math.Inf(1), ymax: math.Inf(-1)}
-	p, err := c.Prepare(ctx, storage.Selection{TopicIDs: []int64{topicID}})
+	p, err := c.Prepare(ctx, storage.Query{TopicIDs: []int64{topicID}})
 	if err != nil {
 		return s, err
 	}

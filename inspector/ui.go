@@ -133,7 +133,7 @@ func New(app *tview.Application, c *storage.Capture, opts Options) (*UI, error) 
 		u.cancel()
 		return nil, err
 	}
-	p, err := c.Prepare(u.ctx, storage.Selection{})
+	p, err := c.Prepare(u.ctx, storage.Query{})
 	if err != nil {
 		u.cancel()
 		return nil, err

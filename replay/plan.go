@@ -107,7 +107,16 @@ func (p *Player) produceRestores(ctx context.Context, session int64, pass int, e
 	if p.cfg.Retained != RetainedKeep {
 		return true
 	}
-	rq := storage.Query{Match: p.cfg.Query.Match, Session: session, FromStoreOnly: true}
+	// The selection's retained-store messages of the session, whatever the
+	// time range (they are the state at its start); none when the
+	// selection asks for live messages only.
+	rq := p.cfg.Query
+	if rq.FromStore != nil && !*rq.FromStore {
+		return true
+	}
+	rq.FromOffset, rq.ToOffset, rq.FromTime, rq.ToTime = nil, nil, nil, nil
+	rq.AfterSeq, rq.BeforeSeq, rq.Desc, rq.Limit = 0, 0, false, 0
+	rq.Session, rq.FromStore = session, new(true)
 	for m, err := range p.src.Messages(ctx, rq) {
 		if err != nil {
 			flush(err)

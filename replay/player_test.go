@@ -152,6 +152,10 @@ func TestSelectionRetainedAndRewrite(t *testing.T) {
 		{"filters, skip", replay.Config{Query: sel, Retained: replay.RetainedSkip}, []string{
 			"plant/1/temp 20 r0 q1 @0s", "plant/2/temp 21 r0 q2 @2s",
 			"plant/1/temp 22 r0 q1 @39s", "plant/2/temp 23 r0 q0 @40s"}},
+		{"a QoS selection applies to the restored state too", replay.Config{Query: storage.Query{FromOffset: &from, ToOffset: &to, QoS: []byte{0, 2}}}, []string{
+			"plant/2/temp 21 r0 q2 @0s"}},
+		{"live only: no restored state", replay.Config{Query: storage.Query{FromOffset: &from, ToOffset: &to, FromStore: new(false)}}, []string{
+			"plant/2/temp 21 r0 q2 @0s", "plant/1/temp 22 r0 q1 @37s"}},
 		{"live, qos, remap, prefix", replay.Config{Query: storage.Query{ToOffset: &from}, Retained: replay.RetainedLive,
 			OverrideQoS: true, QoS: 2, TopicPrefix: "sandbox/",
 			Remap: []replay.Remap{{Old: "plant/1/", New: "p1/"}, {Old: "plant/", New: "x/"}}}, []string{

@@ -128,7 +128,7 @@ func readEverything(ctx context.Context, c *Capture) {
 	c.HasTopicIndex(ctx)
 	from, to := int64(1), int64(1e18+2)
 	c.Page(ctx, Query{FromOffset: &from, ToTime: &to, Match: func(string) bool { return true }, Session: 1})
-	c.Page(ctx, Query{FromTime: &from, MinQoS: 1, FromStoreOnly: true, PayloadContains: []byte("l")})
+	c.Page(ctx, Query{FromTime: &from, QoS: []byte{1, 2}, FromStore: new(true), PayloadContains: [][]byte{[]byte("l")}})
 	lo, hi, _ := c.SeqBounds(ctx)
 	c.TopicCounts(ctx, lo, hi)
 	c.SeqAtTime(ctx, 1e18+2)
@@ -140,7 +140,7 @@ func readEverything(ctx context.Context, c *Capture) {
 		ids = append(ids, tp.ID)
 	}
 	yes := true
-	if p, err := c.Prepare(ctx, Selection{TopicIDs: ids, QoS: []byte{0, 1, 2}, FromStore: &yes}); err == nil {
+	if p, err := c.Prepare(ctx, Query{TopicIDs: ids, QoS: []byte{0, 1, 2}, FromStore: &yes}); err == nil {
 		p.Count(ctx, lo, hi)
 		p.Rows(ctx, lo, hi, 10, 8)
 		p.RowsBefore(ctx, lo, hi, 10, 8)

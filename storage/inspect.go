@@ -14,31 +14,7 @@ import (
 	"strings"
 )
 
-// Selection is a filter in the inspector's terms. The zero Selection selects
-// every message.
-type Selection struct {
-	// TopicIDs restricts to these topic ids (from Topics). nil selects every
-	// topic; an empty non-nil slice selects nothing.
-	TopicIDs []int64
-	// Session restricts to one session; 0 means all.
-	Session int64
-	// FromOffset/ToOffset select offset_ns in [from, to) within each session.
-	FromOffset, ToOffset *int64
-	// FromTime/ToTime select ts_ns (Unix ns) in [from, to).
-	FromTime, ToTime *int64
-	// QoS restricts to these QoS levels; nil means any.
-	QoS []byte
-	// FromStore: nil any, true only messages from the broker's retained store,
-	// false only live ones.
-	FromStore *bool
-	// PayloadContains: every one of these byte strings occurs in the payload.
-	PayloadContains [][]byte
-	// PayloadMatch, when set, is checked in Go on the whole payload (e.g. a
-	// regular expression); it makes every scan read payloads.
-	PayloadMatch func(payload []byte) bool
-}
-
-// Prepared is a Selection resolved against the capture: topic ids and time
+// Prepared is a Query resolved against the capture: topic ids and time
 // bounds are turned into SQL once. Re-prepare after the capture grows (a live
 // recording) when time bounds matter. Safe for concurrent use.
 type Prepared struct {
@@ -49,19 +25,11 @@ type Prepared struct {
 	match func([]byte) bool
 }
 
-// Prepare resolves s.
-func (c *Capture) Prepare(ctx context.Context, s Selection) (*Prepared, error) {
-	p := &Prepared{c: c, match: s.PayloadMatch}
-	if s.TopicIDs != nil && len(s.TopicIDs) == 0 {
-		p.none = true
-		return p, nil
-	}
-	var contains []byte
-	if len(s.PayloadContains) > 0 {
-		contains = s.PayloadContains[0]
-	}
-	clause, args, ok, err := c.where(ctx, Query{Session: s.Session, FromOffset: s.FromOffset, ToOffset: s.ToOffset,
-		FromTime: s.FromTime, ToTime: s.ToTime, PayloadContains: contains})
+// Prepare resolves q's selection (its paging fields are ignored).
+func (c *Capture) Prepare(ctx context.Context, q Query) (*Prepared, error) {
+	p := &Prepared{c: c, match: q.PayloadMatch}
+	q.AfterSeq, q.BeforeSeq = 0, 0
+	clause, args, ok, err := c.where(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -69,39 +37,7 @@ func (c *Capture) Prepare(ctx context.Context, s Selection) (*Prepared, error) {
 		p.none = true
 		return p, nil
 	}
-	var conds []string
-	if clause != "" {
-		conds = append(conds, strings.TrimPrefix(clause, " WHERE "))
-	}
-	p.args = args
-	if s.TopicIDs != nil {
-		conds = append(conds, "m.topic_id IN ("+joinInts(s.TopicIDs)+")")
-	}
-	if s.QoS != nil {
-		if len(s.QoS) == 0 {
-			p.none = true
-			return p, nil
-		}
-		ids := make([]int64, len(s.QoS))
-		for i, q := range s.QoS {
-			ids[i] = int64(q)
-		}
-		conds = append(conds, "m.qos IN ("+joinInts(ids)+")")
-	}
-	if s.FromStore != nil {
-		if *s.FromStore {
-			conds = append(conds, "m.from_store = 1")
-		} else {
-			conds = append(conds, "m.from_store = 0")
-		}
-	}
-	for _, b := range s.PayloadContains[min(1, len(s.PayloadContains)):] {
-		if len(b) > 0 {
-			conds = append(conds, "instr(m.payload, ?) > 0")
-			p.args = append(p.args, b)
-		}
-	}
-	p.cond = strings.Join(conds, " AND ")
+	p.cond, p.args = strings.TrimPrefix(clause, " WHERE "), args
 	return p, nil
 }
 

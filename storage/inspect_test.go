@@ -55,7 +55,7 @@ func inspectFixture(t *testing.T) (*Capture, []Message) {
 // same selection written as a Go predicate over the messages.
 type preparedCase struct {
 	name string
-	sel  Selection
+	sel  Query
 	want func(m Message) bool
 }
 
@@ -64,25 +64,25 @@ func preparedCases(ids map[string]int64) []preparedCase {
 	i64 := func(v int64) *int64 { return &v }
 	yes, no := true, false
 	return []preparedCase{
-		{"all", Selection{}, func(Message) bool { return true }},
-		{"no topics", Selection{TopicIDs: []int64{}}, func(Message) bool { return false }},
-		{"two topics", Selection{TopicIDs: []int64{ids["a/b"], ids["odd topic/x"]}},
+		{"all", Query{}, func(Message) bool { return true }},
+		{"no topics", Query{TopicIDs: []int64{}}, func(Message) bool { return false }},
+		{"two topics", Query{TopicIDs: []int64{ids["a/b"], ids["odd topic/x"]}},
 			func(m Message) bool { return m.Topic == "a/b" || m.Topic == "odd topic/x" }},
-		{"qos 1,2", Selection{QoS: []byte{1, 2}}, func(m Message) bool { return m.QoS >= 1 }},
-		{"no qos", Selection{QoS: []byte{}}, func(Message) bool { return false }},
-		{"from store", Selection{FromStore: &yes}, func(m Message) bool { return m.FromStore }},
-		{"live only", Selection{FromStore: &no}, func(m Message) bool { return !m.FromStore }},
-		{"two substrings", Selection{PayloadContains: [][]byte{[]byte("needle"), {0, 0xff}}},
+		{"qos 1,2", Query{QoS: []byte{1, 2}}, func(m Message) bool { return m.QoS >= 1 }},
+		{"no qos", Query{QoS: []byte{}}, func(Message) bool { return false }},
+		{"from store", Query{FromStore: &yes}, func(m Message) bool { return m.FromStore }},
+		{"live only", Query{FromStore: &no}, func(m Message) bool { return !m.FromStore }},
+		{"two substrings", Query{PayloadContains: [][]byte{[]byte("needle"), {0, 0xff}}},
 			func(m Message) bool {
 				return bytes.Contains(m.Payload, []byte("needle")) && bytes.Contains(m.Payload, []byte{0, 0xff})
 			}},
-		{"go predicate", Selection{PayloadMatch: func(p []byte) bool { return bytes.HasSuffix(p, []byte("7}")) }},
+		{"go predicate", Query{PayloadMatch: func(p []byte) bool { return bytes.HasSuffix(p, []byte("7}")) }},
 			func(m Message) bool { return bytes.HasSuffix(m.Payload, []byte("7}")) }},
-		{"offset range", Selection{FromOffset: i64(10e6), ToOffset: i64(20e6), Session: 2},
+		{"offset range", Query{FromOffset: i64(10e6), ToOffset: i64(20e6), Session: 2},
 			func(m Message) bool { return m.Session == 2 && m.OffsetNS >= 10e6 && m.OffsetNS < 20e6 }},
-		{"time range", Selection{FromTime: i64(1e18 + 250e6), ToTime: i64(1e18 + 1e12 + 5e6), TopicIDs: []int64{ids["b"]}},
+		{"time range", Query{FromTime: i64(1e18 + 250e6), ToTime: i64(1e18 + 1e12 + 5e6), TopicIDs: []int64{ids["b"]}},
 			func(m Message) bool { return m.Topic == "b" && m.TimeNS >= 1e18+250e6 && m.TimeNS < 1e18+1e12+5e6 }},
-		{"empty time range", Selection{FromTime: i64(5e18)}, func(Message) bool { return false }},
+		{"empty time range", Query{FromTime: i64(5e18)}, func(Message) bool { return false }},
 	}
 }
 
@@ -203,7 +203,7 @@ func rowSeqs(rows []Row) []int64 {
 func TestRowsCarryPreviewAndMetadata(t *testing.T) {
 	ctx := context.Background()
 	c, all := inspectFixture(t)
-	p, err := c.Prepare(ctx, Selection{})
+	p, err := c.Prepare(ctx, Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestInspectQueriesOnEmptyCapture(t *testing.T) {
 	if lo, hi, err := r.SeqBounds(ctx); lo != 0 || hi != 0 || err != nil {
 		t.Errorf("SeqBounds = %d, %d, %v", lo, hi, err)
 	}
-	p, err := r.Prepare(ctx, Selection{})
+	p, err := r.Prepare(ctx, Query{})
 	if err != nil {
 		t.Fatal(err)
 	}

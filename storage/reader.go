@@ -12,28 +12,39 @@ import (
 	"github.com/mqtape/mqtape/mqtt"
 )
 
-// Query selects messages. The zero Query selects every message in seq order.
+// Query selects messages: the one selection type of the capture API, for
+// the readers (Messages, Page, Count), Prepare (the inspector), Cut and
+// replay, turned into SQL by one builder (where). The zero Query selects
+// every message in seq order.
 type Query struct {
 	// Match selects topics (e.g. a topic.Set's Match); nil selects all.
 	Match func(topic string) bool
+	// TopicIDs restricts to these topic ids (from Topics); nil selects
+	// every topic, an empty non-nil slice none.
+	TopicIDs []int64
 	// Session restricts to one session; 0 means all.
 	Session int64
 	// FromOffset/ToOffset select offset_ns in [from, to) within each session.
 	FromOffset, ToOffset *int64
 	// FromTime/ToTime select ts_ns (Unix ns) in [from, to).
 	FromTime, ToTime *int64
-	// AfterSeq/BeforeSeq page by seq (keyset): seq > AfterSeq, and seq < BeforeSeq when BeforeSeq > 0.
+	// QoS restricts to these QoS levels; nil means any, empty none.
+	QoS []byte
+	// FromStore: nil any; true only messages sent from the broker's
+	// retained store, false only live ones.
+	FromStore *bool
+	// PayloadContains: every one of these byte strings occurs in the
+	// payload (tested inside SQLite).
+	PayloadContains [][]byte
+	// PayloadMatch, when set, is checked in Go on the whole payload (e.g. a
+	// regular expression); it makes every read look at payloads.
+	PayloadMatch func(payload []byte) bool
+	// AfterSeq/BeforeSeq page by seq (keyset): seq > AfterSeq, and seq <
+	// BeforeSeq when BeforeSeq > 0. Desc returns newest first; Limit caps
+	// the number of messages (0: no limit). Prepare ignores these four.
 	AfterSeq, BeforeSeq int64
-	// MinQoS selects messages with qos >= MinQoS.
-	MinQoS int
-	// FromStoreOnly selects only messages sent from the broker's retained store.
-	FromStoreOnly bool
-	// PayloadContains selects payloads containing these bytes (when non-empty).
-	PayloadContains []byte
-	// Desc returns newest first.
-	Desc bool
-	// Limit caps the number of messages; 0 means no limit.
-	Limit int
+	Desc                bool
+	Limit               int
 }
 
 const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
@@ -84,21 +95,28 @@ func (c *Capture) where(ctx context.Context, q Query) (clause string, args []any
 			return "", nil, false, nil
 		}
 		if !all {
-			var b strings.Builder
-			b.WriteString("m.topic_id IN (")
-			for i, id := range ids {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString(strconv.FormatInt(id, 10))
-			}
-			b.WriteByte(')')
-			conds = append(conds, b.String())
+			conds = append(conds, "m.topic_id IN ("+joinInts(ids)+")")
 		}
 	}
 	add := func(cond string, arg any) {
 		conds = append(conds, cond)
 		args = append(args, arg)
+	}
+	if q.TopicIDs != nil {
+		if len(q.TopicIDs) == 0 {
+			return "", nil, false, nil
+		}
+		conds = append(conds, "m.topic_id IN ("+joinInts(q.TopicIDs)+")")
+	}
+	if q.QoS != nil {
+		if len(q.QoS) == 0 {
+			return "", nil, false, nil
+		}
+		levels := make([]int64, len(q.QoS))
+		for i, l := range q.QoS {
+			levels[i] = int64(l)
+		}
+		conds = append(conds, "m.qos IN ("+joinInts(levels)+")")
 	}
 	if q.Session != 0 {
 		add("m.session = ?", q.Session)
@@ -123,14 +141,17 @@ func (c *Capture) where(ctx context.Context, q Query) (clause string, args []any
 	if q.BeforeSeq > 0 {
 		add("m.seq < ?", q.BeforeSeq)
 	}
-	if q.MinQoS > 0 {
-		add("m.qos >= ?", q.MinQoS)
+	if q.FromStore != nil {
+		if *q.FromStore {
+			conds = append(conds, "m.from_store = 1")
+		} else {
+			conds = append(conds, "m.from_store = 0")
+		}
 	}
-	if q.FromStoreOnly {
-		conds = append(conds, "m.from_store = 1")
-	}
-	if len(q.PayloadContains) > 0 {
-		add("instr(m.payload, ?) > 0", q.PayloadContains)
+	for _, b := range q.PayloadContains {
+		if len(b) > 0 {
+			add("instr(m.payload, ?) > 0", b)
+		}
 	}
 	if len(conds) == 0 {
 		return "", args, true, nil
@@ -172,7 +193,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if q.Desc {
 			query += " DESC"
 		}
-		if q.Limit > 0 {
+		if q.Limit > 0 && q.PayloadMatch == nil { // with a matcher, the limit counts matches (below)
 			query += " LIMIT " + strconv.Itoa(q.Limit)
 		}
 		rows, err := c.r.QueryContext(ctx, query, args...)
@@ -181,13 +202,20 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 			return
 		}
 		defer rows.Close()
+		yielded := 0
 		for rows.Next() {
 			m, err := scanFull(rows)
 			if err != nil {
 				yield(Message{}, c.wrap("read messages", err))
 				return
 			}
+			if q.PayloadMatch != nil && !q.PayloadMatch(m.Payload) {
+				continue
+			}
 			if !yield(m, nil) {
+				return
+			}
+			if yielded++; q.Limit > 0 && yielded == q.Limit {
 				return
 			}
 		}
@@ -222,6 +250,17 @@ func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
 
 // Count returns how many messages q selects (ignoring Limit).
 func (c *Capture) Count(ctx context.Context, q Query) (int64, error) {
+	if q.PayloadMatch != nil {
+		q.Limit = 0
+		var n int64
+		for _, err := range c.Messages(ctx, q) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	}
 	where, args, ok, err := c.where(ctx, q)
 	if err != nil || !ok {
 		return 0, err
