@@ -3,7 +3,9 @@ package inspector
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,9 +14,9 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
-	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -26,18 +28,6 @@ func clientOpts(t *testing.T, url, id string) mqtt.Options {
 		t.Fatal(err)
 	}
 	return mqtt.Options{Broker: b, ClientID: id, CleanSession: true, ConnectTimeout: 3 * time.Second, KeepAlive: 30 * time.Second}
-}
-
-type subscribed struct {
-	mqtt.Client
-	once *sync.Once
-	ch   chan struct{}
-}
-
-func (s subscribed) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {
-	g, err := s.Client.Subscribe(ctx, subs)
-	s.once.Do(func() { close(s.ch) })
-	return g, err
 }
 
 // TestEndToEnd records real MQTT traffic with the recorder, opens the file
@@ -129,33 +119,34 @@ func (r *received) len() int {
 }
 
 // recordE2E records 30 messages on plant/0..2/temp from the broker at url
-// with the recorder and returns the capture's path and the publisher, still
+// with the real `mqtape record` binary (this package must not import the
+// recorder) and returns the capture's path and the publisher, still
 // connected, for the caller to disconnect.
 func recordE2E(t *testing.T, url string) (string, mqtt.Client) {
 	t.Helper()
 	ctx := context.Background()
+	bin := testbroker.BuildMqtape(t)
 	path := filepath.Join(t.TempDir(), "recorded.db")
-	w, err := storage.OpenWrite(path)
-	if err != nil {
+	var stderr strings.Builder
+	rec := exec.Command(bin, "record", "-b", url, "-t", "plant/#", "-q", "1", "--count", "30", "--quiet", "-o", path)
+	rec.Stderr = &stderr
+	if err := rec.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
-	var once sync.Once
-	rec := recorder.New(w, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
-		o := clientOpts(t, url, "rec")
-		o.ManualAck = true
-		c, err := mqttclient.Connect(ctx, o, h)
-		if err != nil {
-			return nil, err
-		}
-		return subscribed{c, &once, ready}, nil
-	}, recorder.Config{Count: 30, Filters: []mqtt.Subscription{{Filter: "plant/#", QoS: 1}}})
 	recDone := make(chan error, 1)
-	go func() { _, err := rec.Run(ctx); recDone <- err }()
-	select {
-	case <-ready:
-	case <-time.After(5 * time.Second):
-		t.Fatal("recorder did not subscribe")
+	go func() { recDone <- rec.Wait() }()
+	t.Cleanup(func() { rec.Process.Kill() })
+	subscribed := func() bool {
+		c, err := storage.Open(path)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		events, _ := c.Events(ctx, 0)
+		return slices.ContainsFunc(events, func(e storage.Event) bool { return e.Kind == storage.EventSubscribed })
+	}
+	if !testbroker.Eventually(10*time.Second, subscribed) {
+		t.Fatalf("the recorder did not subscribe: %s", stderr.String())
 	}
 	pub, err := mqttclient.Connect(ctx, clientOpts(t, url, "pub"), mqtt.Handlers{})
 	if err != nil {
@@ -171,13 +162,10 @@ func recordE2E(t *testing.T, url string) (string, mqtt.Client) {
 	select {
 	case err := <-recDone:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("record: %v: %s", err, stderr.String())
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("recorder did not stop after 30 messages")
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+		t.Fatal("the recorder did not stop after 30 messages")
 	}
 	return path, pub
 }

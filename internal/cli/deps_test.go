@@ -57,8 +57,6 @@ var forbiddenDeps = map[string][]string{
 var knownViolations = map[string]string{
 	"bench/replay imports github.com/eclipse/paho.mqtt.golang": "replaybench paholoop is the bare-paho baseline " +
 		"that bench/replay/run.sh compares play against",
-	"inspector (tests) depends on recorder": "inspector/e2e_test.go records its capture with recorder.New; " +
-		"an end-to-end test belongs in e2e/",
 }
 
 // TestDependencyDirection enforces the layering in STYLE.md for every
