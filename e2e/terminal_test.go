@@ -1,9 +1,8 @@
-package cli
+package e2e
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,20 +18,8 @@ import (
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/testbroker"
-	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
-
-// signalWriter discards what is written and closes first at the first write.
-type signalWriter struct {
-	first chan struct{}
-	once  sync.Once
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	w.once.Do(func() { close(w.first) })
-	return len(p), nil
-}
 
 // openPTY opens a pseudo-terminal pair.
 func openPTY(t *testing.T) (master, slave *os.File) {
@@ -152,9 +139,6 @@ func (tm *terminal) echoOn(t *testing.T) bool {
 	return st.Lflag&syscall.ECHO != 0
 }
 
-// secret is the password TestAskPassword types.
-const secret = "pw-Zq7x9-leakcheck"
-
 // TestAskPassword types the password at the --ask-password prompt of the
 // real binary on a pseudo-terminal: it is not echoed, the recording
 // connects with it, the terminal's echo is back afterwards (also after
@@ -247,32 +231,6 @@ func TestAskPassword(t *testing.T) {
 // 127.0.0.1: the remote broker here is a name under .invalid, and every
 // path that would connect to it is decided before connecting.
 func TestPlayConfirmsNonLoopback(t *testing.T) {
-	ctx := context.Background()
-	remote, _ := mqtt.ParseBroker("mqtt://broker.invalid:1883")
-	if err := confirmRemote(ctx, remote, "2 messages", false, strings.NewReader("yes\n"), io.Discard); exitCode(err) != exitUsage ||
-		!strings.Contains(err.Error(), "pass --yes") {
-		t.Errorf("no terminal: %v", err)
-	}
-	for _, tt := range []struct {
-		answer string
-		ok     bool
-	}{{"y\n", true}, {"YES\n", true}, {"n\n", false}, {"\n", false}, {"", false}, {"sure\n", false}} {
-		var out bytes.Buffer
-		err := confirmRemote(ctx, remote, "2 messages from x.db", true, strings.NewReader(tt.answer), &out)
-		if (err == nil) != tt.ok || !tt.ok && exitCode(err) != exitUsage ||
-			!strings.Contains(out.String(), "mqtt://broker.invalid:1883 is not a loopback broker: publish 2 messages from x.db to it? [y/N]") {
-			t.Errorf("answer %q: %v, prompt %q", tt.answer, err, out.String())
-		}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	asked := make(chan struct{})
-	go func() { <-asked; cancel() }() // Ctrl-C once the question is on screen
-	if err := confirmRemote(cctx, remote, "x", true, pr, &signalWriter{first: asked}); !errors.Is(err, errInterrupted) {
-		t.Errorf("Ctrl-C at the question: %v", err)
-	}
-
 	// The real binary: without a terminal it refuses; on one it asks and
 	// a "no" sends nothing; a loopback broker is played without a question.
 	bin := testbroker.BuildMqtape(t)
