@@ -236,7 +236,7 @@ func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Se
 		if len(conds) > 0 {
 			w = " WHERE " + strings.Join(conds, " AND ")
 		}
-		query := "SELECT " + messageColumns + " FROM messages m JOIN topics t ON t.id = m.topic_id" + w + " ORDER BY m.seq"
+		query := "SELECT " + messageColumns + p.c.clientColumn() + " FROM messages m JOIN topics t ON t.id = m.topic_id" + w + " ORDER BY m.seq"
 		if desc {
 			query += " DESC"
 		}
@@ -247,7 +247,7 @@ func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Se
 		}
 		defer rows.Close()
 		for rows.Next() {
-			m, err := scanMessage(rows)
+			m, err := scanFull(rows)
 			if err != nil {
 				yield(Message{}, p.c.wrap("read messages", err))
 				return
@@ -307,9 +307,9 @@ func (c *Capture) TopicCounts(ctx context.Context, from, through int64) (map[int
 
 // PrevOnTopic returns the last message before seq on the same topic.
 func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Message, bool, error) {
-	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages m JOIN topics t ON t.id = m.topic_id"+
+	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+" FROM messages m JOIN topics t ON t.id = m.topic_id"+
 		" WHERE m.topic_id = (SELECT id FROM topics WHERE name = ?) AND m.seq < ? ORDER BY m.seq DESC LIMIT 1", topic, seq)
-	m, err := scanMessage(row)
+	m, err := scanFull(row)
 	if err == sql.ErrNoRows {
 		return Message{}, false, nil
 	}

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // inspectFixture writes two sessions of mixed messages and returns the
@@ -323,5 +325,42 @@ func TestInspectQueriesOnEmptyCapture(t *testing.T) {
 	}
 	if seq, err := r.SeqAtTime(ctx, 0); seq != 0 || err != nil {
 		t.Errorf("SeqAtTime = %d, %v", seq, err)
+	}
+}
+
+// TestPreparedReadsWholeMessages: the inspector's reads (its export, the
+// previous message on a topic) carry the publisher's client id and the MQTT
+// 5 properties, like Messages and Get: one column list for every read.
+func TestPreparedReadsWholeMessages(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newCapture(t)
+	s := begin(t, c)
+	props := &mqtt.Properties{ContentType: "application/json", UserProperties: []mqtt.UserProperty{{Key: "k", Value: "v"}}}
+	msgs := []Message{
+		{TimeNS: 1e18, Topic: "a", QoS: 1, Payload: []byte("1"), ClientID: "dev-1", Props: props},
+		{TimeNS: 1e18 + 1, Topic: "a", QoS: 1, Payload: []byte("2"), ClientID: "dev-2", Props: props},
+	}
+	if err := s.Write(ctx, msgs, nil, 1e18+1); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Prepare(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Message
+	for m, err := range p.Messages(ctx, 0, false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	prev, ok, err := c.PrevOnTopic(ctx, got[1].Seq, "a")
+	if err != nil || !ok {
+		t.Fatalf("PrevOnTopic: %v %v", ok, err)
+	}
+	for _, m := range append(got, prev) {
+		if m.ClientID == "" || m.Props == nil || m.Props.ContentType != "application/json" || len(m.Props.UserProperties) != 1 {
+			t.Errorf("message %d read without its client id or properties: %+v", m.Seq, m)
+		}
 	}
 }

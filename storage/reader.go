@@ -272,17 +272,6 @@ func (c *Capture) Count(ctx context.Context, q Query) (int64, error) {
 
 type scanner interface{ Scan(...any) error }
 
-func scanMessage(s scanner) (Message, error) {
-	var m Message
-	var qos, pid int64
-	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload)
-	m.QoS, m.PacketID = byte(qos), uint16(pid)
-	if m.Payload == nil {
-		m.Payload = []byte{}
-	}
-	return m, err
-}
-
 // Topic is an interned topic name.
 type Topic struct {
 	ID   int64
