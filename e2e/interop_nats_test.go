@@ -127,15 +127,7 @@ func TestInteropNATSRecord(t *testing.T) {
 		t.Fatalf("record exit %d: %s", code, stderr)
 	}
 
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msgs, err := c.Page(context.Background(), storage.Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, sessions, events := capturetest.Read(t, path)
 	if len(msgs) != total+1 {
 		t.Fatalf("recorded %d messages from NATS, want %d", len(msgs), total+1)
 	}
@@ -151,7 +143,6 @@ func TestInteropNATSRecord(t *testing.T) {
 		}
 		last[m.QoS] = i
 	}
-	sessions, _ := c.Sessions(context.Background())
 	if len(sessions) != 1 || len(sessions[0].Filters) != 1 {
 		t.Fatalf("sessions %+v", sessions)
 	}
@@ -161,7 +152,6 @@ func TestInteropNATSRecord(t *testing.T) {
 
 	// The '$' rule (MQTT 4.7.2): NATS sends '$MQTT/…' and '$JS/…' topics to
 	// '#'; none may be in the capture, and the recorder says it saw them.
-	events, _ := c.Events(context.Background(), 0)
 	for _, m := range msgs {
 		if strings.HasPrefix(m.Topic, "$") {
 			t.Errorf("'#' recorded %q: the recorder must apply the '$' rule itself", m.Topic)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/cli"
 	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/storage"
@@ -48,12 +49,7 @@ func TestInteropMosquittoRecord(t *testing.T) {
 	if code, _, stderr := wait(); code != 0 {
 		t.Fatalf("record exit %d: %s", code, stderr)
 	}
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msgs, _ := c.Page(context.Background(), storage.Query{})
+	msgs, _, _ := capturetest.Read(t, path)
 	if len(msgs) != n+2 {
 		t.Fatalf("recorded %d messages from mosquitto, want %d", len(msgs), n+2)
 	}

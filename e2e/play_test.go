@@ -110,7 +110,7 @@ func TestPlayRecordPlayRecordKeepsContentAndGaps(t *testing.T) {
 		t.Fatalf("record retained: exit %d %s", code, e)
 	}
 
-	a, b := readMessages(t, first), readMessages(t, second)
+	a, b := messagesOf(t, first), messagesOf(t, second)
 	if len(a) != len(b) {
 		t.Fatalf("%d messages recorded, %d after replay", len(a), len(b))
 	}
@@ -139,7 +139,7 @@ func TestPlayRecordPlayRecordKeepsContentAndGaps(t *testing.T) {
 	if len(late) > (len(a)-3)/3 {
 		t.Errorf("%d of %d messages off by more than %s:\n%s", len(late), len(a)-3, tol, strings.Join(late, "\n"))
 	}
-	c := readMessages(t, third)
+	c := messagesOf(t, third)
 	var retained []string
 	for _, m := range c {
 		retained = append(retained, fmt.Sprintf("%s %q q%d store=%v", m.Topic, m.Payload, m.QoS, m.FromStore))
@@ -149,20 +149,6 @@ func TestPlayRecordPlayRecordKeepsContentAndGaps(t *testing.T) {
 	if !slices.Equal(retained, want) {
 		t.Errorf("retained state on the target = %q, want %q", retained, want)
 	}
-}
-
-func readMessages(t *testing.T, path string) []storage.Message {
-	t.Helper()
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msgs, err := c.Page(context.Background(), storage.Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msgs
 }
 
 func TestPlayInterruptedReportsSoFar(t *testing.T) {
@@ -190,4 +176,11 @@ func TestPlayInterruptedReportsSoFar(t *testing.T) {
 	if !strings.Contains(errOut, "interrupted after") {
 		t.Errorf("stderr:\n%s", errOut)
 	}
+}
+
+// messagesOf returns every message of the capture at path.
+func messagesOf(t *testing.T, path string) []storage.Message {
+	t.Helper()
+	msgs, _, _ := capturetest.Read(t, path)
+	return msgs
 }

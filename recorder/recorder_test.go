@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
@@ -136,19 +137,7 @@ func (r *recording) stop(t *testing.T) {
 
 func readAll(t *testing.T, path string) ([]storage.Message, []storage.SessionInfo) {
 	t.Helper()
-	c, err := storage.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msgs, err := c.Page(context.Background(), storage.Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions, err := c.Sessions(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, sessions, _ := capturetest.Read(t, path)
 	return msgs, sessions
 }
 
