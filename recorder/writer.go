@@ -84,7 +84,7 @@ func (b *batcher) flush() error {
 	}
 	p.commits++
 	// Never cancelled: a stop must not abandon a half-written batch.
-	if err := b.sess.Write(context.Background(), b.batch, events, time.Now().UnixNano()); err != nil {
+	if err := b.sess.Write(context.Background(), b.batch, events, p.clock.Now().UnixNano()); err != nil {
 		return fmt.Errorf("%w: %w", ErrWriter, err)
 	}
 	var bytes int64

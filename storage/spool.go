@@ -315,15 +315,15 @@ type SpoolReport struct {
 // spool_recovered event in each such session, and deletes the files. Files a
 // live recorder holds are left alone. It is idempotent: an interrupted
 // recovery is finished by the next one.
-func (c *Capture) RecoverSpool(ctx context.Context) (SpoolReport, error) {
-	var rep SpoolReport
+func (c *Capture) RecoverSpool(ctx context.Context) (rep SpoolReport, err error) {
 	if c.w == nil {
 		return rep, ErrReadOnly
 	}
 	files, err := SpoolFiles(c.path)
-	if err != nil || len(files) == 0 {
+	if err != nil {
 		return rep, err
 	}
+	defer func() { c.spoolDone = err == nil && len(rep.Busy) == 0 }()
 	bySession := map[spoolOwner][]string{}
 	var sessions []spoolOwner
 	for _, f := range files {

@@ -44,6 +44,10 @@ type Capture struct {
 	w       *sql.DB // the single writer connection; nil when opened read-only
 	r       *sql.DB // read pool
 	version int
+	// spoolDone: the last RecoverSpool left nothing it could take; the
+	// next BeginSession then does not look again (record recovers first,
+	// to report it, then begins its session).
+	spoolDone bool
 }
 
 // Path returns the file name the capture was opened with.

@@ -36,9 +36,12 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	}
 	// A killed recorder's spool goes into its session before any other
 	// session adds messages (every session's seq range must be its own).
-	if _, err := c.RecoverSpool(ctx); err != nil {
-		return nil, err
+	if !c.spoolDone {
+		if _, err := c.RecoverSpool(ctx); err != nil {
+			return nil, err
+		}
 	}
+	c.spoolDone = false
 	filters, err := json.Marshal(nonNil(info.Filters))
 	if err != nil {
 		return nil, err
