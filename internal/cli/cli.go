@@ -78,6 +78,9 @@ type cliIO struct {
 	stderrTTY bool
 	// stdoutTTY: stdout is a terminal (human tables rather than data).
 	stdoutTTY bool
+	// program is how the user runs mqtape ("mqtape", "./mqtape", "go run ."),
+	// for commands printed as advice.
+	program string
 }
 
 // usageError marks errors that are the user's invocation (exit 2).
@@ -113,7 +116,10 @@ func Run(ctx context.Context, args []string, pio IO) int {
 	}
 	stdout, stderr := pio.Stdout, pio.Stderr
 	cio := &cliIO{stdout: stdout, stderr: stderr, stdin: pio.Stdin, getenv: pio.Getenv,
-		stderrTTY: isTerminal(stderr), stdoutTTY: isTerminal(stdout)}
+		stderrTTY: isTerminal(stderr), stdoutTTY: isTerminal(stdout), program: "mqtape"}
+	if pio.Process {
+		cio.program = processInvocation()
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 {
 			args = []string{args[1], "--help"}

@@ -126,19 +126,25 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	printInfo(cio, info, 12)
+	printNextSteps(cio, o.output)
+	return nil
+}
+
+// printNextSteps prints commands to try on the demo capture, spelled the way
+// the user ran mqtape (go run ., ./mqtape, mqtape) so they work as printed.
+func printNextSteps(cio *cliIO, output string) {
 	fmt.Fprintf(cio.stdout, `
 Next, try:
-  mqtape inspect %[1]s
+  %[1]s inspect %[2]s
       browse, filter and decode in a terminal UI
-  mqtape export -t 'home/+/thermostat/telemetry' --format csv %[1]s
+  %[1]s export -t 'home/+/thermostat/telemetry' --format csv %[2]s
       the thermostats' telemetry as CSV (JSON lines without --format)
-  mqtape serve -o live.db  (in another terminal), then
-  mqtape play %[1]s --broker mqtt://127.0.0.1:1883 --speed 4
+  %[1]s serve -o live.db  (in another terminal), then
+  %[1]s play %[2]s --broker mqtt://127.0.0.1:1883 --speed 4
       replay the fleet at 4x into a broker that records it again
-  sqlite3 %[1]s "SELECT topic, count(*) FROM messages_view GROUP BY topic"
+  sqlite3 %[2]s "SELECT topic, count(*) FROM messages_view GROUP BY topic"
       the capture is plain SQLite (docs/capture-format.md)
-`, o.output)
-	return nil
+`, cio.program, shellQuote(output))
 }
 
 // subscribeNotifier closes done after the first Subscribe returned.

@@ -242,7 +242,7 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		}
 		tw.Flush()
 		if n := len(in.Topics) - len(topics); n > 0 {
-			fmt.Fprintf(w, "  (%d more topics: mqtape info %s)\n", n, in.File)
+			fmt.Fprintf(w, "  (%d more topics: %s info %s)\n", n, cio.program, shellQuote(in.File))
 		}
 	}
 	if len(in.Events) > 0 {
