@@ -28,6 +28,7 @@ type statsView struct {
 	totals    *storage.Totals
 	perTopic  []storage.TopicStats
 	topicsFor int64 // capture horizon the per-topic stats cover
+	statsGen  int64 // view generation (filter) they were computed for
 	plotTopic string
 	fields    []string
 	field     int
@@ -84,7 +85,7 @@ func (u *UI) loadStats() {
 	if s.rateGen != u.gen || u.m.horizon != s.topicsFor {
 		u.loadRate()
 	}
-	if s.totals == nil || s.topicsFor != u.m.horizon {
+	if s.totals == nil || s.topicsFor != u.m.horizon || s.statsGen != u.gen {
 		u.loadTopicStats()
 	} else {
 		u.fillTopicTable()
@@ -163,10 +164,9 @@ func rateSeries(ctx context.Context, m *model, from, to int64, width int) ([]flo
 
 func (u *UI) rateText(counts []float64, from, to int64, width int) string {
 	slice := time.Duration(float64(to-from) / float64(width))
-	peak, sum := 0.0, 0.0
+	peak := 0.0
 	for _, c := range counts {
 		peak = max(peak, c)
-		sum += c
 	}
 	perSec := func(n float64) string {
 		return strconv.FormatFloat(n/max(slice.Seconds(), 1e-9), 'f', 1, 64)
@@ -176,8 +176,9 @@ func (u *UI) rateText(counts []float64, from, to int64, width int) string {
 	if !u.filter.Empty() {
 		scope = "messages matching the filter"
 	}
-	fmt.Fprintf(&b, "[gray]%s; one column = %s; peak %s msg/s, average %s msg/s[-]\n", scope, fmtSpan(slice),
-		perSec(peak), perSec(sum/float64(len(counts))))
+	// The average rate is in the topics table's first row (AVG/s, one
+	// definition with info's); the chart shows the busiest column.
+	fmt.Fprintf(&b, "[gray]%s; one column = %s; busiest column %s msg/s[-]\n", scope, fmtSpan(slice), perSec(peak))
 	for _, line := range blockChart(counts, rateHeight) {
 		b.WriteString("[green]" + line + "[-]\n")
 	}
@@ -186,24 +187,30 @@ func (u *UI) rateText(counts []float64, from, to int64, width int) string {
 	return b.String()
 }
 
-// loadTopicStats runs storage's statistics pass (reads every row's
-// metadata; a second or so per million messages).
+// loadTopicStats runs storage's statistics pass over the messages the view
+// shows: the filter's selection up to the view's horizon (reads every
+// selected row's metadata; a second or so per million messages).
 func (u *UI) loadTopicStats() {
 	s := u.stats
-	horizon := u.m.horizon
+	horizon, gen := u.m.horizon, u.gen
+	q := u.filter.selection(u.topics)
+	q.BeforeSeq = horizon + 1
 	s.table.Clear()
 	s.table.SetCell(0, 0, tview.NewTableCell("computing per-topic statistics (reads the whole capture)…").SetTextColor(tcell.ColorAqua))
 	s.running++
 	u.spawn(func(ctx context.Context) {
-		tot, per, err := u.c.Stats(ctx)
+		tot, per, err := u.c.StatsOf(ctx, q)
 		u.post(func() {
 			s.running--
+			if gen != u.gen {
+				return // the view changed; its own pass is running
+			}
 			if err != nil {
 				s.table.Clear().SetCell(0, 0, tview.NewTableCell(tview.Escape(err.Error())).SetTextColor(tcell.ColorRed))
 				return
 			}
 			sort.SliceStable(per, func(i, j int) bool { return per[i].Count > per[j].Count })
-			s.totals, s.perTopic, s.topicsFor = &tot, per, horizon
+			s.totals, s.perTopic, s.topicsFor, s.statsGen = &tot, per, horizon, gen
 			u.fillTopicTable()
 		})
 	})
@@ -211,6 +218,9 @@ func (u *UI) loadTopicStats() {
 
 func (u *UI) fillTopicTable() {
 	s := u.stats
+	if s.totals == nil {
+		return
+	}
 	t := s.table
 	t.Clear()
 	titles := []string{"TOPIC", "COUNT", "BYTES", "AVG/s", "PEAK/s", "FIRST", "LAST"}
@@ -227,13 +237,8 @@ func (u *UI) fillTopicTable() {
 	}
 	row := 1
 	add := func(name string, ts storage.TopicStats, color tcell.Color) {
-		span := time.Duration(ts.LastNS - ts.FirstNS).Seconds()
-		avg := float64(ts.Count)
-		if span > 0 {
-			avg /= span
-		}
 		cells := []string{tview.Escape(sanitize(name)), humanize.GroupDigits(ts.Count), humanSize(int(ts.Bytes)),
-			strconv.FormatFloat(avg, 'f', 2, 64), humanize.GroupDigits(ts.PeakRate),
+			strconv.FormatFloat(s.totals.AvgRate(ts.Count), 'f', 2, 64), humanize.GroupDigits(ts.PeakRate),
 			time.Unix(0, ts.FirstNS).In(u.loc).Format(layout), time.Unix(0, ts.LastNS).In(u.loc).Format(layout)}
 		for i, v := range cells {
 			c := tview.NewTableCell(v).SetTextColor(color)
@@ -247,16 +252,20 @@ func (u *UI) fillTopicTable() {
 		}
 		row++
 	}
-	if s.totals != nil {
-		tot := s.totals
-		add(fmt.Sprintf("all %d topics", tot.Topics), storage.TopicStats{Count: tot.Messages, Bytes: tot.Bytes,
-			FirstNS: tot.FirstNS, LastNS: tot.LastNS, PeakRate: tot.PeakRate}, tcell.ColorWhite)
+	// The first row sums up what the filter selects, like every other row.
+	tot := s.totals
+	first := fmt.Sprintf("all %d topic%s", tot.Topics, plural(tot.Topics))
+	if !u.filter.Empty() {
+		first = fmt.Sprintf("the filter's %d topic%s", tot.Topics, plural(tot.Topics))
+	}
+	if tot.Messages > 0 {
+		add(first, storage.TopicStats{Count: tot.Messages, Bytes: tot.Bytes, FirstNS: tot.FirstNS, LastNS: tot.LastNS,
+			PeakRate: tot.PeakRate}, tcell.ColorWhite)
+	} else {
+		t.SetCell(row, 0, tview.NewTableCell("no messages match the filter").SetTextColor(tcell.ColorGray))
 	}
 	shown := 0
 	for _, ts := range s.perTopic {
-		if !u.filter.matchTopic(ts.Topic) {
-			continue
-		}
 		if shown++; shown <= maxStatsRows {
 			add(ts.Topic, ts, tcell.ColorAqua)
 		}
@@ -266,8 +275,8 @@ func (u *UI) fillTopicTable() {
 			humanize.GroupDigits(int64(shown-maxStatsRows)))).SetTextColor(tcell.ColorGray))
 	}
 	title := " topics (by count) "
-	if len(u.filter.Topics) > 0 || len(u.filter.Excludes) > 0 {
-		title = fmt.Sprintf(" topics matching the filter: %d of %d ", shown, len(s.perTopic))
+	if !u.filter.Empty() {
+		title = fmt.Sprintf(" topics matching the filter: %d of %d ", shown, len(u.topics))
 	}
 	t.SetTitle(title)
 	t.ScrollToBeginning()

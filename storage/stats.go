@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"sort"
+	"time"
 )
 
 // TopicStats summarises one topic.
@@ -25,12 +26,36 @@ type Totals struct {
 	FirstNS  int64
 	LastNS   int64
 	PeakRate int64 // most messages in one wall-clock second, all topics
+	// Recorded is how long the recording sessions the selection covers ran:
+	// each session from its start to its end, clipped to the selection's
+	// session and time range. It is the time base of AvgRate.
+	Recorded time.Duration
 }
 
-// Stats computes per-topic statistics in one sequential pass over the
-// messages table (payloads are not read, only their lengths).
-// Rates use 1 s windows aligned to wall-clock seconds.
+// AvgRate is the average rate of n of the selection's messages: messages per
+// second of recording (Recorded). It is mqtape's one definition of an average
+// rate (info's and the inspector's AVG/s): every topic is measured over the
+// same time, so rates compare, and a topic with one message in a 20 s
+// recording has 0.05/s, not 1/s.
+func (t Totals) AvgRate(n int64) float64 {
+	if t.Recorded <= 0 {
+		return 0
+	}
+	return float64(n) / t.Recorded.Seconds()
+}
+
+// Stats computes per-topic statistics of the whole capture: StatsOf with
+// the zero Query.
 func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
+	return c.StatsOf(ctx, Query{})
+}
+
+// StatsOf computes per-topic statistics of the messages q selects (Limit and
+// Desc are ignored) in one sequential pass over the messages table; payloads
+// are not read, only their lengths, unless q has a PayloadMatch. Rates use
+// 1 s windows aligned to wall-clock seconds. Topics without a selected
+// message are left out.
+func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, error) {
 	topics, err := c.Topics(ctx)
 	if err != nil {
 		return Totals{}, nil, err
@@ -39,24 +64,39 @@ func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
 	for _, t := range topics {
 		names[t.ID] = t.Name
 	}
+	var tot Totals
+	if tot.Recorded, err = c.recorded(ctx, q); err != nil {
+		return Totals{}, nil, err
+	}
+	where, args, ok, err := c.where(ctx, q)
+	if err != nil || !ok {
+		return tot, []TopicStats{}, err
+	}
+	payload := "NULL"
+	if q.PayloadMatch != nil {
+		payload = "m.payload"
+	}
+	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.from_store, "+payload+
+		" FROM messages m"+where+" ORDER BY m.seq", args...)
+	if err != nil {
+		return Totals{}, nil, c.wrap("read messages", err)
+	}
+	defer rows.Close()
 	type acc struct {
 		TopicStats
 		win, winCount int64
 	}
 	per := make(map[int64]*acc, len(topics))
-	var tot Totals
 	var win, winCount int64 = -1, 0
-	rows, err := c.r.QueryContext(ctx,
-		"SELECT topic_id, ts_ns, length(payload), qos, from_store FROM messages ORDER BY seq")
-	if err != nil {
-		return Totals{}, nil, c.wrap("read messages", err)
-	}
-	defer rows.Close()
 	for rows.Next() {
 		var tid, ts, size, qos int64
 		var fromStore bool
-		if err := rows.Scan(&tid, &ts, &size, &qos, &fromStore); err != nil {
+		var body []byte
+		if err := rows.Scan(&tid, &ts, &size, &qos, &fromStore, &body); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
+		}
+		if q.PayloadMatch != nil && !q.PayloadMatch(body) {
+			continue
 		}
 		a := per[tid]
 		if a == nil {
@@ -102,4 +142,34 @@ func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	tot.Topics = len(out)
 	return tot, out, nil
+}
+
+// recorded is how long the sessions q selects ran, each clipped to q's time
+// range (Totals.Recorded).
+func (c *Capture) recorded(ctx context.Context, q Query) (time.Duration, error) {
+	sessions, err := c.Sessions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, s := range sessions {
+		if q.Session != 0 && s.ID != q.Session {
+			continue
+		}
+		a, b := s.StartedNS, s.EndNS()
+		if q.FromTime != nil {
+			a = max(a, *q.FromTime)
+		}
+		if q.ToTime != nil {
+			b = min(b, *q.ToTime)
+		}
+		if q.FromOffset != nil {
+			a = max(a, s.StartedNS+*q.FromOffset)
+		}
+		if q.ToOffset != nil {
+			b = min(b, s.StartedNS+*q.ToOffset)
+		}
+		sum += max(b-a, 0)
+	}
+	return time.Duration(sum), nil
 }

@@ -166,13 +166,9 @@ func buildInfo(ctx context.Context, c *storage.Capture) (Info, error) {
 		info.Totals.First, info.Totals.Last = time.Unix(0, tot.FirstNS).UTC(), time.Unix(0, tot.LastNS).UTC()
 	}
 	for _, t := range topics {
-		avg := 0.0
-		if recorded > 0 {
-			avg = float64(t.Count) / recorded.Seconds()
-		}
 		info.Totals.Retained += t.FromStore
 		info.Topics = append(info.Topics, infoTopic{Topic: t.Topic, Count: t.Count, Bytes: t.Bytes,
-			First: time.Unix(0, t.FirstNS).UTC(), Last: time.Unix(0, t.LastNS).UTC(), AvgRate: avg,
+			First: time.Unix(0, t.FirstNS).UTC(), Last: time.Unix(0, t.LastNS).UTC(), AvgRate: tot.AvgRate(t.Count),
 			PeakRate: t.PeakRate, Retained: t.FromStore, QoS: t.QoS})
 	}
 	events, err := c.Events(ctx, 0)
