@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,31 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-// defaultPath proposes a file name in Options.Dir.
+// defaultPath proposes a file name in Options.Dir that does not exist yet
+// (e and w never overwrite), so a second e or w proposes a name it accepts.
 func (u *UI) defaultPath(name string) string {
-	return filepath.Join(u.opts.Dir, name)
+	return freePath(filepath.Join(u.opts.Dir, name))
+}
+
+// freePath returns path when nothing exists there, else the first free one
+// of NAME-2.EXT, NAME-3.EXT, … (path itself if 999 are taken: e then says
+// the file exists).
+func freePath(path string) string {
+	free := func(p string) bool {
+		_, err := os.Lstat(p)
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	if free(path) {
+		return path
+	}
+	ext := filepath.Ext(path)
+	base := strings.TrimSuffix(path, ext)
+	for i := 2; i < 1000; i++ {
+		if p := fmt.Sprintf("%s-%d%s", base, i, ext); free(p) {
+			return p
+		}
+	}
+	return path
 }
 
 // openExport asks where to export the filtered messages.

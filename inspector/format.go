@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // Payload kinds, as the detail pane decides them.
@@ -235,4 +237,61 @@ func sanitize(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// maxCorrelationShown is how many bytes of binary correlation data the
+// detail pane shows as hex.
+const maxCorrelationShown = 64
+
+// propertyLines renders MQTT 5 properties for the detail pane, one per line
+// as "key:\tvalue" (the pane colours the key): user properties one per line
+// below a "user properties:" line, in their order (duplicates kept),
+// correlation data as text when it is
+// text and as hex when it is not.
+func propertyLines(p *mqtt.Properties) []string {
+	var out []string
+	add := func(key, value string) { out = append(out, sanitize(key)+":\t"+sanitize(value)) }
+	if p.ContentType != "" {
+		add("content type", p.ContentType)
+	}
+	if p.PayloadFormat != nil {
+		f := strconv.Itoa(int(*p.PayloadFormat))
+		switch *p.PayloadFormat {
+		case 0:
+			f += " (unspecified bytes)"
+		case 1:
+			f += " (UTF-8 text)"
+		}
+		add("payload format", f)
+	}
+	if p.MessageExpiry != nil {
+		add("message expiry", fmt.Sprintf("%d s", *p.MessageExpiry))
+	}
+	if p.ResponseTopic != "" {
+		add("response topic", p.ResponseTopic)
+	}
+	if cd := p.CorrelationData; cd != nil {
+		switch {
+		case len(cd) > 0 && isText(cd, false):
+			add("correlation data", string(cd))
+		case len(cd) > maxCorrelationShown:
+			add("correlation data", fmt.Sprintf("%s … (hex, %d bytes)", spacedHex(cd[:maxCorrelationShown]), len(cd)))
+		default:
+			add("correlation data", fmt.Sprintf("%s (hex, %d byte%s)", spacedHex(cd), len(cd), plural(len(cd))))
+		}
+	}
+	if len(p.SubscriptionIDs) > 0 {
+		ids := make([]string, len(p.SubscriptionIDs))
+		for i, id := range p.SubscriptionIDs {
+			ids[i] = strconv.Itoa(id)
+		}
+		add("subscription ids", strings.Join(ids, ", "))
+	}
+	if len(p.UserProperties) > 0 {
+		out = append(out, "user properties:\t")
+	}
+	for _, up := range p.UserProperties {
+		add("  "+up.Key, up.Value)
+	}
+	return out
 }

@@ -89,6 +89,7 @@ func (u *UI) play(broker string, from int64, speed float64) {
 	connect := u.opts.Connect
 	ctx, cancel := context.WithCancel(u.ctx)
 	u.job, u.jobCancel = "connecting to "+broker+"…", cancel
+	u.status, u.statusErr = "", false // the prompt's instructions are done; the job line says what runs
 	u.spawnCtx(ctx, func(ctx context.Context) {
 		done := func(msg string, err error) {
 			u.post(func() {

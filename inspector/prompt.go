@@ -367,7 +367,7 @@ func (u *UI) jumpTo(seq int64, describe string, gen int64) {
 				u.m.addAnchor(anchor{row, at})
 			}
 			u.selectRow(row, true)
-			u.say("jumped to %s: seq %d", describe, at)
+			u.say("%s", jumpedText(describe, seq, at))
 		}
 	}
 	if seq <= 0 || gen != u.gen {
@@ -383,6 +383,20 @@ func (u *UI) jumpTo(seq int64, describe string, gen int64) {
 		row, at, found, err := countRow(ctx, q, horizon, seq)
 		u.post(func() { done(row, at, found, err) })
 	})
+}
+
+// jumpedText reports a jump to the message at seq at, asked for as describe
+// (resolved to seq target): "jumped to seq 35", "jumped to 10:05:30: seq 812",
+// or, when the view does not show the seq asked for, the one it went to.
+func jumpedText(describe string, target, at int64) string {
+	asked := "seq " + strconv.FormatInt(target, 10)
+	switch {
+	case describe == asked && at == target:
+		return "jumped to " + asked
+	case describe == asked:
+		return fmt.Sprintf("jumped to seq %d, the first at or after %s in the view", at, asked)
+	}
+	return fmt.Sprintf("jumped to %s: seq %d", describe, at)
 }
 
 // liveSnap is what the poller needs to know about the view (shared under

@@ -2,7 +2,6 @@ package inspector
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -191,12 +190,16 @@ func (u *UI) showDetail() {
 	if m.ClientID != "" {
 		fmt.Fprintf(&b, "\n[yellow]publisher[-] %s", tview.Escape(sanitize(m.ClientID)))
 	}
-	if m.Props != nil {
-		props, _ := json.Marshal(m.Props)
-		fmt.Fprintf(&b, "\n[yellow]MQTT 5 properties[-] %s", tview.Escape(sanitize(string(props))))
+	var props strings.Builder
+	if m.Props != nil && !m.Props.IsEmpty() {
+		props.WriteString("\n[yellow]MQTT 5 properties[-]")
+		for _, l := range propertyLines(m.Props) {
+			key, value, _ := strings.Cut(l, "\t")
+			fmt.Fprintf(&props, "\n  [yellow]%s[-] %s", tview.Escape(key), tview.Escape(value))
+		}
 	}
 	if u.diff {
-		b.WriteString("\n")
+		b.WriteString(props.String() + "\n")
 		u.writeDiff(&b, &m)
 	} else {
 		text, used := renderPayload(m.Payload, u.view)
@@ -204,7 +207,7 @@ func (u *UI) showDetail() {
 		if u.view == viewAuto {
 			label += " (auto)"
 		}
-		fmt.Fprintf(&b, "  [yellow]view[-] %s\n[gray]%s[-]\n", label, strings.Repeat("─", 40))
+		fmt.Fprintf(&b, "  [yellow]view[-] %s%s\n[gray]%s[-]\n", label, props.String(), strings.Repeat("─", 40))
 		b.WriteString(tview.Escape(text))
 	}
 	u.detail.SetText(b.String())

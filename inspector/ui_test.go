@@ -163,14 +163,24 @@ func TestNavigationAndJumps(t *testing.T) {
 	check("PgDn", 1+vis)
 	h.press(tcell.KeyPgUp, tcell.KeyUp)
 	check("PgUp, Up", 1)
+	status := func(what, want string) {
+		t.Helper()
+		var got string
+		h.state(func(u *UI) { got = u.status })
+		if got != want {
+			t.Errorf("%s: status %q, want %q", what, got, want)
+		}
+	}
 	h.press(':', "#100", tcell.KeyEnter)
 	check(":#100", 100)
+	status(":#100", "jumped to seq 100")
 	h.press(':', "+10s", tcell.KeyEnter) // seq 100 is i=97 at 49 s → 59 s is i=117, seq 120
 	check(":+10s", 120)
 	h.press(':', "-1m", tcell.KeyEnter)
 	check(":-1m", 1)
 	h.press(':', "30s", tcell.KeyEnter) // offset in session 1: i=59 at 30 s, seq 62
 	check(":30s", 62)
+	status(":30s", "jumped to +30s into the session: seq 62")
 	h.press(':', "10:00:45", tcell.KeyEnter) // clock: i=89 at 45 s, seq 92
 	check(":10:00:45", 92)
 	h.press(':', "2026-11-26T11:00:05Z", tcell.KeyEnter) // session 2 starts at 11:00 with seq 204
@@ -189,6 +199,7 @@ func TestNavigationAndJumps(t *testing.T) {
 	// Jumps respect the filter: the first match at or after the target.
 	h.press('/', "plant/2/temp", tcell.KeyEnter, ':', "#100", tcell.KeyEnter)
 	check("filtered :#100", 104)
+	status("filtered :#100", "jumped to seq 104, the first at or after seq 100 in the view")
 	h.press(tcell.KeyEnd)
 	check("filtered End", 198)
 }
