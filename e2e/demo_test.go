@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,8 +15,8 @@ import (
 
 // TestDemoFirstRun runs the built binary as a new user would: it says what
 // it is doing within its first second, and every command it then suggests
-// that needs neither a terminal nor a broker runs as printed (from the
-// same directory, with a file name that needs quoting).
+// that needs no broker runs as printed, by a shell in the same directory,
+// with a file name that needs quoting (inspect on a pseudo-terminal).
 func TestDemoFirstRun(t *testing.T) {
 	bin := testbroker.BuildMqtape(t)
 	dir := t.TempDir()
@@ -51,6 +52,16 @@ func TestDemoFirstRun(t *testing.T) {
 	}
 	ran := 0
 	for _, line := range strings.Split(steps, "\n") {
+		if strings.Contains(line, " inspect ") { // on a terminal: it opens the capture, q quits
+			tm := runOnTerminal(t, "sh", "-c", "cd '"+dir+"' && TERM=xterm "+line)
+			tm.waitFor(t, "first run.db")
+			io.WriteString(tm.master, "q")
+			if code := tm.wait(t); code != 0 {
+				t.Errorf("suggested %q: exit %d\n%s", line, code, tm.text())
+			}
+			ran++
+			continue
+		}
 		if !strings.Contains(line, " export ") && !strings.Contains(line, " info ") &&
 			!(strings.HasPrefix(line, "sqlite3 ") && haveSQLite3()) {
 			continue
@@ -61,8 +72,8 @@ func TestDemoFirstRun(t *testing.T) {
 		}
 		ran++
 	}
-	if ran < 2 {
-		t.Errorf("ran %d suggested commands, want the export and info lines at least:\n%s", ran, steps)
+	if ran < 3 {
+		t.Errorf("ran %d suggested commands, want the inspect, export and info lines at least:\n%s", ran, steps)
 	}
 }
 
