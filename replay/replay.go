@@ -130,8 +130,11 @@ type Config struct {
 type Report struct {
 	Published int64 // messages handed to the Publisher, retained restores included
 	Restored  int64 // retained-state restores among them
-	Passes    int   // passes started
-	Speed     float64
+	// PropsDropped counts published messages whose MQTT 5 properties were
+	// not sent: the Publisher is not an mqtt.PropsPublisher (MQTT 3.1.1).
+	PropsDropped int64
+	Passes       int // passes started
+	Speed        float64
 	// Intended is the sum of the scheduled gaps between consecutive timed
 	// publishes (capture gaps after MaxGap, divided by the speed); Actual is
 	// the sum of the same gaps as they happened. Gaps across a pause, a
@@ -195,7 +198,7 @@ type Player struct {
 	lastLate time.Duration
 	win      *window
 
-	published, restored atomic.Int64
+	published, restored, propsDropped atomic.Int64
 }
 
 // New checks cfg and prepares a Player.
@@ -402,7 +405,7 @@ func (p *Player) Run(ctx context.Context) (Report, error) {
 	acancel()
 	rep.AckFailures = win.failures.Load()
 	rep.AckError = win.err()
-	rep.Published, rep.Restored = p.published.Load(), p.restored.Load()
+	rep.Published, rep.Restored, rep.PropsDropped = p.published.Load(), p.restored.Load(), p.propsDropped.Load()
 	rep.Elapsed = p.clock.Now().Sub(start)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
 		rep.Interrupted = true
@@ -634,6 +637,9 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 		props.SubscriptionIDs = nil // they belong to the recording's subscription, not the message
 		tok = pp.PublishProps(name, qos, retain, m.Payload, &props)
 	} else {
+		if HasProps(m.Props) {
+			p.propsDropped.Add(1)
+		}
 		tok = p.pub.Publish(name, qos, retain, m.Payload)
 	}
 	if tok == nil {
@@ -642,6 +648,18 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	win.add(tok)
 	p.published.Add(1)
 	return nil
+}
+
+// HasProps reports whether props carry anything a publish would send:
+// subscription identifiers belong to the recording's subscription, not to
+// the message.
+func HasProps(props *mqtt.Properties) bool {
+	if props == nil {
+		return false
+	}
+	q := *props
+	q.SubscriptionIDs = nil
+	return !q.IsEmpty()
 }
 
 // DoneToken returns a completed Token with err, for Publishers that finish

@@ -23,6 +23,8 @@ type PlayPlan struct {
 	Messages  int64           `json:"messages_per_pass"`
 	Restored  int64           `json:"retained_restores_per_pass"`
 	Bytes     int64           `json:"payload_bytes_per_pass"`
+	WithProps int64           `json:"with_properties_per_pass"` // messages with MQTT 5 properties
+	Protocol  string          `json:"protocol_version"`         // what play connects with: 311 or 5
 	CaptureS  float64         `json:"capture_s_per_pass"`
 	DurationS float64         `json:"duration_s_per_pass"` // at this speed
 	First     *PlayPlanMsg    `json:"first,omitempty"`
@@ -70,7 +72,7 @@ func runPlayDryRun(ctx context.Context, capture *storage.Capture, o playOptions,
 
 func planJSON(o playOptions, pl replay.Plan) PlayPlan {
 	out := PlayPlan{File: o.file, Speed: speedString(o.speed), Passes: o.loop, Sessions: pl.Sessions, Messages: pl.Messages,
-		Restored: pl.Restored, Bytes: pl.Bytes, CaptureS: pl.Duration.Seconds(), DurationS: atSpeed(pl.Duration, o.speed).Seconds(),
+		Restored: pl.Restored, Bytes: pl.Bytes, WithProps: pl.WithProps, Protocol: o.conn.protocol, CaptureS: pl.Duration.Seconds(), DurationS: atSpeed(pl.Duration, o.speed).Seconds(),
 		Topics: []PlayPlanTopic{}}
 	if out.Sessions == nil {
 		out.Sessions = []int64{}
@@ -95,8 +97,17 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 		ids = append(ids, strconv.FormatInt(s, 10))
 	}
 	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", o.file, strings.Join(ids, ", "))
-	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %d topics\n",
-		humanize.GroupDigits(pl.Messages), humanize.GroupDigits(pl.Restored), humanBytes(pl.Bytes), len(pl.Topics))
+	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %s\n",
+		humanize.GroupDigits(pl.Messages), humanize.GroupDigits(pl.Restored), humanBytes(pl.Bytes),
+		humanize.Count(int64(len(pl.Topics)), "topic", "topics"))
+	if pl.WithProps > 0 {
+		kept := "sent"
+		if o.conn.protocol != "5" {
+			kept = "dropped: MQTT 3.1.1"
+		}
+		fmt.Fprintf(w, "protocol:  MQTT %s; %s with MQTT 5 properties (%s)\n", o.conn.protocol,
+			humanize.Count(pl.WithProps, "message", "messages"), kept)
+	}
 	d := atSpeed(pl.Duration, o.speed)
 	total := "until Ctrl-C"
 	if o.loop > 0 {

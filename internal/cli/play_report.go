@@ -14,22 +14,25 @@ import (
 
 // PlayReport is the JSON form of the fidelity report.
 type PlayReport struct {
-	File        string       `json:"file"`
-	Broker      string       `json:"broker"`
-	Speed       string       `json:"speed"`
-	Passes      int          `json:"passes"`
-	Published   int64        `json:"published"`
-	Restored    int64        `json:"retained_restores"`
-	IntendedS   float64      `json:"intended_s"`
-	ActualS     float64      `json:"actual_s"`
-	DriftMS     float64      `json:"drift_ms"`
-	ElapsedS    float64      `json:"elapsed_s"`
-	Lateness    LatenessJSON `json:"lateness_ms"`
-	AckFailures int64        `json:"ack_failures"`
-	Unacked     int64        `json:"unacknowledged"`
-	AckError    string       `json:"ack_error,omitempty"`
-	Interrupted bool         `json:"interrupted"`
-	Error       string       `json:"error,omitempty"`
+	File      string `json:"file"`
+	Broker    string `json:"broker"`
+	Speed     string `json:"speed"`
+	Passes    int    `json:"passes"`
+	Published int64  `json:"published"`
+	Restored  int64  `json:"retained_restores"`
+	// PropsDropped: messages whose MQTT 5 properties were not sent (an
+	// MQTT 3.1.1 connection).
+	PropsDropped int64        `json:"properties_dropped"`
+	IntendedS    float64      `json:"intended_s"`
+	ActualS      float64      `json:"actual_s"`
+	DriftMS      float64      `json:"drift_ms"`
+	ElapsedS     float64      `json:"elapsed_s"`
+	Lateness     LatenessJSON `json:"lateness_ms"`
+	AckFailures  int64        `json:"ack_failures"`
+	Unacked      int64        `json:"unacknowledged"`
+	AckError     string       `json:"ack_error,omitempty"`
+	Interrupted  bool         `json:"interrupted"`
+	Error        string       `json:"error,omitempty"`
 }
 
 // LatenessJSON is the lateness of the timed publishes, in milliseconds.
@@ -65,7 +68,7 @@ func msf(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func reportJSON(o playOptions, broker string, r replay.Report, err error) PlayReport {
 	out := PlayReport{File: o.file, Broker: broker, Speed: speedString(r.Speed), Passes: r.Passes, Published: r.Published,
-		Restored: r.Restored, IntendedS: r.Intended.Seconds(), ActualS: r.Actual.Seconds(), DriftMS: msf(r.Drift()),
+		Restored: r.Restored, PropsDropped: r.PropsDropped, IntendedS: r.Intended.Seconds(), ActualS: r.Actual.Seconds(), DriftMS: msf(r.Drift()),
 		ElapsedS: r.Elapsed.Seconds(), AckFailures: r.AckFailures, Unacked: r.Unacked, Interrupted: r.Interrupted,
 		Lateness: LatenessJSON{r.Lateness.Count, msf(r.Lateness.P50), msf(r.Lateness.P90), msf(r.Lateness.P99), msf(r.Lateness.Max)}}
 	if r.AckError != nil {
@@ -106,4 +109,8 @@ func printPlayReport(w io.Writer, o playOptions, broker string, r replay.Report)
 		acks += fmt.Sprintf(" (first error: %v)", r.AckError)
 	}
 	fmt.Fprintln(w, acks)
+	if r.PropsDropped > 0 {
+		fmt.Fprintf(w, "warning:   %s published without their MQTT 5 properties (an MQTT 3.1.1 connection; -V 5 keeps them)\n",
+			humanize.Count(r.PropsDropped, "message", "messages"))
+	}
 }
