@@ -27,6 +27,11 @@ state as it was at that moment. Events inside the slice are copied too.
 --from/--to take an offset into each session (90s, 1m30s) or an RFC 3339
 time; the slice is [from, to). IN is only read, never changed.
 
+A slice that contains nothing (--from past the end, a -t/-x that
+matches no topic) is an error (exit 1) that says what the capture holds: its
+topics, or its sessions and their span; --from not before --to is a usage
+error (exit 2).
+
 Exit codes: 0 done, 1 error, 2 usage, 4 IN is not a readable capture (or
 OUT exists and is not a capture).`
 
@@ -74,6 +79,9 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	defer in.Close()
 	if err := notSameFile(o.in, o.out); err != nil {
+		return err
+	}
+	if err := checkNotEmpty(ctx, in, o.in, o.query); err != nil {
 		return err
 	}
 	created := !fileExists(o.out)

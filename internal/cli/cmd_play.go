@@ -30,6 +30,11 @@ so an MQTT 5 capture replays as MQTT 5 with its messages' properties
 expiry as recorded). -V 311 replays it as MQTT 3.1.1 and says how many
 messages lose their properties.
 
+A selection that contains nothing (--from past the end, a -t/-x that
+matches no topic) is an error (exit 1) that says what the capture holds: its
+topics, or its sessions and their span; --from not before --to is a usage
+error (exit 2).
+
 Retained state: messages a recording received from the broker's retained
 store when it subscribed are published first, with retain=1, at the start of
 each session, also when --from starts mid-capture (--retained keep). skip
@@ -187,6 +192,9 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	defer capture.Close()
 	if err := checkSelection(ctx, capture, &o); err != nil {
+		return err
+	}
+	if err := checkNotEmpty(ctx, capture, o.file, o.query); err != nil {
 		return err
 	}
 	if err := playProtocol(ctx, capture, &o, cio); err != nil {

@@ -208,6 +208,11 @@ func (s *selectFlags) query() (storage.Query, error) {
 			*b.off = &v
 		}
 	}
+	reversed := (q.FromOffset != nil && q.ToOffset != nil && *q.FromOffset >= *q.ToOffset) ||
+		(q.FromTime != nil && q.ToTime != nil && *q.FromTime >= *q.ToTime)
+	if reversed {
+		return q, usagef("--from %s is not before --to %s: the range [from, to) is empty", s.from, s.to)
+	}
 	return q, nil
 }
 
