@@ -129,7 +129,7 @@ func connectError(b mqtt.Broker, err error) error {
 			return &mqtt.RefusedError{Code: code, Reason: mqtt.ConnackReason(code)}
 		}
 	}
-	return fmt.Errorf("%w: %s: %v", mqtt.ErrUnreachable, b, err)
+	return unreachable(b, err)
 }
 
 func (p *pahoClient) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {

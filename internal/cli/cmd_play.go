@@ -11,7 +11,6 @@ import (
 
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
-	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -221,7 +220,7 @@ func runPlay(ctx context.Context, capture *storage.Capture, o playOptions, cio *
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	client, err := mqttclient.Connect(ctx, copts, mqtt.Handlers{Lost: func(err error) {
+	client, err := connect(ctx, copts, mqtt.Handlers{Lost: func(err error) {
 		stop(fmt.Errorf("%w: connection lost: %v", mqtt.ErrUnreachable, err))
 	}})
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
-	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
@@ -142,7 +141,7 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	host, _ := os.Hostname()
 	var banner sync.Once
 	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
-		c, err := mqttclient.Connect(ctx, copts, h)
+		c, err := connect(ctx, copts, h)
 		if err == nil && !o.quiet {
 			// Only once connected: a failure is then the only line.
 			banner.Do(func() {
