@@ -134,7 +134,9 @@ type Report struct {
 	// not sent: the Publisher is not an mqtt.PropsPublisher (MQTT 3.1.1).
 	PropsDropped int64
 	Passes       int // passes started
-	Speed        float64
+	// Speed is the playback rate at the end (after SetSpeed); StartSpeed
+	// the rate Run started with (Config.Speed).
+	Speed, StartSpeed float64
 	// Intended is the sum of the scheduled gaps between consecutive timed
 	// publishes (capture gaps after MaxGap, divided by the speed); Actual is
 	// the sum of the same gaps as they happened. Gaps across a pause, a
@@ -407,6 +409,7 @@ func (p *Player) Run(ctx context.Context) (Report, error) {
 	rep.AckError = win.err()
 	rep.Published, rep.Restored, rep.PropsDropped = p.published.Load(), p.restored.Load(), p.propsDropped.Load()
 	rep.Elapsed = p.clock.Now().Sub(start)
+	rep.StartSpeed, rep.Speed = p.cfg.Speed, p.Speed()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
 		rep.Interrupted = true
 		err = ctx.Err()

@@ -115,8 +115,9 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 		return fmt.Errorf("cut %s: no message in the slice (nothing written)", o.in)
 	}
 	if !o.quiet {
-		fmt.Fprintf(cio.stderr, "cut %s messages (%s carried retained) from %s into %s, %d sessions\n",
-			humanize.GroupDigits(res.Messages), humanize.GroupDigits(res.Carried), o.in, o.out, res.Sessions)
+		fmt.Fprintf(cio.stderr, "cut %s (%s carried retained) from %s into %s, %s\n",
+			humanize.Count(res.Messages, "message", "messages"), humanize.GroupDigits(res.Carried), o.in, o.out,
+			humanize.Count(int64(res.Sessions), "session", "sessions"))
 	}
 	return nil
 }

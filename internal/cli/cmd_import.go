@@ -199,11 +199,12 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 		for _, s := range res.Sessions {
 			ids = append(ids, fmt.Sprint(s))
 		}
-		fmt.Fprintf(w, "imported %s messages (%s) from %s into %s, session %s\n",
-			humanize.GroupDigits(res.Messages), res.Format, name, out, strings.Join(ids, ", "))
+		fmt.Fprintf(w, "imported %s (%s) from %s into %s, %s %s\n",
+			humanize.Count(res.Messages, "message", "messages"), res.Format, name, out,
+			humanize.Plural(int64(len(ids)), "session", "sessions"), strings.Join(ids, ", "))
 	}
 	if res.Bad > 0 {
-		fmt.Fprintf(w, "%s lines or packets could not be imported:\n", humanize.GroupDigits(res.Bad))
+		fmt.Fprintf(w, "%s could not be imported:\n", humanize.Count(res.Bad, "line or packet", "lines or packets"))
 		for _, p := range res.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
@@ -212,7 +213,8 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 		}
 	}
 	if res.Clamped > 0 {
-		fmt.Fprintf(w, "%s messages were out of time order: kept in input order with the previous message's time\n", humanize.GroupDigits(res.Clamped))
+		fmt.Fprintf(w, "%s out of time order: kept in input order with the previous message's time\n",
+			humanize.Count(res.Clamped, "message was", "messages were"))
 	}
 	if res.PropsTruncated > 0 {
 		fmt.Fprintf(w, "warning: %s imported with MQTT 5 correlation data that may be cut short (%s%s): "+

@@ -75,7 +75,7 @@ func TestImportExportRoundTrip(t *testing.T) {
 	before := fileHash(t, in)
 	copyDB := filepath.Join(dir, "copy.db")
 	code, out, stderr := runCLI(t, ctx, "import", in, "-o", copyDB)
-	if code != 0 || out != "" || !strings.Contains(stderr, "imported 7 messages (jsonl)") || !strings.Contains(stderr, "session 1, 2") {
+	if code != 0 || out != "" || !strings.Contains(stderr, "imported 7 messages (jsonl)") || !strings.Contains(stderr, "sessions 1, 2") {
 		t.Fatalf("import: exit %d, stdout %q, stderr %s", code, out, stderr)
 	}
 	if fileHash(t, in) != before {

@@ -50,8 +50,9 @@ localhost) gets a question on the terminal before anything is sent;
 is given: replaying into production by mistake is the worst accident.
 
 On a terminal a progress bar shows on stderr; keys: space pause/resume,
-→ step one message while paused, + / - double / halve the speed, Ctrl-C stop
-(exit 130, with the report so far).`
+→ step one message while paused, + / - double / halve the speed, q or Ctrl-C
+stop (exit 130, with the report so far). The report gives the speed at the
+end, and the one it started with when + / - changed it.`
 
 const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883            # original timing, once
   mqtape play capture.db --speed 4 --loop 3 -t 'plant/#' -x 'plant/+/debug' --from 30s --to 2m
@@ -302,7 +303,7 @@ func playWithControls(ctx, runCtx context.Context, p *replay.Player, o playOptio
 		if pl, err := p.Plan(ctx); err == nil {
 			plan = &pl
 		}
-		fmt.Fprintf(cio.stderr, "playing %s → %s; keys: space pause/resume, → step, +/- speed, Ctrl-C stop\n",
+		fmt.Fprintf(cio.stderr, "playing %s → %s; keys: space pause/resume, → step, +/- speed, q or Ctrl-C stop\n",
 			o.file, broker)
 		restoreTerm = startKeys(cio.stdin, p, interrupt)
 	}

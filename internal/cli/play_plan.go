@@ -96,9 +96,9 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	for _, s := range pl.Sessions {
 		ids = append(ids, strconv.FormatInt(s, 10))
 	}
-	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", o.file, strings.Join(ids, ", "))
-	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %s\n",
-		humanize.GroupDigits(pl.Messages), humanize.GroupDigits(pl.Restored), humanBytes(pl.Bytes),
+	fmt.Fprintf(w, "capture:   %s, %s %s\n", o.file, humanize.Plural(int64(len(ids)), "session", "sessions"), strings.Join(ids, ", "))
+	fmt.Fprintf(w, "messages:  %s per pass (%s), %s payload, on %s\n",
+		humanize.GroupDigits(pl.Messages), humanize.Count(pl.Restored, "retained restore", "retained restores"), humanBytes(pl.Bytes),
 		humanize.Count(int64(len(pl.Topics)), "topic", "topics"))
 	if pl.WithProps > 0 {
 		kept := "sent"
@@ -113,7 +113,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	if o.loop > 0 {
 		total = (d * time.Duration(o.loop)).Round(time.Millisecond).String()
 	}
-	fmt.Fprintf(w, "duration:  %s per pass at speed %s (%s of capture time), %s pass(es): %s\n",
+	fmt.Fprintf(w, "duration:  %s per pass at speed %s (%s of capture time), %s: %s\n",
 		d.Round(time.Millisecond), speedString(o.speed), pl.Duration.Round(time.Millisecond), passesString(o.loop), total)
 	line := func(label string, m replay.PlannedMessage) {
 		var flags []string
@@ -147,7 +147,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 
 func passesString(loop int) string {
 	if loop == 0 {
-		return "until Ctrl-C"
+		return "passes until Ctrl-C"
 	}
-	return strconv.Itoa(loop)
+	return humanize.Count(int64(loop), "pass", "passes")
 }

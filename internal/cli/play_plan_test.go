@@ -23,8 +23,8 @@ func TestPlayDryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d %s", code, errOut)
 	}
-	for _, want := range []string{"dry run: nothing is sent", "session(s) 1, 2", "4 per pass (1 retained restores)",
-		"30s per pass at speed 2 (1m0s of capture time), 3 pass(es): 1m30s", "first:     +0s", "sb/s  (session 1, seq 1, QoS 1",
+	for _, want := range []string{"dry run: nothing is sent", "sessions 1, 2", "4 per pass (1 retained restore)",
+		"30s per pass at speed 2 (1m0s of capture time), 3 passes: 1m30s", "on 3 topics", "first:     +0s", "sb/s  (session 1, seq 1, QoS 1",
 		"retained restore)", "last:      +30s  ", "sb/a/x  (session 2", "2  sb/a/x  ← a/x"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
@@ -57,7 +58,8 @@ func checkSelection(ctx context.Context, c *storage.Capture, o *playOptions) err
 			found = found || s.ID == o.query.Session
 		}
 		if !found {
-			return usagef("--session %d: %s has %d session(s) (see mqtape info)", o.query.Session, o.file, len(sessions))
+			return usagef("--session %d: %s has %s (see mqtape info)", o.query.Session, o.file,
+				humanize.Count(int64(len(sessions)), "session", "sessions"))
 		}
 	}
 	p, err := replay.New(c, noPublisher{}, o.config())
