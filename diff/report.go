@@ -121,7 +121,7 @@ func orderNote(strict bool) string {
 	if strict {
 		return ""
 	}
-	return "  (tolerated: the order within a topic counts only with strict order)"
+	return "  (tolerated: MQTT orders messages only per publisher and QoS; --strict-order counts it)"
 }
 
 func within(ok bool) string {

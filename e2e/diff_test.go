@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -101,5 +103,55 @@ func TestDiffCaptureAndRecordingOfItsReplay(t *testing.T) {
 				t.Errorf("retained state not counted on both sides:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestDiffInterleavingMQTTDoesNotOrder: two recordings of the same traffic
+// from two publishers (QoS 1 and QoS 2 on one topic, QoS 0 and 1 on their
+// own topics), interleaved differently, are equal; the moved messages are
+// listed as moved, and count with --strict-order.
+func TestDiffInterleavingMQTTDoesNotOrder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	record := func(name string, swap bool) string {
+		b := startBroker(t)
+		var p1, p2 mqtt.Client
+		for i, p := range []*mqtt.Client{&p1, &p2} {
+			c, err := mqttclient.Connect(ctx, clientOpts(t, b.URL(), fmt.Sprint("publisher", i+1)), mqtt.Handlers{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Disconnect(50 * time.Millisecond) })
+			*p = c
+		}
+		path := filepath.Join(dir, name)
+		const rounds = 5
+		wait := recordCLI(t, ctx, path, "--broker", b.URL(), "--count", fmt.Sprint(4*rounds), "--quiet")
+		for i := range rounds {
+			// QoS 1 and 2 publishes complete once the broker has them, so the
+			// broker sees the order they are published in.
+			one := func() { testbroker.Publish(t, p1, "line/state", 1, false, []byte(fmt.Sprintf(`{"from":1,"i":%d}`, i))) }
+			two := func() { testbroker.Publish(t, p2, "line/state", 2, false, []byte(fmt.Sprintf(`{"from":2,"i":%d}`, i))) }
+			if swap && i%2 == 1 {
+				one, two = two, one
+			}
+			one()
+			two()
+			testbroker.Publish(t, p2, "line/b", 1, false, []byte(fmt.Sprint(i)))
+			testbroker.Publish(t, p1, "line/a", 0, false, []byte(fmt.Sprint(i)))
+		}
+		if code, _, stderr := wait(); code != 0 {
+			t.Fatalf("record: %d %s", code, stderr)
+		}
+		return path
+	}
+	a, b := record("a.db", false), record("b.db", true)
+	code, out, _ := runCLI(t, ctx, "diff", a, b)
+	if code != exitOK || !strings.Contains(out, "~ line/state") || !strings.Contains(out, "2 messages in another order") ||
+		strings.Contains(out, "missing") || !strings.Contains(out, "moved (seq") {
+		t.Errorf("interleaved differently: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, ctx, "diff", "--strict-order", a, b); code != exitError || !strings.Contains(out, "! line/state") {
+		t.Errorf("--strict-order: exit %d\n%s", code, out)
 	}
 }

@@ -104,22 +104,7 @@ func TestMergeSharedSubscription(t *testing.T) {
 		}
 	}
 	for _, p := range paths {
-		all, _, _ := capturetest.Read(t, p)
-		var own []storage.Message
-		for _, m := range all {
-			if !m.FromStore {
-				own = append(own, m)
-			}
-		}
-		k := 0
-		for _, m := range msgs {
-			if k < len(own) && string(m.Payload) == string(own[k].Payload) && m.TimeNS == own[k].TimeNS {
-				k++
-			}
-		}
-		if k != len(own) {
-			t.Errorf("%s: only %d of its %d messages appear in order", p, k, len(own))
-		}
+		checkOwnOrder(t, p, msgs)
 	}
 	t.Logf("%d of %d messages of one publisher follow a later one (receive times of two recorders)", outOfOrder, n)
 	slices.Sort(retained)
@@ -131,5 +116,27 @@ func TestMergeSharedSubscription(t *testing.T) {
 		if v != i {
 			t.Fatalf("merged payloads %v", got)
 		}
+	}
+}
+
+// checkOwnOrder checks that the live messages of the input at path appear
+// in merged in their own order.
+func checkOwnOrder(t *testing.T, path string, merged []storage.Message) {
+	t.Helper()
+	all, _, _ := capturetest.Read(t, path)
+	var own []storage.Message
+	for _, m := range all {
+		if !m.FromStore {
+			own = append(own, m)
+		}
+	}
+	k := 0
+	for _, m := range merged {
+		if k < len(own) && string(m.Payload) == string(own[k].Payload) && m.TimeNS == own[k].TimeNS {
+			k++
+		}
+	}
+	if k != len(own) {
+		t.Errorf("%s: only %d of its %d messages appear in order", path, k, len(own))
 	}
 }
