@@ -56,6 +56,21 @@ func dialCause(err error) string {
 	return innermost(err).Error()
 }
 
+// lost says why an established connection dropped, in mqtape's words.
+func lost(err error) error {
+	switch {
+	case err == nil:
+		return errors.New("the connection closed")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return errors.New("the broker closed the connection")
+	case errors.Is(err, syscall.ECONNRESET):
+		return errors.New("the connection was reset")
+	case isTimeout(err), strings.Contains(err.Error(), "pingresp not received"):
+		return errors.New("no answer from the broker within the keepalive interval")
+	}
+	return innermost(err)
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()

@@ -32,6 +32,19 @@ func TestUnreachableWording(t *testing.T) {
 		{paho(errors.New("non-CONNACK first packet received")), "is it an MQTT broker?"},
 		{paho(op(errors.New("something else"))), "something else"},
 	}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{io.EOF, "the broker closed the connection"},
+		{errors.New("pingresp not received, disconnecting"), "no answer from the broker within the keepalive interval"},
+		{op(os.NewSyscallError("read", syscall.ECONNRESET)), "the connection was reset"},
+		{nil, "the connection closed"},
+	} {
+		if got := lost(tt.err); got.Error() != tt.want {
+			t.Errorf("lost(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
 	for _, tt := range tests {
 		got := unreachable(b, tt.err)
 		if !errors.Is(got, mqtt.ErrUnreachable) || !strings.HasSuffix(got.Error(), tt.want) ||

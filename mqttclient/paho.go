@@ -100,7 +100,7 @@ func connectPaho(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Cli
 	})
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		if h.Lost != nil {
-			h.Lost(err)
+			h.Lost(lost(err))
 		}
 	})
 	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {

@@ -169,11 +169,8 @@ func (p *v5Client) watch(c *paho5.Client) {
 	p.mu.Lock()
 	err := p.lastErr
 	p.mu.Unlock()
-	if err == nil {
-		err = errors.New("connection closed")
-	}
 	if p.h.Lost != nil {
-		p.h.Lost(err)
+		p.h.Lost(lost(err))
 	}
 	if !p.o.AutoReconnect {
 		return
