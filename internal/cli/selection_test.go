@@ -48,8 +48,12 @@ func TestEmptySelection(t *testing.T) {
 			})
 		}
 	}
-	// A selection with messages still works.
+	// A selection with messages still works, and says so in the singular.
 	if code, stdout, stderr := runCLI(t, ctx, "export", in, "-t", "home/temp", "--from", "9s"); code != 0 || strings.Count(stdout, "\n") != 1 {
 		t.Errorf("export of one message: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr := runCLI(t, ctx, "cut", in, "-t", "home/temp", "--from", "9s", "-o", out)
+	if code != 0 || !strings.Contains(stderr, "cut 1 message (0 carried retained) from "+in+" into "+out+", 1 session\n") {
+		t.Errorf("cut of one message: exit %d\n%s", code, stderr)
 	}
 }
