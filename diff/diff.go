@@ -550,15 +550,11 @@ func num(b byte) []byte { return []byte(fmt.Sprint(b)) }
 // subscription identifiers (those belong to the recorder's subscription,
 // not to the message). Empty for none.
 func propsKey(p *mqtt.Properties) []byte {
-	if p == nil {
+	q := p.OfMessage()
+	if q == nil {
 		return nil
 	}
-	q := *p
-	q.SubscriptionIDs = nil
 	b, _ := json.Marshal(q)
-	if string(b) == "{}" {
-		return nil
-	}
 	return b
 }
 

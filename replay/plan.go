@@ -226,7 +226,7 @@ func (p *Player) Plan(ctx context.Context) (Plan, error) {
 			pl.Last = pm
 			pl.Messages++
 			pl.Bytes += int64(len(m.Payload))
-			if HasProps(m.Props) {
+			if m.Props.OfMessage() != nil {
 				pl.WithProps++
 			}
 			counts[m.Topic]++

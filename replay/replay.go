@@ -633,14 +633,13 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 		qos = p.cfg.QoS
 	}
 	var tok mqtt.Token
-	if pp, ok := p.pub.(mqtt.PropsPublisher); ok && m.Props != nil {
-		// MQTT 5: re-emit the recorded properties. Message expiry keeps its
-		// recorded value (not reduced by the time since recording).
-		props := *m.Props
-		props.SubscriptionIDs = nil // they belong to the recording's subscription, not the message
-		tok = pp.PublishProps(name, qos, retain, m.Payload, &props)
+	// MQTT 5: re-emit the recorded properties. Message expiry keeps its
+	// recorded value (not reduced by the time since recording).
+	props := m.Props.OfMessage()
+	if pp, ok := p.pub.(mqtt.PropsPublisher); ok && props != nil {
+		tok = pp.PublishProps(name, qos, retain, m.Payload, props)
 	} else {
-		if HasProps(m.Props) {
+		if props != nil {
 			p.propsDropped.Add(1)
 		}
 		tok = p.pub.Publish(name, qos, retain, m.Payload)
@@ -651,18 +650,6 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	win.add(tok)
 	p.published.Add(1)
 	return nil
-}
-
-// HasProps reports whether props carry anything a publish would send:
-// subscription identifiers belong to the recording's subscription, not to
-// the message.
-func HasProps(props *mqtt.Properties) bool {
-	if props == nil {
-		return false
-	}
-	q := *props
-	q.SubscriptionIDs = nil
-	return !q.IsEmpty()
 }
 
 // DoneToken returns a completed Token with err, for Publishers that finish

@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"iter"
 	"slices"
@@ -122,14 +123,12 @@ func newMergePlan(opts MergeOptions) *mergePlan {
 // topic, QoS, payload and properties (not the subscription identifiers).
 func storeKey(m *Message) [32]byte {
 	h := sha256.New()
-	h.Write([]byte(m.Topic))
+	h.Write([]byte(m.Topic)) // a topic name has no NUL
 	h.Write([]byte{0, m.QoS})
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(m.Payload))))
 	h.Write(m.Payload)
-	if m.Props != nil {
-		q := *m.Props
-		q.SubscriptionIDs = nil
+	if q := m.Props.OfMessage(); q != nil {
 		b, _ := json.Marshal(q)
-		h.Write([]byte{0})
 		h.Write(b)
 	}
 	var k [32]byte
