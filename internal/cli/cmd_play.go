@@ -250,14 +250,12 @@ func playProtocol(ctx context.Context, capture *storage.Capture, o *playOptions,
 		recorded5 = recorded5 || (s.Protocol == 5 && (o.query.Session == 0 || s.ID == o.query.Session))
 	}
 	v, _ := o.conn.version() // checked by parsePlay
-	switch {
-	case v == 0 && recorded5:
+	if v == 0 && recorded5 || v == 5 {
 		o.conn.protocol = "5"
 		return nil
-	case v == 0:
-		o.conn.protocol = "311"
-		return nil
-	case v == 5 || !recorded5:
+	}
+	o.conn.protocol = "311"
+	if v == 0 || !recorded5 {
 		return nil
 	}
 	p, err := replay.New(capture, noPublisher{}, o.config())
@@ -269,10 +267,10 @@ func playProtocol(ctx context.Context, capture *storage.Capture, o *playOptions,
 		return err
 	}
 	if pl.WithProps > 0 {
-		fmt.Fprintf(cio.stderr, "warning: %s was recorded with MQTT 5: over MQTT 3.1.1 (-V %s) %s of %s %s their properties "+
+		fmt.Fprintf(cio.stderr, "warning: %s was recorded with MQTT 5: over MQTT 3.1.1 (-V %s) %s of %s %s %s properties "+
 			"(content type, response topic, correlation data, user properties, expiry); leave out -V to replay as MQTT 5\n",
 			o.file, o.conn.protocol, humanize.Count(pl.WithProps, "message", "messages"), humanize.GroupDigits(pl.Messages),
-			humanize.Plural(pl.WithProps, "loses", "lose"))
+			humanize.Plural(pl.WithProps, "loses", "lose"), humanize.Plural(pl.WithProps, "its", "their"))
 	}
 	return nil
 }
