@@ -8,8 +8,19 @@
 // Within each topic the live messages of A and B are aligned in order (a
 // shortest edit script over their normalised payloads), so one lost message
 // shows as one missing message rather than as every later message changed.
+// A message that only moved within its topic (MQTT orders messages only per
+// publisher and QoS, so two recordings of the same traffic may interleave
+// differently) is paired with its counterpart as "moved", a difference only
+// with Options.StrictOrder.
 // Messages sent from the broker's retained store (from_store) are not live
-// traffic: they are compared as retained state only. Packet ids, dup flags,
+// traffic: they are compared as retained state only. mqtape play publishes a
+// capture's retained-store messages with retain=1 before its live traffic,
+// so a recording of the replay sees them as its first live messages: on a
+// topic where one side has a retained-store message and the other side
+// none, the other side's first live message on the topic is taken as its
+// retained state at the start (not as live traffic) when it has the same
+// payload and that side has exactly one live message more on the topic.
+// Packet ids, dup flags,
 // session layout and absolute times are never compared: two recordings of
 // the same deterministic traffic compare equal with the default Options.
 // MQTT 5 properties (Message.Props) are not compared yet: a message's
@@ -73,6 +84,9 @@ type Options struct {
 	// MaxDetails bounds the message differences listed per topic (0:
 	// DefaultMaxDetails, negative: none); the counts are always complete.
 	MaxDetails int
+	// StrictOrder makes messages that moved within their topic a
+	// difference; by default they are listed but tolerated.
+	StrictOrder bool
 }
 
 func (o *Options) norm() {
@@ -118,6 +132,7 @@ type ReportOptions struct {
 	CountTolerance int64    `json:"count_tolerance"`
 	IgnoreTiming   bool     `json:"ignore_timing"`
 	IgnoreFields   []string `json:"ignore_fields"`
+	StrictOrder    bool     `json:"strict_order"`
 }
 
 // TopicCount is a topic and its number of live messages.
@@ -146,16 +161,19 @@ type TopicDiff struct {
 	SizeChanged bool    `json:"size_changed"`
 	// Changed counts aligned message pairs whose payload (or QoS or retain
 	// flag) differs; Missing messages of A with no counterpart in B; Extra
-	// messages of B with no counterpart in A.
+	// messages of B with no counterpart in A; Moved identical messages at
+	// another place in the topic's order (significant only with
+	// Options.StrictOrder).
 	Changed  int64         `json:"changed"`
 	Missing  int64         `json:"missing"`
 	Extra    int64         `json:"extra"`
+	Moved    int64         `json:"moved"`
 	Messages []MessageDiff `json:"messages,omitempty"` // the first Options.MaxDetails
 }
 
 // MessageDiff is one message-level difference within a topic.
 type MessageDiff struct {
-	Kind string `json:"kind"` // "changed", "missing" (only in A) or "extra" (only in B)
+	Kind string `json:"kind"` // "changed", "missing" (only in A), "extra" (only in B) or "moved"
 	// IndexA/IndexB are 1-based positions among the topic's live messages
 	// (0: none); SeqA/SeqB the capture sequence numbers.
 	IndexA int   `json:"index_a,omitempty"`
@@ -192,6 +210,13 @@ type topicAcc struct {
 	retained      bool // has a retained message at the end
 	retainSeq     int64
 	retainPayload uint64
+	// The retained-store message (the latest one), and the first live
+	// message's payload hash and size: see restoredState.
+	storeSeq     int64
+	storePayload uint64
+	firstPayload uint64
+	firstBytes   int64
+	secondTime   int64 // time of the second live message
 }
 
 type side struct {
@@ -232,9 +257,16 @@ func Compare(ctx context.Context, a Source, nameA string, b Source, nameB string
 	}
 	r := &c.report
 	r.Options = ReportOptions{RateTolerance: opts.RateTolerance, SizeTolerance: opts.SizeTolerance,
-		CountTolerance: opts.CountTolerance, IgnoreTiming: opts.IgnoreTiming, IgnoreFields: []string{}}
+		CountTolerance: opts.CountTolerance, IgnoreTiming: opts.IgnoreTiming, IgnoreFields: []string{},
+		StrictOrder: opts.StrictOrder}
 	for _, p := range opts.IgnoreFields {
 		r.Options.IgnoreFields = append(r.Options.IgnoreFields, p.String())
+	}
+	for name, ta := range c.a.topics {
+		if tb := c.b.topics[name]; tb != nil {
+			restoredState(c.a, ta, tb)
+			restoredState(c.b, tb, ta)
+		}
 	}
 	r.A, r.B = c.summary(c.a), c.summary(c.b)
 	r.OnlyInA, r.OnlyInB, r.Topics, r.Retain = []TopicCount{}, []TopicCount{}, []TopicDiff{}, []RetainDiff{}
@@ -264,6 +296,28 @@ func Compare(ctx context.Context, a Source, nameA string, b Source, nameB string
 		r.Equal = r.Equal && !t.Significant
 	}
 	return r, nil
+}
+
+// restoredState recognises the retained state mqtape play restored (see the
+// package comment): when other has a retained-store message on the topic
+// and t none, and t's first live message has the same payload while t has
+// exactly one live message more, that message is t's retained state at the
+// start, not live traffic. The hashes compare payloads only: the retain
+// flag of a live message depends on the recording's protocol version.
+func restoredState(s *side, t, other *topicAcc) {
+	if other.storeSeq == 0 || t.storeSeq != 0 || len(t.hashes) != len(other.hashes)+1 ||
+		t.firstPayload != other.storePayload {
+		return
+	}
+	seq := t.seqs[0]
+	t.storeSeq, t.storePayload = seq, t.firstPayload
+	if t.retainSeq < seq { // no later retained message replaced it
+		t.retained, t.retainSeq, t.retainPayload = t.firstBytes > 0, seq, t.firstPayload
+	}
+	t.hashes, t.seqs = t.hashes[1:], t.seqs[1:]
+	t.bytes -= t.firstBytes
+	t.first = t.secondTime
+	s.live--
 }
 
 func liveCount(t *topicAcc) int64 {
@@ -319,6 +373,7 @@ func (c *comparer) scan(ctx context.Context, s *side) error {
 			t.retained, t.retainSeq, t.retainPayload = len(m.Payload) > 0, m.Seq, ph
 		}
 		if m.FromStore {
+			t.storeSeq, t.storePayload = m.Seq, ph
 			continue // state at subscribe time, not live traffic
 		}
 		var h maphash.Hash
@@ -327,8 +382,11 @@ func (c *comparer) scan(ctx context.Context, s *side) error {
 		h.WriteByte(b2i(m.Retain))
 		writeUint64(&h, ph)
 		h.Write(propsKey(m.Props))
-		if len(t.hashes) == 0 {
-			t.first = m.TimeNS
+		switch len(t.hashes) {
+		case 0:
+			t.first, t.firstPayload, t.firstBytes = m.TimeNS, ph, int64(len(m.Payload))
+		case 1:
+			t.secondTime = m.TimeNS
 		}
 		t.hashes = append(t.hashes, h.Sum64())
 		t.seqs = append(t.seqs, m.Seq)
@@ -421,6 +479,9 @@ func (c *comparer) compareTopic(ctx context.Context, name string, ta, tb *topicA
 		case opInsert:
 			td.Extra++
 			md = MessageDiff{Kind: "extra", IndexB: op.j + 1, SeqB: tb.seqs[op.j]}
+		case opMove:
+			td.Moved++
+			md = MessageDiff{Kind: "moved", IndexA: op.i + 1, IndexB: op.j + 1, SeqA: ta.seqs[op.i], SeqB: tb.seqs[op.j]}
 		}
 		if len(td.Messages) < o.MaxDetails {
 			if err := c.detail(ctx, &md); err != nil {
@@ -430,8 +491,8 @@ func (c *comparer) compareTopic(ctx context.Context, name string, ta, tb *topicA
 		}
 	}
 	td.Significant = td.CountChanged || td.RateChanged || td.SizeChanged || td.Changed > 0 ||
-		td.Missing > o.CountTolerance || td.Extra > o.CountTolerance
-	if !td.Significant && td.Missing == 0 && td.Extra == 0 && td.CountA == td.CountB {
+		td.Missing > o.CountTolerance || td.Extra > o.CountTolerance || (o.StrictOrder && td.Moved > 0)
+	if !td.Significant && td.Missing == 0 && td.Extra == 0 && td.Moved == 0 && td.CountA == td.CountB {
 		return nil, nil // identical (rate and size within tolerance are not news)
 	}
 	return td, nil
@@ -489,15 +550,11 @@ func num(b byte) []byte { return []byte(fmt.Sprint(b)) }
 // subscription identifiers (those belong to the recorder's subscription,
 // not to the message). Empty for none.
 func propsKey(p *mqtt.Properties) []byte {
-	if p == nil {
+	q := p.OfMessage()
+	if q == nil {
 		return nil
 	}
-	q := *p
-	q.SubscriptionIDs = nil
 	b, _ := json.Marshal(q)
-	if string(b) == "{}" {
-		return nil
-	}
 	return b
 }
 

@@ -254,10 +254,73 @@ func compareContentCases(t *testing.T) []compareCase {
 	}
 }
 
+// swapped is base(0) with the 3rd and 4th home/temp messages exchanged in
+// arrival order (as two publishers or two QoS levels may interleave).
+func swapped() []msg {
+	out := base(0)
+	var idx []int
+	for i, m := range out {
+		if m.topic == "home/temp" {
+			idx = append(idx, i)
+		}
+	}
+	x, y := idx[2], idx[3]
+	out[x].payload, out[y].payload = out[y].payload, out[x].payload
+	return out
+}
+
+// asReplayed is base(0) as a recording of its replay sees it: the restored
+// retained message arrives as the first live message (retain=0 over MQTT
+// 3.1.1, retain=1 over MQTT 5 with retain-as-published).
+func asReplayed(retain bool) []msg {
+	return mapMsgs(base(0), func(i int, m msg) (msg, bool) {
+		if m.store {
+			m.store, m.retain, m.at = false, retain, 0.05
+		}
+		return m, true
+	})
+}
+
+// compareReplayCases: order within a topic and the retained state restored by play.
+func compareReplayCases() []compareCase {
+	moved := func(t *testing.T, r *Report) {
+		if len(r.Topics) != 1 || r.Topics[0].Moved != 1 || r.Topics[0].Missing+r.Topics[0].Extra+r.Topics[0].Changed != 0 ||
+			r.Topics[0].Messages[0].Kind != "moved" || r.Topics[0].Messages[0].IndexA != 3 || r.Topics[0].Messages[0].IndexB != 4 {
+			t.Errorf("moved message not paired: %+v", r.Topics)
+		}
+	}
+	return []compareCase{
+		{name: "order within a topic", b: swapped(), equal: true, check: func(t *testing.T, r *Report) {
+			moved(t, r)
+			if r.Topics[0].Significant {
+				t.Errorf("order difference significant without StrictOrder")
+			}
+		}},
+		{name: "order within a topic, strict", b: swapped(), opts: Options{StrictOrder: true}, check: func(t *testing.T, r *Report) {
+			moved(t, r)
+			if r.Equal || !r.Topics[0].Significant {
+				t.Errorf("order difference not significant with StrictOrder")
+			}
+		}},
+		{name: "retained state restored by play (3.1.1)", b: asReplayed(false), equal: true, check: func(t *testing.T, r *Report) {
+			if r.B.Retained != 1 || r.B.Messages != r.A.Messages || len(r.Topics) != 0 {
+				t.Errorf("restored state not recognised: %+v %+v", r.B, r.Topics)
+			}
+		}},
+		{name: "retained state restored by play (5)", b: asReplayed(true), equal: true},
+		{name: "retained payload as live traffic, not a restore", b: append(asReplayed(false), msg{12, "home/door", "open", 1, false, false, nil}),
+			check: func(t *testing.T, r *Report) {
+				if len(r.OnlyInB) != 1 || r.OnlyInB[0] != (TopicCount{"home/door", 2}) || len(r.Retain) != 1 {
+					t.Errorf("two live messages taken for a restore: %+v %+v", r.OnlyInB, r.Retain)
+				}
+			}},
+	}
+}
+
 func TestCompare(t *testing.T) {
 	ctx := context.Background()
 	a := capture(t, base(0))
-	tests := slices.Concat(compareFieldCases(t), compareCountCases(), compareContentCases(t))
+	tests := slices.Concat(compareFieldCases(t), compareCountCases(), compareContentCases(t), compareReplayCases())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := Compare(ctx, a, "a.db", capture(t, tt.b), "b.db", tt.opts)
@@ -342,12 +405,33 @@ func TestFieldDiffsAndPaths(t *testing.T) {
 	}
 }
 
-// apply checks that ops pair every element of a and b once, in order, with
-// equal steps only on equal elements.
+// checkOps checks that ops pair every element of a and b once, equal,
+// change, delete and insert steps in order, with equal steps and moves only
+// on equal elements. A move counts as two edits (a deletion and an
+// insertion), like a change.
 func checkOps(t *testing.T, a, b []uint64, ops []op) (edits int) {
 	t.Helper()
-	i, j := 0, 0
+	movedA, movedB := map[int]bool{}, map[int]bool{}
 	for _, o := range ops {
+		if o.kind == opMove {
+			if a[o.i] != b[o.j] || movedA[o.i] || movedB[o.j] {
+				t.Fatalf("bad move %+v (a=%v b=%v)", o, a, b)
+			}
+			movedA[o.i], movedB[o.j] = true, true
+			edits += 2
+		}
+	}
+	i, j := 0, 0
+	skip := func() {
+		for movedA[i] {
+			i++
+		}
+		for movedB[j] {
+			j++
+		}
+	}
+	for _, o := range ops {
+		skip()
 		switch o.kind {
 		case opEqual, opChange:
 			if o.i != i || o.j != j || (o.kind == opEqual) != (a[i] == b[j]) {
@@ -372,6 +456,7 @@ func checkOps(t *testing.T, a, b []uint64, ops []op) (edits int) {
 			edits++
 		}
 	}
+	skip()
 	if i != len(a) || j != len(b) {
 		t.Fatalf("ops cover %d/%d and %d/%d", i, len(a), j, len(b))
 	}
@@ -397,8 +482,25 @@ func TestAlign(t *testing.T) {
 			t.Errorf("align(%q, %q): %d edits, want %d", tt.a, tt.b, got, tt.edits)
 		}
 	}
-	// Beyond maxEdits: paired by position.
+	// A message that moved is paired, not deleted and inserted.
+	if ops := align(runes("abcd"), runes("acbd")); len(ops) != 4 || ops[1].kind != opMove {
+		t.Errorf("align(abcd, acbd) = %+v, want one move", ops)
+	}
+	// Beyond maxEdits, matched by content: a shuffle is all moves and equal steps.
 	rng := rand.New(rand.NewPCG(1, 2))
+	var p []uint64
+	for k := range 4 * maxEdits {
+		p = append(p, uint64(k%500))
+	}
+	q := slices.Clone(p)
+	rng.Shuffle(len(q), func(i, j int) { q[i], q[j] = q[j], q[i] })
+	for _, o := range align(p, q) {
+		if o.kind != opEqual && o.kind != opMove {
+			t.Fatalf("shuffle aligned with %+v", o)
+		}
+	}
+	checkOps(t, p, q, align(p, q))
+	// Unrelated sequences beyond maxEdits: paired as changes.
 	var a, b []uint64
 	for range 3 * maxEdits {
 		a, b = append(a, rng.Uint64()), append(b, rng.Uint64())

@@ -5,14 +5,21 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/mqtape/mqtape/internal/humanize"
 )
 
 // WriteText writes the human form of a report.
 func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
-	p("A: %s (%d live messages, %d topics, %d retained)\n", r.A.Name, r.A.Messages, r.A.Topics, r.A.Retained)
-	p("B: %s (%d live messages, %d topics, %d retained)\n", r.B.Name, r.B.Messages, r.B.Topics, r.B.Retained)
+	for _, s := range []struct {
+		label string
+		side  Side
+	}{{"A", r.A}, {"B", r.B}} {
+		p("%s: %s (%s, %s, %d retained)\n", s.label, s.side.Name, humanize.Count(s.side.Messages, "live message", "live messages"),
+			humanize.Count(int64(s.side.Topics), "topic", "topics"), s.side.Retained)
+	}
 	for _, x := range []struct {
 		label string
 		list  []TopicCount
@@ -22,7 +29,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		p("\ntopics %s (%d):\n", x.label, len(x.list))
 		for _, t := range x.list {
-			p("  %s  (%d messages)\n", t.Topic, t.Count)
+			p("  %s  (%s)\n", t.Topic, humanize.Count(t.Count, "message", "messages"))
 		}
 	}
 	for _, t := range r.Topics {
@@ -43,6 +50,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		if t.Changed+t.Missing+t.Extra > 0 {
 			p("    %d changed, %d missing in B, %d extra in B\n", t.Changed, t.Missing, t.Extra)
 		}
+		if t.Moved > 0 {
+			p("    %s in another order%s\n", humanize.Count(t.Moved, "message", "messages"), orderNote(r.Options.StrictOrder))
+		}
 		for _, m := range t.Messages {
 			switch m.Kind {
 			case "changed":
@@ -52,14 +62,16 @@ func (r *Report) WriteText(w io.Writer) error {
 				p("    #%d missing in B (seq %d): %s\n", m.IndexA, m.SeqA, oneLine(m.PayloadA))
 			case "extra":
 				p("    #%d extra in B (seq %d): %s\n", m.IndexB, m.SeqB, oneLine(m.PayloadB))
+			case "moved":
+				p("    #%d→#%d moved (seq %d→%d)\n", m.IndexA, m.IndexB, m.SeqA, m.SeqB)
 			}
 		}
-		if n := t.Changed + t.Missing + t.Extra - int64(len(t.Messages)); n > 0 {
+		if n := t.Changed + t.Missing + t.Extra + t.Moved - int64(len(t.Messages)); n > 0 {
 			p("    … %d more\n", n)
 		}
 	}
 	if len(r.Retain) > 0 {
-		p("\nretained state at the end (%d topics differ):\n", len(r.Retain))
+		p("\nretained state at the end (%s):\n", differ(len(r.Retain), "topic", "topics"))
 		for _, d := range r.Retain {
 			switch d.Kind {
 			case "only_in_a":
@@ -89,15 +101,27 @@ func (r *Report) Verdict() string {
 	}
 	var parts []string
 	if k := len(r.OnlyInA) + len(r.OnlyInB); k > 0 {
-		parts = append(parts, fmt.Sprintf("%d topics on one side only", k))
+		parts = append(parts, humanize.Count(int64(k), "topic", "topics")+" on one side only")
 	}
 	if n > 0 {
-		parts = append(parts, fmt.Sprintf("%d topics differ", n))
+		parts = append(parts, differ(n, "topic", "topics"))
 	}
 	if len(r.Retain) > 0 {
-		parts = append(parts, fmt.Sprintf("%d retained states differ", len(r.Retain)))
+		parts = append(parts, differ(len(r.Retain), "retained state", "retained states"))
 	}
 	return "different: " + strings.Join(parts, ", ")
+}
+
+// differ says "1 topic differs" or "2 topics differ".
+func differ(n int, one, many string) string {
+	return humanize.Count(int64(n), one, many) + humanize.Plural(int64(n), " differs", " differ")
+}
+
+func orderNote(strict bool) string {
+	if strict {
+		return ""
+	}
+	return "  (tolerated: MQTT orders messages only per publisher and QoS; --strict-order counts it)"
 }
 
 func within(ok bool) string {

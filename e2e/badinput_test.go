@@ -165,6 +165,21 @@ func TestBadInputEveryVerb(t *testing.T) {
 	cases = append(cases,
 		badCase{"record", "empty output, unreachable broker", []string{"-o", env.files.empty, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.empty}},
 		badCase{"record", "capture output, unreachable broker", []string{"-o", env.files.good, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.good}})
+	// A selection that contains nothing is an error before anything is sent or written.
+	cutOut := filepath.Join(env.files.dir, "out-cut-empty.db")
+	for _, c := range []struct {
+		verb, name string
+		args       []string
+		code       int
+		want       string
+	}{
+		{"play", "from past the end", []string{env.files.good, "-b", env.closedURL, "--from", "1000h"}, exitError, "nothing selected"},
+		{"play", "reversed range", []string{env.files.good, "-b", env.closedURL, "--from", "5s", "--to", "1s"}, exitUsage, "is not before --to"},
+		{"export", "no topic matches", []string{env.files.good, "-t", "no/such/topic"}, exitError, "nothing selected: -t/-x match none of the"},
+		{"cut", "from past the end", []string{env.files.good, "-o", cutOut, "--from", "1000h"}, exitError, "nothing selected"},
+	} {
+		cases = append(cases, badCase{c.verb, "empty selection, " + c.name, c.args, []int{c.code}, c.want, []string{env.files.good}})
+	}
 
 	covered := map[string]int{}
 	for _, c := range cases {

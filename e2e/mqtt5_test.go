@@ -109,11 +109,12 @@ func mqtt5RoundTrip(t *testing.T, srcURL, dstURL string) {
 		t.Errorf("properties printed for a message without: %s", out)
 	}
 
-	// Replay with -V 5 into dst, recorded there with -V 5.
+	// Replay into dst (as MQTT 5, the capture's version, without -V),
+	// recorded there with -V 5.
 	second := filepath.Join(t.TempDir(), "v5-replayed.db")
 	wait = recordCLI(t, context.Background(), second, "--broker", dstURL, "-V", "5", "--quiet", "--count", "5")
-	if code, _, stderr := runCLI(t, context.Background(), "play", first, "--broker", dstURL, "-V", "5", "--speed", "max", "--quiet"); code != 0 {
-		t.Fatalf("play -V 5: exit %d %s", code, stderr)
+	if code, _, stderr := runCLI(t, context.Background(), "play", first, "--broker", dstURL, "--speed", "max", "--quiet"); code != 0 {
+		t.Fatalf("play an MQTT 5 capture: exit %d %s", code, stderr)
 	}
 	if code, _, stderr := wait(); code != 0 {
 		t.Fatalf("record replayed: exit %d %s", code, stderr)
@@ -130,6 +131,21 @@ func mqtt5RoundTrip(t *testing.T, srcURL, dstURL string) {
 	}
 	if m := byTopic["dev/1/bin"]; m.Props == nil || !bytes.Equal(m.Props.CorrelationData, []byte{0xde, 0xad, 0xbe, 0xef}) || m.QoS != 2 {
 		t.Errorf("replayed binary correlation = %+v", m)
+	}
+	if code, out, _ := runCLI(t, context.Background(), "diff", first, second); code != exitOK {
+		t.Errorf("diff of an MQTT 5 capture and the recording of its replay: exit %d\n%s", code, out)
+	}
+
+	// -V 311 replays without the properties and says how many lose them.
+	code, out, stderr := runCLI(t, context.Background(), "play", first, "--broker", dstURL, "-V", "311", "--speed", "max", "--json")
+	var rep struct {
+		PropsDropped int64 `json:"properties_dropped"`
+	}
+	json.Unmarshal([]byte(out), &rep)
+	if code != exitOK || rep.PropsDropped != 2 ||
+		!strings.Contains(stderr, "was recorded with MQTT 5: over MQTT 3.1.1 (-V 311) 2 messages of 5 lose their properties") ||
+		!strings.Contains(stderr, "2 messages published without their MQTT 5 properties") {
+		t.Errorf("play -V 311 of an MQTT 5 capture: exit %d, %d dropped\n%s", code, rep.PropsDropped, stderr)
 	}
 }
 

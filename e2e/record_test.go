@@ -165,9 +165,9 @@ func TestRecordInfoExportEndToEnd(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 3 || strings.Contains(out, "home/") {
 		t.Errorf("exclude: %q", out)
 	}
-	code, out, _ = runCLI(t, context.Background(), "export", "--to", "0s", path)
-	if code != 0 || out != "" {
-		t.Errorf("--to 0s selected %q", out)
+	code, out, errOut := runCLI(t, context.Background(), "export", "--to", "0s", path)
+	if code != exitError || out != "" || !strings.Contains(errOut, "nothing selected") {
+		t.Errorf("--to 0s: exit %d, selected %q\n%s", code, out, errOut)
 	}
 }
 

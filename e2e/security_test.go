@@ -5,14 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/storage"
 )
 
 // secret is the password the leak tests look for.
@@ -144,5 +148,49 @@ func TestPasswordNeverLeaks(t *testing.T) {
 				t.Errorf("info --json printed nothing useful: %q", outputs[4])
 			}
 		})
+	}
+}
+
+// TestRefusalsInOwnWords: a refused login says what mqtape did not send,
+// over MQTT 3.1.1 and 5, for record and play; an unreachable broker is
+// described without the MQTT library's text.
+func TestRefusalsInOwnWords(t *testing.T) {
+	b := testbroker.StartWithPassword(t, "alice", secret)
+	dir := t.TempDir()
+	t.Setenv("MQTAPE_PASSWORD", "")
+	capture := capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(0, "a", 0, "x")})
+	for _, v := range []string{"311", "5"} {
+		for _, tt := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"username without password", []string{"-u", "alice"},
+				`no password given for "alice": set MQTAPE_PASSWORD, --password-file or --ask-password`},
+			{"no credentials", nil, "no username or password given: use -u USER with MQTAPE_PASSWORD, --password-file or --ask-password"},
+		} {
+			for _, verb := range [][]string{{"record", "-o", filepath.Join(dir, "r.db")}, {"play", capture}} {
+				t.Run(v+" "+verb[0]+" "+tt.name, func(t *testing.T) {
+					args := append(append(slices.Clone(verb), "-b", b.URL(), "-V", v), tt.args...)
+					code, _, stderr := runCLI(t, context.Background(), args...)
+					if code != exitConnection || !strings.Contains(stderr, "connection refused by broker") || !strings.Contains(stderr, tt.want) {
+						t.Errorf("exit %d, want %d and %q:\n%s", code, exitConnection, tt.want, stderr)
+					}
+				})
+			}
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "mqtt://" + l.Addr().String()
+	l.Close()
+	for _, v := range []string{"311", "5"} {
+		code, _, stderr := runCLI(t, context.Background(), "record", "-b", closed, "-V", v, "-o", filepath.Join(dir, "u.db"))
+		if code != exitConnection || !strings.Contains(stderr, "broker unreachable: "+closed+": connection refused: is a broker listening on that port?") ||
+			strings.Contains(stderr, "network Error") || strings.Contains(stderr, "dial tcp") {
+			t.Errorf("-V %s unreachable: exit %d\n%s", v, code, stderr)
+		}
 	}
 }

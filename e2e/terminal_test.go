@@ -260,3 +260,26 @@ func TestPlayConfirmsNonLoopback(t *testing.T) {
 		t.Errorf("loopback plays delivered %d messages, want 4", len(got))
 	}
 }
+
+// TestPlayKeysOnTerminal: on a terminal play names its keys (q among them);
+// + doubles the speed and q stops, and the report gives the speed at the
+// end and the one it started with.
+func TestPlayKeysOnTerminal(t *testing.T) {
+	bin := testbroker.BuildMqtape(t)
+	var msgs []storage.Message
+	for i := range 50 {
+		msgs = append(msgs, capturetest.Msg(time.Duration(i)*200*time.Millisecond, "tick", 0, fmt.Sprint(i)))
+	}
+	capture := capturetest.WriteOffsets(t, msgs)
+	b := testbroker.StartEmbedded(t, broker.Options{MaxPending: 1 << 20})
+	sub := testbroker.Subscribe(t, b.URL())
+	tm := runOnTerminal(t, bin, "play", capture, "-b", b.URL())
+	tm.waitFor(t, "keys: space pause/resume, → step, +/- speed, q or Ctrl-C stop")
+	sub.Wait(t, 1)
+	io.WriteString(tm.master, "+")
+	tm.waitFor(t, "×2") // the progress line shows the new speed
+	io.WriteString(tm.master, "q")
+	if code := tm.wait(t); code != exitInterrupted || !strings.Contains(tm.text(), ", speed 2 (started at 1)") {
+		t.Errorf("exit %d, want %d and the speed at the end\n%s", code, exitInterrupted, tm.text())
+	}
+}

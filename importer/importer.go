@@ -94,6 +94,12 @@ type Result struct {
 	Clamped int64
 	// Notes are remarks that are not errors (e.g. dropped MQTT 5 properties).
 	Notes []string
+	// PropsTruncated counts imported messages whose MQTT 5 properties may
+	// be cut short (mosquitto_sub prints correlation data only up to its
+	// first NUL byte); PropsTruncatedAt says where, for the first few. They
+	// are imported as read, and stored as import_problem events.
+	PropsTruncated   int64
+	PropsTruncatedAt []string
 }
 
 // Progress is a live snapshot.
@@ -281,6 +287,19 @@ func (im *Importer) problem(ctx context.Context, where string, err error) {
 		im.event(ctx, EventProblem, p.String(), im.w.LastTime())
 	case im.problems == maxProblemEvents:
 		im.event(ctx, EventProblem, "further problems are only counted", im.w.LastTime())
+	}
+}
+
+// propsTruncated counts a message imported with properties that may be cut
+// short, and stores it as an event like a problem.
+func (im *Importer) propsTruncated(ctx context.Context, where, what string) {
+	im.res.PropsTruncated++
+	if len(im.res.PropsTruncatedAt) < 10 {
+		im.res.PropsTruncatedAt = append(im.res.PropsTruncatedAt, where)
+	}
+	im.problems++
+	if im.problems < maxProblemEvents {
+		im.event(ctx, EventProblem, where+": "+what+" (imported as read)", im.w.LastTime())
 	}
 }
 

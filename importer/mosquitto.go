@@ -300,6 +300,13 @@ func (im *Importer) readMosquitto(ctx context.Context, br *bufio.Reader) error {
 			}
 		}
 		m.OffsetNS = max(m.TimeNS-im.w.SessionStart(), 0)
+		if m.Props != nil && m.Props.CorrelationData != nil && (len(m.Props.CorrelationData) == 0 || !utf8.Valid(m.Props.CorrelationData)) {
+			im.propsTruncated(ctx, fmt.Sprintf("line %d", n), correlationCut)
+		}
 		return im.add(ctx, m)
 	})
 }
+
+// correlationCut explains binary or empty correlation data in mosquitto_sub
+// output: it may have been cut short.
+const correlationCut = "correlation data is binary or empty: mosquitto_sub prints it only up to its first NUL byte, so it may be cut short"

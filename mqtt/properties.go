@@ -28,3 +28,19 @@ func (p *Properties) IsEmpty() bool {
 	return p.ContentType == "" && p.PayloadFormat == nil && p.MessageExpiry == nil && p.ResponseTopic == "" &&
 		p.CorrelationData == nil && len(p.UserProperties) == 0 && len(p.SubscriptionIDs) == 0
 }
+
+// OfMessage returns the properties that belong to the message itself: a
+// copy without the subscription identifiers (they belong to the
+// subscription it was received on), or nil when nothing else is set. A
+// replay re-sends these; two messages are the same when these are.
+func (p *Properties) OfMessage() *Properties {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.SubscriptionIDs = nil
+	if q.IsEmpty() {
+		return nil
+	}
+	return &q
+}

@@ -100,7 +100,7 @@ func connectPaho(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Cli
 	})
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		if h.Lost != nil {
-			h.Lost(err)
+			h.Lost(lost(err))
 		}
 	})
 	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
@@ -129,7 +129,7 @@ func connectError(b mqtt.Broker, err error) error {
 			return &mqtt.RefusedError{Code: code, Reason: mqtt.ConnackReason(code)}
 		}
 	}
-	return fmt.Errorf("%w: %s: %v", mqtt.ErrUnreachable, b, err)
+	return unreachable(b, err)
 }
 
 func (p *pahoClient) Subscribe(ctx context.Context, subs []mqtt.Subscription) ([]byte, error) {

@@ -60,7 +60,7 @@ func connectPaho5(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Cl
 func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 	conn, err := dialConn(ctx, p.o.Broker, p.tlsCfg, p.o.ConnectTimeout, modeOf(p.o))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", mqtt.ErrUnreachable, p.o.Broker, err)
+		return nil, unreachable(p.o.Broker, err)
 	}
 	var c *paho5.Client
 	cfg := paho5.ClientConfig{
@@ -112,11 +112,11 @@ func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		hint := ""
 		if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "EOF") {
-			hint = " (the broker closed the connection at CONNECT: does it speak MQTT 5? try -V 311)"
+			return nil, fmt.Errorf("%w: %s: the broker closed the connection at CONNECT: does it speak MQTT 5? try -V 311",
+				mqtt.ErrUnreachable, p.o.Broker)
 		}
-		return nil, fmt.Errorf("%w: %s: %v%s", mqtt.ErrUnreachable, p.o.Broker, err, hint)
+		return nil, unreachable(p.o.Broker, err)
 	}
 	p.mu.Lock()
 	p.maxPacket = 0
@@ -169,11 +169,8 @@ func (p *v5Client) watch(c *paho5.Client) {
 	p.mu.Lock()
 	err := p.lastErr
 	p.mu.Unlock()
-	if err == nil {
-		err = errors.New("connection closed")
-	}
 	if p.h.Lost != nil {
-		p.h.Lost(err)
+		p.h.Lost(lost(err))
 	}
 	if !p.o.AutoReconnect {
 		return

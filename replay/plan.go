@@ -135,6 +135,9 @@ type Plan struct {
 	Messages int64   // messages per pass, retained restores included
 	Restored int64   // retained restores per pass
 	Bytes    int64   // payload bytes per pass
+	// WithProps counts the messages per pass that carry MQTT 5 properties
+	// (subscription identifiers aside): an MQTT 3.1.1 replay drops them.
+	WithProps int64
 	// Duration is one pass in capture time (after MaxGap); divide by the
 	// speed for wall time.
 	Duration time.Duration
@@ -223,6 +226,9 @@ func (p *Player) Plan(ctx context.Context) (Plan, error) {
 			pl.Last = pm
 			pl.Messages++
 			pl.Bytes += int64(len(m.Payload))
+			if m.Props.OfMessage() != nil {
+				pl.WithProps++
+			}
 			counts[m.Topic]++
 		}
 		if b.err != nil {

@@ -233,8 +233,8 @@ func TestPauseStepResumeAndSpeedReanchor(t *testing.T) {
 		if rep.Intended != 1500*time.Millisecond || rep.Actual != 1500*time.Millisecond || rep.Lateness.Count != 5 {
 			t.Errorf("report = %+v", rep)
 		}
-		if p.Speed() != 2 {
-			t.Errorf("speed = %v", p.Speed())
+		if p.Speed() != 2 || rep.Speed != 2 || rep.StartSpeed != 1 {
+			t.Errorf("speed = %v, report: speed %v, started at %v", p.Speed(), rep.Speed, rep.StartSpeed)
 		}
 	})
 }

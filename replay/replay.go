@@ -130,8 +130,13 @@ type Config struct {
 type Report struct {
 	Published int64 // messages handed to the Publisher, retained restores included
 	Restored  int64 // retained-state restores among them
-	Passes    int   // passes started
-	Speed     float64
+	// PropsDropped counts published messages whose MQTT 5 properties were
+	// not sent: the Publisher is not an mqtt.PropsPublisher (MQTT 3.1.1).
+	PropsDropped int64
+	Passes       int // passes started
+	// Speed is the playback rate at the end (after SetSpeed); StartSpeed
+	// the rate Run started with (Config.Speed).
+	Speed, StartSpeed float64
 	// Intended is the sum of the scheduled gaps between consecutive timed
 	// publishes (capture gaps after MaxGap, divided by the speed); Actual is
 	// the sum of the same gaps as they happened. Gaps across a pause, a
@@ -195,7 +200,7 @@ type Player struct {
 	lastLate time.Duration
 	win      *window
 
-	published, restored atomic.Int64
+	published, restored, propsDropped atomic.Int64
 }
 
 // New checks cfg and prepares a Player.
@@ -402,8 +407,9 @@ func (p *Player) Run(ctx context.Context) (Report, error) {
 	acancel()
 	rep.AckFailures = win.failures.Load()
 	rep.AckError = win.err()
-	rep.Published, rep.Restored = p.published.Load(), p.restored.Load()
+	rep.Published, rep.Restored, rep.PropsDropped = p.published.Load(), p.restored.Load(), p.propsDropped.Load()
 	rep.Elapsed = p.clock.Now().Sub(start)
+	rep.StartSpeed, rep.Speed = p.cfg.Speed, p.Speed()
 	if ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())) {
 		rep.Interrupted = true
 		err = ctx.Err()
@@ -627,13 +633,15 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 		qos = p.cfg.QoS
 	}
 	var tok mqtt.Token
-	if pp, ok := p.pub.(mqtt.PropsPublisher); ok && m.Props != nil {
-		// MQTT 5: re-emit the recorded properties. Message expiry keeps its
-		// recorded value (not reduced by the time since recording).
-		props := *m.Props
-		props.SubscriptionIDs = nil // they belong to the recording's subscription, not the message
-		tok = pp.PublishProps(name, qos, retain, m.Payload, &props)
+	// MQTT 5: re-emit the recorded properties. Message expiry keeps its
+	// recorded value (not reduced by the time since recording).
+	props := m.Props.OfMessage()
+	if pp, ok := p.pub.(mqtt.PropsPublisher); ok && props != nil {
+		tok = pp.PublishProps(name, qos, retain, m.Payload, props)
 	} else {
+		if props != nil {
+			p.propsDropped.Add(1)
+		}
 		tok = p.pub.Publish(name, qos, retain, m.Payload)
 	}
 	if tok == nil {

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"iter"
 	"slices"
@@ -27,13 +29,22 @@ type MergeReport struct {
 	Messages int64
 	// Sessions counts the input sessions merged (those with messages).
 	Sessions int
+	// RetainedDuplicates counts the retained-store messages left out
+	// because an identical one (topic, QoS, payload, properties) was
+	// written already: every recorder of a shared subscription gets the
+	// broker's retained store.
+	RetainedDuplicates int64
 }
 
 // Merge writes the messages of every session of every input into one new
-// session of out (source "merge"), ordered by ts_ns; ties keep the inputs'
-// order, then seq. Each input session is read in seq order (its times
-// never decrease), so this k-way merge holds one message per input session
-// in memory. The session is the union of the inputs': the earliest start
+// session of out (source "merge"), ordered by receive time (ts_ns); ties
+// go to the input given first (then the earlier session of that input),
+// and within one input session its own order (seq) is always kept. Each
+// input session is read in seq order (its times never decrease), so this
+// k-way merge holds one message per input session in memory. A
+// retained-store message identical to one already written (topic, QoS,
+// payload, properties) is left out: recorders of one shared subscription
+// each get the broker's retained store. The session is the union of the inputs': the earliest start
 // (offsets count from it), the highest protocol, every broker, client id
 // and filter once, the sum of the drop counts. Every input session's
 // events are kept, in time order, each input session named by a "merged"
@@ -53,7 +64,7 @@ func Merge(ctx context.Context, ins []*Capture, out *Capture, opts MergeOptions)
 	if err != nil {
 		return MergeReport{}, err
 	}
-	return MergeReport{Messages: n, Sessions: p.order}, nil
+	return MergeReport{Messages: n, Sessions: p.order, RetainedDuplicates: p.dupes}, nil
 }
 
 // mergeHead is the next message of one input session.
@@ -96,13 +107,33 @@ type mergePlan struct {
 	clients []string
 	filters map[string]bool
 	dropped int64
+	stored  map[[32]byte]bool // retained-store messages written (storeKey)
+	dupes   int64
 }
 
 func newMergePlan(opts MergeOptions) *mergePlan {
 	return &mergePlan{
 		info:    SessionInfo{Source: "merge", Version: opts.Version, Host: opts.Host, StartedNS: -1},
 		filters: map[string]bool{},
+		stored:  map[[32]byte]bool{},
 	}
+}
+
+// storeKey identifies a retained-store message by what a subscriber gets:
+// topic, QoS, payload and properties (not the subscription identifiers).
+func storeKey(m *Message) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(m.Topic)) // a topic name has no NUL
+	h.Write([]byte{0, m.QoS})
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(m.Payload))))
+	h.Write(m.Payload)
+	if q := m.Props.OfMessage(); q != nil {
+		b, _ := json.Marshal(q)
+		h.Write(b)
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // stop releases the input sessions still being read.
@@ -211,10 +242,18 @@ func (p *mergePlan) writeNext(ctx context.Context, w *SessionWriter, progress *a
 	top := p.heads[0]
 	m := top.m
 	m.OffsetNS = max(m.TimeNS-p.info.StartedNS, 0)
-	if err := w.Add(ctx, m); err != nil {
+	dup := false
+	if m.FromStore {
+		k := storeKey(&m)
+		dup = p.stored[k]
+		p.stored[k] = true
+	}
+	if dup {
+		p.dupes++
+	} else if err := w.Add(ctx, m); err != nil {
 		return err
 	}
-	if progress != nil {
+	if progress != nil && !dup {
 		progress.Add(1)
 	}
 	nm, err, ok := top.next()

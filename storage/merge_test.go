@@ -51,6 +51,11 @@ func at(ms int64, p string) Message {
 	return Message{OffsetNS: ms * 1e6, Topic: "t", Payload: []byte(p)}
 }
 
+// store is a retained-store message on topic at offset ms.
+func store(ms int64, topic, p string) Message {
+	return Message{OffsetNS: ms * 1e6, Topic: topic, Retain: true, FromStore: true, QoS: 1, Payload: []byte(p)}
+}
+
 func TestMergeOrder(t *testing.T) {
 	start := func(ms int64) SessionInfo { return SessionInfo{Source: "subscriber", StartedNS: t0 + ms*1e6} }
 	tests := []struct {
@@ -86,6 +91,15 @@ func TestMergeOrder(t *testing.T) {
 			},
 			want:   "a0 b60 a100",
 			report: MergeReport{Messages: 3, Sessions: 3},
+		},
+		{
+			name: "identical retained-store messages kept once",
+			inputs: [][]testSession{
+				{{info: start(0), msgs: []Message{store(0, "s", "on"), store(0, "u", "1"), at(10, "a1")}}},
+				{{info: start(5), msgs: []Message{store(0, "s", "on"), store(0, "u", "2"), at(10, "b1")}}},
+			},
+			want:   "on 1 2 a1 b1",
+			report: MergeReport{Messages: 5, Sessions: 2, RetainedDuplicates: 1},
 		},
 		{
 			name: "no messages at all writes nothing",

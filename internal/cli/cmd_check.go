@@ -102,8 +102,9 @@ func printCheck(cio *cliIO, r *storage.CheckReport) {
 	if r.Messages > 0 {
 		seqs = fmt.Sprintf(" (seq %d–%d)", r.FirstSeq, r.LastSeq)
 	}
-	fmt.Fprintf(w, "contents:  %d sessions, %s messages%s, %s topics, %s events\n", r.Sessions, humanize.GroupDigits(r.Messages), seqs,
-		humanize.GroupDigits(r.Topics), humanize.GroupDigits(r.Events))
+	fmt.Fprintf(w, "contents:  %s, %s%s, %s, %s\n", humanize.Count(int64(r.Sessions), "session", "sessions"),
+		humanize.Count(r.Messages, "message", "messages"), seqs, humanize.Count(r.Topics, "topic", "topics"),
+		humanize.Count(r.Events, "event", "events"))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note:      %s\n", n.Detail)
 	}

@@ -27,6 +27,11 @@ state as it was at that moment. Events inside the slice are copied too.
 --from/--to take an offset into each session (90s, 1m30s) or an RFC 3339
 time; the slice is [from, to). IN is only read, never changed.
 
+A slice that contains nothing (--from past the end, a -t/-x that
+matches no topic) is an error (exit 1) that says what the capture holds: its
+topics, or its sessions and their span; --from not before --to is a usage
+error (exit 2).
+
 Exit codes: 0 done, 1 error, 2 usage, 4 IN is not a readable capture (or
 OUT exists and is not a capture).`
 
@@ -76,6 +81,9 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	if err := notSameFile(o.in, o.out); err != nil {
 		return err
 	}
+	if err := checkNotEmpty(ctx, in, o.in, o.query); err != nil {
+		return err
+	}
 	created := !fileExists(o.out)
 	out, err := storage.OpenWrite(o.out)
 	if err != nil {
@@ -107,8 +115,9 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 		return fmt.Errorf("cut %s: no message in the slice (nothing written)", o.in)
 	}
 	if !o.quiet {
-		fmt.Fprintf(cio.stderr, "cut %s messages (%s carried retained) from %s into %s, %d sessions\n",
-			humanize.GroupDigits(res.Messages), humanize.GroupDigits(res.Carried), o.in, o.out, res.Sessions)
+		fmt.Fprintf(cio.stderr, "cut %s (%s carried retained) from %s into %s, %s\n",
+			humanize.Count(res.Messages, "message", "messages"), humanize.GroupDigits(res.Carried), o.in, o.out,
+			humanize.Count(int64(res.Sessions), "session", "sessions"))
 	}
 	return nil
 }

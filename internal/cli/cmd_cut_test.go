@@ -161,7 +161,7 @@ func TestCutErrors(t *testing.T) {
 		{[]string{in, "-o", in}, exitUsage, "is the input"},
 		{[]string{in, "-o", filepath.Join(dir, "y.db"), "--from", "soon"}, exitUsage, "--from"},
 		{[]string{filepath.Join(dir, "nope.db"), "-o", filepath.Join(dir, "z.db")}, exitCapture, "no such file"},
-		{[]string{in, "-o", filepath.Join(dir, "empty.db"), "--from", "1h"}, exitError, "no message in the slice"},
+		{[]string{in, "-o", filepath.Join(dir, "empty.db"), "--from", "1h"}, exitError, "nothing selected: " + in + " holds 1 session of 9.5s"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runCLI(t, ctx, append([]string{"cut"}, tt.args...)...)

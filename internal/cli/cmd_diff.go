@@ -28,12 +28,24 @@ Compare two captures for regression checks, A being the baseline:
     JSON objects and arrays are compared field by field (key order and
     number spelling do not matter; --ignore-field leaves fields out), other
     payloads byte by byte; QoS and retain flags count too;
+  - messages that only moved within their topic's order are paired and
+    listed as moved: MQTT orders messages per publisher and QoS only, so
+    two recordings of the same traffic may interleave differently. They
+    are a difference only with --strict-order;
   - the retained state at the end: per topic, the last retained message
     (messages from the broker's retained store at subscribe time, and live
-    messages recorded with retain=1 by mqtape serve or imports).
+    messages recorded with retain=1 by mqtape serve, imports or MQTT 5).
 
 Packet ids, dup flags, absolute times and the session layout are not
 compared, so two recordings of the same deterministic traffic are equal.
+
+A capture and the recording of its replay are equal too: mqtape play
+publishes the retained state first (retain=1), so the recording of the
+replay sees it as the first live message on those topics. When one side
+has a retained-store message on a topic and the other has none, the other
+side's first live message there counts as its retained state at the start
+when it has the same payload and that side has exactly one live message
+more on the topic.
 
 --ignore-field PATH: dot-separated keys with [N] indexes, e.g. ts, meta.seq,
 readings[0].t; * matches any one key or index, ** any depth (**.ts: every
@@ -46,6 +58,7 @@ const diffExamples = `  mqtape diff before.db after.db
   mqtape diff --ignore-field ts --ignore-field '**.seq' golden.db run.db
   mqtape diff -t 'plant/#' --count-tolerance 2 --rate-tolerance 20% a.db b.db
   mqtape diff --ignore-timing --json a.db b.db | jq '.topics[] | select(.significant)'
+  mqtape diff --strict-order golden.db run.db                       # the order within each topic counts too
 `
 
 type diffOptions struct {
@@ -69,6 +82,7 @@ func parseDiff(args []string, cio *cliIO) (diffOptions, error) {
 	fs.Int64Var(&o.countTolerance, "count-tolerance", 0, "messages per topic that may be missing or extra")
 	fs.StringVar(&o.sizeTolerance, "size-tolerance", "10%", "per-topic mean payload size change tolerated")
 	fs.BoolVar(&o.ignoreTiming, "ignore-timing", false, "do not compare rates")
+	fs.BoolVar(&o.opts.StrictOrder, "strict-order", false, "messages in another order within a topic are a difference")
 	fs.StringArrayVar(&o.ignoreFields, "ignore-field", nil, "JSON field to leave out of payload comparisons (repeatable)")
 	fs.IntVar(&o.maxDetails, "max-details", diff.DefaultMaxDetails, "message differences listed per topic (counts are complete)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")

@@ -20,8 +20,9 @@ func TestParseDiff(t *testing.T) {
 			return o.a == "a.db" && o.b == "b.db" && o.opts.RateTolerance == 0.1 && o.opts.CountTolerance == 0 && !o.json
 		}},
 		{[]string{"--rate-tolerance", "25%", "--count-tolerance", "3", "--ignore-timing", "--json", "a", "b"}, true, func(o diffOptions) bool {
-			return o.opts.RateTolerance == 0.25 && o.opts.CountTolerance == 3 && o.opts.IgnoreTiming && o.json
+			return o.opts.RateTolerance == 0.25 && o.opts.CountTolerance == 3 && o.opts.IgnoreTiming && o.json && !o.opts.StrictOrder
 		}},
+		{[]string{"--strict-order", "a", "b"}, true, func(o diffOptions) bool { return o.opts.StrictOrder }},
 		{[]string{"--rate-tolerance", "0.05", "--size-tolerance", "0", "a", "b"}, true, func(o diffOptions) bool {
 			return o.opts.RateTolerance == 0.05 && o.opts.SizeTolerance > 0 && o.opts.SizeTolerance < 1e-9
 		}},

@@ -22,7 +22,12 @@ client_id (the publisher, in captures made by mqtape serve; else empty),
 payload_b64 (always), payload (the text, only when valid UTF-8), and
 properties (MQTT 5 only, when present: content_type, payload_format,
 message_expiry, response_topic, correlation_data_b64, user_properties as a
-list of {"key","value"} in order, subscription_ids).`
+list of {"key","value"} in order, subscription_ids).
+
+A selection that contains nothing (--from past the end, a -t/-x that
+matches no topic) is an error (exit 1) that says what the capture holds: its
+topics, or its sessions and their span; --from not before --to is a usage
+error (exit 2).`
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format csv -t 'plant/+/temp' capture.db > temps.csv
@@ -69,6 +74,9 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer c.Close()
+	if err := checkNotEmpty(ctx, c, o.file, q); err != nil {
+		return err
+	}
 	bw := bufio.NewWriterSize(cio.stdout, 256<<10)
 	defer bw.Flush()
 	var cw *csv.Writer

@@ -45,8 +45,11 @@ A line or packet that cannot be imported is counted, reported on stderr and
 stored as an import_problem event; the rest is imported. Messages whose time
 goes backwards (input not in time order) keep their order and get the
 previous message's time (reported as clamped). MQTT 5 properties are kept
-(JSON lines, mosquitto_sub -V 5 -F %j, pcap). The input is only read, never
-changed.
+(JSON lines, mosquitto_sub -V 5 -F %j, pcap). mosquitto_sub cuts binary
+payloads and correlation data at their first NUL byte: a payload shorter
+than its payloadlen is a bad line; correlation data that is binary or empty
+is imported as read, with a warning that counts such messages (and an
+import_problem event for each). The input is only read, never changed.
 
 Exit codes: 0 imported (even with bad lines, unless --strict), 1 error
 (input unreadable or unknown, nothing importable, --strict with bad lines),
@@ -196,11 +199,12 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 		for _, s := range res.Sessions {
 			ids = append(ids, fmt.Sprint(s))
 		}
-		fmt.Fprintf(w, "imported %s messages (%s) from %s into %s, session %s\n",
-			humanize.GroupDigits(res.Messages), res.Format, name, out, strings.Join(ids, ", "))
+		fmt.Fprintf(w, "imported %s (%s) from %s into %s, %s %s\n",
+			humanize.Count(res.Messages, "message", "messages"), res.Format, name, out,
+			humanize.Plural(int64(len(ids)), "session", "sessions"), strings.Join(ids, ", "))
 	}
 	if res.Bad > 0 {
-		fmt.Fprintf(w, "%s lines or packets could not be imported:\n", humanize.GroupDigits(res.Bad))
+		fmt.Fprintf(w, "%s could not be imported:\n", humanize.Count(res.Bad, "line or packet", "lines or packets"))
 		for _, p := range res.Problems {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
@@ -209,7 +213,14 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 		}
 	}
 	if res.Clamped > 0 {
-		fmt.Fprintf(w, "%s messages were out of time order: kept in input order with the previous message's time\n", humanize.GroupDigits(res.Clamped))
+		fmt.Fprintf(w, "%s out of time order: kept in input order with the previous message's time\n",
+			humanize.Count(res.Clamped, "message was", "messages were"))
+	}
+	if res.PropsTruncated > 0 {
+		fmt.Fprintf(w, "warning: %s imported with MQTT 5 correlation data that may be cut short (%s%s): "+
+			"mosquitto_sub prints correlation data only up to its first NUL byte; record MQTT 5 with mqtape record -V 5 to keep it whole\n",
+			humanize.Count(res.PropsTruncated, "message", "messages"), strings.Join(res.PropsTruncatedAt, ", "),
+			map[bool]string{true: ", …", false: ""}[res.PropsTruncated > int64(len(res.PropsTruncatedAt))])
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

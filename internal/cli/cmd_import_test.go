@@ -75,7 +75,7 @@ func TestImportExportRoundTrip(t *testing.T) {
 	before := fileHash(t, in)
 	copyDB := filepath.Join(dir, "copy.db")
 	code, out, stderr := runCLI(t, ctx, "import", in, "-o", copyDB)
-	if code != 0 || out != "" || !strings.Contains(stderr, "imported 7 messages (jsonl)") || !strings.Contains(stderr, "session 1, 2") {
+	if code != 0 || out != "" || !strings.Contains(stderr, "imported 7 messages (jsonl)") || !strings.Contains(stderr, "sessions 1, 2") {
 		t.Fatalf("import: exit %d, stdout %q, stderr %s", code, out, stderr)
 	}
 	if fileHash(t, in) != before {
@@ -230,5 +230,36 @@ func TestSampleCaptures(t *testing.T) {
 					len(msgs), store, retainedLive, dup, binary, badJSON)
 			}
 		})
+	}
+}
+
+// TestImportTruncatedCorrelationData: mosquitto_sub -V 5 -F %j prints
+// correlation data only up to its first NUL byte; binary or empty
+// correlation data is imported as read, counted, reported on stderr and
+// stored as import_problem events.
+func TestImportTruncatedCorrelationData(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "sub.txt"), filepath.Join(dir, "sub.db")
+	lines := `{"tst":"2026-12-03T10:18:34.972996Z+0000","topic":"a","qos":0,"retain":0,"payloadlen":1,"properties":{"correlation-data":"` + "\xde\xad\xbe\xef" + `"},"payload":"x"}
+{"tst":"2026-12-03T10:18:34.973341Z+0000","topic":"b","qos":0,"retain":0,"payloadlen":1,"properties":{"correlation-data":""},"payload":"y"}
+{"tst":"2026-12-03T10:18:34.973581Z+0000","topic":"c","qos":0,"retain":0,"payloadlen":1,"properties":{"correlation-data":"abc"},"payload":"z"}
+`
+	os.WriteFile(in, []byte(lines), 0o600)
+	code, _, stderr := runCLI(t, context.Background(), "import", in, "-o", out)
+	if code != exitOK || !strings.Contains(stderr, "warning: 2 messages imported with MQTT 5 correlation data that may be cut short (line 1, line 2)") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	msgs, _, events := capturetest.Read(t, out)
+	if len(msgs) != 3 || string(msgs[0].Props.CorrelationData) != "\xde\xad\xbe\xef" || string(msgs[2].Props.CorrelationData) != "abc" {
+		t.Errorf("messages %+v", msgs)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Kind == "import_problem" && strings.Contains(e.Detail, "correlation data") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d import_problem events about correlation data: %+v", n, events)
 	}
 }

@@ -211,11 +211,12 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		}
 		fmt.Fprintf(w, "     mqtape %s on %s\n", s.Version, s.Host)
 		if s.Dropped > 0 {
-			fmt.Fprintf(w, "     DROPPED: %d messages received but not stored\n", s.Dropped)
+			fmt.Fprintf(w, "     DROPPED: %s received but not stored\n", humanize.Count(s.Dropped, "message", "messages"))
 		}
 	}
 	t := in.Totals
-	fmt.Fprintf(w, "messages:  %s (%s payload) on %d topics", humanize.GroupDigits(t.Messages), humanBytes(t.PayloadBytes), t.Topics)
+	fmt.Fprintf(w, "messages:  %s (%s payload) on %s", humanize.GroupDigits(t.Messages), humanBytes(t.PayloadBytes),
+		humanize.Count(int64(t.Topics), "topic", "topics"))
 	if t.Messages > 0 {
 		fmt.Fprintf(w, ", %s → %s UTC, peak %s msg/s", t.First.Format(clock), t.Last.Format(clock), humanize.GroupDigits(t.PeakRate))
 	}

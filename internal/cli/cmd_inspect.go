@@ -7,7 +7,6 @@ import (
 
 	"github.com/mqtape/mqtape/inspector"
 	"github.com/mqtape/mqtape/mqtt"
-	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -109,7 +108,7 @@ func connector(base mqtt.Options) inspector.Connector {
 		}
 		o := base
 		o.Broker = b
-		client, err := mqttclient.Connect(ctx, o, mqtt.Handlers{})
+		client, err := connect(ctx, o, mqtt.Handlers{})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -12,8 +12,10 @@ import (
 
 const mergeUsage = `merge [flags] A B ... -o OUT
 
-Merge captures into one session of OUT, in time order (ts_ns; ties keep the
-inputs' order). Use it to join the captures of several recorders, e.g.
+Merge captures into one session of OUT, in receive-time order (ts_ns). Ties
+go to the input named first (then its earlier session); each input
+session's own order is always kept. Use it to join the captures of several
+recorders, e.g.
 recorders that share the work of one subscription on a clustered broker:
 
   mqtape record --broker mqtt://node1 -t '$share/mqtape/#' -o rec1.db
@@ -24,8 +26,14 @@ The broker hands each message of a shared subscription to one member of the
 group, so every recorder stores a part and the merge is the whole. Times
 come from each recorder's clock: keep the hosts in sync (NTP), or messages
 from different recorders may be ordered by up to the clock difference.
+Even on one host, two recorders receive a publisher's consecutive messages
+over two connections: the merge follows their receive times, which can put
+a message before the one published just ahead of it (by the delivery
+jitter, typically well under a millisecond).
 Messages from the brokers' retained stores keep their flag (play restores
-them first); the events of every input session are kept, in time order, and
+them first); a retained-store message identical to one already merged
+(topic, QoS, payload, properties) is kept once, since every member of a
+shared subscription may get the broker's retained store. The events of every input session are kept, in time order, and
 each input session is named by a "merged" event. Offsets count from the
 earliest input session's start. The inputs are only read, never changed.
 
@@ -108,7 +116,13 @@ func cmdMerge(ctx context.Context, args []string, cio *cliIO) error {
 		return fmt.Errorf("merge: the inputs have no messages (nothing written)")
 	}
 	if !o.quiet {
-		fmt.Fprintf(cio.stderr, "merged %s messages from %d captures into %s\n", humanize.GroupDigits(res.Messages), len(inputs), o.out)
+		dupes := ""
+		if res.RetainedDuplicates > 0 {
+			dupes = fmt.Sprintf(" (%s kept once)", humanize.Count(res.RetainedDuplicates,
+				"identical retained-store message", "identical retained-store messages"))
+		}
+		fmt.Fprintf(cio.stderr, "merged %s from %s into %s%s\n", humanize.Count(res.Messages, "message", "messages"),
+			humanize.Count(int64(len(inputs)), "capture", "captures"), o.out, dupes)
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
-	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -23,6 +22,17 @@ message is scheduled against one absolute clock (deadline = start + offset /
 speed), so a long replay does not drift. Sessions of a multi-session capture
 play one after the other. Payload bytes, topic, QoS and retain flag are sent
 as recorded.
+
+Protocol: play connects with the MQTT version the capture was recorded with,
+so an MQTT 5 capture replays as MQTT 5 with its messages' properties
+(content type, response topic, correlation data, user properties, message
+expiry as recorded). -V 311 replays it as MQTT 3.1.1 and says how many
+messages lose their properties.
+
+A selection that contains nothing (--from past the end, a -t/-x that
+matches no topic) is an error (exit 1) that says what the capture holds: its
+topics, or its sessions and their span; --from not before --to is a usage
+error (exit 2).
 
 Retained state: messages a recording received from the broker's retained
 store when it subscribed are published first, with retain=1, at the start of
@@ -40,8 +50,9 @@ localhost) gets a question on the terminal before anything is sent;
 is given: replaying into production by mistake is the worst accident.
 
 On a terminal a progress bar shows on stderr; keys: space pause/resume,
-→ step one message while paused, + / - double / halve the speed, Ctrl-C stop
-(exit 130, with the report so far).`
+→ step one message while paused, + / - double / halve the speed, q or Ctrl-C
+stop (exit 130, with the report so far). The report gives the speed at the
+end, and the one it started with when + / - changed it.`
 
 const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883            # original timing, once
   mqtape play capture.db --speed 4 --loop 3 -t 'plant/#' -x 'plant/+/debug' --from 30s --to 2m
@@ -93,6 +104,7 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	fs.BoolVarP(&o.yes, "yes", "y", false, "replay into a broker that is not on this machine (not loopback) without asking")
 	fs.BoolVar(&o.json, "json", false, "print the report (or the --dry-run plan) as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no human report")
+	o.conn.asRecorded = true
 	o.conn.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
@@ -131,6 +143,9 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 		return o, usagef("--max-gap must not be negative")
 	case o.maxInflight < 1:
 		return o, usagef("--max-inflight %d: must be at least 1", o.maxInflight)
+	}
+	if _, err := o.conn.version(); err != nil {
+		return o, err
 	}
 	o.query, err = o.sel.query()
 	return o, err
@@ -179,6 +194,12 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	if err := checkSelection(ctx, capture, &o); err != nil {
 		return err
 	}
+	if err := checkNotEmpty(ctx, capture, o.file, o.query); err != nil {
+		return err
+	}
+	if err := playProtocol(ctx, capture, &o, cio); err != nil {
+		return err
+	}
 	if o.dryRun {
 		return runPlayDryRun(ctx, capture, o, cio)
 	}
@@ -200,7 +221,7 @@ func runPlay(ctx context.Context, capture *storage.Capture, o playOptions, cio *
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	client, err := mqttclient.Connect(ctx, copts, mqtt.Handlers{Lost: func(err error) {
+	client, err := connect(ctx, copts, mqtt.Handlers{Lost: func(err error) {
 		stop(fmt.Errorf("%w: connection lost: %v", mqtt.ErrUnreachable, err))
 	}})
 	if err != nil {
@@ -213,6 +234,45 @@ func runPlay(ctx context.Context, capture *storage.Capture, o playOptions, cio *
 	}
 	rep, runErr := playWithControls(ctx, runCtx, p, o, copts.Broker, cio, func() { stop(errInterrupted) })
 	return reportPlay(cio, o, copts.Broker.String(), rep, playOutcome(ctx, runCtx, runErr))
+}
+
+// playProtocol resolves -V: when not given, MQTT 5 if a selected session
+// was recorded with MQTT 5 (its messages keep their properties), else
+// 3.1.1. -V 311 on such a capture warns how many messages lose their
+// properties (the selection is read once to count them).
+func playProtocol(ctx context.Context, capture *storage.Capture, o *playOptions, cio *cliIO) error {
+	sessions, err := capture.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	recorded5 := false
+	for _, s := range sessions {
+		recorded5 = recorded5 || (s.Protocol == 5 && (o.query.Session == 0 || s.ID == o.query.Session))
+	}
+	v, _ := o.conn.version() // checked by parsePlay
+	if v == 0 && recorded5 || v == 5 {
+		o.conn.protocol = "5"
+		return nil
+	}
+	o.conn.protocol = "311"
+	if v == 0 || !recorded5 {
+		return nil
+	}
+	p, err := replay.New(capture, noPublisher{}, o.config())
+	if err != nil {
+		return err
+	}
+	pl, err := p.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	if pl.WithProps > 0 {
+		fmt.Fprintf(cio.stderr, "warning: %s was recorded with MQTT 5: over MQTT 3.1.1 (-V %s) %s of %s %s %s properties "+
+			"(content type, response topic, correlation data, user properties, expiry); leave out -V to replay as MQTT 5\n",
+			o.file, o.conn.protocol, humanize.Count(pl.WithProps, "message", "messages"), humanize.GroupDigits(pl.Messages),
+			humanize.Plural(pl.WithProps, "loses", "lose"), humanize.Plural(pl.WithProps, "its", "their"))
+	}
+	return nil
 }
 
 // confirmPlayTarget asks before replaying into a broker that is not on this
@@ -241,7 +301,7 @@ func playWithControls(ctx, runCtx context.Context, p *replay.Player, o playOptio
 		if pl, err := p.Plan(ctx); err == nil {
 			plan = &pl
 		}
-		fmt.Fprintf(cio.stderr, "playing %s → %s; keys: space pause/resume, → step, +/- speed, Ctrl-C stop\n",
+		fmt.Fprintf(cio.stderr, "playing %s → %s; keys: space pause/resume, → step, +/- speed, q or Ctrl-C stop\n",
 			o.file, broker)
 		restoreTerm = startKeys(cio.stdin, p, interrupt)
 	}

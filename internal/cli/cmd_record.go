@@ -12,7 +12,6 @@ import (
 
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
-	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
@@ -34,7 +33,7 @@ type recordOptions struct {
 const recordUsage = `record [flags] -o FILE
 
 Subscribe to a broker and record every message into FILE until Ctrl-C,
---duration or --count. An existing capture gets a new session appended; any
+--duration or --count (0, the default for both, is no limit). An existing capture gets a new session appended; any
 other existing file is refused untouched. QoS 1/2 messages are acknowledged
 once they are in the session's spool file beside the capture (a kill -9
 loses none of them: the next record into the file adds them); the broker
@@ -56,8 +55,8 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	fs.IntVarP(&o.qos, "qos", "q", 2, "subscription QoS: delivered QoS is min(published, this), so 2 keeps what was published")
 	fs.BoolVar(&o.sys, "sys", false, "also record $SYS/# (the broker's own topics, which '#' does not match)")
 	fs.BoolVar(&o.clean, "clean", true, "clean session; --clean=false with --client-id keeps the session (and queued QoS 1/2 messages) across runs")
-	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 10m)")
-	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 10m; 0: no limit)")
+	fs.Int64Var(&o.count, "count", 0, "stop after this many messages (0: no limit)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", 100*time.Millisecond, "commit received messages at least this often")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
 	o.conn.register(fs)
@@ -142,7 +141,7 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	host, _ := os.Hostname()
 	var banner sync.Once
 	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
-		c, err := mqttclient.Connect(ctx, copts, h)
+		c, err := connect(ctx, copts, h)
 		if err == nil && !o.quiet {
 			// Only once connected: a failure is then the only line.
 			banner.Do(func() {
@@ -187,8 +186,8 @@ func recoverSpool(ctx context.Context, cio *cliIO, capture *storage.Capture, qui
 		return fmt.Errorf("recover the spool of an earlier recording: %w", err)
 	}
 	if rep.Recovered > 0 && !quiet {
-		fmt.Fprintf(cio.stderr, "recovered %s messages from the spool of an earlier recording that stopped without closing its session\n",
-			humanize.GroupDigits(rep.Recovered))
+		fmt.Fprintf(cio.stderr, "recovered %s from the spool of an earlier recording that stopped without closing its session\n",
+			humanize.Count(rep.Recovered, "message", "messages"))
 	}
 	for _, l := range rep.Lost {
 		fmt.Fprintf(cio.stderr, "WARNING: spool %s (the records after it were lost)\n", l)
@@ -281,8 +280,9 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 	if r.Started.IsZero() {
 		el = 0
 	}
-	fmt.Fprintf(w, "\nrecorded %s messages (%s) on %d topics in %s into %s, session %d\n",
-		humanize.GroupDigits(r.Stored), humanBytes(r.Bytes), r.Topics, el.Round(time.Millisecond), file, r.SessionID)
+	fmt.Fprintf(w, "\nrecorded %s (%s) on %s in %s into %s, session %d\n",
+		humanize.Count(r.Stored, "message", "messages"), humanBytes(r.Bytes), humanize.Count(int64(r.Topics), "topic", "topics"),
+		el.Round(time.Millisecond), file, r.SessionID)
 	fmt.Fprintf(w, "stop reason: %s\n", r.StopReason)
 	for _, f := range r.Filters {
 		g := fmt.Sprintf("granted QoS %d", f.Granted)
@@ -295,11 +295,13 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 		fmt.Fprintf(w, "reconnects: %d (see mqtape info %s for the gaps)\n", r.Reconnects, file)
 	}
 	if r.Dropped > 0 {
-		fmt.Fprintf(w, "WARNING: %d messages were received but not stored (the disk could not keep up); recorded as events\n", r.Dropped)
+		fmt.Fprintf(w, "WARNING: %s received but not stored (the disk could not keep up); recorded as events\n",
+			humanize.Count(r.Dropped, "message was", "messages were"))
 	}
 	switch {
 	case r.BrokerDropped > 0:
-		fmt.Fprintf(w, "WARNING: the broker reports %d messages dropped while recording ($SYS/broker/publish/messages/dropped, as of its last update)\n", r.BrokerDropped)
+		fmt.Fprintf(w, "WARNING: the broker reports %s dropped while recording ($SYS/broker/publish/messages/dropped, as of its last update)\n",
+			humanize.Count(r.BrokerDropped, "message", "messages"))
 	case r.BrokerCounts:
 		fmt.Fprintf(w, "broker dropped: 0 (its $SYS/broker/publish/messages/dropped, as of its last update)\n")
 	}

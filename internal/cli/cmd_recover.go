@@ -91,8 +91,9 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 		printRecover(cio, rep)
 	}
 	if !rep.Complete() {
-		return fmt.Errorf("%s: %w: %d messages and %d events lost, %d sessions re-created (%s holds the rest)",
-			o.in, storage.ErrCorrupt, rep.LostMessages, rep.LostEvents, len(rep.Recreated), o.out)
+		return fmt.Errorf("%s: %w: %s and %s lost, %s re-created (%s holds the rest)",
+			o.in, storage.ErrCorrupt, humanize.Count(rep.LostMessages, "message", "messages"), humanize.Count(rep.LostEvents, "event", "events"),
+			humanize.Count(int64(len(rep.Recreated)), "session", "sessions"), o.out)
 	}
 	return nil
 }
@@ -100,8 +101,9 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 func printRecover(cio *cliIO, r *storage.RecoverReport) {
 	w := cio.stdout
 	fmt.Fprintf(w, "recovered: %s → %s (input format v%d)\n", r.In, r.Out, r.InVersion)
-	fmt.Fprintf(w, "copied:    %d sessions, %s messages (%s), %d topics, %s events\n", r.Sessions, humanize.GroupDigits(r.Messages),
-		humanBytes(r.Bytes), r.Topics, humanize.GroupDigits(r.Events))
+	fmt.Fprintf(w, "copied:    %s, %s (%s), %s, %s\n", humanize.Count(int64(r.Sessions), "session", "sessions"),
+		humanize.Count(r.Messages, "message", "messages"), humanBytes(r.Bytes), humanize.Count(int64(r.Topics), "topic", "topics"),
+		humanize.Count(r.Events, "event", "events"))
 	for _, l := range r.Lost {
 		rng := fmt.Sprintf("%d–%d", l.From, l.To)
 		switch {
@@ -136,6 +138,6 @@ func printRecover(cio *cliIO, r *storage.RecoverReport) {
 		fmt.Fprintln(w, "result:    complete: nothing was found missing")
 		return
 	}
-	fmt.Fprintf(w, "result:    INCOMPLETE: %s messages and %s events lost; %s is a sound capture of the rest\n",
-		humanize.GroupDigits(r.LostMessages), humanize.GroupDigits(r.LostEvents), r.Out)
+	fmt.Fprintf(w, "result:    INCOMPLETE: %s and %s lost; %s is a sound capture of the rest\n",
+		humanize.Count(r.LostMessages, "message", "messages"), humanize.Count(r.LostEvents, "event", "events"), r.Out)
 }

@@ -31,6 +31,9 @@ type connFlags struct {
 	insecure       bool
 	protocol       string
 	askPassword    bool
+	// asRecorded: -V defaults to the capture's version (play); the verb
+	// resolves it before calling options.
+	asRecorded bool
 	// prompt reads the password for --ask-password (nil: from the
 	// terminal, without echo); tests replace it.
 	prompt func(prompt string) (string, error)
@@ -48,7 +51,28 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.cert, "cert", "", "PEM client certificate for mutual TLS")
 	fs.StringVar(&c.key, "key", "", "PEM private key of --cert")
 	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the broker's TLS certificate (testing only)")
-	fs.StringVarP(&c.protocol, "protocol-version", "V", "311", "MQTT version: 311 (3.1.1) or 5")
+	if c.asRecorded {
+		fs.StringVarP(&c.protocol, "protocol-version", "V", "", "MQTT version: 311 (3.1.1) or 5 (default: the version the capture was recorded with)")
+	} else {
+		fs.StringVarP(&c.protocol, "protocol-version", "V", "311", "MQTT version: 311 (3.1.1) or 5")
+	}
+}
+
+// version returns the MQTT protocol level -V asks for: 4 (3.1.1), 5, or 0
+// when not given (asRecorded).
+func (c *connFlags) version() (int, error) {
+	switch c.protocol {
+	case "":
+		if c.asRecorded {
+			return 0, nil
+		}
+		return 4, nil
+	case "311", "3.1.1", "4":
+		return 4, nil
+	case "5", "50", "5.0":
+		return 5, nil
+	}
+	return 0, usagef("--protocol-version %q: use 311 or 5", c.protocol)
 }
 
 // options resolves the flags and environment into client options. The
@@ -74,13 +98,11 @@ func (c *connFlags) options(cio *cliIO, prefix string) (mqtt.Options, error) {
 	o := mqtt.Options{Broker: b, ClientID: c.clientID, Username: c.username, KeepAlive: c.keepalive,
 		ConnectTimeout: c.connectTimeout, CleanSession: true,
 		TLS: mqtt.TLSOptions{CAFile: c.cafile, CertFile: c.cert, KeyFile: c.key, Insecure: c.insecure}}
-	switch c.protocol {
-	case "", "311", "3.1.1", "4":
+	if o.ProtocolVersion, err = c.version(); err != nil {
+		return mqtt.Options{}, err
+	}
+	if o.ProtocolVersion == 0 {
 		o.ProtocolVersion = 4
-	case "5", "50", "5.0":
-		o.ProtocolVersion = 5
-	default:
-		return mqtt.Options{}, usagef("--protocol-version %q: use 311 or 5", c.protocol)
 	}
 	if o.ClientID == "" {
 		o.ClientID = fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1e6)
@@ -185,6 +207,11 @@ func (s *selectFlags) query() (storage.Query, error) {
 			v := int64(p.Offset)
 			*b.off = &v
 		}
+	}
+	reversed := (q.FromOffset != nil && q.ToOffset != nil && *q.FromOffset >= *q.ToOffset) ||
+		(q.FromTime != nil && q.ToTime != nil && *q.FromTime >= *q.ToTime)
+	if reversed {
+		return q, usagef("--from %s is not before --to %s: the range [from, to) is empty", s.from, s.to)
 	}
 	return q, nil
 }

@@ -23,6 +23,8 @@ type PlayPlan struct {
 	Messages  int64           `json:"messages_per_pass"`
 	Restored  int64           `json:"retained_restores_per_pass"`
 	Bytes     int64           `json:"payload_bytes_per_pass"`
+	WithProps int64           `json:"with_properties_per_pass"` // messages with MQTT 5 properties
+	Protocol  string          `json:"protocol_version"`         // what play connects with: 311 or 5
 	CaptureS  float64         `json:"capture_s_per_pass"`
 	DurationS float64         `json:"duration_s_per_pass"` // at this speed
 	First     *PlayPlanMsg    `json:"first,omitempty"`
@@ -70,7 +72,7 @@ func runPlayDryRun(ctx context.Context, capture *storage.Capture, o playOptions,
 
 func planJSON(o playOptions, pl replay.Plan) PlayPlan {
 	out := PlayPlan{File: o.file, Speed: speedString(o.speed), Passes: o.loop, Sessions: pl.Sessions, Messages: pl.Messages,
-		Restored: pl.Restored, Bytes: pl.Bytes, CaptureS: pl.Duration.Seconds(), DurationS: atSpeed(pl.Duration, o.speed).Seconds(),
+		Restored: pl.Restored, Bytes: pl.Bytes, WithProps: pl.WithProps, Protocol: o.conn.protocol, CaptureS: pl.Duration.Seconds(), DurationS: atSpeed(pl.Duration, o.speed).Seconds(),
 		Topics: []PlayPlanTopic{}}
 	if out.Sessions == nil {
 		out.Sessions = []int64{}
@@ -94,15 +96,24 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	for _, s := range pl.Sessions {
 		ids = append(ids, strconv.FormatInt(s, 10))
 	}
-	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", o.file, strings.Join(ids, ", "))
-	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %d topics\n",
-		humanize.GroupDigits(pl.Messages), humanize.GroupDigits(pl.Restored), humanBytes(pl.Bytes), len(pl.Topics))
+	fmt.Fprintf(w, "capture:   %s, %s %s\n", o.file, humanize.Plural(int64(len(ids)), "session", "sessions"), strings.Join(ids, ", "))
+	fmt.Fprintf(w, "messages:  %s per pass (%s), %s payload, on %s\n",
+		humanize.GroupDigits(pl.Messages), humanize.Count(pl.Restored, "retained restore", "retained restores"), humanBytes(pl.Bytes),
+		humanize.Count(int64(len(pl.Topics)), "topic", "topics"))
+	if pl.WithProps > 0 {
+		kept := "sent"
+		if o.conn.protocol != "5" {
+			kept = "dropped: MQTT 3.1.1"
+		}
+		fmt.Fprintf(w, "protocol:  MQTT %s; %s with MQTT 5 properties (%s)\n", o.conn.protocol,
+			humanize.Count(pl.WithProps, "message", "messages"), kept)
+	}
 	d := atSpeed(pl.Duration, o.speed)
 	total := "until Ctrl-C"
 	if o.loop > 0 {
 		total = (d * time.Duration(o.loop)).Round(time.Millisecond).String()
 	}
-	fmt.Fprintf(w, "duration:  %s per pass at speed %s (%s of capture time), %s pass(es): %s\n",
+	fmt.Fprintf(w, "duration:  %s per pass at speed %s (%s of capture time), %s: %s\n",
 		d.Round(time.Millisecond), speedString(o.speed), pl.Duration.Round(time.Millisecond), passesString(o.loop), total)
 	line := func(label string, m replay.PlannedMessage) {
 		var flags []string
@@ -136,7 +147,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 
 func passesString(loop int) string {
 	if loop == 0 {
-		return "until Ctrl-C"
+		return "passes until Ctrl-C"
 	}
-	return strconv.Itoa(loop)
+	return humanize.Count(int64(loop), "pass", "passes")
 }

@@ -14,22 +14,27 @@ import (
 
 // PlayReport is the JSON form of the fidelity report.
 type PlayReport struct {
-	File        string       `json:"file"`
-	Broker      string       `json:"broker"`
-	Speed       string       `json:"speed"`
-	Passes      int          `json:"passes"`
-	Published   int64        `json:"published"`
-	Restored    int64        `json:"retained_restores"`
-	IntendedS   float64      `json:"intended_s"`
-	ActualS     float64      `json:"actual_s"`
-	DriftMS     float64      `json:"drift_ms"`
-	ElapsedS    float64      `json:"elapsed_s"`
-	Lateness    LatenessJSON `json:"lateness_ms"`
-	AckFailures int64        `json:"ack_failures"`
-	Unacked     int64        `json:"unacknowledged"`
-	AckError    string       `json:"ack_error,omitempty"`
-	Interrupted bool         `json:"interrupted"`
-	Error       string       `json:"error,omitempty"`
+	File   string `json:"file"`
+	Broker string `json:"broker"`
+	Speed  string `json:"speed"` // at the end (after the + / - keys)
+	// StartSpeed is --speed.
+	StartSpeed string `json:"start_speed"`
+	Passes     int    `json:"passes"`
+	Published  int64  `json:"published"`
+	Restored   int64  `json:"retained_restores"`
+	// PropsDropped: messages whose MQTT 5 properties were not sent (an
+	// MQTT 3.1.1 connection).
+	PropsDropped int64        `json:"properties_dropped"`
+	IntendedS    float64      `json:"intended_s"`
+	ActualS      float64      `json:"actual_s"`
+	DriftMS      float64      `json:"drift_ms"`
+	ElapsedS     float64      `json:"elapsed_s"`
+	Lateness     LatenessJSON `json:"lateness_ms"`
+	AckFailures  int64        `json:"ack_failures"`
+	Unacked      int64        `json:"unacknowledged"`
+	AckError     string       `json:"ack_error,omitempty"`
+	Interrupted  bool         `json:"interrupted"`
+	Error        string       `json:"error,omitempty"`
 }
 
 // LatenessJSON is the lateness of the timed publishes, in milliseconds.
@@ -64,8 +69,8 @@ func reportPlay(cio *cliIO, o playOptions, broker string, rep replay.Report, run
 func msf(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func reportJSON(o playOptions, broker string, r replay.Report, err error) PlayReport {
-	out := PlayReport{File: o.file, Broker: broker, Speed: speedString(r.Speed), Passes: r.Passes, Published: r.Published,
-		Restored: r.Restored, IntendedS: r.Intended.Seconds(), ActualS: r.Actual.Seconds(), DriftMS: msf(r.Drift()),
+	out := PlayReport{File: o.file, Broker: broker, Speed: speedString(r.Speed), StartSpeed: speedString(r.StartSpeed), Passes: r.Passes, Published: r.Published,
+		Restored: r.Restored, PropsDropped: r.PropsDropped, IntendedS: r.Intended.Seconds(), ActualS: r.Actual.Seconds(), DriftMS: msf(r.Drift()),
 		ElapsedS: r.Elapsed.Seconds(), AckFailures: r.AckFailures, Unacked: r.Unacked, Interrupted: r.Interrupted,
 		Lateness: LatenessJSON{r.Lateness.Count, msf(r.Lateness.P50), msf(r.Lateness.P90), msf(r.Lateness.P99), msf(r.Lateness.Max)}}
 	if r.AckError != nil {
@@ -84,8 +89,13 @@ func printPlayReport(w io.Writer, o playOptions, broker string, r replay.Report)
 	if r.Interrupted {
 		verb = "interrupted after"
 	}
-	fmt.Fprintf(w, "\n%s %s messages (%s retained restores) to %s in %s, %d pass(es), speed %s\n", verb,
-		humanize.GroupDigits(r.Published), humanize.GroupDigits(r.Restored), broker, r.Elapsed.Round(time.Millisecond), r.Passes, speedString(r.Speed))
+	speed := speedString(r.Speed)
+	if r.StartSpeed != 0 && r.StartSpeed != r.Speed {
+		speed += " (started at " + speedString(r.StartSpeed) + ")"
+	}
+	fmt.Fprintf(w, "\n%s %s (%s) to %s in %s, %s, speed %s\n", verb,
+		humanize.Count(r.Published, "message", "messages"), humanize.Count(r.Restored, "retained restore", "retained restores"),
+		broker, r.Elapsed.Round(time.Millisecond), humanize.Count(int64(r.Passes), "pass", "passes"), speed)
 	if !math.IsInf(r.Speed, 1) {
 		drift := r.Drift()
 		sign := "+"
@@ -106,4 +116,8 @@ func printPlayReport(w io.Writer, o playOptions, broker string, r replay.Report)
 		acks += fmt.Sprintf(" (first error: %v)", r.AckError)
 	}
 	fmt.Fprintln(w, acks)
+	if r.PropsDropped > 0 {
+		fmt.Fprintf(w, "warning:   %s published without %s MQTT 5 properties (an MQTT 3.1.1 connection; -V 5 keeps them)\n",
+			humanize.Count(r.PropsDropped, "message", "messages"), humanize.Plural(r.PropsDropped, "its", "their"))
+	}
 }

@@ -2,13 +2,17 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -54,7 +58,8 @@ func checkSelection(ctx context.Context, c *storage.Capture, o *playOptions) err
 			found = found || s.ID == o.query.Session
 		}
 		if !found {
-			return usagef("--session %d: %s has %d session(s) (see mqtape info)", o.query.Session, o.file, len(sessions))
+			return usagef("--session %d: %s has %s (see mqtape info)", o.query.Session, o.file,
+				humanize.Count(int64(len(sessions)), "session", "sessions"))
 		}
 	}
 	p, err := replay.New(c, noPublisher{}, o.config())
@@ -74,6 +79,27 @@ func checkSelection(ctx context.Context, c *storage.Capture, o *playOptions) err
 		}
 	}
 	return nil
+}
+
+// connect connects to the broker; a refused login says what was missing
+// (see explainRefusal).
+func connect(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Client, error) {
+	c, err := mqttclient.Connect(ctx, o, h)
+	return c, explainRefusal(err, o)
+}
+
+// explainRefusal adds to a CONNACK refusal what mqtape did not send: no
+// password (a username without MQTAPE_PASSWORD, --password-file or
+// --ask-password), or no credentials at all.
+func explainRefusal(err error, o mqtt.Options) error {
+	var refused *mqtt.RefusedError
+	if !errors.As(err, &refused) || o.Password != "" {
+		return err
+	}
+	if user := cmp.Or(o.Username, o.Broker.Username); user != "" {
+		return fmt.Errorf("%w: no password given for %q: set MQTAPE_PASSWORD, --password-file or --ask-password", err, user)
+	}
+	return fmt.Errorf("%w: no username or password given: use -u USER with MQTAPE_PASSWORD, --password-file or --ask-password", err)
 }
 
 func writeJSON(w io.Writer, v any) error {

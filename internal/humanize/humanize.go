@@ -24,3 +24,19 @@ func GroupDigits(n int64) string {
 	}
 	return string(out)
 }
+
+// Count formats n followed by the noun's singular or plural form, with
+// grouped digits: Count(1, "message", "messages") is "1 message",
+// Count(1234, "message", "messages") "1,234 messages". One helper for every
+// count in prose, so that none says "1 messages".
+func Count(n int64, one, many string) string {
+	return GroupDigits(n) + " " + Plural(n, one, many)
+}
+
+// Plural returns one when n is 1 or -1, else many.
+func Plural(n int64, one, many string) string {
+	if n == 1 || n == -1 {
+		return one
+	}
+	return many
+}

@@ -32,3 +32,21 @@ func TestGroupDigits(t *testing.T) {
 		})
 	}
 }
+
+func TestCount(t *testing.T) {
+	tests := []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 topics"},
+		{1, "1 topic"},
+		{2, "2 topics"},
+		{-1, "-1 topic"},
+		{1000, "1,000 topics"},
+	}
+	for _, tt := range tests {
+		if got := Count(tt.n, "topic", "topics"); got != tt.want {
+			t.Errorf("Count(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
