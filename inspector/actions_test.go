@@ -59,7 +59,9 @@ func (b *blockingPub) Publish(topic string, qos byte, retain bool, payload []byt
 // the speed question's instructions.
 func TestPlayStatusLine(t *testing.T) {
 	pub := &blockingPub{started: make(chan struct{}), release: make(chan struct{})}
-	connect := func(ctx context.Context, b string) (replay.Publisher, func(), error) { return pub, func() {}, nil }
+	connect := func(ctx context.Context, b string, _ int) (replay.Publisher, func(), error) {
+		return pub, func() {}, nil
+	}
 	h := start(t, fixture(t), Options{Connect: connect, Broker: "mqtt://127.0.0.1:1883"}, 110, 30)
 	h.press('/', "empty", tcell.KeyEnter, 'p', tcell.KeyEnter)
 	if !h.contains("Enter plays 1 message") {

@@ -1,6 +1,7 @@
 package inspector
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
@@ -55,14 +57,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	connect := func(ctx context.Context, url string) (replay.Publisher, func(), error) {
-		c, err := mqttclient.Connect(ctx, clientOpts(t, url, "player"), mqtt.Handlers{})
-		if err != nil {
-			return nil, nil, err
-		}
-		return c, func() { c.Disconnect(100 * time.Millisecond) }, nil
-	}
-	h := start(t, path, Options{Connect: connect, Broker: b.URL(), Mouse: true}, 120, 30)
+	h := start(t, path, Options{Connect: realConnector(t), Broker: b.URL(), Mouse: true}, 120, 30)
 	if !h.contains("30 messages") || !h.contains(`{"temp":20}`) {
 		t.Fatalf("recorded capture on screen:\n%s", h.text())
 	}
@@ -97,6 +92,98 @@ func TestEndToEnd(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("q did not end Run")
+	}
+}
+
+// realConnector connects p's publisher with mqttclient at the protocol
+// level the inspector asks for, as cmd_inspect's connector does.
+func realConnector(t *testing.T) Connector {
+	return func(ctx context.Context, url string, protocol int) (replay.Publisher, func(), error) {
+		o := clientOpts(t, url, "player")
+		o.ProtocolVersion = protocol
+		c, err := mqttclient.Connect(ctx, o, mqtt.Handlers{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { c.Disconnect(100 * time.Millisecond) }, nil
+	}
+}
+
+// TestPlayAsRecorded: p replays an MQTT 5 capture as MQTT 5, so a
+// subscriber receives the recorded properties, as mqtape play does;
+// Options.Protocol 4 (-V 311) replays it as 3.1.1 and says how many
+// messages lost their properties.
+func TestPlayAsRecorded(t *testing.T) {
+	ctx := context.Background()
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	path := filepath.Join(t.TempDir(), "v5.db")
+	var msgs []storage.Message
+	for i := range 2 {
+		m := msg(time.Duration(i)*time.Millisecond, "req/dev1", 1, fmt.Sprintf("cmd %d", i))
+		m.TimeNS = t0 + m.OffsetNS
+		m.Props = &mqtt.Properties{ContentType: "text/plain", CorrelationData: []byte{0, byte(i)},
+			UserProperties: []mqtt.UserProperty{{Key: "region", Value: "eu"}}}
+		msgs = append(msgs, m)
+	}
+	capturetest.Write(t, path, capturetest.Session{Messages: msgs, Info: storage.SessionInfo{Source: "subscriber",
+		Broker: b.URL(), ClientID: "rec", Protocol: 5, CleanSession: true, StartedNS: t0, Version: "test", Host: "h"}})
+
+	var mu sync.Mutex
+	var got []mqtt.Message
+	so := clientOpts(t, b.URL(), "sub")
+	so.ProtocolVersion = 5
+	sub, err := mqttclient.Connect(ctx, so, mqtt.Handlers{Message: func(m mqtt.Message) {
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Disconnect(100 * time.Millisecond)
+	if _, err := sub.Subscribe(ctx, []mqtt.Subscription{{Filter: "req/#", QoS: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	received := func() []mqtt.Message { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+
+	h := start(t, path, Options{Connect: realConnector(t), Broker: b.URL()}, 120, 30)
+	h.press(tcell.KeyHome, 'p', tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
+	if !testbroker.Eventually(10*time.Second, func() bool { h.settle(); return h.contains("played 2 messages") }) {
+		t.Fatalf("as recorded: no report:\n%s", h.text())
+	}
+	if !testbroker.Eventually(10*time.Second, func() bool { return len(received()) == 2 }) {
+		t.Fatalf("as recorded: subscriber got %d messages", len(received()))
+	}
+	for _, m := range received() {
+		i, p := int(m.Payload[len(m.Payload)-1]-'0'), m.Props
+		if p == nil || p.ContentType != "text/plain" || !bytes.Equal(p.CorrelationData, []byte{0, byte(i)}) ||
+			len(p.UserProperties) != 1 || p.UserProperties[0] != (mqtt.UserProperty{Key: "region", Value: "eu"}) {
+			t.Errorf("as recorded: message %d arrived with properties %+v", i, p)
+		}
+	}
+	if !h.contains("over MQTT 5") || h.contains("lost") {
+		t.Errorf("as recorded: report:\n%s", h.text())
+	}
+
+	h311 := start(t, path, Options{Connect: realConnector(t), Broker: b.URL(), Protocol: 4}, 170, 30)
+	h311.press(tcell.KeyHome, 'p', tcell.KeyEnter, tcell.KeyCtrlU, "max", tcell.KeyEnter)
+	if !testbroker.Eventually(10*time.Second, func() bool { h311.settle(); return h311.contains("played 2 messages") }) {
+		t.Fatalf("-V 311: no report:\n%s", h311.text())
+	}
+	if !h311.contains("over MQTT 3.1.1") || !h311.contains("2 messages lost their MQTT 5 properties (-V 311)") {
+		t.Errorf("-V 311: report:\n%s", h311.text())
+	}
+	if !testbroker.Eventually(10*time.Second, func() bool { return len(received()) == 4 }) {
+		t.Fatalf("-V 311: subscriber got %d messages in all", len(received()))
+	}
+	for _, m := range received()[2:] {
+		if p := m.Props; p != nil && (p.ContentType != "" || len(p.UserProperties) > 0 || p.CorrelationData != nil) {
+			t.Errorf("-V 311: message arrived with properties %+v", p)
+		}
 	}
 }
 

@@ -13,9 +13,10 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-// Connector connects to a broker for p: it returns the publisher and a
-// function that disconnects. cmd_inspect wires mqttclient; tests a fake.
-type Connector func(ctx context.Context, broker string) (replay.Publisher, func(), error)
+// Connector connects to a broker for p with MQTT protocol level protocol
+// (4: 3.1.1, 5: MQTT 5): it returns the publisher and a function that
+// disconnects. cmd_inspect wires mqttclient; tests a fake.
+type Connector func(ctx context.Context, broker string, protocol int) (replay.Publisher, func(), error)
 
 // replayQuery turns a filter into the replay's query, starting at seq
 // fromSeq.
@@ -101,7 +102,14 @@ func (u *UI) play(broker string, from int64, speed float64) {
 				}
 			})
 		}
-		pub, disconnect, err := connect(ctx, broker)
+		protocol, err := u.opts.Protocol, error(nil)
+		if protocol == 0 { // the version the played messages were recorded with, like mqtape play
+			if protocol, err = replay.RecordedProtocol(ctx, u.c, q); err != nil {
+				done("", fmt.Errorf("play: %w", err))
+				return
+			}
+		}
+		pub, disconnect, err := connect(ctx, broker, protocol)
 		if err != nil {
 			done("", fmt.Errorf("play: %w", err))
 			return
@@ -142,8 +150,26 @@ func (u *UI) play(broker string, from int64, speed float64) {
 			done("", fmt.Errorf("play: %d of %d publishes failed or were not acknowledged (first error: %v)",
 				rep.AckFailures+rep.Unacked, rep.Published, rep.AckError))
 		default:
-			done(fmt.Sprintf("played %s message%s to %s in %s (drift %s)", humanize.GroupDigits(rep.Published),
-				plural(int(min(rep.Published, 2))), broker, fmtSpan(rep.Elapsed), rep.Drift().Round(time.Microsecond)), nil)
+			done(fmt.Sprintf("played %s to %s over %s in %s (drift %s)%s", humanize.Count(rep.Published, "message", "messages"),
+				broker, protocolName(protocol), fmtSpan(rep.Elapsed), rep.Drift().Round(time.Microsecond), propsLost(rep)), nil)
 		}
 	})
+}
+
+// protocolName names an MQTT protocol level as users know it.
+func protocolName(level int) string {
+	if level == 5 {
+		return "MQTT 5"
+	}
+	return "MQTT 3.1.1"
+}
+
+// propsLost says how many played messages lost their MQTT 5 properties
+// (an MQTT 5 capture played with -V 311), like play's warning.
+func propsLost(rep replay.Report) string {
+	if rep.PropsDropped == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %s lost %s MQTT 5 properties (-V 311)", humanize.Count(rep.PropsDropped, "message", "messages"),
+		humanize.Plural(rep.PropsDropped, "its", "their"))
 }

@@ -42,6 +42,9 @@ type Options struct {
 	Connect Connector
 	// Broker is the broker p proposes.
 	Broker string
+	// Protocol is the MQTT protocol level p connects with (4: 3.1.1, 5),
+	// 0 for the level the played messages were recorded with.
+	Protocol int
 	// Filter is the query to start with (the / line's language).
 	Filter string
 }

@@ -434,7 +434,7 @@ func (f *fakePub) Publish(topic string, qos byte, retain bool, payload []byte) m
 func TestPlay(t *testing.T) {
 	pub := &fakePub{}
 	var broker string
-	connect := func(ctx context.Context, b string) (replay.Publisher, func(), error) {
+	connect := func(ctx context.Context, b string, _ int) (replay.Publisher, func(), error) {
 		broker = b
 		return pub, func() {}, nil
 	}

@@ -652,6 +652,23 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	return nil
 }
 
+// RecordedProtocol is the MQTT protocol level a replay of q connects with
+// when none is asked for: 5 if a session q selects was recorded with
+// MQTT 5 (its messages keep their properties), else 4 (3.1.1). play and
+// the inspector's p both use it.
+func RecordedProtocol(ctx context.Context, src Source, q storage.Query) (int, error) {
+	sessions, err := src.Sessions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range sessions {
+		if s.Protocol == 5 && (q.Session == 0 || s.ID == q.Session) {
+			return 5, nil
+		}
+	}
+	return 4, nil
+}
+
 // DoneToken returns a completed Token with err, for Publishers that finish
 // synchronously (and for tests).
 func DoneToken(err error) mqtt.Token {

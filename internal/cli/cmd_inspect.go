@@ -29,7 +29,9 @@ Keys (? in the UI lists them all):
   p   play the filter from the selected message to a broker (the --broker flags)
   q   quit
 
-The broker flags are used only by p.`
+The broker flags are used only by p. Like mqtape play, p connects with the
+MQTT version the capture was recorded with (an MQTT 5 capture replays with
+its messages' properties) unless -V says otherwise.`
 
 const inspectExamples = `  mqtape inspect capture.db
   mqtape inspect --filter 'plant/+/temp qos>=1' capture.db
@@ -55,6 +57,7 @@ func parseInspect(args []string, cio *cliIO) (inspectOptions, error) {
 	fs.BoolVar(&o.follow, "follow", false, "start in follow mode: keep the newest message selected")
 	fs.BoolVar(&o.noMouse, "no-mouse", false, "leave the mouse to the terminal (for selecting text)")
 	fs.DurationVar(&o.poll, "poll", time.Second, "how often to look for new messages in a capture being recorded (0: never)")
+	o.conn.asRecorded = true
 	o.conn.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
@@ -83,8 +86,9 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer c.Close()
+	protocol, _ := o.conn.version() // checked by options; 0: as recorded
 	opts := inspector.Options{Filter: o.filter, Follow: o.follow, Mouse: !o.noMouse, Poll: o.poll,
-		Broker: copts.Broker.String(), Connect: connector(copts)}
+		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol}
 	if o.poll == 0 {
 		opts.Poll = -1
 	}
@@ -98,16 +102,16 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	return err
 }
 
-// connector connects p's publisher with the flags' options and the broker
-// URL typed in the UI.
+// connector connects p's publisher with the flags' options, the broker URL
+// typed in the UI and the protocol level the inspector chose.
 func connector(base mqtt.Options) inspector.Connector {
-	return func(ctx context.Context, broker string) (replay.Publisher, func(), error) {
+	return func(ctx context.Context, broker string, protocol int) (replay.Publisher, func(), error) {
 		b, err := mqtt.ParseBroker(broker)
 		if err != nil {
 			return nil, nil, err
 		}
 		o := base
-		o.Broker = b
+		o.Broker, o.ProtocolVersion = b, protocol
 		client, err := connect(ctx, o, mqtt.Handlers{})
 		if err != nil {
 			return nil, nil, err

@@ -236,19 +236,16 @@ func runPlay(ctx context.Context, capture *storage.Capture, o playOptions, cio *
 	return reportPlay(cio, o, copts.Broker.String(), rep, playOutcome(ctx, runCtx, runErr))
 }
 
-// playProtocol resolves -V: when not given, MQTT 5 if a selected session
-// was recorded with MQTT 5 (its messages keep their properties), else
-// 3.1.1. -V 311 on such a capture warns how many messages lose their
-// properties (the selection is read once to count them).
+// playProtocol resolves -V: when not given, the version the selection was
+// recorded with (replay.RecordedProtocol). -V 311 on an MQTT 5 capture
+// warns how many messages lose their properties (the selection is read
+// once to count them).
 func playProtocol(ctx context.Context, capture *storage.Capture, o *playOptions, cio *cliIO) error {
-	sessions, err := capture.Sessions(ctx)
+	recorded, err := replay.RecordedProtocol(ctx, capture, o.query)
 	if err != nil {
 		return err
 	}
-	recorded5 := false
-	for _, s := range sessions {
-		recorded5 = recorded5 || (s.Protocol == 5 && (o.query.Session == 0 || s.ID == o.query.Session))
-	}
+	recorded5 := recorded == 5
 	v, _ := o.conn.version() // checked by parsePlay
 	if v == 0 && recorded5 || v == 5 {
 		o.conn.protocol = "5"
