@@ -13,6 +13,8 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
+	"github.com/eclipse/paho.golang/paho/session/state"
 
 	"github.com/mqtape/mqtape/mqtt"
 )
@@ -65,6 +67,7 @@ func (p *v5Client) dial(ctx context.Context) (*paho5.Client, error) {
 	var c *paho5.Client
 	cfg := paho5.ClientConfig{
 		ClientID:                   p.o.ClientID,
+		Session:                    ackSession{state.NewInMemory()},
 		Conn:                       packets.NewThreadSafeConn(conn),
 		EnableManualAcknowledgment: p.o.ManualAck,
 		OnClientError:              func(err error) { p.setErr(err) },
@@ -287,20 +290,70 @@ func (p *v5Client) PublishProps(topic string, qos byte, retain bool, payload []b
 		_, err := c.Publish(context.Background(), pb)
 		return doneToken(err)
 	}
+	// The PUBLISH is written before PublishProps returns, so messages go
+	// out in the order they were published (a goroutine per blocking
+	// Publish sent them in any order); the acknowledgement arrives on ack.
+	ack := make(chan packets.ControlPacket, 1)
+	_, err := c.PublishWithOptions(context.WithValue(context.Background(), ackTo{}, ack), pb,
+		paho5.PublishOptions{Method: paho5.PublishMethod_AsyncSend})
+	if err != nil && !errors.Is(err, paho5.ErrNetworkErrorAfterStored) {
+		return doneToken(err)
+	}
 	t := &token{done: make(chan struct{})}
 	go func() {
 		defer close(t.done)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		resp, err := c.Publish(ctx, pb)
-		switch {
-		case err != nil:
-			t.err = err
-		case resp != nil && resp.ReasonCode >= 0x80:
-			t.err = fmt.Errorf("publish %q: %s", topic, mqtt.ReasonText(resp.ReasonCode))
+		select {
+		case resp := <-ack:
+			t.err = ackError(topic, resp)
+		case <-c.Done(): // a clean session forgets its publishes without a word when the connection ends
+			select {
+			case resp := <-ack:
+				t.err = ackError(topic, resp)
+			default:
+				t.err = ackError(topic, packets.ControlPacket{})
+			}
+		case <-time.After(60 * time.Second):
+			t.err = fmt.Errorf("publish %q: no acknowledgement within 60s", topic)
 		}
 	}()
 	return t
+}
+
+// ackError is the outcome of a QoS 1 or 2 publish from the packet that
+// ended it: a PUBACK, PUBREC or PUBCOMP and its reason code, or the empty
+// packet the session sends when the connection ended first.
+func ackError(topic string, resp packets.ControlPacket) error {
+	var code byte
+	switch a := resp.Content.(type) {
+	case *packets.Puback:
+		code = a.ReasonCode
+	case *packets.Pubrec:
+		code = a.ReasonCode
+	case *packets.Pubcomp:
+		code = a.ReasonCode
+	default:
+		return fmt.Errorf("publish %q: the connection ended before the broker acknowledged it", topic)
+	}
+	if code >= 0x80 {
+		return fmt.Errorf("publish %q: %s", topic, mqtt.ReasonText(code))
+	}
+	return nil
+}
+
+// ackTo is the context key of the channel an asynchronous publish's
+// acknowledgement goes to (ackSession).
+type ackTo struct{}
+
+// ackSession is paho's in-memory session state, except that a publish
+// whose context carries an ackTo channel gets its acknowledgement there:
+// paho's asynchronous publish does not return it.
+type ackSession struct{ *state.State }
+
+func (s ackSession) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
+	if ack, ok := ctx.Value(ackTo{}).(chan packets.ControlPacket); ok {
+		resp = ack
+	}
+	return s.State.AddToSession(ctx, p, resp)
 }
 
 // estimateSize is an upper bound of a PUBLISH packet's encoded size.
