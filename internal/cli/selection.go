@@ -48,8 +48,60 @@ func checkNotEmpty(ctx context.Context, c *storage.Capture, file string, q stora
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("nothing selected: %s holds %s (--from/--to are offsets into each session or RFC 3339 times; see mqtape info)",
-		file, describeSpan(sessions))
+	where, err := untimedSpan(ctx, c, q, sessions)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("nothing selected: %s holds %s%s (--from/--to are offsets into each session or RFC 3339 times; see mqtape info)",
+		file, describeSpan(sessions), where)
+}
+
+// untimedSpan says where the messages q selects without its --from/--to
+// lie ("; without --from/--to the selection lies at +44ms to +1.046s
+// (11:26:09.071 to 11:26:10.117 UTC)"): a range inside a session can
+// still miss every message. "" when the range is not what emptied q, or
+// when those messages span the sessions from start to end.
+func untimedSpan(ctx context.Context, c *storage.Capture, q storage.Query, sessions []storage.SessionInfo) (string, error) {
+	if q.FromOffset == nil && q.ToOffset == nil && q.FromTime == nil && q.ToTime == nil {
+		return "", nil
+	}
+	q.FromOffset, q.ToOffset, q.FromTime, q.ToTime = nil, nil, nil, nil
+	var ends []storage.Message
+	for _, desc := range []bool{false, true} {
+		one := q
+		one.Limit, one.Desc = 1, desc
+		for m, err := range c.Messages(ctx, one) {
+			if err != nil {
+				return "", err
+			}
+			ends = append(ends, m)
+		}
+	}
+	if len(ends) < 2 {
+		return "", ctx.Err()
+	}
+	first, last := ends[0], ends[1]
+	start, end := first.TimeNS, last.TimeNS
+	for _, s := range sessions {
+		start, end = min(start, s.StartedNS), max(end, s.EndNS())
+	}
+	if first.TimeNS-start < int64(time.Millisecond) && end-last.TimeNS < int64(time.Millisecond) {
+		return "", nil // describeSpan says it all
+	}
+	at := func(m storage.Message) string {
+		off := "+" + time.Duration(m.OffsetNS).Round(time.Millisecond).String()
+		if first.Session != last.Session {
+			off += fmt.Sprintf(" (session %d)", m.Session)
+		}
+		return off
+	}
+	const layout = "15:04:05.000"
+	if first.Seq == last.Seq {
+		return fmt.Sprintf("; without --from/--to the selection is one message at %s (%s UTC)", at(first),
+			time.Unix(0, first.TimeNS).UTC().Format(layout)), nil
+	}
+	return fmt.Sprintf("; without --from/--to the selection lies at %s to %s (%s to %s UTC)", at(first), at(last),
+		time.Unix(0, first.TimeNS).UTC().Format(layout), time.Unix(0, last.TimeNS).UTC().Format(layout)), nil
 }
 
 // listSome joins the first n names, and says how many more there are.

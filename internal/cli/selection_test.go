@@ -34,6 +34,12 @@ func TestEmptySelection(t *testing.T) {
 		{"no topic matches", []string{"-t", "plant/#"}, exitError,
 			"nothing selected: -t/-x match none of the 4 topics in " + in + ": home/door, home/fan, home/light, home/temp"},
 		{"every topic excluded", []string{"-x", "#"}, exitError, "match none of the 4 topics"},
+		// Inside the session, after the topic's last message: say where
+		// the topic's messages are.
+		{"range after a topic's messages", []string{"-t", "home/door", "--from", "7s"}, exitError,
+			" holds 1 session of 9.5s, 2026-"},
+		{"range after a topic's messages", []string{"-t", "home/door", "--from", "7s"}, exitError,
+			" UTC; without --from/--to the selection lies at +0s to +6s ("},
 	}
 	for verb, base := range verbs {
 		for _, tt := range tests {
