@@ -141,6 +141,11 @@ func TestJSONL(t *testing.T) {
 		sessions[0].StopReason != "import" || sessions[0].EndedNS != 1e18+2000 {
 		t.Errorf("sessions = %+v", sessions)
 	}
+	// The second session's messages carry MQTT 5 properties: it is an
+	// MQTT 5 session (play replays it as MQTT 5); the first is not.
+	if sessions[0].Protocol == 5 || sessions[1].Protocol != 5 {
+		t.Errorf("protocols %d, %d; want the second session 5", sessions[0].Protocol, sessions[1].Protocol)
+	}
 	var problems, summaries int
 	for _, e := range events {
 		switch e.Kind {

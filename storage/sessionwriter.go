@@ -21,6 +21,8 @@ type SessionWriter struct {
 	msgs    []Message
 	events  []Event
 	size    int
+	// props5: a message of the open session carries MQTT 5 properties.
+	props5 bool
 
 	// Info describes every session started (StartedNS is set per session);
 	// it may be changed between sessions.
@@ -75,7 +77,7 @@ func (w *SessionWriter) StartSession(ctx context.Context, startNS int64, reason 
 	if err != nil {
 		return err
 	}
-	w.sess, w.startNS, w.lastTS, w.lastOff = s, startNS, startNS, 0
+	w.sess, w.startNS, w.lastTS, w.lastOff, w.props5 = s, startNS, startNS, 0, false
 	w.Sessions = append(w.Sessions, s.ID())
 	return nil
 }
@@ -94,6 +96,7 @@ func (w *SessionWriter) Add(ctx context.Context, m Message) error {
 		w.Clamped++
 	}
 	w.lastTS, w.lastOff = m.TimeNS, m.OffsetNS
+	w.props5 = w.props5 || m.Props.OfMessage() != nil
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
@@ -128,13 +131,21 @@ func (w *SessionWriter) Flush(ctx context.Context) error {
 }
 
 // EndSession flushes and closes the open session; its end time is its last
-// message's time.
+// message's time. A session whose messages carry MQTT 5 properties is
+// stored as an MQTT 5 session (protocol 5), whatever Info said: an import
+// learns the protocol from its messages, and play replays such a session
+// as MQTT 5.
 func (w *SessionWriter) EndSession(ctx context.Context, reason string) error {
 	if w.sess == nil {
 		return nil
 	}
 	if err := w.Flush(ctx); err != nil {
 		return err
+	}
+	if w.props5 && w.Info.Protocol != 5 {
+		if _, err := w.c.w.ExecContext(ctx, "UPDATE sessions SET protocol=5 WHERE id=?", w.sess.ID()); err != nil {
+			return w.c.wrap("update session", err)
+		}
 	}
 	err := w.sess.End(ctx, w.lastTS, reason, w.Dropped)
 	w.sess = nil
