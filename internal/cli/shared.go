@@ -88,12 +88,19 @@ func connect(ctx context.Context, o mqtt.Options, h mqtt.Handlers) (mqtt.Client,
 	return c, explainRefusal(err, o)
 }
 
-// explainRefusal adds to a CONNACK refusal what mqtape did not send: no
-// password (a username without MQTAPE_PASSWORD, --password-file or
-// --ask-password), or no credentials at all.
+// explainRefusal adds to a refused login (CONNACK: bad username or
+// password, not authorised) what mqtape did not send: no password (a
+// username without MQTAPE_PASSWORD, --password-file or --ask-password), or
+// no credentials at all. Other refusals (a rejected client id, a broker
+// unavailable or busy) are not about credentials and keep their words.
 func explainRefusal(err error, o mqtt.Options) error {
 	var refused *mqtt.RefusedError
 	if !errors.As(err, &refused) || o.Password != "" {
+		return err
+	}
+	switch refused.Code {
+	case 4, 5, 0x86, 0x87: // 3.1.1: bad username or password, not authorised; MQTT 5: the same two
+	default:
 		return err
 	}
 	if user := cmp.Or(o.Username, o.Broker.Username); user != "" {
