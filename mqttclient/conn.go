@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -145,6 +149,9 @@ func dialConn(ctx context.Context, b mqtt.Broker, tlsCfg *tls.Config, timeout ti
 	case "ssl":
 		d := tls.Dialer{Config: tlsCfg}
 		conn, err = d.DialContext(ctx, "tcp", b.Host)
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			err = fmt.Errorf("%w: %w", errTLSClosed, err)
+		}
 	case "ws", "wss":
 		conn, err = paho.NewWebsocket(b.DialURL(), tlsCfg, timeout, nil, nil)
 	default:

@@ -25,6 +25,10 @@ func unreachable(b mqtt.Broker, err error) error {
 	return fmt.Errorf("%w: %s: %s", mqtt.ErrUnreachable, b, dialCause(err))
 }
 
+// errTLSClosed: the server closed the connection during the TLS handshake
+// (a plain MQTT listener reads the ClientHello as a bad packet and hangs up).
+var errTLSClosed = errors.New("closed during the TLS handshake")
+
 func dialCause(err error) string {
 	var dns *net.DNSError
 	var unknownCA x509.UnknownAuthorityError
@@ -48,6 +52,8 @@ func dialCause(err error) string {
 		return "TLS: invalid certificate: " + invalid.Error()
 	case errors.As(err, &tlsRecord):
 		return "TLS handshake failed: the server does not speak TLS on that port (use mqtt:// for plain MQTT)"
+	case errors.Is(err, errTLSClosed):
+		return "TLS handshake failed: the server hung up; is that port a TLS listener? (use mqtt:// for plain MQTT)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return "the broker closed the connection before accepting it"
 	case strings.Contains(err.Error(), "non-CONNACK"), strings.Contains(err.Error(), "nil CONNACK"):

@@ -114,3 +114,35 @@ func TestPublishLostMQTT5(t *testing.T) {
 		t.Errorf("publish error = %v", err)
 	}
 }
+
+// TestTLSToPlainPort: mqtts:// to a listener that is not TLS (it reads
+// the ClientHello as a bad packet and hangs up, as mosquitto does) says
+// so, over MQTT 3.1.1 and 5.
+func TestTLSToPlainPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Read(make([]byte, 512))
+			conn.Close()
+		}
+	}()
+	br, err := mqtt.ParseBroker("mqtts://" + ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int{4, 5} {
+		_, err := mqttclient.Connect(context.Background(), mqtt.Options{Broker: br, ClientID: "tls", ProtocolVersion: v,
+			CleanSession: true, ConnectTimeout: 3 * time.Second}, mqtt.Handlers{})
+		if err == nil || !strings.Contains(err.Error(), "is that port a TLS listener? (use mqtt:// for plain MQTT)") {
+			t.Errorf("MQTT level %d: %v", v, err)
+		}
+	}
+}
