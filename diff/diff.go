@@ -300,19 +300,23 @@ func Compare(ctx context.Context, a Source, nameA string, b Source, nameB string
 
 // restoredState recognises the retained state mqtape play restored (see the
 // package comment): when other has a retained-store message on the topic
-// and t none, and t's first live message has the same payload while t has
-// exactly one live message more, that message is t's retained state at the
-// start, not live traffic. The hashes compare payloads only: the retain
-// flag of a live message depends on the recording's protocol version.
+// and t's first live message has the same payload while t has exactly one
+// live message more, that message is t's retained state at the start, not
+// live traffic. When t has a retained-store message of its own with that
+// payload (a replay into a broker that already held the state, e.g. from an
+// earlier replay), the restore is a repeat of it and is dropped. The hashes
+// compare payloads only: the retain flag of a live message depends on the
+// recording's protocol version.
 func restoredState(s *side, t, other *topicAcc) {
-	if other.storeSeq == 0 || t.storeSeq != 0 || len(t.hashes) != len(other.hashes)+1 ||
-		t.firstPayload != other.storePayload {
+	if other.storeSeq == 0 || len(t.hashes) != len(other.hashes)+1 || t.firstPayload != other.storePayload ||
+		(t.storeSeq != 0 && t.storePayload != other.storePayload) {
 		return
 	}
-	seq := t.seqs[0]
-	t.storeSeq, t.storePayload = seq, t.firstPayload
-	if t.retainSeq < seq { // no later retained message replaced it
-		t.retained, t.retainSeq, t.retainPayload = t.firstBytes > 0, seq, t.firstPayload
+	if seq := t.seqs[0]; t.storeSeq == 0 {
+		t.storeSeq, t.storePayload = seq, t.firstPayload
+		if t.retainSeq < seq { // no later retained message replaced it
+			t.retained, t.retainSeq, t.retainPayload = t.firstBytes > 0, seq, t.firstPayload
+		}
 	}
 	t.hashes, t.seqs = t.hashes[1:], t.seqs[1:]
 	t.bytes -= t.firstBytes
