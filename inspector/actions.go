@@ -52,7 +52,7 @@ func (u *UI) openExport() {
 		return
 	}
 	base := strings.TrimSuffix(filepath.Base(u.c.Path()), filepath.Ext(u.c.Path()))
-	u.say("export %s message%s as JSON lines (the file must not exist)", humanize.GroupDigits(u.m.total), plural(int(min(u.m.total, 2))))
+	u.say("export %s as JSON lines (the file must not exist)", humanize.Count(u.m.total, "message", "messages"))
 	u.ask("export to:", u.defaultPath(base+"-export.jsonl"), u.export, nil)
 }
 
@@ -89,7 +89,7 @@ func (u *UI) export(path string) error {
 			case err != nil:
 				u.fail(fmt.Errorf("export: %w", err))
 			default:
-				u.say("exported %s message%s to %s", humanize.GroupDigits(n), plural(int(min(n, 2))), path)
+				u.say("exported %s to %s", humanize.Count(n, "message", "messages"), path)
 			}
 		})
 	})

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 )
 
@@ -277,7 +278,7 @@ func propertyLines(p *mqtt.Properties) []string {
 		case len(cd) > maxCorrelationShown:
 			add("correlation data", fmt.Sprintf("%s … (hex, %d bytes)", spacedHex(cd[:maxCorrelationShown]), len(cd)))
 		default:
-			add("correlation data", fmt.Sprintf("%s (hex, %d byte%s)", spacedHex(cd), len(cd), plural(len(cd))))
+			add("correlation data", fmt.Sprintf("%s (hex, %s)", spacedHex(cd), humanize.Count(int64(len(cd)), "byte", "bytes")))
 		}
 	}
 	if len(p.SubscriptionIDs) > 0 {

@@ -54,8 +54,8 @@ func (u *UI) openPlay() {
 			return err
 		}
 		askSpeed := func() {
-			u.say("Enter plays %s message%s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
-				humanize.GroupDigits(n), plural(int(min(n, 2))), from, broker)
+			u.say("Enter plays %s from seq %d to %s; speed 2 is twice as fast, max as fast as possible; Esc cancels",
+				humanize.Count(n, "message", "messages"), from, broker)
 			u.ask("speed:", "1", func(s string) error {
 				// Typed text: spaces and case do not matter (2X, " max").
 				speed, err := replay.ParseSpeed(strings.ToLower(strings.TrimSpace(s)))

@@ -222,7 +222,7 @@ func (u *UI) applyFilter(text string) error {
 			}
 			u.install(m, row)
 			if u.status == "" || !u.statusErr {
-				u.say("%s match%s", humanize.GroupDigits(m.total), pluralES(m.total))
+				u.say("%s", humanize.Count(m.total, "match", "matches"))
 			}
 		})
 	})

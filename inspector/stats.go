@@ -254,9 +254,9 @@ func (u *UI) fillTopicTable() {
 	}
 	// The first row sums up what the filter selects, like every other row.
 	tot := s.totals
-	first := fmt.Sprintf("all %d topic%s", tot.Topics, plural(tot.Topics))
+	first := "all " + humanize.Count(int64(tot.Topics), "topic", "topics")
 	if !u.filter.Empty() {
-		first = fmt.Sprintf("the filter's %d topic%s", tot.Topics, plural(tot.Topics))
+		first = "the filter's " + humanize.Count(int64(tot.Topics), "topic", "topics")
 	}
 	if tot.Messages > 0 {
 		add(first, storage.TopicStats{Count: tot.Messages, Bytes: tot.Bytes, FirstNS: tot.FirstNS, LastNS: tot.LastNS,

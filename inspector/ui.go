@@ -364,7 +364,7 @@ func (u *UI) headerText() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[::b]%s[::-]", tview.Escape(filepath.Base(u.c.Path())))
 	ns := len(u.sessions)
-	fmt.Fprintf(&b, "  %d session%s  %s messages", ns, plural(ns), humanize.GroupDigits(u.totalMessages()))
+	fmt.Fprintf(&b, "  %s  %s", humanize.Count(int64(ns), "session", "sessions"), humanize.Count(u.totalMessages(), "message", "messages"))
 	if u.hi > 0 {
 		a, z := time.Unix(0, u.firstNS).In(u.loc), time.Unix(0, u.lastNS).In(u.loc)
 		endFmt := "15:04:05"
@@ -392,7 +392,7 @@ func (u *UI) headerText() string {
 	default:
 		fmt.Fprintf(&b, "filter: [yellow]%s[-]", tview.Escape(u.filter.Describe(u.loc)))
 		if u.filterJob == nil { // the table shows this filter
-			fmt.Fprintf(&b, "  [::b]%s[::-] match%s", humanize.GroupDigits(u.m.total), pluralES(u.m.total))
+			fmt.Fprintf(&b, "  [::b]%s[::-] %s", humanize.GroupDigits(u.m.total), humanize.Plural(u.m.total, "match", "matches"))
 		}
 	}
 	if u.counting != "" {
@@ -438,20 +438,6 @@ func (u *UI) recording() string {
 		return "live"
 	}
 	return "unclosed"
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
-
-func pluralES(n int64) string {
-	if n == 1 {
-		return ""
-	}
-	return "es"
 }
 
 func (u *UI) statusText() string {

@@ -528,3 +528,12 @@ func TestGapsSwitchToCounting(t *testing.T) {
 		t.Errorf(":#7 Down: %d", got)
 	}
 }
+
+// TestHeaderSingular: a capture of one message in one session says so in
+// the singular (humanize.Count, as every verb does).
+func TestHeaderSingular(t *testing.T) {
+	h := start(t, writeCapture(t, []storage.Message{msg(time.Second, "a/b", 0, "x")}), Options{}, 100, 20)
+	if !h.contains("1 session  1 message") || h.contains("1 messages") {
+		t.Errorf("header:\n%s", h.text())
+	}
+}
