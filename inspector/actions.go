@@ -143,7 +143,7 @@ func (u *UI) openWrite() {
 	if ext == "" {
 		ext = ".bin"
 	}
-	u.say("write the payload of seq %d (%d bytes); the file must not exist", m.Seq, len(m.Payload))
+	u.say("write the payload of seq %d (%s); the file must not exist", m.Seq, humanize.Count(int64(len(m.Payload)), "byte", "bytes"))
 	u.ask("write to:", u.defaultPath(fmt.Sprintf("payload-%d%s", m.Seq, ext)), func(path string) error {
 		path = strings.TrimSpace(path)
 		if path == "" {
@@ -161,7 +161,7 @@ func (u *UI) openWrite() {
 			os.Remove(path)
 			return fmt.Errorf("write: %w", err)
 		}
-		u.say("wrote %d bytes to %s", len(m.Payload), path)
+		u.say("wrote %s to %s", humanize.Count(int64(len(m.Payload)), "byte", "bytes"), path)
 		return nil
 	}, nil)
 }

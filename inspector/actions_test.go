@@ -131,3 +131,18 @@ func TestPropertiesDetail(t *testing.T) {
 		t.Errorf("text correlation data:\n%s", h.text())
 	}
 }
+
+// TestWriteOneByte: w on a one-byte payload says "1 byte", in the
+// question and in the report.
+func TestWriteOneByte(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, writeCapture(t, []storage.Message{msg(time.Second, "a/b", 0, "x")}), Options{Dir: dir}, 110, 20)
+	h.press('w')
+	if !h.contains("write the payload of seq 1 (1 byte);") {
+		t.Errorf("question:\n%s", h.text())
+	}
+	h.press(tcell.KeyEnter)
+	if !h.contains("wrote 1 byte to ") {
+		t.Errorf("report:\n%s", h.text())
+	}
+}
