@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -217,7 +218,8 @@ func (p *pipeline) wake() {
 func (p *pipeline) drop(it item, why string) {
 	n := p.dropped.Add(1)
 	if n == 1 || n%1000 == 0 {
-		p.event(storage.EventQueueOverflow, fmt.Sprintf("%s: %d messages dropped so far (last topic %q)", why, n, it.m.Topic))
+		p.event(storage.EventQueueOverflow, fmt.Sprintf("%s: %s dropped so far (last topic %q)", why,
+			humanize.Count(n, "message", "messages"), it.m.Topic))
 	}
 	if it.ack != nil {
 		// Keep the broker's in-flight window moving (the drop is counted

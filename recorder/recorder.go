@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
@@ -302,7 +303,7 @@ func (r *Recorder) watchBrokerDrops(m mqtt.Message) {
 	}
 	if d := v - r.sysBase; d > r.brokerDropped.Load() {
 		r.brokerDropped.Store(d)
-		r.event(storage.EventBrokerDropped, fmt.Sprintf("the broker reports %d messages dropped since recording started (%s)", d, sysDropped))
+		r.event(storage.EventBrokerDropped, fmt.Sprintf("the broker reports %s dropped since recording started (%s)", humanize.Count(d, "message", "messages"), sysDropped))
 	}
 }
 

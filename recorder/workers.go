@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -107,5 +108,5 @@ func (r *Recorder) sysDroppedAtStop(ctx context.Context, client Subscriber) {
 	if r.sysSeen.Load() == seen {
 		when = "not read again at the stop: its last value while recording"
 	}
-	r.event(storage.EventBrokerDropped, fmt.Sprintf("at stop the broker reports %d messages dropped since recording started (%s; %s, as of the broker's last update: brokers refresh $SYS every few seconds, mosquitto every sys_interval, 10 s by default)", r.brokerDropped.Load(), sysDropped, when))
+	r.event(storage.EventBrokerDropped, fmt.Sprintf("at stop the broker reports %s dropped since recording started (%s; %s, as of the broker's last update: brokers refresh $SYS every few seconds, mosquitto every sys_interval, 10 s by default)", humanize.Count(r.brokerDropped.Load(), "message", "messages"), sysDropped, when))
 }
