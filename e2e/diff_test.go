@@ -147,7 +147,10 @@ func TestDiffInterleavingMQTTDoesNotOrder(t *testing.T) {
 	}
 	a, b := record("a.db", false), record("b.db", true)
 	code, out, _ := runCLI(t, ctx, "diff", a, b)
-	if code != exitOK || !strings.Contains(out, "~ line/state") || !strings.Contains(out, "2 messages in another order") ||
+	// How many messages count as moved depends on how the broker delivered
+	// QoS 1 and 2 to each recorder (2 in most runs, 4 seen under -race); that
+	// they are paired as moved, not missing and extra, does not.
+	if code != exitOK || !strings.Contains(out, "~ line/state") || !strings.Contains(out, "messages in another order") ||
 		strings.Contains(out, "missing") || !strings.Contains(out, "moved (seq") {
 		t.Errorf("interleaved differently: exit %d\n%s", code, out)
 	}
