@@ -26,8 +26,8 @@ one() { # mode size qos → msg/s
   timeout 120 mosquitto_sub -p "$P" -t 'bench/#' -q "$3" -C "$N" > /dev/null & S=$!
   sleep 0.3
   local t0; t0=$(now)
-  "$OUT/flood" -addr "127.0.0.1:$P" -n "$HALF" -size "$2" -qos "$3" -topic bench/a &
-  "$OUT/flood" -addr "127.0.0.1:$P" -n "$HALF" -size "$2" -qos "$3" -topic bench/b &
+  "$OUT/flood" -addr "127.0.0.1:$P" -n "$HALF" -size "$2" -qos "$3" -topic bench/a > /dev/null &
+  "$OUT/flood" -addr "127.0.0.1:$P" -n "$HALF" -size "$2" -qos "$3" -topic bench/b > /dev/null &
   wait $S; local t1; t1=$(now)
   kill -INT $B; wait $B 2>/dev/null || true
   if [ "$1" = serve ]; then
