@@ -134,14 +134,15 @@ func Start(o Options) (*Broker, error) {
 		}
 		b.addrs = append(b.addrs, ln.Addr().String())
 		id := fmt.Sprintf("tcp%d", i)
-		if err := srv.AddListener(listeners.NewNet(id, &guardedListener{Listener: ln, name: ln.Addr().String(), b: b})); err != nil {
+		tcp := listeners.NewNet(id, &guardedListener{Listener: ln, name: ln.Addr().String(), b: b})
+		if err := srv.AddListener(guarded{Listener: tcp, b: b}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
 	for i, addr := range o.WS {
 		ws := listeners.NewWebsocket(listeners.Config{ID: fmt.Sprintf("ws%d", i), Address: addr})
-		if err := srv.AddListener(ws); err != nil {
+		if err := srv.AddListener(guarded{Listener: ws, b: b}); err != nil {
 			return nil, fmt.Errorf("broker: websocket %s: %w", addr, err)
 		}
 		b.addrs = append(b.addrs, addr)

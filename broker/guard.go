@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
 // Limits a guarded listener applies before mochi sees a connection.
@@ -25,9 +27,20 @@ const (
 // than PreAuthMaxPacket.
 var errPreAuthTooLarge = errors.New("first packet larger than 64 KiB before authentication")
 
+// guarded wraps every connection a mochi listener establishes (TCP, TLS
+// or websocket: the guard sees the MQTT byte stream) in a guardConn.
+type guarded struct {
+	listeners.Listener
+	b *Broker
+}
+
+func (l guarded) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error { return establish(id, l.b.guard(c)) })
+}
+
 // guardedListener keeps accepting through temporary errors (out of file
 // descriptors, ENOBUFS...) with a backoff, as net/http's Server.Serve
-// does, and wraps every connection in a guardConn. A run of failures is
+// does (mochi's TCP listener stops at the first error). A run of failures is
 // reported once when it starts and once when accepting has worked for
 // acceptSettle since the last failure (under descriptor pressure, accepts
 // and failures alternate for a while).
@@ -52,7 +65,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		conn, err := l.Listener.Accept()
 		if err == nil {
 			l.accepted()
-			return l.b.guard(conn), nil
+			return conn, nil
 		}
 		if !retryable(err) {
 			return nil, err
