@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -280,5 +281,71 @@ func TestServeHostilePacketSizes(t *testing.T) {
 	msgs, _, _ := capturetest.Read(t, path)
 	if len(msgs) != 1 || string(msgs[0].Payload) != "recorded anyway" {
 		t.Errorf("messages %+v", msgs)
+	}
+}
+
+// TestServeEventsAndInfo: a refused login is an auth_failed event (with
+// client id, username and address, never the password); clients that
+// never subscribed leave no client_unsubscribe; info sums events up per
+// kind and lists the last 20 (--events: all); and info counts a message
+// published retained through serve as retained.
+func TestServeEventsAndInfo(t *testing.T) {
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte("dev:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "events.db")
+	addr, stop := serveCLI(t, path, "--passwd", passwd)
+	if _, err := rawmqtt.ConnectAuth(addr, "intruder", "dev", "hunter2-wrong", 3*time.Second); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	const clients = 15
+	for i := range clients {
+		c, err := rawmqtt.ConnectAuth(addr, fmt.Sprint("dev-", i), "dev", "s3cret", 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			pk := append(rawmqtt.AppendPublishHeader(nil, "ev/state", 0, 0, 2), "on"...)
+			pk[0] |= 0x01 // retain
+			c.Write(pk)
+		}
+		c.Write([]byte{0xe0, 0}) // DISCONNECT
+		waitClosed(t, c, 5*time.Second)
+		c.Close()
+	}
+	if code, errs := stop(); code != 0 {
+		t.Fatalf("serve exit %d: %s", code, errs)
+	}
+	_, _, events := capturetest.Read(t, path)
+	var failed []storage.Event
+	for _, e := range events {
+		switch e.Kind {
+		case storage.EventClientUnsub:
+			t.Errorf("client_unsubscribe for a client that never subscribed: %s", e.Detail)
+		case storage.EventAuthFailed:
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0].Detail, `"client_id":"intruder"`) || !strings.Contains(failed[0].Detail, `"username":"dev"`) ||
+		!strings.Contains(failed[0].Detail, `"remote":"127.0.0.1:`) || strings.Contains(failed[0].Detail, "hunter2") {
+		t.Errorf("auth_failed events %+v", failed)
+	}
+
+	_, out, _ := runCLI(t, context.Background(), "info", path)
+	for _, want := range []string{"events:    31: client_connect 15, client_disconnect 15, auth_failed 1",
+		"the last 20 (11 earlier: mqtape info --events", "retained:  1 with the retain flag (0 from the broker's retained store"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("info lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "#1 client_connect "); n > 20 {
+		t.Errorf("info lists %d connect lines, want at most the last 20", n)
+	}
+	_, all, _ := runCLI(t, context.Background(), "info", "--events", path)
+	if n := strings.Count(all, "#1 client_connect "); n != 15 {
+		t.Errorf("info --events lists %d connects, want 15:\n%s", n, all)
 	}
 }

@@ -12,9 +12,13 @@ type TopicStats struct {
 	Bytes     int64
 	FirstNS   int64
 	LastNS    int64
-	PeakRate  int64    // most messages in one wall-clock second
-	FromStore int64    // messages sent from the broker's retained store
-	QoS       [3]int64 // messages per QoS level
+	PeakRate  int64 // most messages in one wall-clock second
+	FromStore int64 // messages sent from the broker's retained store
+	// Retained counts messages with the retain flag: those from the
+	// retained store, and those published retained where the capture
+	// sees the publisher's flag (serve, MQTT 5 with retain-as-published).
+	Retained int64
+	QoS      [3]int64 // messages per QoS level
 }
 
 // Totals summarises a capture.
@@ -47,15 +51,15 @@ func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
 	var tot Totals
 	var win, winCount int64 = -1, 0
 	rows, err := c.r.QueryContext(ctx,
-		"SELECT topic_id, ts_ns, length(payload), qos, from_store FROM messages ORDER BY seq")
+		"SELECT topic_id, ts_ns, length(payload), qos, retain, from_store FROM messages ORDER BY seq")
 	if err != nil {
 		return Totals{}, nil, c.wrap("read messages", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var tid, ts, size, qos int64
-		var fromStore bool
-		if err := rows.Scan(&tid, &ts, &size, &qos, &fromStore); err != nil {
+		var retain, fromStore bool
+		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
 		a := per[tid]
@@ -69,6 +73,9 @@ func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
 		a.LastNS = max(a.LastNS, ts)
 		if fromStore {
 			a.FromStore++
+		}
+		if retain || fromStore {
+			a.Retained++
 		}
 		if qos >= 0 && qos <= 2 {
 			a.QoS[qos]++
