@@ -212,8 +212,25 @@ func (b *Broker) acceptResumed(listener string, failures int, d time.Duration) {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
-		b.closeUnconnected()
-		b.closeErr = b.srv.Close()
+		b.closeConns(false)
+		done := make(chan struct{})
+		go func() {
+			b.closeErr = b.srv.Close()
+			close(done)
+		}()
+		// mochi disconnects the clients it has registered, then waits for
+		// every connection it accepted; one that registers meanwhile would
+		// keep it waiting for as long as its client stays.
+		select {
+		case <-done:
+		case <-time.After(closeGrace):
+			b.closeConns(true)
+			<-done
+		}
 	})
 	return b.closeErr
 }
+
+// closeGrace is how long Close lets mochi disconnect its clients before it
+// closes whatever connections are left.
+const closeGrace = 3 * time.Second

@@ -175,21 +175,21 @@ func (b *Broker) guard(conn net.Conn) net.Conn {
 	b.conns[c] = struct{}{}
 	b.connMu.Unlock()
 	select {
-	case <-b.closed: // accepted while closing: closeUnconnected may have missed it
+	case <-b.closed: // accepted while closing: closeConns may have missed it
 		c.Close()
 	default:
 	}
 	return c
 }
 
-// closeUnconnected closes the connections that have not sent CONNECT:
-// mochi's Close waits for them (it closes only its clients), so a stop
-// would otherwise wait for their connect timeout.
-func (b *Broker) closeUnconnected() {
+// closeConns closes the connections that have not sent CONNECT (all with
+// all set): mochi's Close waits for them (it closes only its registered
+// clients), so a stop would otherwise wait for their connect timeout.
+func (b *Broker) closeConns(all bool) {
 	b.connMu.Lock()
 	var idle []*guardConn
 	for c := range b.conns {
-		if !c.connected.Load() {
+		if all || !c.connected.Load() {
 			idle = append(idle, c)
 		}
 	}
