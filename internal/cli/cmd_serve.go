@@ -26,8 +26,8 @@ connects, disconnects (and whether the will was sent), subscribes and
 unsubscribes. Ctrl-C flushes and stops.
 
 A PUBACK (QoS 1) or PUBREC (QoS 2) from serve means the message is in the
-capture's spool: it survives serve being killed (the next open of the
-capture recovers it). A connection must send CONNECT within
+capture's spool: it survives serve being killed (the next serve or record
+into the file adds it to the capture). A connection must send CONNECT within
 --connect-timeout; its first packet may not exceed 64 KiB (before
 authentication), later ones --max-packet-size (told to MQTT 5 clients).
 If accepting fails (out of file descriptors), serve says so once and
