@@ -11,6 +11,7 @@ type accessHook struct {
 	mochi.HookBase
 	authenticate func(clientID, username string, password []byte) bool
 	allow        func(clientID, topic string, write bool) bool
+	b            *Broker // records refused logins
 }
 
 func (h *accessHook) ID() string { return "mqtape-access" }
@@ -20,7 +21,12 @@ func (h *accessHook) Provides(b byte) bool {
 }
 
 func (h *accessHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	return h.authenticate == nil || h.authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password)
+	if h.authenticate == nil || h.authenticate(cl.ID, string(pk.Connect.Username), pk.Connect.Password) {
+		return true
+	}
+	h.b.event(EventAuthFailed, map[string]any{"client_id": cl.ID, "username": string(pk.Connect.Username),
+		"remote": cl.Net.Remote, "reason": "bad username or password"})
+	return false
 }
 
 func (h *accessHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {

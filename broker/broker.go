@@ -5,12 +5,14 @@ package broker
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -44,6 +46,16 @@ type Options struct {
 	// MaxPending is how many messages may wait to be written to one slow
 	// client before the broker drops (mochi default 8192).
 	MaxPending int32
+	// MaxPacketSize bounds every packet a client sends (default
+	// DefaultMaxPacketSize); MQTT 5 clients are told it in the CONNACK.
+	// Before a client has authenticated, PreAuthMaxPacket applies.
+	MaxPacketSize uint32
+	// ConnectTimeout closes a TCP connection that has not sent its CONNECT
+	// in time (default DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+	// Warn, when set, receives a line for the operator when something goes
+	// wrong that the broker works around (accepting fails and is retried).
+	Warn func(msg string)
 }
 
 // Broker is a running embedded broker.
@@ -52,6 +64,16 @@ type Broker struct {
 	addrs     []string
 	closeOnce sync.Once
 	closeErr  error
+	closed    chan struct{}
+	connMu    sync.Mutex
+	conns     map[*guardConn]struct{} // open TCP connections
+
+	observer       Observer
+	durable        DurableObserver // nil: acknowledgements are not held
+	gate           *ackGate
+	warn           func(string)
+	maxPacket      uint32
+	connectTimeout time.Duration
 }
 
 // Start starts a broker and returns once its listeners accept connections.
@@ -70,12 +92,29 @@ func Start(o Options) (*Broker, error) {
 	if o.MaxPending > 0 {
 		caps.MaximumClientWritesPending = o.MaxPending
 	}
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	caps.MaximumPacketSize = o.MaxPacketSize
+	// mochi copies a PUBLISH's properties (user properties, content
+	// type...) into its PUBACK/PUBREC unless told not to; MQTT 5 clients
+	// refuse such acknowledgements (see ackHook for the reason codes).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: o.Logger, Capabilities: caps})
-	b := &Broker{srv: srv}
+	b := &Broker{srv: srv, closed: make(chan struct{}), conns: make(map[*guardConn]struct{}), observer: o.Observer, warn: o.Warn,
+		maxPacket: o.MaxPacketSize, connectTimeout: o.ConnectTimeout}
+	if d, ok := o.Observer.(DurableObserver); ok {
+		b.durable, b.gate = d, &ackGate{d: d, waiting: make(map[*guardConn]struct{})}
+		d.NotifySafe(b.gate.safeGrew)
+	}
 	hooks := []mochi.Hook{new(auth.AllowHook)}
 	if o.Authenticate != nil || o.Allow != nil {
-		hooks = []mochi.Hook{&accessHook{authenticate: o.Authenticate, allow: o.Allow}}
+		hooks = []mochi.Hook{&accessHook{authenticate: o.Authenticate, allow: o.Allow, b: b}}
 	}
+	hooks = append(hooks, &ackHook{maxPacket: o.MaxPacketSize})
 	if o.Observer != nil {
 		hooks = append(hooks, &observerHook{o: o.Observer})
 	}
@@ -94,14 +133,16 @@ func Start(o Options) (*Broker, error) {
 			ln = tls.NewListener(ln, o.TLS)
 		}
 		b.addrs = append(b.addrs, ln.Addr().String())
-		if err := srv.AddListener(listeners.NewNet(fmt.Sprintf("tcp%d", i), ln)); err != nil {
+		id := fmt.Sprintf("tcp%d", i)
+		tcp := listeners.NewNet(id, &guardedListener{Listener: ln, name: ln.Addr().String(), b: b})
+		if err := srv.AddListener(guarded{Listener: tcp, b: b}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
 	for i, addr := range o.WS {
 		ws := listeners.NewWebsocket(listeners.Config{ID: fmt.Sprintf("ws%d", i), Address: addr})
-		if err := srv.AddListener(ws); err != nil {
+		if err := srv.AddListener(guarded{Listener: ws, b: b}); err != nil {
 			return nil, fmt.Errorf("broker: websocket %s: %w", addr, err)
 		}
 		b.addrs = append(b.addrs, addr)
@@ -141,9 +182,55 @@ func (b *Broker) Kick(clientID string) bool {
 
 var errKicked = errors.New("connection dropped by the demo")
 
+// event records a broker event through the observer, if any.
+func (b *Broker) event(kind string, v map[string]any) {
+	if b.observer != nil {
+		detail, _ := json.Marshal(v)
+		b.observer.Event(kind, string(detail))
+	}
+}
+
+// acceptFailed reports the first accept error of a run of them.
+func (b *Broker) acceptFailed(listener string, err error) {
+	b.event(EventAcceptError, map[string]any{"listener": listener, "error": err.Error()})
+	if b.warn != nil {
+		b.warn(fmt.Sprintf("accept on %s: %v; retrying with a backoff of up to 1s", listener, err))
+	}
+}
+
+// acceptResumed reports that accepting works again after failures
+// spread over d.
+func (b *Broker) acceptResumed(listener string, failures int, d time.Duration) {
+	b.event(EventAcceptResumed, map[string]any{"listener": listener, "failures": failures, "failing_ms": d.Milliseconds()})
+	if b.warn != nil {
+		b.warn(fmt.Sprintf("accept on %s: accepting again (%d failed attempts over %v)", listener, failures, d.Round(time.Millisecond)))
+	}
+}
+
 // Close stops the broker and disconnects its clients. It may be called
 // more than once.
 func (b *Broker) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.srv.Close() })
+	b.closeOnce.Do(func() {
+		close(b.closed)
+		b.closeConns(false)
+		done := make(chan struct{})
+		go func() {
+			b.closeErr = b.srv.Close()
+			close(done)
+		}()
+		// mochi disconnects the clients it has registered, then waits for
+		// every connection it accepted; one that registers meanwhile would
+		// keep it waiting for as long as its client stays.
+		select {
+		case <-done:
+		case <-time.After(closeGrace):
+			b.closeConns(true)
+			<-done
+		}
+	})
 	return b.closeErr
 }
+
+// closeGrace is how long Close lets mochi disconnect its clients before it
+// closes whatever connections are left.
+const closeGrace = 3 * time.Second

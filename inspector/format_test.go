@@ -143,3 +143,17 @@ func FuzzPayloadViews(f *testing.F) {
 		numericFields(a)
 	})
 }
+
+// TestRetainMark: the R column marks messages from the retained store "R"
+// and messages published retained (the flag a serve or MQTT 5 capture
+// sees) "r"; it showed nothing for the latter.
+func TestRetainMark(t *testing.T) {
+	for _, c := range []struct {
+		retain, fromStore bool
+		want              string
+	}{{false, false, " "}, {true, false, "r"}, {true, true, "R"}, {false, true, "R"}} {
+		if got := retainMark(c.retain, c.fromStore); got != c.want {
+			t.Errorf("retainMark(%v, %v) = %q, want %q", c.retain, c.fromStore, got, c.want)
+		}
+	}
+}

@@ -75,10 +75,7 @@ func (u *UI) cell(m *storage.Row, col int) *tview.TableCell {
 	case colQoS:
 		c = tview.NewTableCell(strconv.Itoa(int(m.QoS)))
 	case colR:
-		s := " "
-		if m.FromStore {
-			s = "R"
-		}
+		s := retainMark(m.Retain, m.FromStore)
 		c = tview.NewTableCell(s).SetTextColor(tcell.ColorYellow)
 	case colSize:
 		c = tview.NewTableCell(humanSize(m.Size)).SetAlign(tview.AlignRight)
@@ -385,4 +382,17 @@ func (u *UI) escape() {
 	if u.app.GetFocus() != u.table && !u.statsShown {
 		u.app.SetFocus(u.table)
 	}
+}
+
+// retainMark is the R column: "R" for a message the broker sent from its
+// retained store, "r" for one published with the retain flag (seen live:
+// serve captures and MQTT 5 captures show the publisher's flag).
+func retainMark(retain, fromStore bool) string {
+	switch {
+	case fromStore:
+		return "R"
+	case retain:
+		return "r"
+	}
+	return " "
 }

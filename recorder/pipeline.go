@@ -52,6 +52,10 @@ type pipeline struct {
 	// the target; see spooler).
 	spoolTarget atomic.Int64
 	spoolWrites atomic.Int64 // groups written (for tests)
+	// handed counts the items ever given to the spooler, acked those it
+	// has acknowledged (a Tap's broker holds its acknowledgements until
+	// acked passes what was handed before them).
+	handed, acked atomic.Uint64
 
 	queued    atomic.Int64 // payload bytes in the queue
 	lastTS    atomic.Int64 // newest stamp handed out (stamps strictly increase)
@@ -87,7 +91,8 @@ func newPipeline(cfg Config) *pipeline {
 // committed by the receive time of the last committed message). For that,
 // a Recorder's messages are stamped and queued by one goroutine at a time:
 // both paho clients deliver messages from one goroutine and wait for it to
-// end before they reconnect.
+// end before they reconnect (a Tap, fed by every publisher's goroutine,
+// holds a lock across both).
 func (p *pipeline) stamp() (ts, off int64) {
 	o := int64(time.Since(p.start))
 	for {
@@ -186,6 +191,7 @@ func (p *pipeline) addPending(it item) {
 	p.pendMu.Lock()
 	p.pending = append(p.pending, it)
 	n := len(p.pending)
+	p.handed.Add(1)
 	p.pendMu.Unlock()
 	if n == 1 || int64(n) >= p.spoolTarget.Load() {
 		select {

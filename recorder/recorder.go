@@ -422,7 +422,8 @@ func (r *Recorder) beginRecording(ctx context.Context, client Subscriber, info s
 		return nil, err
 	}
 	rec := &recording{r: r, ctx: ctx, client: client, sess: sess, res: Result{SessionID: sess.ID()}}
-	if rec.wk, err = r.startWorkers(ctx, sess, client); err != nil {
+	flush, _ := client.(ackFlusher)
+	if rec.wk, err = startWorkers(ctx, r.pipeline, r.capture, sess, flush); err != nil {
 		r.stopIntake()
 		return rec, r.end(context.WithoutCancel(ctx), sess, StopError, err)
 	}

@@ -14,13 +14,25 @@ import (
 // Published and Event (it implements broker.Observer) for every routed
 // message and client event, with the publisher's client id and the retain
 // flag as published. Start it, feed it, then Stop it once.
+//
+// QoS 1/2 messages go through the session's spool like a Recorder's: the
+// broker holds its PUBACK or PUBREC until the message is spooled (Handed,
+// Safe and NotifySafe tell it when), so an acknowledged message survives
+// the process being killed.
 type Tap struct {
 	*pipeline
 	capture *storage.Capture
 	sess    *storage.Session
-	stop    context.CancelFunc
-	done    chan struct{} // closed when the writer returned; werr is its error
-	werr    error
+	wk      *workers
+
+	notifyMu sync.Mutex
+	notify   func() // called when Safe grew
+
+	// intake makes stamping and queueing one step: publishers call
+	// Published concurrently, and a spool recovery takes what was
+	// committed to be everything stamped up to the last committed
+	// message, so messages must be queued in the order of their stamps.
+	intake sync.Mutex
 
 	dropMu      sync.Mutex
 	brokerDrops map[string]int64 // per client id
@@ -29,7 +41,7 @@ type Tap struct {
 // NewTap prepares a tap writing into capture.
 func NewTap(capture *storage.Capture, cfg Config) *Tap {
 	cfg.defaults()
-	return &Tap{pipeline: newPipeline(cfg), capture: capture, done: make(chan struct{})}
+	return &Tap{pipeline: newPipeline(cfg), capture: capture}
 }
 
 // Start begins the session and the writer.
@@ -42,23 +54,54 @@ func (t *Tap) Start(ctx context.Context) error {
 		return err
 	}
 	t.sess = sess
+	if t.wk, err = startWorkers(ctx, t.pipeline, t.capture, sess, t); err != nil {
+		return t.end(context.WithoutCancel(ctx), sess, StopError, err)
+	}
 	t.accepting.Store(true)
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	t.stop = stop
-	go func() {
-		t.werr = t.writer(wctx, sess, nil)
-		close(t.done)
-	}()
 	return nil
 }
 
-// Published queues a routed message. It never blocks for long.
-func (t *Tap) Published(clientID, topic string, payload []byte, qos byte, retain bool, props *mqtt.Properties) {
+// Published queues a message the broker accepted, before the broker
+// acknowledges it, with the publisher's packet id. It never blocks for
+// long.
+func (t *Tap) Published(clientID, topic string, payload []byte, qos byte, retain bool, packetID uint16, props *mqtt.Properties) {
+	t.intake.Lock()
+	defer t.intake.Unlock()
 	ts, off := t.stamp()
 	// Inside the broker the retain flag is the publisher's; nothing here
 	// comes from the retained store.
-	t.offer(item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: topic, QoS: qos, Retain: retain,
-		Payload: payload, ClientID: clientID, Props: props}})
+	it := item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: topic, QoS: qos, Retain: retain,
+		PacketID: packetID, Payload: payload, ClientID: clientID, Props: props}}
+	if qos > 0 {
+		it.ack = noAck // the broker's acknowledgement waits for Safe instead
+	}
+	t.offer(it)
+}
+
+func noAck() {}
+
+// Handed returns how many QoS 1/2 messages the tap took so far.
+func (t *Tap) Handed() uint64 { return t.handed.Load() }
+
+// Safe returns how many of them are in the spool (or the capture).
+func (t *Tap) Safe() uint64 { return t.acked.Load() }
+
+// NotifySafe sets fn, called (on the spooler's goroutine; it must not
+// block) whenever Safe grew.
+func (t *Tap) NotifySafe(fn func()) {
+	t.notifyMu.Lock()
+	t.notify = fn
+	t.notifyMu.Unlock()
+}
+
+// FlushAcks is called by the spooler after each group it spooled.
+func (t *Tap) FlushAcks() {
+	t.notifyMu.Lock()
+	fn := t.notify
+	t.notifyMu.Unlock()
+	if fn != nil {
+		fn()
+	}
 }
 
 // Event records a broker event (kind and JSON detail). Drops to a slow
@@ -98,9 +141,9 @@ func (t *Tap) BrokerDrops() int64 {
 // CountReached is closed once Config.Count messages are stored.
 func (t *Tap) CountReached() <-chan struct{} { return t.countHit }
 
-// Failed is closed if the writer stops on its own (disk full...); Stop
-// returns the error.
-func (t *Tap) Failed() <-chan struct{} { return t.done }
+// Failed is closed if the writer or the spooler stops on its own (disk
+// full...); Stop returns the error.
+func (t *Tap) Failed() <-chan struct{} { return t.wk.failed }
 
 // Stats returns a live snapshot.
 func (t *Tap) Stats() Stats {
@@ -119,9 +162,7 @@ func (t *Tap) Stop(ctx context.Context, reason string) (Result, error) {
 	}
 	t.dropMu.Unlock()
 	t.stopIntake()
-	t.stop()
-	<-t.done
-	werr := t.werr
+	werr := t.wk.stop()
 	if werr != nil {
 		reason = StopError
 	}

@@ -24,29 +24,28 @@ type workers struct {
 }
 
 // startWorkers opens the session's spool and starts the writer and the
-// spooler.
-func (r *Recorder) startWorkers(ctx context.Context, sess *storage.Session, client Subscriber) (*workers, error) {
-	spool, err := r.capture.OpenSpool(sess)
+// spooler of p; flush (may be nil) sends the acknowledgements made so far.
+func startWorkers(ctx context.Context, p *pipeline, capture *storage.Capture, sess *storage.Session, flush ackFlusher) (*workers, error) {
+	spool, err := capture.OpenSpool(sess)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWriter, err)
 	}
-	flush, _ := client.(ackFlusher)
 	bg := context.WithoutCancel(ctx)
-	wk := &workers{p: r.pipeline, spool: spool, spoolerDone: make(chan error, 1), writerDone: make(chan error, 1),
+	wk := &workers{p: p, spool: spool, spoolerDone: make(chan error, 1), writerDone: make(chan error, 1),
 		failed: make(chan struct{})}
 	var spoolCtx, writerCtx context.Context
 	spoolCtx, wk.stopSpooler = context.WithCancel(bg)
 	writerCtx, wk.stopWriter = context.WithCancel(bg)
 	failed := make(chan struct{}, 2)
 	go func() {
-		err := r.spooler(spoolCtx, spool, flush)
+		err := p.spooler(spoolCtx, spool, flush)
 		if err != nil {
 			failed <- struct{}{}
 		}
 		wk.spoolerDone <- err
 	}()
 	go func() {
-		err := r.writer(writerCtx, sess, spool)
+		err := p.writer(writerCtx, sess, spool)
 		if err != nil {
 			failed <- struct{}{}
 		}

@@ -260,6 +260,7 @@ func (g *grouper) handle() error {
 	for i := range items {
 		items[i].ack()
 	}
+	p.acked.Add(uint64(len(items)))
 	if g.flush != nil {
 		g.flush.FlushAcks()
 	}

@@ -52,6 +52,11 @@ const (
 	EventClientSubscribe  = "client_subscribe"
 	EventClientUnsub      = "client_unsubscribe"
 	EventBrokerDrop       = "broker_drop"
+	EventAuthFailed       = "auth_failed"
+	EventAcceptError      = "accept_error"
+	EventAcceptResumed    = "accept_resumed"
+	EventConnectTimeout   = "connect_timeout"
+	EventPacketTooLarge   = "packet_too_large"
 )
 
 // Event is a notable thing that happened during a session.

@@ -13,9 +13,13 @@ type TopicStats struct {
 	Bytes     int64
 	FirstNS   int64
 	LastNS    int64
-	PeakRate  int64    // most messages in one wall-clock second
-	FromStore int64    // messages sent from the broker's retained store
-	QoS       [3]int64 // messages per QoS level
+	PeakRate  int64 // most messages in one wall-clock second
+	FromStore int64 // messages sent from the broker's retained store
+	// Retained counts messages with the retain flag: those from the
+	// retained store, and those published retained where the capture
+	// sees the publisher's flag (serve, MQTT 5 with retain-as-published).
+	Retained int64
+	QoS      [3]int64 // messages per QoS level
 }
 
 // Totals summarises a capture.
@@ -76,7 +80,7 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	if q.PayloadMatch != nil {
 		payload = "m.payload"
 	}
-	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.from_store, "+payload+
+	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, "+payload+
 		" FROM messages m"+where+" ORDER BY m.seq", args...)
 	if err != nil {
 		return Totals{}, nil, c.wrap("read messages", err)
@@ -90,9 +94,9 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	var win, winCount int64 = -1, 0
 	for rows.Next() {
 		var tid, ts, size, qos int64
-		var fromStore bool
+		var retain, fromStore bool
 		var body []byte
-		if err := rows.Scan(&tid, &ts, &size, &qos, &fromStore, &body); err != nil {
+		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore, &body); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
 		if q.PayloadMatch != nil && !q.PayloadMatch(body) {
@@ -109,6 +113,9 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 		a.LastNS = max(a.LastNS, ts)
 		if fromStore {
 			a.FromStore++
+		}
+		if retain || fromStore {
+			a.Retained++
 		}
 		if qos >= 0 && qos <= 2 {
 			a.QoS[qos]++

@@ -121,7 +121,7 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer r.Close()
-	info, err := buildInfo(ctx, r)
+	info, err := buildInfo(ctx, r, false)
 	if err != nil {
 		return err
 	}

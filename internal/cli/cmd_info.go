@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -15,28 +16,38 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const infoUsage = `info [--json] FILE
+const infoUsage = `info [--json] [--events] FILE
 
 Summarise a capture: format version, recording sessions, totals, per-topic
-statistics and events (disconnects, denied subscriptions, drops).
+statistics and events (disconnects, denied subscriptions, drops): how many
+of each kind and the last 20; --events lists them all.
 
-In MQTT 3.1.1 a subscriber sees retain=1 only on messages the broker sends
-from its retained store when the subscription is made, so "retained" counts
-the broker's retained state at subscribe time, not live retained publishes.`
+"retained" counts messages with the retain flag. Captures from mqtape serve
+and MQTT 5 recordings (retain-as-published) see the publisher's flag, so
+live retained publishes count. In MQTT 3.1.1 a subscriber sees retain=1 only
+on messages the broker sends from its retained store when the subscription
+is made; "from store" counts those.`
 
 const infoExamples = `  mqtape info capture.db
+  mqtape info --events capture.db | grep auth_failed
   mqtape info --json capture.db | jq '.topics[] | select(.count > 100) | .topic'
+  mqtape info --json capture.db | jq .event_counts
 `
 
+// infoLastEvents is how many of the newest events info lists without --events.
+const infoLastEvents = 20
+
 type infoOptions struct {
-	json bool
-	file string
+	json   bool
+	events bool
+	file   string
 }
 
 func parseInfo(args []string, cio *cliIO) (infoOptions, error) {
 	var o infoOptions
 	fs := newFlagSet("info", infoUsage, infoExamples, cio)
 	fs.BoolVar(&o.json, "json", false, "print JSON for scripts")
+	fs.BoolVar(&o.events, "events", false, fmt.Sprintf("list every event (default: counts per kind and the last %d)", infoLastEvents))
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -53,7 +64,11 @@ type Info struct {
 	Sessions      []infoSession `json:"sessions"`
 	Totals        infoTotals    `json:"totals"`
 	Topics        []infoTopic   `json:"topics"`
-	Events        []infoEvent   `json:"events"`
+	// EventCounts counts every event per kind; Events holds the last
+	// infoLastEvents of EventsTotal, or all of them with --events.
+	EventCounts map[string]int64 `json:"event_counts"`
+	EventsTotal int64            `json:"events_total"`
+	Events      []infoEvent      `json:"events"`
 }
 
 type infoSession struct {
@@ -83,19 +98,21 @@ type infoTotals struct {
 	DurationS    float64   `json:"duration_s"`
 	PeakRate     int64     `json:"peak_rate"`
 	Retained     int64     `json:"retained"`
+	FromStore    int64     `json:"from_store"`
 	Dropped      int64     `json:"dropped"`
 }
 
 type infoTopic struct {
-	Topic    string    `json:"topic"`
-	Count    int64     `json:"count"`
-	Bytes    int64     `json:"bytes"`
-	First    time.Time `json:"first"`
-	Last     time.Time `json:"last"`
-	AvgRate  float64   `json:"avg_rate"`
-	PeakRate int64     `json:"peak_rate"`
-	Retained int64     `json:"retained"`
-	QoS      [3]int64  `json:"qos"`
+	Topic     string    `json:"topic"`
+	Count     int64     `json:"count"`
+	Bytes     int64     `json:"bytes"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+	AvgRate   float64   `json:"avg_rate"`
+	PeakRate  int64     `json:"peak_rate"`
+	Retained  int64     `json:"retained"`
+	FromStore int64     `json:"from_store"`
+	QoS       [3]int64  `json:"qos"`
 }
 
 type infoEvent struct {
@@ -115,7 +132,7 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer c.Close()
-	info, err := buildInfo(ctx, c)
+	info, err := buildInfo(ctx, c, o.events)
 	if err != nil {
 		return err
 	}
@@ -129,8 +146,11 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 	return nil
 }
 
-func buildInfo(ctx context.Context, c *storage.Capture) (Info, error) {
-	info := Info{File: c.Path(), FormatVersion: c.Version(), Sessions: []infoSession{}, Topics: []infoTopic{}, Events: []infoEvent{}}
+// buildInfo summarises the capture; allEvents keeps every event, not only
+// the last infoLastEvents.
+func buildInfo(ctx context.Context, c *storage.Capture, allEvents bool) (Info, error) {
+	info := Info{File: c.Path(), FormatVersion: c.Version(), Sessions: []infoSession{}, Topics: []infoTopic{},
+		EventCounts: map[string]int64{}, Events: []infoEvent{}}
 	if fi, err := os.Stat(c.Path()); err == nil {
 		info.FileBytes = fi.Size()
 	}
@@ -166,14 +186,22 @@ func buildInfo(ctx context.Context, c *storage.Capture) (Info, error) {
 		info.Totals.First, info.Totals.Last = time.Unix(0, tot.FirstNS).UTC(), time.Unix(0, tot.LastNS).UTC()
 	}
 	for _, t := range topics {
-		info.Totals.Retained += t.FromStore
+		info.Totals.Retained += t.Retained
+		info.Totals.FromStore += t.FromStore
 		info.Topics = append(info.Topics, infoTopic{Topic: t.Topic, Count: t.Count, Bytes: t.Bytes,
 			First: time.Unix(0, t.FirstNS).UTC(), Last: time.Unix(0, t.LastNS).UTC(), AvgRate: tot.AvgRate(t.Count),
-			PeakRate: t.PeakRate, Retained: t.FromStore, QoS: t.QoS})
+			PeakRate: t.PeakRate, Retained: t.Retained, FromStore: t.FromStore, QoS: t.QoS})
 	}
 	events, err := c.Events(ctx, 0)
 	if err != nil {
 		return info, err
+	}
+	info.EventsTotal = int64(len(events))
+	for _, e := range events {
+		info.EventCounts[e.Kind]++
+	}
+	if !allEvents && len(events) > infoLastEvents {
+		events = events[len(events)-infoLastEvents:]
 	}
 	for _, e := range events {
 		info.Events = append(info.Events, infoEvent{Session: e.Session, Time: time.Unix(0, e.TimeNS).UTC(), Kind: e.Kind, Detail: e.Detail})
@@ -221,7 +249,7 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		fmt.Fprintf(w, ", %s → %s UTC, peak %s msg/s", t.First.Format(clock), t.Last.Format(clock), humanize.GroupDigits(t.PeakRate))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "retained:  %d from the broker's retained store at subscribe time\n", t.Retained)
+	fmt.Fprintf(w, "retained:  %d with the retain flag (%d from the broker's retained store at subscribe time)\n", t.Retained, t.FromStore)
 	topics := in.Topics
 	if maxTopics > 0 && len(topics) > maxTopics {
 		topics = slices.Clone(topics)
@@ -242,10 +270,31 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 			fmt.Fprintf(w, "  (%d more topics: %s info %s)\n", n, cio.program, shellQuote(in.File))
 		}
 	}
-	if len(in.Events) > 0 {
-		fmt.Fprintln(w, "events:")
-		for _, e := range in.Events {
-			fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, e.Kind, e.Detail)
-		}
+	printInfoEvents(w, cio.program, in)
+}
+
+// printInfoEvents prints the event counts per kind (busiest first) and the
+// events Info holds.
+func printInfoEvents(w io.Writer, program string, in Info) {
+	if in.EventsTotal == 0 {
+		return
+	}
+	kinds := make([]string, 0, len(in.EventCounts))
+	for k := range in.EventCounts {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int {
+		return cmp.Or(cmp.Compare(in.EventCounts[b], in.EventCounts[a]), cmp.Compare(a, b))
+	})
+	var counts []string
+	for _, k := range kinds {
+		counts = append(counts, fmt.Sprintf("%s %s", k, humanize.GroupDigits(in.EventCounts[k])))
+	}
+	fmt.Fprintf(w, "events:    %s: %s\n", humanize.GroupDigits(in.EventsTotal), strings.Join(counts, ", "))
+	if n := in.EventsTotal - int64(len(in.Events)); n > 0 {
+		fmt.Fprintf(w, "  the last %d (%s earlier: %s info --events %s):\n", len(in.Events), humanize.GroupDigits(n), program, shellQuote(in.File))
+	}
+	for _, e := range in.Events {
+		fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, e.Kind, e.Detail)
 	}
 }

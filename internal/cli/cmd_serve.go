@@ -25,6 +25,14 @@ retain flag as published, which no subscriber can see — plus client
 connects, disconnects (and whether the will was sent), subscribes and
 unsubscribes. Ctrl-C flushes and stops.
 
+A PUBACK (QoS 1) or PUBREC (QoS 2) from serve means the message is in the
+capture's spool: it survives serve being killed (the next serve or record
+into the file adds it to the capture). A connection must send CONNECT within
+--connect-timeout; its first packet may not exceed 64 KiB (before
+authentication), later ones --max-packet-size (told to MQTT 5 clients).
+If accepting fails (out of file descriptors), serve says so once and
+keeps retrying with a backoff.
+
 --passwd takes a password file: lines "user:hash", where hash comes from
 mosquitto_passwd ($7$ PBKDF2-SHA512, or the older $6$) or is bcrypt ($2a$,
 $2b$, $2y$). Without it anyone may connect: keep the default loopback
@@ -35,6 +43,7 @@ const serveExamples = `  mqtape serve -o capture.db                             
   mqtape serve --listen 127.0.0.1:8883 --cert server.pem --key server.key -o tls.db
   mqtape serve --ws 127.0.0.1:9001 -o browser.db              # plus MQTT over websockets
   mqtape serve -o fixture.db & mqtape play old.db --broker mqtt://127.0.0.1:1883
+  mqtape serve --connect-timeout 3s --max-packet-size 256KiB -o devices.db
 `
 
 type serveOptions struct {
@@ -49,6 +58,10 @@ type serveOptions struct {
 	quiet    bool
 	output   string
 	queued   int
+
+	connectTimeout time.Duration
+	maxPacket      string
+	maxPacketSize  uint32 // parsed from maxPacket
 }
 
 func parseServe(args []string, cio *cliIO) (serveOptions, error) {
@@ -65,9 +78,21 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
 	fs.IntVar(&o.queued, "max-queued", 8192, "messages queued for one slow client before the broker drops (each drop is recorded); reserved up front, 8 bytes a slot per client")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "close connections that have not sent CONNECT after this long")
+	fs.StringVar(&o.maxPacket, "max-packet-size", "16MiB", "largest packet a client may send (bytes, or with KiB/MiB); told to MQTT 5 clients")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
+	size, err := parseByteSize(o.maxPacket)
+	switch {
+	case err != nil:
+		return o, usagef("--max-packet-size %q: %v", o.maxPacket, err)
+	case size < 2 || size > 268435455+5:
+		return o, usagef("--max-packet-size %q: must be between 2 bytes and 256 MiB (MQTT's limit)", o.maxPacket)
+	case o.connectTimeout <= 0:
+		return o, usagef("--connect-timeout %v: must be positive", o.connectTimeout)
+	}
+	o.maxPacketSize = uint32(size)
 	switch {
 	case fs.NArg() > 0:
 		return o, usagef("unexpected argument %q (the capture file goes after -o)", fs.Arg(0))
@@ -162,7 +187,8 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	b, err := broker.Start(broker.Options{Listen: o.listen, WS: o.ws, TLS: tlsCfg, Authenticate: authenticate, Observer: tap,
-		MaxPending: int32(o.queued)})
+		MaxPending: int32(o.queued), MaxPacketSize: o.maxPacketSize, ConnectTimeout: o.connectTimeout,
+		Warn: func(msg string) { fmt.Fprintln(cio.stderr, "serve: "+msg) }})
 	if err != nil {
 		tap.Stop(ctx, recorder.StopError)
 		return fmt.Errorf("%w (is another broker using the port?)", err)
@@ -203,4 +229,25 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 		return fmt.Errorf("%v (everything committed before this is intact in %s)", err, o.output)
 	}
 	return err
+}
+
+// parseByteSize reads a size: bytes, or a number with B, KiB, MiB or GiB
+// (K, M, G and KB, MB, GB mean the same powers of 1024).
+func parseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	num := strings.TrimRightFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("want a number of bytes, optionally with KiB or MiB")
+	}
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20, "g": 30, "gb": 30, "gib": 30}
+	sh, ok := shift[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q (want B, KiB, MiB or GiB)", unit)
+	}
+	if n > (1<<62)>>sh {
+		return 0, fmt.Errorf("too large")
+	}
+	return n << sh, nil
 }

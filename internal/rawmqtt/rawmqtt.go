@@ -33,13 +33,26 @@ func appendString(b []byte, s string) []byte {
 // Connect dials addr, sends CONNECT (clean session, keepalive 60 s) and
 // waits for a successful CONNACK.
 func Connect(addr, clientID string, timeout time.Duration) (net.Conn, error) {
+	return ConnectAuth(addr, clientID, "", "", timeout)
+}
+
+// ConnectAuth is Connect with a username and password (none when username
+// is empty).
+func ConnectAuth(addr, clientID, username, password string, timeout time.Duration) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
+	flags := byte(0x02) // clean session
+	if username != "" {
+		flags |= 0xc0
+	}
 	body := appendString(nil, "MQTT")
-	body = append(body, 4, 0x02, 0, 60) // 3.1.1, clean session, keepalive 60 s
+	body = append(body, 4, flags, 0, 60) // 3.1.1, keepalive 60 s
 	body = appendString(body, clientID)
+	if username != "" {
+		body = appendString(appendString(body, username), password)
+	}
 	if _, err := conn.Write(append(appendLen([]byte{0x10}, len(body)), body...)); err != nil {
 		conn.Close()
 		return nil, err
