@@ -89,6 +89,9 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 	}
 	defer src.db.Close()
 	rep.InVersion = src.version
+	if err := schemaError(in, src.schemaProblems); err != nil {
+		return rep, err
+	}
 	if src.truncated != "" {
 		// SQLite reads the missing tail of a cut page as zeros and may
 		// return rows made of them: read a copy cut at a page boundary
@@ -132,6 +135,10 @@ type damaged struct {
 	version   int
 	clients   bool   // has the clients table (format 2)
 	truncated string // set when the file is shorter than its header says
+	// schemaProblems lists the schema objects the file defines or changed:
+	// the tables are not read then (they could run the file's own SQL).
+	// Missing tables are damage, met by the readers.
+	schemaProblems []string
 }
 
 // openDamaged opens a capture read-only without refusing damage: only a
@@ -182,6 +189,14 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 		return nil, c.wrap("read schema", err)
 	}
 	d.clients = n > 0
+	// An unreadable schema is damage, left for the walkers to meet; a
+	// readable one must be mqtape's before anything reads a table.
+	if objs, err := readSchema(ctx, db); err == nil && version >= 1 {
+		if d.schemaProblems, _, err = schemaProblems(version, objs); err != nil {
+			db.Close()
+			return nil, c.wrap("check schema", err)
+		}
+	}
 	return d, nil
 }
 

@@ -142,7 +142,10 @@ func (c *Capture) Close() error {
 
 func openDB(path, params string) (*sql.DB, error) {
 	u := url.URL{Scheme: "file", Opaque: escapePath(path)}
-	dsn := u.String() + "?_pragma=busy_timeout(5000)&" + params
+	// trusted_schema=OFF: SQL the file defines (views, triggers, defaults)
+	// may not call functions with side effects; validateSchema refuses
+	// such objects anyway.
+	dsn := u.String() + "?_pragma=busy_timeout(5000)&_pragma=trusted_schema(0)&" + params
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open capture %q: %w", path, err)
@@ -245,7 +248,10 @@ func (c *Capture) check(ctx context.Context, forWrite bool) error {
 		return fmt.Errorf("open capture %q: %w (no format version)", c.path, ErrCorrupt)
 	}
 	c.version = version
-	return nil
+	if version == 0 {
+		return nil
+	}
+	return c.validateSchema(ctx, db)
 }
 
 // migrate applies the pending migrations, each in its own transaction.

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqtape/mqtape/internal/capturetest"
+)
+
+// TestHostileCaptureSchema points every verb that reads or writes a
+// capture at files that carry SQL of their own (issue 15): a topics view
+// with an endless recursive query, a view adding a 400 MB zeroblob to
+// every topic, a trigger that deletes each message as it is inserted. Each
+// verb refuses the file quickly (exit 4) naming the object, and leaves it
+// byte for byte as it was; check lists the object.
+func TestHostileCaptureSchema(t *testing.T) {
+	ctx := context.Background()
+	good := capturetest.WriteBig(t, 300)
+	dir := t.TempDir()
+	jsonl := filepath.Join(dir, "in.jsonl")
+	code, out, stderr := runCLI(t, ctx, "export", good)
+	if code != exitOK {
+		t.Fatalf("export: exit %d: %s", code, stderr)
+	}
+	if err := os.WriteFile(jsonl, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	closed := startBroker(t)
+	closedURL := closed.URL()
+	closed.Close()
+
+	for _, h := range []struct {
+		name, object string
+		stmts        []string
+	}{
+		{"endless view", `view "topics"`, []string{"ALTER TABLE topics RENAME TO t_real",
+			"CREATE VIEW topics AS WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT i AS id, 'x' AS name FROM r"}},
+		{"zeroblob view", `view "topics"`, []string{"ALTER TABLE topics RENAME TO t_real",
+			"CREATE VIEW topics AS SELECT id, name, zeroblob(400000000) AS pad FROM t_real"}},
+		{"deleting trigger", `trigger "eat"`, []string{
+			"CREATE TRIGGER eat AFTER INSERT ON messages BEGIN DELETE FROM messages WHERE seq = new.seq; END"}},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(h.name, " ", "-")+".db")
+		data, err := os.ReadFile(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", path) // registered by storage
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range append(h.stmts, "PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE") {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		db.Close()
+		setup, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := func(name string) string { return filepath.Join(dir, h.name+"-"+name+".db") }
+		for _, args := range [][]string{
+			{"info", path}, {"info", "--json", path}, {"export", path}, {"export", "--format", "csv", path},
+			{"recover", path, "-o", o("recover")}, {"check", path}, {"import", jsonl, "-o", path},
+			{"record", "-o", path, "-b", closedURL, "--quiet"}, {"cut", path, "-o", o("cut")},
+			{"merge", good, path, "-o", o("merge")}, {"merge", good, good, "-o", path}, {"diff", good, path},
+			{"play", "--dry-run", path},
+		} {
+			t.Run(h.name+"/"+strings.Join(args[:1], " "), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				start := time.Now()
+				code, _, stderr := runCLI(t, ctx, args...)
+				if took := time.Since(start); took > 3*time.Second {
+					t.Errorf("%v took %s", args, took)
+				}
+				want := exitCapture
+				if args[0] == "diff" {
+					want = exitUsage // every diff error exits 2, like cmp(1)
+				}
+				if code != want {
+					t.Errorf("%v: exit %d, want %d; stderr:\n%s", args, code, want, stderr)
+				}
+				if !strings.Contains(stderr, h.object) && args[0] != "check" {
+					t.Errorf("%v: stderr does not name %s:\n%s", args, h.object, stderr)
+				}
+				after, _ := os.ReadFile(path)
+				if !bytes.Equal(after, setup) {
+					t.Errorf("%v modified %s", args, path)
+				}
+			})
+		}
+		// check names the object on stdout.
+		_, out, _ := runCLI(t, ctx, "check", path)
+		if !strings.Contains(out, h.object) {
+			t.Errorf("check %s does not list %s:\n%s", h.name, h.object, out)
+		}
+	}
+}
