@@ -234,35 +234,37 @@ func pageAlignedCopy(path, dir string) (string, error) {
 	return tmp.Name(), nil
 }
 
-// openReadDB opens a capture file read-only (extra: more URI parameters).
-// A capture in WAL mode needs its -shm file: in a directory nobody may
-// write to (a read-only mount, a 0555 directory) SQLite cannot create it
-// and refuses to open the file at all. When that happens and no
-// write-ahead log holds data, no writer can exist, so the file is opened
-// as immutable instead. Open should use this too (reported to the
-// storage owner).
+// openReadDB opens a capture file read-only (extra: more URI parameters),
+// leaving no file behind.
+//
+// Without a write-ahead log beside it no writer has the file open (a
+// recorder's connection keeps its -wal while it runs) and the file holds
+// everything committed: it is opened immutable, so SQLite creates no -wal
+// or -shm beside it, takes no locks and needs no write access to the
+// directory. With a -wal (a recorder writing, or one that was killed
+// before it could checkpoint) it is opened read-only the usual way, so
+// what the log holds is read too; the reader leaves the -wal and -shm as
+// it found them. A capture opened immutable does not see a recording
+// started into it later.
 func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
 	params := "mode=ro"
 	if extra != "" {
 		params += "&" + extra
 	}
+	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		return openDB(path, params+"&immutable=1")
+	}
 	db, err := openDB(path, params)
 	if err != nil {
 		return nil, err
 	}
+	// In a directory nobody may write to (a read-only mount) SQLite cannot
+	// create the -shm it needs and refuses to open the file. When no log
+	// holds data, no writer can exist: open it immutable then.
 	var n int
 	err = db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&n)
-	if err == nil || !strings.Contains(err.Error(), "unable to open") {
+	if err == nil || !strings.Contains(err.Error(), "unable to open") || walHasData(path) {
 		return db, nil // other errors are for the caller to meet and word
-	}
-	if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
-		return db, nil
-	}
-	if f, werr := os.CreateTemp(filepath.Dir(path), ".mqtape-probe-*"); werr == nil {
-		// The directory is writable after all: not the case handled here.
-		f.Close()
-		os.Remove(f.Name())
-		return db, nil
 	}
 	db.Close()
 	return openDB(path, params+"&immutable=1")
