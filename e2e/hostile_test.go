@@ -107,3 +107,33 @@ func TestHostileCaptureSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedRowsExit4: rows the format does not allow (a time that is
+// text, a message whose topic row is gone) make the readers and cut exit 4
+// with mqtape's words, not a driver's scan error, and cut writes nothing.
+func TestDamagedRowsExit4(t *testing.T) {
+	ctx := context.Background()
+	for _, stmt := range []string{"UPDATE messages SET ts_ns = 'soon' WHERE seq = 100",
+		"UPDATE messages SET topic_id = 999 WHERE seq = 100"} {
+		path := capturetest.WriteBig(t, 300)
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		out := filepath.Join(t.TempDir(), "cut.db")
+		for _, args := range [][]string{{"export", path}, {"export", "--format", "csv", path}, {"play", "--dry-run", path},
+			{"cut", path, "-o", out}} {
+			code, _, stderr := runCLI(t, ctx, args...)
+			if code != exitCapture || !strings.Contains(stderr, "damaged") || strings.Contains(stderr, "Scan error") {
+				t.Errorf("%s: %v: exit %d, want %d; stderr:\n%s", stmt, args, code, exitCapture, stderr)
+			}
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: cut left %s", stmt, out)
+		}
+	}
+}

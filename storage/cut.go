@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync/atomic"
 )
@@ -105,7 +106,7 @@ func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInf
 			return 0, false, err
 		}
 	}
-	if err := copySlice(ctx, in, w, sel, from, start, opts.Progress); err != nil {
+	if err := copySlice(ctx, in, w, sel, from, start, n, opts.Progress); err != nil {
 		return 0, false, err
 	}
 	if err := copySliceEvents(ctx, in, w, s.ID, from, sel.ToOffset, sel.ToTime); err != nil {
@@ -137,13 +138,23 @@ func startCutSession(ctx context.Context, w *SessionWriter, name string, s Sessi
 	return w.Event(ctx, Event{TimeNS: start, Kind: "cut", Detail: string(detail)})
 }
 
-// copySlice copies the messages sel selects into w's open session, their
-// offsets rebased on from and their times no earlier than start.
-func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, from, start int64, progress *atomic.Int64) error {
+// copySlice copies the messages sel selects (want of them, counted
+// before) into w's open session, their offsets rebased on from and their
+// times no earlier than start. A damaged input that yields fewer messages
+// than counted, or a slice of every topic with a hole in its seq numbers,
+// is an error (ErrCorrupt), not a silently short copy.
+func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, from, start, want int64, progress *atomic.Int64) error {
+	whole := sel.Match == nil && sel.TopicIDs == nil && sel.QoS == nil && sel.FromStore == nil &&
+		len(sel.PayloadContains) == 0 && sel.PayloadMatch == nil
+	var got, prev int64
 	for m, err := range in.Messages(ctx, sel) {
 		if err != nil {
 			return err
 		}
+		if whole && prev != 0 && m.Seq != prev+1 {
+			return in.wrap("cut", fmt.Errorf("%w: session %d: seq %s missing", ErrCorrupt, sel.Session, keyRange(prev+1, m.Seq-1)))
+		}
+		got, prev = got+1, m.Seq
 		m.OffsetNS -= from
 		m.TimeNS = max(m.TimeNS, start)
 		if err := w.Add(ctx, m); err != nil {
@@ -152,6 +163,9 @@ func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, fr
 		if progress != nil {
 			progress.Add(1)
 		}
+	}
+	if got != want {
+		return in.wrap("cut", fmt.Errorf("%w: session %d: %d of the slice's %d messages could be read", ErrCorrupt, sel.Session, got, want))
 	}
 	return nil
 }

@@ -49,6 +49,11 @@ type Query struct {
 
 const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
 
+// messagesFrom is the FROM clause of every message read. The topic is
+// joined LEFT so that a message whose topic row is missing (a damaged
+// capture) is an error when read, not silently left out.
+const messagesFrom = " FROM messages m LEFT JOIN topics t ON t.id = m.topic_id"
+
 // clientColumn is the extra columns Messages and Get read after
 // messageColumns: the publisher's client id (format version 2 and later)
 // and the MQTT 5 properties (version 3 and later).
@@ -67,16 +72,19 @@ func (c *Capture) clientColumn() string {
 func scanFull(s scanner) (Message, error) {
 	var m Message
 	var qos, pid int64
-	var props sql.NullString
-	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props)
-	m.QoS, m.PacketID = byte(qos), uint16(pid)
+	var topic, props sql.NullString
+	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props)
+	m.QoS, m.PacketID, m.Topic = byte(qos), uint16(pid), topic.String
+	if err == nil && !topic.Valid {
+		return m, fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, m.Seq)
+	}
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
 	if err == nil && props.Valid && props.String != "" {
 		m.Props = new(mqtt.Properties)
 		if jerr := json.Unmarshal([]byte(props.String), m.Props); jerr != nil {
-			return m, fmt.Errorf("message %d: properties: %w", m.Seq, jerr)
+			return m, fmt.Errorf("%w: message seq %d: MQTT 5 properties are not valid JSON (%v)", ErrCorrupt, m.Seq, jerr)
 		}
 	}
 	return m, err
@@ -189,7 +197,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if !ok {
 			return
 		}
-		query := "SELECT " + messageColumns + c.clientColumn() + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
+		query := "SELECT " + messageColumns + c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
 		if q.Desc {
 			query += " DESC"
 		}
@@ -240,7 +248,7 @@ func (c *Capture) Page(ctx context.Context, q Query) ([]Message, error) {
 // Get returns the message with sequence number seq.
 func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
 	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+
-		" FROM messages m JOIN topics t ON t.id = m.topic_id WHERE m.seq = ?", seq)
+		messagesFrom+" WHERE m.seq = ?", seq)
 	m, err := scanFull(row)
 	if err != nil {
 		return Message{}, c.wrap("read message", err)
@@ -314,7 +322,7 @@ func (c *Capture) Sessions(ctx context.Context) ([]SessionInfo, error) {
 			return nil, c.wrap("read sessions", err)
 		}
 		if err := json.Unmarshal([]byte(filters), &s.Filters); err != nil {
-			return nil, c.wrap("read session filters", err)
+			return nil, c.wrap("read sessions", fmt.Errorf("%w: session %d: filters are not valid JSON (%v)", ErrCorrupt, s.ID, err))
 		}
 		out = append(out, s)
 	}

@@ -299,7 +299,23 @@ func (c *Capture) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("%s in %q: %w", what, c.path, err)
+	}
 	msg := err.Error()
+	if _, col, ok := strings.Cut(msg, "sql: Scan error on column index "); ok {
+		// A value of the wrong type where the format has a number or text
+		// (a NULL in a NOT NULL column): the row is damaged.
+		held := "a value of the wrong type"
+		if strings.Contains(col, "converting NULL") {
+			held = "NULL"
+		}
+		if _, col, ok = strings.Cut(col, ", name "); ok {
+			col, _, _ = strings.Cut(col, ":")
+			msg = "column " + col + " holds " + held
+		}
+		return fmt.Errorf("%s in %q: %w: a damaged row (%s)", what, c.path, ErrCorrupt, msg)
+	}
 	if strings.Contains(msg, "malformed") || strings.Contains(msg, "not a database") ||
 		strings.Contains(msg, "SQLITE_CORRUPT") || strings.Contains(msg, "SQLITE_NOTADB") {
 		return fmt.Errorf("%s in %q: %w: %v", what, c.path, ErrCorrupt, err)
