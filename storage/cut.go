@@ -86,6 +86,9 @@ func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInf
 	from := sliceStart(opts.Select, s)
 	sel := opts.Select
 	sel.Session, sel.FromOffset, sel.FromTime = s.ID, &from, nil
+	if from == 0 {
+		sel.FromOffset = nil // the whole session from its start: no search
+	}
 	n, err := in.Count(ctx, sel)
 	if err != nil || n == 0 {
 		return 0, false, err

@@ -322,7 +322,7 @@ func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Mes
 // SeqAtTime returns the first seq whose receive time is at or after tsNS
 // (Unix ns), or 0 when there is none. Binary search per session.
 func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
-	spans, err := c.timeSpans(ctx, Query{FromTime: &tsNS})
+	spans, err := c.sessionSpans(ctx, Query{FromTime: &tsNS})
 	if err != nil || len(spans) == 0 {
 		return 0, err
 	}
@@ -332,7 +332,7 @@ func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
 // SeqAtOffset returns the first seq of session (0: the first session with
 // messages) whose offset is at or after offsetNS, or 0 when there is none.
 func (c *Capture) SeqAtOffset(ctx context.Context, session, offsetNS int64) (int64, error) {
-	spans, err := c.timeSpans(ctx, Query{Session: session, FromOffset: &offsetNS})
+	spans, err := c.sessionSpans(ctx, Query{Session: session, FromOffset: &offsetNS})
 	if err != nil || len(spans) == 0 {
 		return 0, err
 	}

@@ -118,6 +118,7 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 		return rep, err
 	}
 	r.dst = dst
+	dst.DeferIndexes()
 	err = r.copy()
 	if cerr := dst.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %q: %w", out, cerr)

@@ -48,7 +48,18 @@ type Capture struct {
 	// next BeginSession then does not look again (record recovers first,
 	// to report it, then begins its session).
 	spoolDone bool
+	// deferIndex: sessions ending do not rebuild the topic index; Close
+	// does (DeferIndexes).
+	deferIndex bool
+	// topicIDs, clientIDs: the writer's cache of interned names (names).
+	topicIDs, clientIDs map[string]int64
 }
+
+// DeferIndexes makes the sessions that end from now on leave the per-topic
+// index to Close, which builds it once. Rebuilding it at each session's end
+// costs a pass over every message: a writer of many sessions (import, cut,
+// merge, recover) would take sessions × messages.
+func (c *Capture) DeferIndexes() { c.deferIndex = true }
 
 // Path returns the file name the capture was opened with.
 func (c *Capture) Path() string { return c.path }
@@ -130,6 +141,9 @@ func (c *Capture) Close() error {
 	var errs []error
 	if c.r != nil {
 		errs = append(errs, c.r.Close())
+	}
+	if c.w != nil && c.deferIndex {
+		errs = append(errs, c.BuildIndexes(context.Background()))
 	}
 	if c.w != nil {
 		// Best effort: a concurrent reader (a live inspector) may keep the
