@@ -97,3 +97,31 @@ func TestReadSeesCrashedWritersLog(t *testing.T) {
 		t.Errorf("the reader removed the crashed writer's log: %v", err)
 	}
 }
+
+// TestNewCaptureIs0600: a new capture is mode 0600, also when it was an
+// empty file of another mode (touch x.db; mqtape record -o x.db); its -wal
+// follows.
+func TestNewCaptureIs0600(t *testing.T) {
+	dir := t.TempDir()
+	touched := filepath.Join(dir, "touched.db")
+	if err := os.WriteFile(touched, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(touched, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	for _, path := range []string{touched, filepath.Join(dir, "new.db")} {
+		c, err := OpenWrite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal"} {
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v (%v), want 0600", p, fi.Mode().Perm(), err)
+			}
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

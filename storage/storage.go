@@ -85,20 +85,28 @@ func Open(path string) (*Capture, error) {
 	return c, nil
 }
 
-// OpenWrite opens path for recording: it creates a new capture (mode 0600)
-// when the file does not exist or is empty; an existing capture is migrated
+// OpenWrite opens path for recording: it creates a new capture (mode 0600,
+// also when it was an empty file of another mode) when the file does not
+// exist or is empty; an existing capture is migrated
 // to the current format when the first session begins. Any other file is
 // refused untouched.
 func OpenWrite(path string) (*Capture, error) {
 	if err := sniff(path, true); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("create capture %q: %w", path, err)
 		}
 		f.Close()
+	} else if err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		// An empty file (touch x.db) becomes a new capture: it gets a new
+		// capture's mode, whatever the umask gave it. SQLite gives the
+		// -wal and -shm the main file's mode.
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("create capture %q: %w", path, err)
+		}
 	}
 	w, err := openDB(path, "_txlock=immediate&_pragma=synchronous(NORMAL)&_pragma=page_size(65536)")
 	if err != nil {
