@@ -343,6 +343,11 @@ func (im *Importer) readLines(ctx context.Context, br *bufio.Reader, fn func(n i
 				im.problem(ctx, fmt.Sprintf("line %d", n), fmt.Errorf("longer than %d bytes", maxLine))
 			} else {
 				line := bytes.TrimSuffix(bytes.TrimSuffix(buf, []byte("\n")), []byte("\r"))
+				if cap(buf) > 1<<20 {
+					// A huge line (one big payload): let it go once fn
+					// has parsed it, before the payload is written.
+					buf = nil
+				}
 				if ferr := fn(n, line); ferr != nil {
 					return ferr
 				}
