@@ -137,3 +137,40 @@ func TestDamagedRowsExit4(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverRepairsExit0: a QoS of 7 and an offset going back are
+// repaired and listed; recover exits 0 having written a sound capture,
+// says on stderr that the input was damaged, never calls it a bug, and
+// leaves no temporary file.
+func TestRecoverRepairsExit0(t *testing.T) {
+	ctx := context.Background()
+	path := capturetest.WriteBig(t, 300)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"UPDATE messages SET qos = 7 WHERE seq = 50", "UPDATE messages SET offset_ns = 0 WHERE seq = 100"} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "fixed.db")
+	code, stdout, stderr := runCLI(t, ctx, "recover", path, "-o", out)
+	if code != exitOK || strings.Count(stdout, "repaired:  session 1: 1 messages") != 2 || !strings.Contains(stderr, "was damaged") ||
+		strings.Contains(stderr, "bug") {
+		t.Errorf("recover: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, out, _ := runCLI(t, ctx, "check", out); code != exitOK {
+		t.Errorf("check of the recovered capture: exit %d\n%s", code, out)
+	}
+	for _, d := range []string{dir, filepath.Dir(path)} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".mqtape-recover-") {
+				t.Errorf("left %s", e.Name())
+			}
+		}
+	}
+}

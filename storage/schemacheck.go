@@ -77,7 +77,11 @@ func readSchema(ctx context.Context, q querier) ([]schemaObject, error) {
 		if err := rows.Scan(&v[0], &v[1], &v[2], &v[3]); err != nil {
 			return nil, err
 		}
-		out = append(out, schemaObject{asString(v[0]), asString(v[1]), asString(v[2]), asString(v[3])})
+		o := schemaObject{asString(v[0]), asString(v[1]), asString(v[2]), asString(v[3])}
+		if o == (schemaObject{}) {
+			continue // a zeroed entry (a damaged or truncated page) defines nothing
+		}
+		out = append(out, o)
 	}
 	return out, rows.Err()
 }
