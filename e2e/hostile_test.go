@@ -74,7 +74,8 @@ func TestHostileCaptureSchema(t *testing.T) {
 			{"recover", path, "-o", o("recover")}, {"check", path}, {"import", jsonl, "-o", path},
 			{"record", "-o", path, "-b", closedURL, "--quiet"}, {"cut", path, "-o", o("cut")},
 			{"merge", good, path, "-o", o("merge")}, {"merge", good, good, "-o", path}, {"diff", good, path},
-			{"play", "--dry-run", path},
+			{"play", "--dry-run", path}, {"serve", "-o", path, "--listen", "127.0.0.1:0", "--duration", "1s", "--quiet"},
+			{"inspect", path},
 		} {
 			t.Run(h.name+"/"+strings.Join(args[:1], " "), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

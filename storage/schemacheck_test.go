@@ -181,3 +181,25 @@ func FuzzSchemaProblems(f *testing.F) {
 		t.Errorf("accepted a foreign object %+v", obj)
 	})
 }
+
+// TestConnectionsDistrustSchema: every connection, reader and writer, runs
+// with trusted_schema=OFF.
+func TestConnectionsDistrustSchema(t *testing.T) {
+	path := fixture(t, 3, 4, true)
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := OpenWrite(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for name, db := range map[string]querier{"reader": r.r, "writer": w.w, "writer's reader": w.r} {
+		var on int
+		if err := db.QueryRowContext(context.Background(), "PRAGMA trusted_schema").Scan(&on); err != nil || on != 0 {
+			t.Errorf("%s: trusted_schema=%d (%v), want 0", name, on, err)
+		}
+	}
+}
