@@ -49,12 +49,22 @@ func Cut(ctx context.Context, in, out *Capture, opts CutOptions) (CutReport, err
 	if err != nil {
 		return rep, err
 	}
+	// Every event at once: reading them per session scanned the events
+	// table once per session.
+	all, err := in.Events(ctx, opts.Select.Session)
+	if err != nil {
+		return rep, err
+	}
+	events := map[int64][]Event{}
+	for _, e := range all {
+		events[e.Session] = append(events[e.Session], e)
+	}
 	w := NewSessionWriter(out, SessionInfo{})
 	for _, s := range sessions {
 		if opts.Select.Session != 0 && s.ID != opts.Select.Session {
 			continue
 		}
-		carried, wrote, err := cutSession(ctx, in, w, s, opts)
+		carried, wrote, err := cutSession(ctx, in, w, s, events[s.ID], opts)
 		if err != nil {
 			return rep, err
 		}
@@ -82,7 +92,7 @@ func sliceStart(q Query, s SessionInfo) int64 {
 // cutSession writes the slice of input session s as a new session of w,
 // unless the slice has no message in s (wrote false). It returns the
 // number of retained messages carried to the slice's start.
-func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInfo, opts CutOptions) (carried int, wrote bool, err error) {
+func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInfo, events []Event, opts CutOptions) (carried int, wrote bool, err error) {
 	from := sliceStart(opts.Select, s)
 	sel := opts.Select
 	sel.Session, sel.FromOffset, sel.FromTime = s.ID, &from, nil
@@ -112,7 +122,7 @@ func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInf
 	if err := copySlice(ctx, in, w, sel, from, start, n, opts.Progress); err != nil {
 		return 0, false, err
 	}
-	if err := copySliceEvents(ctx, in, w, s.ID, from, sel.ToOffset, sel.ToTime); err != nil {
+	if err := copySliceEvents(ctx, w, events, from, sel.ToOffset, sel.ToTime); err != nil {
 		return 0, false, err
 	}
 	return len(state), true, nil
@@ -199,13 +209,9 @@ func retainedAt(ctx context.Context, c *Capture, session int64, match func(strin
 	return out, nil
 }
 
-// copySliceEvents copies a session's events in [from, to) (offsets, or
-// absolute toTime) into w's open session, their offsets rebased on from.
-func copySliceEvents(ctx context.Context, in *Capture, w *SessionWriter, session, from int64, to, toTime *int64) error {
-	events, err := in.Events(ctx, session)
-	if err != nil {
-		return err
-	}
+// copySliceEvents copies the events of a session in [from, to) (offsets,
+// or absolute toTime) into w's open session, their offsets rebased on from.
+func copySliceEvents(ctx context.Context, w *SessionWriter, events []Event, from int64, to, toTime *int64) error {
 	for _, e := range events {
 		if e.OffsetNS < from || (to != nil && e.OffsetNS >= *to) || (toTime != nil && e.TimeNS >= *toTime) {
 			continue
