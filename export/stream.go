@@ -116,14 +116,19 @@ func (x *Writer) writeCSV(r Record, payload []byte, text bool, m *storage.Messag
 	return err
 }
 
-// writeBase64 writes p in standard base64, in pieces.
+// writeBase64 writes p in standard base64, straight into w's buffer.
 func writeBase64(w *bufio.Writer, p []byte) {
-	const chunk = 3 << 14 // a multiple of 3: no padding inside
-	var buf [4 << 14]byte
+	const chunk = 3 << 10 // a multiple of 3: no padding inside
 	for len(p) > 0 {
+		if w.Available() < 4<<10 {
+			if w.Flush() != nil {
+				return // the error sticks: Write reports it
+			}
+		}
 		n := min(len(p), chunk)
-		base64.StdEncoding.Encode(buf[:], p[:n])
-		w.Write(buf[:base64.StdEncoding.EncodedLen(n)])
+		buf := w.AvailableBuffer()[:base64.StdEncoding.EncodedLen(n)]
+		base64.StdEncoding.Encode(buf, p[:n])
+		w.Write(buf)
 		p = p[n:]
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -91,4 +92,22 @@ func FuzzWriterMatchesEncoding(f *testing.F) {
 		}
 		sameAsEncoding(t, m)
 	})
+}
+
+// failWriter fails every write.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("closed") }
+
+// TestWriterReportsWriteErrors: a closed stdout (| head) is an error, also
+// in the middle of a large payload, never a panic.
+func TestWriterReportsWriteErrors(t *testing.T) {
+	w := NewJSONWriter(failWriter{})
+	err := w.Write(&storage.Message{Topic: "a", Payload: bytes.Repeat([]byte{0xff}, 1<<20)})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
 }
