@@ -1,11 +1,13 @@
 package export
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/mqtape/mqtape/mqtt"
@@ -31,9 +33,51 @@ type lineRecord struct {
 	PacketID   *int64           `json:"packet_id"`
 	FromStore  FlexBool         `json:"from_store"`
 	ClientID   string           `json:"client_id"`
-	PayloadB64 *string          `json:"payload_b64"`
-	Payload    json.RawMessage  `json:"payload"`
+	PayloadB64 b64Payload       `json:"payload_b64"`
+	Payload    rawRef           `json:"payload"`
 	Properties *mqtt.Properties `json:"properties"`
+}
+
+// b64Payload decodes payload_b64 straight from the line, with no copy of
+// its text: a payload of size P costs P, not the 2.3 P of a string and
+// then its decoding.
+type b64Payload struct {
+	set bool
+	b   []byte
+}
+
+func (p *b64Payload) UnmarshalJSON(d []byte) error {
+	if string(d) == "null" {
+		return nil
+	}
+	p.set = true
+	if len(d) < 2 || d[0] != '"' || bytes.IndexByte(d, '\\') >= 0 {
+		// Escapes (a writer that escapes "/" as "\/"): unquote first.
+		var s string
+		if err := json.Unmarshal(d, &s); err != nil {
+			return fmt.Errorf("payload_b64: %w", err)
+		}
+		d = []byte(strconv.Quote(s)) // base64 text needs no escaping
+	}
+	d = d[1 : len(d)-1]
+	p.b = make([]byte, base64.StdEncoding.DecodedLen(len(d)))
+	n, err := base64.StdEncoding.Decode(p.b, d)
+	if err != nil {
+		return fmt.Errorf("payload_b64: %w", err)
+	}
+	p.b = p.b[:n]
+	return nil
+}
+
+// rawRef is the text of a JSON value without a copy of it: it refers into
+// the line given to ParseLine, which it must not outlive (ParseLine copies
+// what it keeps). The export's "payload" duplicates payload_b64, so copying
+// it would cost P for nothing.
+type rawRef []byte
+
+func (r *rawRef) UnmarshalJSON(d []byte) error {
+	*r = d
+	return nil
 }
 
 // FlexBool is a JSON boolean that also reads 0/1 (and null as false).
@@ -106,10 +150,8 @@ func ParseLine(line []byte) (l Line, err error) {
 		m.OffsetNS, l.HasOffset = *r.OffsetNS, true
 	}
 	switch {
-	case r.PayloadB64 != nil:
-		if m.Payload, err = base64.StdEncoding.DecodeString(*r.PayloadB64); err != nil {
-			return l, fmt.Errorf("payload_b64: %w", err)
-		}
+	case r.PayloadB64.set:
+		m.Payload = r.PayloadB64.b
 	case len(r.Payload) > 0 && r.Payload[0] == '"':
 		var s string
 		if err := json.Unmarshal(r.Payload, &s); err != nil {
@@ -117,7 +159,7 @@ func ParseLine(line []byte) (l Line, err error) {
 		}
 		m.Payload = []byte(s)
 	case len(r.Payload) > 0 && string(r.Payload) != "null":
-		m.Payload = []byte(r.Payload) // a JSON value written inline: its text
+		m.Payload = bytes.Clone(r.Payload) // a JSON value written inline: its text
 	default:
 		m.Payload = []byte{}
 	}

@@ -339,6 +339,26 @@ func (im *Importer) add(ctx context.Context, m storage.Message) error {
 	return im.w.Add(ctx, m)
 }
 
+// emitLine calls fn with the line in *buf without its line ending. A huge
+// line (one big payload) is handed over: *buf is cleared first, so that no
+// reference but fn's keeps it once fn has parsed it, before the payload is
+// written.
+//
+//go:noinline
+func emitLine(fn func(n int, line []byte) error, n int, buf *[]byte) error {
+	line := *buf
+	if cap(line) > 1<<20 {
+		*buf = nil
+	}
+	if len(line) > 0 && line[len(line)-1] == '\n' {
+		line = line[:len(line)-1]
+	}
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return fn(n, line)
+}
+
 // readLines calls fn for every line (without its line ending), numbering
 // lines from 1. Lines longer than maxLine are reported and skipped.
 func (im *Importer) readLines(ctx context.Context, br *bufio.Reader, fn func(n int, line []byte) error) error {
@@ -361,8 +381,7 @@ func (im *Importer) readLines(ctx context.Context, br *bufio.Reader, fn func(n i
 			if tooLong {
 				im.problem(ctx, fmt.Sprintf("line %d", n), fmt.Errorf("longer than %d bytes", maxLine))
 			} else {
-				line := bytes.TrimSuffix(bytes.TrimSuffix(buf, []byte("\n")), []byte("\r"))
-				if ferr := fn(n, line); ferr != nil {
+				if ferr := emitLine(fn, n, &buf); ferr != nil {
 					return ferr
 				}
 			}

@@ -5,9 +5,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/mqtape/mqtape/export"
 )
+
+// hugeLine is the length from which a line's memory is returned to the
+// system as soon as it is parsed.
+const hugeLine = 16 << 20
 
 // readJSONL imports mqtape JSON lines. Lines keep their order. A change of
 // the "session" field starts a new session, whose start is its first line's
@@ -26,6 +31,13 @@ func (im *Importer) readJSONL(ctx context.Context, br *bufio.Reader) error {
 			return nil // blank lines separate nothing
 		}
 		l, err := export.ParseLine(line)
+		if len(line) > hugeLine {
+			// The line is parsed and no longer referenced (readLines
+			// lets go of huge lines): give its memory back before the
+			// payload is written, which costs SQLite two more copies.
+			line = nil
+			debug.FreeOSMemory()
+		}
 		if err != nil {
 			im.problem(ctx, fmt.Sprintf("line %d", n), err)
 			return nil

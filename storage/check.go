@@ -111,11 +111,17 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 	defer tx.Rollback()
 
 	ck := &checker{ctx: ctx, q: tx, rep: rep}
-	ck.sqlite()
+	// The schema first: SQLite's own check evaluates CHECK constraints
+	// and index expressions, so a schema that is not mqtape's is listed
+	// and nothing else runs.
+	sound, foreign := ck.schema(src)
+	if !foreign {
+		ck.sqlite()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !ck.schema(src) {
+	if !sound {
 		ck.summarise()
 		return rep, nil
 	}
@@ -226,41 +232,31 @@ func (c *checker) sqlite() {
 	}
 }
 
-var requiredTables = []string{"meta", "sessions", "topics", "messages", "events"}
-
-// schema checks the tables exist; false when the rest cannot be checked.
-func (c *checker) schema(src *damaged) bool {
-	rows, err := c.q.QueryContext(c.ctx, "SELECT type, name FROM sqlite_schema")
+// schema lists every schema object that is not mqtape's and every one that
+// is missing. sound is false when the tables cannot be read safely or at
+// all; foreign is true when the file defines objects of its own (or
+// changed mqtape's), which nothing may run.
+func (c *checker) schema(src *damaged) (sound, foreign bool) {
+	objs, err := readSchema(c.ctx, c.q)
 	if err != nil {
 		c.rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
-		return false
+		return false, false
 	}
-	have := make(map[string]bool)
-	for rows.Next() {
-		var typ, name string
-		if rows.Scan(&typ, &name) == nil {
-			have[typ+" "+name] = true
-		}
+	if src.version < 1 {
+		return false, false // reported by checkFile
 	}
-	err = rows.Err()
-	rows.Close()
+	others, missing, err := schemaProblems(src.version, objs)
 	if err != nil {
-		c.rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})
-		return false
+		c.rep.problem(Finding{Check: "schema", Detail: err.Error()})
+		return false, false
 	}
-	need := requiredTables
-	if src.version >= 2 {
-		need = append(need[:len(need):len(need)], "clients")
+	for _, p := range append(others, missing...) {
+		c.rep.problem(Finding{Check: "schema", Detail: p})
 	}
-	ok := true
-	for _, t := range need {
-		if !have["table "+t] {
-			c.rep.problem(Finding{Check: "schema", Detail: fmt.Sprintf("table %s is missing", t)})
-			ok = false
-		}
+	for _, o := range objs {
+		c.index = c.index || (o.Type == "index" && o.Name == topicIndex)
 	}
-	c.index = have["index "+topicIndex]
-	return ok
+	return len(others)+len(missing) == 0, len(others) > 0
 }
 
 func (c *checker) sessions() error {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync/atomic"
 )
@@ -48,12 +49,22 @@ func Cut(ctx context.Context, in, out *Capture, opts CutOptions) (CutReport, err
 	if err != nil {
 		return rep, err
 	}
+	// Every event at once: reading them per session scanned the events
+	// table once per session.
+	all, err := in.Events(ctx, opts.Select.Session)
+	if err != nil {
+		return rep, err
+	}
+	events := map[int64][]Event{}
+	for _, e := range all {
+		events[e.Session] = append(events[e.Session], e)
+	}
 	w := NewSessionWriter(out, SessionInfo{})
 	for _, s := range sessions {
 		if opts.Select.Session != 0 && s.ID != opts.Select.Session {
 			continue
 		}
-		carried, wrote, err := cutSession(ctx, in, w, s, opts)
+		carried, wrote, err := cutSession(ctx, in, w, s, events[s.ID], opts)
 		if err != nil {
 			return rep, err
 		}
@@ -81,10 +92,13 @@ func sliceStart(q Query, s SessionInfo) int64 {
 // cutSession writes the slice of input session s as a new session of w,
 // unless the slice has no message in s (wrote false). It returns the
 // number of retained messages carried to the slice's start.
-func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInfo, opts CutOptions) (carried int, wrote bool, err error) {
+func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInfo, events []Event, opts CutOptions) (carried int, wrote bool, err error) {
 	from := sliceStart(opts.Select, s)
 	sel := opts.Select
 	sel.Session, sel.FromOffset, sel.FromTime = s.ID, &from, nil
+	if from == 0 {
+		sel.FromOffset = nil // the whole session from its start: no search
+	}
 	n, err := in.Count(ctx, sel)
 	if err != nil || n == 0 {
 		return 0, false, err
@@ -105,10 +119,10 @@ func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInf
 			return 0, false, err
 		}
 	}
-	if err := copySlice(ctx, in, w, sel, from, start, opts.Progress); err != nil {
+	if err := copySlice(ctx, in, w, sel, from, start, n, opts.Progress); err != nil {
 		return 0, false, err
 	}
-	if err := copySliceEvents(ctx, in, w, s.ID, from, sel.ToOffset, sel.ToTime); err != nil {
+	if err := copySliceEvents(ctx, w, events, from, sel.ToOffset, sel.ToTime); err != nil {
 		return 0, false, err
 	}
 	return len(state), true, nil
@@ -137,13 +151,23 @@ func startCutSession(ctx context.Context, w *SessionWriter, name string, s Sessi
 	return w.Event(ctx, Event{TimeNS: start, Kind: "cut", Detail: string(detail)})
 }
 
-// copySlice copies the messages sel selects into w's open session, their
-// offsets rebased on from and their times no earlier than start.
-func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, from, start int64, progress *atomic.Int64) error {
+// copySlice copies the messages sel selects (want of them, counted
+// before) into w's open session, their offsets rebased on from and their
+// times no earlier than start. A damaged input that yields fewer messages
+// than counted, or a slice of every topic with a hole in its seq numbers,
+// is an error (ErrCorrupt), not a silently short copy.
+func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, from, start, want int64, progress *atomic.Int64) error {
+	whole := sel.Match == nil && sel.TopicIDs == nil && sel.QoS == nil && sel.FromStore == nil &&
+		len(sel.PayloadContains) == 0 && sel.PayloadMatch == nil
+	var got, prev int64
 	for m, err := range in.Messages(ctx, sel) {
 		if err != nil {
 			return err
 		}
+		if whole && prev != 0 && m.Seq != prev+1 {
+			return in.wrap("cut", fmt.Errorf("%w: session %d: seq %s missing", ErrCorrupt, sel.Session, keyRange(prev+1, m.Seq-1)))
+		}
+		got, prev = got+1, m.Seq
 		m.OffsetNS -= from
 		m.TimeNS = max(m.TimeNS, start)
 		if err := w.Add(ctx, m); err != nil {
@@ -152,6 +176,9 @@ func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, fr
 		if progress != nil {
 			progress.Add(1)
 		}
+	}
+	if got != want {
+		return in.wrap("cut", fmt.Errorf("%w: session %d: %d of the slice's %d messages could be read", ErrCorrupt, sel.Session, got, want))
 	}
 	return nil
 }
@@ -182,13 +209,9 @@ func retainedAt(ctx context.Context, c *Capture, session int64, match func(strin
 	return out, nil
 }
 
-// copySliceEvents copies a session's events in [from, to) (offsets, or
-// absolute toTime) into w's open session, their offsets rebased on from.
-func copySliceEvents(ctx context.Context, in *Capture, w *SessionWriter, session, from int64, to, toTime *int64) error {
-	events, err := in.Events(ctx, session)
-	if err != nil {
-		return err
-	}
+// copySliceEvents copies the events of a session in [from, to) (offsets,
+// or absolute toTime) into w's open session, their offsets rebased on from.
+func copySliceEvents(ctx context.Context, w *SessionWriter, events []Event, from int64, to, toTime *int64) error {
 	for _, e := range events {
 		if e.OffsetNS < from || (to != nil && e.OffsetNS >= *to) || (toTime != nil && e.TimeNS >= *toTime) {
 			continue

@@ -167,7 +167,7 @@ func (p *Prepared) rows(ctx context.Context, from, through int64, limit, preview
 	if p.match != nil {
 		payload = "m.payload"
 	}
-	query := "SELECT " + rowColumns + ", " + payload + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
+	query := "SELECT " + rowColumns + ", " + payload + messagesFrom + where + " ORDER BY m.seq"
 	if desc {
 		query += " DESC"
 	}
@@ -184,7 +184,7 @@ func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]R
 		return nil, nil
 	}
 	query := "SELECT " + rowColumns + ", substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) +
-		") FROM messages m JOIN topics t ON t.id = m.topic_id WHERE m.seq IN (" + joinInts(seqs) + ") ORDER BY m.seq"
+		")" + messagesFrom + " WHERE m.seq IN (" + joinInts(seqs) + ") ORDER BY m.seq"
 	return c.scanRows(ctx, query, nil, len(seqs), preview, nil)
 }
 
@@ -236,7 +236,7 @@ func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Se
 		if len(conds) > 0 {
 			w = " WHERE " + strings.Join(conds, " AND ")
 		}
-		query := "SELECT " + messageColumns + p.c.clientColumn() + " FROM messages m JOIN topics t ON t.id = m.topic_id" + w + " ORDER BY m.seq"
+		query := "SELECT " + messageColumns + p.c.clientColumn() + messagesFrom + w + " ORDER BY m.seq"
 		if desc {
 			query += " DESC"
 		}
@@ -307,7 +307,7 @@ func (c *Capture) TopicCounts(ctx context.Context, from, through int64) (map[int
 
 // PrevOnTopic returns the last message before seq on the same topic.
 func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Message, bool, error) {
-	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+" FROM messages m JOIN topics t ON t.id = m.topic_id"+
+	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+messagesFrom+
 		" WHERE m.topic_id = (SELECT id FROM topics WHERE name = ?) AND m.seq < ? ORDER BY m.seq DESC LIMIT 1", topic, seq)
 	m, err := scanFull(row)
 	if err == sql.ErrNoRows {
@@ -322,7 +322,7 @@ func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Mes
 // SeqAtTime returns the first seq whose receive time is at or after tsNS
 // (Unix ns), or 0 when there is none. Binary search per session.
 func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
-	spans, err := c.timeSpans(ctx, Query{FromTime: &tsNS})
+	spans, err := c.sessionSpans(ctx, Query{FromTime: &tsNS})
 	if err != nil || len(spans) == 0 {
 		return 0, err
 	}
@@ -332,7 +332,7 @@ func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
 // SeqAtOffset returns the first seq of session (0: the first session with
 // messages) whose offset is at or after offsetNS, or 0 when there is none.
 func (c *Capture) SeqAtOffset(ctx context.Context, session, offsetNS int64) (int64, error) {
-	spans, err := c.timeSpans(ctx, Query{Session: session, FromOffset: &offsetNS})
+	spans, err := c.sessionSpans(ctx, Query{Session: session, FromOffset: &offsetNS})
 	if err != nil || len(spans) == 0 {
 		return 0, err
 	}

@@ -67,12 +67,45 @@ func Merge(ctx context.Context, ins []*Capture, out *Capture, opts MergeOptions)
 	return MergeReport{Messages: n, Sessions: p.order, RetainedDuplicates: p.dupes}, nil
 }
 
-// mergeHead is the next message of one input session.
+// mergeHead is the next message of one chain of input sessions.
 type mergeHead struct {
 	m     Message
 	order int // input session order, for ties
 	next  func() (Message, error, bool)
 	stop  func()
+	// rest are the sessions of the same input read after this one: each
+	// starts after the one before it ends, so one cursor reads them in
+	// turn (a cursor per input session took a connection each).
+	rest []mergeInput
+	c    *Capture
+}
+
+// mergeInput is an input session with messages, the times of its first
+// and last message and its order among the inputs.
+type mergeInput struct {
+	id          int64
+	order       int
+	first, last int64
+}
+
+// startNext moves h on to its next session; false when it has none left.
+func (h *mergeHead) startNext(ctx context.Context) (bool, error) {
+	for len(h.rest) > 0 {
+		in := h.rest[0]
+		h.rest = h.rest[1:]
+		h.stop()
+		h.next, h.stop = iter.Pull2(h.c.Messages(ctx, Query{Session: in.id}))
+		h.order = in.order
+		m, err, ok := h.next()
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			h.m = m
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type mergeHeap []*mergeHead
@@ -143,45 +176,78 @@ func (p *mergePlan) stop() {
 	}
 }
 
-// addCapture adds every session of c that has messages.
+// addCapture adds every session of c that has messages, in chains of
+// sessions that follow each other in time.
 func (p *mergePlan) addCapture(ctx context.Context, c *Capture) error {
 	sessions, err := c.Sessions(ctx)
 	if err != nil {
 		return err
 	}
+	events, err := c.Events(ctx, 0)
+	if err != nil {
+		return err
+	}
+	bySession := map[int64][]Event{}
+	for _, e := range events {
+		bySession[e.Session] = append(bySession[e.Session], e)
+	}
+	var inputs []mergeInput
 	for _, s := range sessions {
-		if err := p.addSession(ctx, c, s); err != nil {
+		first, last, ok, err := c.sessionTimes(ctx, s.ID)
+		if err != nil {
 			return err
+		}
+		if !ok {
+			continue // no messages
+		}
+		inputs = append(inputs, mergeInput{id: s.ID, order: p.order, first: first, last: last})
+		p.order++
+		p.addInfo(s)
+		detail, _ := json.Marshal(map[string]any{"input": c.Path(), "session": s.ID, "source": s.Source,
+			"broker": s.Broker, "client_id": s.ClientID})
+		p.events = append(p.events, Event{TimeNS: s.StartedNS, Kind: "merged", Detail: string(detail)})
+		p.events = append(p.events, bySession[s.ID]...)
+	}
+	for _, chain := range chains(inputs) {
+		h := &mergeHead{c: c, rest: chain, stop: func() {}}
+		ok, err := h.startNext(ctx)
+		if err != nil {
+			h.stop()
+			return err
+		}
+		if ok {
+			heap.Push(&p.heads, h)
 		}
 	}
 	return nil
 }
 
-// addSession starts reading session s of c, unless it has no messages, and
-// adds its description and events to the merged session's.
-func (p *mergePlan) addSession(ctx context.Context, c *Capture, s SessionInfo) error {
-	next, stop := iter.Pull2(c.Messages(ctx, Query{Session: s.ID}))
-	m, err, ok := next()
-	if err != nil {
-		stop()
-		return err
+// chains groups input sessions into chains in which each session starts
+// after the one before it ends (at the same time only when it also comes
+// later in input order), so that reading a chain's sessions one after
+// another yields the k-way merge's order. Sessions recorded one after
+// another make one chain.
+func chains(inputs []mergeInput) [][]mergeInput {
+	sorted := slices.Clone(inputs)
+	slices.SortFunc(sorted, func(a, b mergeInput) int {
+		return cmp.Or(cmp.Compare(a.first, b.first), cmp.Compare(a.order, b.order))
+	})
+	var out [][]mergeInput
+	for _, in := range sorted {
+		placed := false
+		for i, ch := range out {
+			tail := ch[len(ch)-1]
+			if tail.last < in.first || (tail.last == in.first && tail.order < in.order) {
+				out[i] = append(ch, in)
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			out = append(out, []mergeInput{in})
+		}
 	}
-	if !ok {
-		stop()
-		return nil // no messages
-	}
-	heap.Push(&p.heads, &mergeHead{m: m, order: p.order, next: next, stop: stop})
-	p.order++
-	p.addInfo(s)
-	evs, err := c.Events(ctx, s.ID)
-	if err != nil {
-		return err
-	}
-	detail, _ := json.Marshal(map[string]any{"input": c.Path(), "session": s.ID, "source": s.Source,
-		"broker": s.Broker, "client_id": s.ClientID})
-	p.events = append(p.events, Event{TimeNS: s.StartedNS, Kind: "merged", Detail: string(detail)})
-	p.events = append(p.events, evs...)
-	return nil
+	return out
 }
 
 // addInfo joins s's description to the merged session's.
@@ -259,6 +325,12 @@ func (p *mergePlan) writeNext(ctx context.Context, w *SessionWriter, progress *a
 	nm, err, ok := top.next()
 	if err != nil {
 		return err
+	}
+	if !ok {
+		if ok, err = top.startNext(ctx); err != nil {
+			return err
+		}
+		nm = top.m
 	}
 	if ok {
 		top.m = nm

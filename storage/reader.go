@@ -49,6 +49,11 @@ type Query struct {
 
 const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
 
+// messagesFrom is the FROM clause of every message read. The topic is
+// joined LEFT so that a message whose topic row is missing (a damaged
+// capture) is an error when read, not silently left out.
+const messagesFrom = " FROM messages m LEFT JOIN topics t ON t.id = m.topic_id"
+
 // clientColumn is the extra columns Messages and Get read after
 // messageColumns: the publisher's client id (format version 2 and later)
 // and the MQTT 5 properties (version 3 and later).
@@ -67,16 +72,19 @@ func (c *Capture) clientColumn() string {
 func scanFull(s scanner) (Message, error) {
 	var m Message
 	var qos, pid int64
-	var props sql.NullString
-	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &m.Topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props)
-	m.QoS, m.PacketID = byte(qos), uint16(pid)
+	var topic, props sql.NullString
+	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props)
+	m.QoS, m.PacketID, m.Topic = byte(qos), uint16(pid), topic.String
+	if err == nil && !topic.Valid {
+		return m, fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, m.Seq)
+	}
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
 	if err == nil && props.Valid && props.String != "" {
 		m.Props = new(mqtt.Properties)
 		if jerr := json.Unmarshal([]byte(props.String), m.Props); jerr != nil {
-			return m, fmt.Errorf("message %d: properties: %w", m.Seq, jerr)
+			return m, fmt.Errorf("%w: message seq %d: MQTT 5 properties are not valid JSON (%v)", ErrCorrupt, m.Seq, jerr)
 		}
 	}
 	return m, err
@@ -121,19 +129,12 @@ func (c *Capture) where(ctx context.Context, q Query) (clause string, args []any
 	if q.Session != 0 {
 		add("m.session = ?", q.Session)
 	}
-	if q.FromOffset != nil || q.ToOffset != nil || q.FromTime != nil || q.ToTime != nil {
-		spans, err := c.timeSpans(ctx, q)
-		if err != nil {
+	if q.Session != 0 || timeBounded(q) {
+		cond, ok, err := c.spanCondition(ctx, q)
+		if err != nil || !ok {
 			return "", nil, false, err
 		}
-		if len(spans) == 0 {
-			return "", nil, false, nil
-		}
-		var parts []string
-		for _, sp := range spans {
-			parts = append(parts, fmt.Sprintf("(m.seq >= %d AND m.seq < %d)", sp.lo, sp.hi))
-		}
-		conds = append(conds, "("+strings.Join(parts, " OR ")+")")
+		conds = append(conds, cond)
 	}
 	if q.AfterSeq != 0 {
 		add("m.seq > ?", q.AfterSeq)
@@ -189,7 +190,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if !ok {
 			return
 		}
-		query := "SELECT " + messageColumns + c.clientColumn() + " FROM messages m JOIN topics t ON t.id = m.topic_id" + where + " ORDER BY m.seq"
+		query := "SELECT " + messageColumns + c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
 		if q.Desc {
 			query += " DESC"
 		}
@@ -240,7 +241,7 @@ func (c *Capture) Page(ctx context.Context, q Query) ([]Message, error) {
 // Get returns the message with sequence number seq.
 func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
 	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+
-		" FROM messages m JOIN topics t ON t.id = m.topic_id WHERE m.seq = ?", seq)
+		messagesFrom+" WHERE m.seq = ?", seq)
 	m, err := scanFull(row)
 	if err != nil {
 		return Message{}, c.wrap("read message", err)
@@ -314,7 +315,7 @@ func (c *Capture) Sessions(ctx context.Context) ([]SessionInfo, error) {
 			return nil, c.wrap("read sessions", err)
 		}
 		if err := json.Unmarshal([]byte(filters), &s.Filters); err != nil {
-			return nil, c.wrap("read session filters", err)
+			return nil, c.wrap("read sessions", fmt.Errorf("%w: session %d: filters are not valid JSON (%v)", ErrCorrupt, s.ID, err))
 		}
 		out = append(out, s)
 	}
@@ -355,55 +356,132 @@ func (c *Capture) MaxSeq(ctx context.Context) (int64, error) {
 // seqSpan is a range of sequence numbers [lo, hi).
 type seqSpan struct{ lo, hi int64 }
 
-// timeSpans turns q's time and offset bounds into seq ranges, one per
-// session, by binary search: within a session seq, offset_ns and ts_ns never
-// decrease (a format invariant that mqtape check verifies).
-func (c *Capture) timeSpans(ctx context.Context, q Query) ([]seqSpan, error) {
-	rows, err := c.r.QueryContext(ctx, "SELECT id, first_seq, last_seq FROM sessions WHERE first_seq IS NOT NULL ORDER BY id")
+// timeBounded reports whether q has a time or offset bound.
+func timeBounded(q Query) bool {
+	return q.FromOffset != nil || q.ToOffset != nil || q.FromTime != nil || q.ToTime != nil
+}
+
+// maxSpans is how many sessions are narrowed by binary search to seq
+// ranges listed one by one in the query; with more, one range covering them
+// all is scanned and the time bounds are tested on each row. Either way the
+// cost is linear in messages, not sessions × messages, and the query stays
+// small (SQLite refuses expression trees deeper than 1000).
+const maxSpans = 64
+
+// spanCondition turns q's session and time bounds into a condition on seq
+// (served by the primary key) plus, with time bounds, the same bounds on
+// each row. ok is false when no message can match. Within a session seq,
+// offset_ns and ts_ns never decrease (a format invariant mqtape check
+// verifies), so both forms select the same rows.
+func (c *Capture) spanCondition(ctx context.Context, q Query) (cond string, ok bool, err error) {
+	sessions, err := c.sessionRanges(ctx, q.Session)
+	if err != nil || len(sessions) == 0 {
+		return "", false, err
+	}
+	var rowBounds []string
+	for _, b := range []struct {
+		col, op string
+		v       *int64
+	}{{"offset_ns", ">=", q.FromOffset}, {"offset_ns", "<", q.ToOffset}, {"ts_ns", ">=", q.FromTime}, {"ts_ns", "<", q.ToTime}} {
+		if b.v != nil {
+			rowBounds = append(rowBounds, fmt.Sprintf("m.%s %s %d", b.col, b.op, *b.v))
+		}
+	}
+	var parts []string
+	if len(sessions) > maxSpans {
+		lo, hi := sessions[0].lo, sessions[0].hi
+		for _, sp := range sessions {
+			lo, hi = min(lo, sp.lo), max(hi, sp.hi)
+		}
+		parts = append(parts, fmt.Sprintf("m.seq >= %d AND m.seq < %d", lo, hi))
+	} else {
+		spans, err := c.timeSpans(ctx, q, sessions)
+		if err != nil || len(spans) == 0 { // an error, or no message in the bounds
+			return "", false, err
+		}
+		var or []string
+		for _, sp := range spans {
+			or = append(or, fmt.Sprintf("(m.seq >= %d AND m.seq < %d)", sp.lo, sp.hi))
+		}
+		parts = append(parts, "("+strings.Join(or, " OR ")+")")
+	}
+	return strings.Join(append(parts, rowBounds...), " AND "), true, nil
+}
+
+// sessionRanges returns the seq range of every session with messages (only
+// of session when it is not 0), in session order.
+func (c *Capture) sessionRanges(ctx context.Context, session int64) ([]seqSpan, error) {
+	query := "SELECT first_seq, last_seq FROM sessions WHERE first_seq IS NOT NULL"
+	var args []any
+	if session != 0 {
+		query += " AND id = ?"
+		args = append(args, session)
+	}
+	rows, err := c.r.QueryContext(ctx, query+" ORDER BY id", args...)
 	if err != nil {
 		return nil, c.wrap("read sessions", err)
 	}
-	var sessions [][3]int64
+	defer rows.Close()
+	var out []seqSpan
 	for rows.Next() {
-		var v [3]int64
-		if err := rows.Scan(&v[0], &v[1], &v[2]); err != nil {
-			rows.Close()
+		var sp seqSpan
+		if err := rows.Scan(&sp.lo, &sp.hi); err != nil {
 			return nil, c.wrap("read sessions", err)
 		}
-		sessions = append(sessions, v)
+		sp.hi++
+		out = append(out, sp)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, c.wrap("read sessions", err)
+	return out, c.wrap("read sessions", rows.Err())
+}
+
+// sessionTimes returns the receive times of a session's first and last
+// message; ok is false when it has none.
+func (c *Capture) sessionTimes(ctx context.Context, session int64) (first, last int64, ok bool, err error) {
+	var f, l sql.NullInt64
+	err = c.r.QueryRowContext(ctx, `SELECT (SELECT ts_ns FROM messages WHERE seq = s.first_seq),
+		(SELECT ts_ns FROM messages WHERE seq = s.last_seq) FROM sessions s WHERE id = ?`, session).Scan(&f, &l)
+	if err == sql.ErrNoRows {
+		return 0, 0, false, nil
 	}
+	if err != nil {
+		return 0, 0, false, c.wrap("read sessions", err)
+	}
+	return f.Int64, l.Int64, f.Valid && l.Valid, nil
+}
+
+// sessionSpans returns the seq range of q's time bounds in each session
+// (only q.Session when set), in session order.
+func (c *Capture) sessionSpans(ctx context.Context, q Query) ([]seqSpan, error) {
+	sessions, err := c.sessionRanges(ctx, q.Session)
+	if err != nil {
+		return nil, err
+	}
+	return c.timeSpans(ctx, q, sessions)
+}
+
+// timeSpans narrows the seq ranges of sessions to q's time and offset
+// bounds by binary search: within a session seq, offset_ns and ts_ns never
+// decrease.
+func (c *Capture) timeSpans(ctx context.Context, q Query, sessions []seqSpan) ([]seqSpan, error) {
 	var spans []seqSpan
-	for _, s := range sessions {
-		if q.Session != 0 && s[0] != q.Session {
-			continue
-		}
-		sp := seqSpan{s[1], s[2] + 1}
-		bound := func(col string, v *int64, lower bool) error {
-			if v == nil {
-				return nil
-			}
-			at, err := c.searchSeq(ctx, col, *v, s[1], s[2]+1)
-			if err != nil {
-				return err
-			}
-			if lower {
-				sp.lo = max(sp.lo, at)
-			} else {
-				sp.hi = min(sp.hi, at)
-			}
-			return nil
-		}
+	for _, sp := range sessions {
+		first, end := sp.lo, sp.hi
 		for _, b := range []struct {
 			col   string
 			v     *int64
 			lower bool
 		}{{"offset_ns", q.FromOffset, true}, {"offset_ns", q.ToOffset, false}, {"ts_ns", q.FromTime, true}, {"ts_ns", q.ToTime, false}} {
-			if err := bound(b.col, b.v, b.lower); err != nil {
+			if b.v == nil {
+				continue
+			}
+			at, err := c.searchSeq(ctx, b.col, *b.v, first, end)
+			if err != nil {
 				return nil, err
+			}
+			if b.lower {
+				sp.lo = max(sp.lo, at)
+			} else {
+				sp.hi = min(sp.hi, at)
 			}
 		}
 		if sp.lo < sp.hi {

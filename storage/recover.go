@@ -55,13 +55,24 @@ type RecoverReport struct {
 	Recreated []int64 `json:"recreated_sessions"`
 	// Renumbered maps input session ids to output ids where they differ.
 	Renumbered map[int64]int64 `json:"renumbered_sessions,omitempty"`
+	// Repaired lists the rows copied with a value changed because it broke
+	// the format's invariants (a time going back, a QoS outside 0–2).
+	Repaired []Repair `json:"repaired"`
 	// Notes are other things worth knowing (e.g. a truncated file).
 	Notes []string `json:"notes"`
 }
 
+// Repair is one kind of repair Recover made to the messages of a session.
+type Repair struct {
+	Session  int64  `json:"session"` // input session id
+	What     string `json:"what"`
+	Count    int64  `json:"count"`
+	FirstSeq int64  `json:"first_seq"` // input seq of the first message repaired
+}
+
 // Complete reports whether nothing was found missing.
 func (r *RecoverReport) Complete() bool {
-	return len(r.Lost) == 0 && r.LostMessages == 0 && r.LostEvents == 0 && len(r.Recreated) == 0
+	return len(r.Lost) == 0 && r.LostMessages == 0 && r.LostEvents == 0 && len(r.Recreated) == 0 && len(r.Repaired) == 0
 }
 
 // SourceRecovered is the session source of sessions Recover had to
@@ -77,7 +88,7 @@ const SourceRecovered = "recovered"
 // what was lost; an error means out could not be written (what was written
 // up to then is a valid capture) or in could not be read at all.
 func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
-	rep := &RecoverReport{In: in, Out: out, Lost: []LostRange{}, Recreated: []int64{}, Notes: []string{}}
+	rep := &RecoverReport{In: in, Out: out, Lost: []LostRange{}, Recreated: []int64{}, Repaired: []Repair{}, Notes: []string{}}
 	if _, err := os.Stat(out); err == nil {
 		return rep, fmt.Errorf("recover into %q: the file exists (recover writes a new capture)", out)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -101,10 +112,14 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 		defer os.Remove(tmp)
 		aligned, err := openDamaged(ctx, tmp)
 		if err != nil {
-			return rep, err
+			// Errors name the input, not the temporary copy.
+			return rep, renamedError{err, strings.ReplaceAll(err.Error(), tmp, in)}
 		}
 		defer aligned.db.Close()
 		src = aligned
+	}
+	if err := schemaError(in, src.schemaProblems); err != nil {
+		return rep, err
 	}
 	r := &recovery{ctx: ctx, src: src, rep: rep}
 	if err := r.readMetadata(); err != nil {
@@ -115,6 +130,7 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 		return rep, err
 	}
 	r.dst = dst
+	dst.DeferIndexes()
 	err = r.copy()
 	if cerr := dst.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %q: %w", out, cerr)
@@ -132,6 +148,10 @@ type damaged struct {
 	version   int
 	clients   bool   // has the clients table (format 2)
 	truncated string // set when the file is shorter than its header says
+	// schemaProblems lists the schema objects the file defines or changed:
+	// the tables are not read then (they could run the file's own SQL).
+	// Missing tables are damage, met by the readers.
+	schemaProblems []string
 }
 
 // openDamaged opens a capture read-only without refusing damage: only a
@@ -182,8 +202,26 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 		return nil, c.wrap("read schema", err)
 	}
 	d.clients = n > 0
+	// An unreadable schema is damage, left for the walkers to meet; a
+	// readable one must be mqtape's before anything reads a table.
+	if objs, err := readSchema(ctx, db); err == nil && version >= 1 {
+		if d.schemaProblems, _, err = schemaProblems(version, objs); err != nil {
+			db.Close()
+			return nil, c.wrap("check schema", err)
+		}
+	}
 	return d, nil
 }
+
+// renamedError is err with its text changed (e.g. a temporary file's name
+// replaced by the file the user named); errors.Is still sees err.
+type renamedError struct {
+	err error
+	msg string
+}
+
+func (e renamedError) Error() string { return e.msg }
+func (e renamedError) Unwrap() error { return e.err }
 
 // pageAlignedCopy copies the whole pages of the file at path into a new
 // temporary file in dir and returns its name.
@@ -200,7 +238,11 @@ func pageAlignedCopy(path, dir string) (string, error) {
 	pageSize := headerPageSize(hdr)
 	fi, err := f.Stat()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read capture %q: %w", path, err)
+	}
+	if fi.Size() < pageSize {
+		return "", fmt.Errorf("open capture %q: %w: only %d bytes are left, less than its first page (%d bytes): nothing can be read",
+			path, ErrCorrupt, fi.Size(), pageSize)
 	}
 	tmp, err := os.CreateTemp(dir, ".mqtape-recover-*.db")
 	if err != nil {
@@ -219,35 +261,37 @@ func pageAlignedCopy(path, dir string) (string, error) {
 	return tmp.Name(), nil
 }
 
-// openReadDB opens a capture file read-only (extra: more URI parameters).
-// A capture in WAL mode needs its -shm file: in a directory nobody may
-// write to (a read-only mount, a 0555 directory) SQLite cannot create it
-// and refuses to open the file at all. When that happens and no
-// write-ahead log holds data, no writer can exist, so the file is opened
-// as immutable instead. Open should use this too (reported to the
-// storage owner).
+// openReadDB opens a capture file read-only (extra: more URI parameters),
+// leaving no file behind.
+//
+// Without a write-ahead log beside it no writer has the file open (a
+// recorder's connection keeps its -wal while it runs) and the file holds
+// everything committed: it is opened immutable, so SQLite creates no -wal
+// or -shm beside it, takes no locks and needs no write access to the
+// directory. With a -wal (a recorder writing, or one that was killed
+// before it could checkpoint) it is opened read-only the usual way, so
+// what the log holds is read too; the reader leaves the -wal and -shm as
+// it found them. A capture opened immutable does not see a recording
+// started into it later.
 func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
 	params := "mode=ro"
 	if extra != "" {
 		params += "&" + extra
 	}
+	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		return openDB(path, params+"&immutable=1")
+	}
 	db, err := openDB(path, params)
 	if err != nil {
 		return nil, err
 	}
+	// In a directory nobody may write to (a read-only mount) SQLite cannot
+	// create the -shm it needs and refuses to open the file. When no log
+	// holds data, no writer can exist: open it immutable then.
 	var n int
 	err = db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&n)
-	if err == nil || !strings.Contains(err.Error(), "unable to open") {
+	if err == nil || !strings.Contains(err.Error(), "unable to open") || walHasData(path) {
 		return db, nil // other errors are for the caller to meet and word
-	}
-	if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
-		return db, nil
-	}
-	if f, werr := os.CreateTemp(filepath.Dir(path), ".mqtape-probe-*"); werr == nil {
-		// The directory is writable after all: not the case handled here.
-		f.Close()
-		os.Remove(f.Name())
-		return db, nil
 	}
 	db.Close()
 	return openDB(path, params+"&immutable=1")
@@ -263,7 +307,8 @@ type recovery struct {
 	sessions []SessionInfo
 	topics   map[int64]string
 	clients  map[int64]string
-	maxSeq   int64 // highest seq the sessions table knows
+	maxSeq   int64     // highest seq the sessions table knows
+	ranges   []seqSpan // the seq ranges the sessions table gives
 	out      map[int64]*Session
 
 	lastNS     map[*Session]int64 // latest message time written per output session
@@ -303,6 +348,9 @@ func (r *recovery) readMetadata() error {
 				s.Filters = nil
 			}
 			r.maxSeq = max(r.maxSeq, asInt(v[12]))
+			if v[11] != nil && v[12] != nil {
+				r.ranges = append(r.ranges, seqSpan{asInt(v[11]), asInt(v[12]) + 1})
+			}
 			r.sessions = append(r.sessions, s)
 			return nil
 		},
@@ -415,17 +463,24 @@ func (r *recovery) copyMessages() error {
 	db := r.src.db
 	cols := messageCols("seq, session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload", 11,
 		r.src.clients, r.src.version)
-	m := &messageCopier{r: r, cols: cols, seqMax: max(r.maxSeq, maxKey(r.ctx, db, "messages", "seq"))}
+	m := &messageCopier{r: r, cols: cols, seqMax: max(r.maxSeq, maxKey(r.ctx, db, "messages", "seq")),
+		lastOff: make(map[*Session]int64), repairs: make(map[repairKey]*Repair)}
 	w := &walker{q: db, cols: cols.n, maxKey: m.seqMax,
 		query: "SELECT " + cols.list + " FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?",
 		row:   m.row, gap: m.gap}
 	if err := w.run(r.ctx); err != nil {
 		return err
 	}
+	if m.next != math.MaxInt64 {
+		m.missing(m.seqMax + 1) // the end of the table
+	}
 	if err := m.flush(); err != nil {
 		return err
 	}
 	r.rep.LostMessages += r.rep.NoTopic
+	for _, k := range m.order {
+		r.rep.Repaired = append(r.rep.Repaired, *m.repairs[k])
+	}
 	if m.badProps > 0 {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages copied without their MQTT 5 properties: unreadable", m.badProps))
 	}
@@ -445,11 +500,58 @@ type messageCopier struct {
 	batch      []Message
 	batchSess  *Session
 	batchBytes int64
+
+	next int64 // the seq after the last row read or range reported lost
+
+	lastOff map[*Session]int64    // latest offset written per output session
+	repairs map[repairKey]*Repair // per input session and kind
+	order   []repairKey           // repairs in the order first met
+}
+
+type repairKey struct {
+	session int64
+	what    string
+}
+
+// Kinds of repair.
+const (
+	repairBack = "time or offset went back: raised to the previous message's"
+	repairQoS  = "QoS outside 0–2: set to 0"
+)
+
+// repair counts one message of input session sess repaired as what.
+func (m *messageCopier) repair(sess, seq int64, what string) {
+	k := repairKey{sess, what}
+	if r := m.repairs[k]; r != nil {
+		r.Count++
+		return
+	}
+	m.repairs[k] = &Repair{Session: sess, What: what, Count: 1, FirstSeq: seq}
+	m.order = append(m.order, k)
+}
+
+// fix repairs what breaks the format's invariants in msg, the next message
+// of output session s (input session sess, seq seq): a QoS outside 0–2, a
+// time or offset earlier than the previous message's.
+func (m *messageCopier) fix(s *Session, sess, seq int64, msg *Message, qos int64) {
+	if qos < 0 || qos > 2 {
+		msg.QoS = 0
+		m.repair(sess, seq, repairQoS)
+	}
+	lastTS, seen := m.r.lastNS[s]
+	lastOff := m.lastOff[s]
+	if seen && (msg.TimeNS < lastTS || msg.OffsetNS < lastOff) {
+		msg.TimeNS, msg.OffsetNS = max(msg.TimeNS, lastTS), max(msg.OffsetNS, lastOff)
+		m.repair(sess, seq, repairBack)
+	}
+	m.lastOff[s] = msg.OffsetNS
 }
 
 // row copies one readable message; one whose topic name is unreadable is
 // left out.
 func (m *messageCopier) row(seq int64, v []any) error {
+	m.missing(seq)
+	m.next = seq + 1
 	tid := asInt(v[4])
 	name, ok := m.r.topics[tid]
 	if !ok {
@@ -457,10 +559,12 @@ func (m *messageCopier) row(seq int64, v []any) error {
 		return nil
 	}
 	msg := m.message(v, name)
-	s, err := m.r.session(asInt(v[1]), msg.TimeNS-msg.OffsetNS)
+	sess := asInt(v[1])
+	s, err := m.r.session(sess, msg.TimeNS-msg.OffsetNS)
 	if err != nil {
 		return err
 	}
+	m.fix(s, sess, seq, &msg, asInt(v[5]))
 	if err := m.add(s, msg); err != nil {
 		return err
 	}
@@ -518,9 +622,39 @@ func (m *messageCopier) flush() error {
 	return nil
 }
 
+// missing reports the messages the sessions table says exist between the
+// last row read (or range reported) and seq (exclusive) that the walk did
+// not meet: a damaged page pointer can make SQLite skip rows without an
+// error.
+func (m *messageCopier) missing(seq int64) {
+	if m.next == 0 {
+		m.next = 1
+	}
+	if seq <= m.next {
+		return
+	}
+	var n int64
+	if len(m.r.ranges) == 0 {
+		n = seq - m.next
+	}
+	for _, sp := range m.r.ranges {
+		n += max(0, min(sp.hi, seq)-max(sp.lo, m.next))
+	}
+	if n > 0 {
+		m.r.rep.Lost = append(m.r.rep.Lost, LostRange{Table: "messages", From: m.next, To: seq - 1,
+			Cause: "not found: the file's page links skip them (damaged)"})
+		m.r.rep.LostMessages += n
+	}
+}
+
 // gap reports an unreadable seq range; one running to the end of the table
 // is counted up to seqMax.
 func (m *messageCopier) gap(from, to int64, cause error) {
+	m.missing(from)
+	m.next = to + 1
+	if to < 0 {
+		m.next = math.MaxInt64
+	}
 	m.r.lost("messages", from, to, cause)
 	end := to
 	if end < 0 {

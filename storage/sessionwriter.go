@@ -47,7 +47,10 @@ const (
 
 // NewSessionWriter prepares a SessionWriter; info describes every session it
 // starts (StartedNS is set per session).
+// The capture builds its per-topic index when it is closed, once for all
+// the sessions written (DeferIndexes).
 func NewSessionWriter(c *Capture, info SessionInfo) *SessionWriter {
+	c.DeferIndexes()
 	return &SessionWriter{c: c, Info: info}
 }
 

@@ -436,8 +436,8 @@ func (c *Capture) recoverSpoolSession(ctx context.Context, o spoolOwner, files [
 			return c.wrap("recover spool", err)
 		}
 	}
-	s := &Session{c: c, id: id, topics: make(map[string]int64), clients: make(map[string]int64)}
-	if err := s.loadTopics(ctx); err != nil {
+	s := &Session{c: c, id: id}
+	if s.topics, s.clients, err = c.names(ctx); err != nil {
 		return c.wrap("recover spool", err)
 	}
 	defer s.closeStmts()

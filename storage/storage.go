@@ -48,7 +48,18 @@ type Capture struct {
 	// next BeginSession then does not look again (record recovers first,
 	// to report it, then begins its session).
 	spoolDone bool
+	// deferIndex: sessions ending do not rebuild the topic index; Close
+	// does (DeferIndexes).
+	deferIndex bool
+	// topicIDs, clientIDs: the writer's cache of interned names (names).
+	topicIDs, clientIDs map[string]int64
 }
+
+// DeferIndexes makes the sessions that end from now on leave the per-topic
+// index to Close, which builds it once. Rebuilding it at each session's end
+// costs a pass over every message: a writer of many sessions (import, cut,
+// merge, recover) would take sessions × messages.
+func (c *Capture) DeferIndexes() { c.deferIndex = true }
 
 // Path returns the file name the capture was opened with.
 func (c *Capture) Path() string { return c.path }
@@ -74,20 +85,28 @@ func Open(path string) (*Capture, error) {
 	return c, nil
 }
 
-// OpenWrite opens path for recording: it creates a new capture (mode 0600)
-// when the file does not exist or is empty; an existing capture is migrated
+// OpenWrite opens path for recording: it creates a new capture (mode 0600,
+// also when it was an empty file of another mode) when the file does not
+// exist or is empty; an existing capture is migrated
 // to the current format when the first session begins. Any other file is
 // refused untouched.
 func OpenWrite(path string) (*Capture, error) {
 	if err := sniff(path, true); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("create capture %q: %w", path, err)
 		}
 		f.Close()
+	} else if err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		// An empty file (touch x.db) becomes a new capture: it gets a new
+		// capture's mode, whatever the umask gave it. SQLite gives the
+		// -wal and -shm the main file's mode.
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("create capture %q: %w", path, err)
+		}
 	}
 	w, err := openDB(path, "_txlock=immediate&_pragma=synchronous(NORMAL)&_pragma=page_size(65536)")
 	if err != nil {
@@ -131,6 +150,9 @@ func (c *Capture) Close() error {
 	if c.r != nil {
 		errs = append(errs, c.r.Close())
 	}
+	if c.w != nil && c.deferIndex {
+		errs = append(errs, c.BuildIndexes(context.Background()))
+	}
 	if c.w != nil {
 		// Best effort: a concurrent reader (a live inspector) may keep the
 		// checkpoint from truncating; the data is committed either way.
@@ -142,7 +164,10 @@ func (c *Capture) Close() error {
 
 func openDB(path, params string) (*sql.DB, error) {
 	u := url.URL{Scheme: "file", Opaque: escapePath(path)}
-	dsn := u.String() + "?_pragma=busy_timeout(5000)&" + params
+	// trusted_schema=OFF: SQL the file defines (views, triggers, defaults)
+	// may not call functions with side effects; validateSchema refuses
+	// such objects anyway.
+	dsn := u.String() + "?_pragma=busy_timeout(5000)&_pragma=trusted_schema(0)&" + params
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open capture %q: %w", path, err)
@@ -245,7 +270,10 @@ func (c *Capture) check(ctx context.Context, forWrite bool) error {
 		return fmt.Errorf("open capture %q: %w (no format version)", c.path, ErrCorrupt)
 	}
 	c.version = version
-	return nil
+	if version == 0 {
+		return nil
+	}
+	return c.validateSchema(ctx, db)
 }
 
 // migrate applies the pending migrations, each in its own transaction.
@@ -293,7 +321,23 @@ func (c *Capture) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("%s in %q: %w", what, c.path, err)
+	}
 	msg := err.Error()
+	if _, col, ok := strings.Cut(msg, "sql: Scan error on column index "); ok {
+		// A value of the wrong type where the format has a number or text
+		// (a NULL in a NOT NULL column): the row is damaged.
+		held := "a value of the wrong type"
+		if strings.Contains(col, "converting NULL") {
+			held = "NULL"
+		}
+		if _, col, ok = strings.Cut(col, ", name "); ok {
+			col, _, _ = strings.Cut(col, ":")
+			msg = "column " + col + " holds " + held
+		}
+		return fmt.Errorf("%s in %q: %w: a damaged row (%s)", what, c.path, ErrCorrupt, msg)
+	}
 	if strings.Contains(msg, "malformed") || strings.Contains(msg, "not a database") ||
 		strings.Contains(msg, "SQLITE_CORRUPT") || strings.Contains(msg, "SQLITE_NOTADB") {
 		return fmt.Errorf("%s in %q: %w: %v", what, c.path, ErrCorrupt, err)

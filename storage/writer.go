@@ -46,7 +46,7 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, startedNS: info.StartedNS, topics: make(map[string]int64), clients: make(map[string]int64)}
+	s := &Session{c: c, startedNS: info.StartedNS}
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO sessions
 			(source, broker, client_id, protocol, clean_session, filters, started_ns, mqtape_version, host)
@@ -65,7 +65,7 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 		return err
 	})
 	if err == nil {
-		err = s.loadTopics(ctx)
+		s.topics, s.clients, err = c.names(ctx)
 	}
 	if err != nil {
 		return nil, c.wrap("begin session", err)
@@ -73,30 +73,40 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	return s, nil
 }
 
-func (s *Session) loadTopics(ctx context.Context) error {
+// names returns the ids of the topics and publisher client ids interned
+// so far, read from the file once and then kept up to date by the
+// sessions' writes: the capture has one writer, and reading them at every
+// session's start cost a writer of many sessions (import, cut, merge)
+// sessions × topics.
+func (c *Capture) names(ctx context.Context) (topics, clients map[string]int64, err error) {
+	if c.topicIDs != nil {
+		return c.topicIDs, c.clientIDs, nil
+	}
+	topics, clients = make(map[string]int64), make(map[string]int64)
 	for _, t := range []struct {
 		query string
 		into  map[string]int64
-	}{{"SELECT id, name FROM topics", s.topics}, {"SELECT id, client_id FROM clients", s.clients}} {
-		rows, err := s.c.w.QueryContext(ctx, t.query)
+	}{{"SELECT id, name FROM topics", topics}, {"SELECT id, client_id FROM clients", clients}} {
+		rows, err := c.w.QueryContext(ctx, t.query)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		for rows.Next() {
 			var id int64
 			var name string
 			if err := rows.Scan(&id, &name); err != nil {
 				rows.Close()
-				return err
+				return nil, nil, err
 			}
 			t.into[name] = id
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	return nil
+	c.topicIDs, c.clientIDs = topics, clients
+	return topics, clients, nil
 }
 
 func nonNil(f []Filter) []Filter {
@@ -122,7 +132,7 @@ func (s *Session) SetFilters(ctx context.Context, filters []Filter) error {
 func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, nowNS int64) error {
 	before := len(s.topics) + len(s.clients)
 	// Prepared before the transaction: the writer has one connection.
-	if err := s.stmts(ctx); err != nil {
+	if err := s.stmts(ctx, msgs); err != nil {
 		return s.c.wrap("write batch", err)
 	}
 	err := s.c.inTx(ctx, func(tx *sql.Tx) error {
@@ -148,9 +158,12 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 	})
 	if err != nil && len(s.topics)+len(s.clients) != before {
 		// Rows interned in the rolled-back transaction are gone.
-		s.topics = make(map[string]int64)
-		s.clients = make(map[string]int64)
-		s.loadTopics(ctx)
+		s.c.topicIDs, s.c.clientIDs = nil, nil
+		if topics, clients, lerr := s.c.names(ctx); lerr == nil {
+			s.topics, s.clients = topics, clients
+		} else {
+			s.topics, s.clients = make(map[string]int64), make(map[string]int64)
+		}
 	}
 	return s.c.wrap("write batch", err)
 }
@@ -182,53 +195,71 @@ func insertSQL(session int64, rows int, full bool) string {
 	return "INSERT OR FAIL INTO messages (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
 }
 
-// stmts prepares the session's statements once on the writer connection: a
-// recorder commits small batches often, and preparing them per transaction
-// was a tenth of its CPU.
-func (s *Session) stmts(ctx context.Context) error {
-	if s.progress != nil {
-		return nil
-	}
-	var st []*sql.Stmt
-	for _, q := range []string{
-		insertSQL(s.id, 1, false), insertSQL(s.id, rowsPerInsert, false),
-		insertSQL(s.id, 1, true), insertSQL(s.id, rowsPerInsert, true),
-		"UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=coalesce(?, last_seq), last_ns=? WHERE id=?",
-	} {
-		p, err := s.c.w.PrepareContext(ctx, q)
+// stmts prepares, once each on the writer connection, the statements
+// writing msgs needs: a recorder commits small batches often, and preparing
+// them per transaction was a tenth of its CPU. Only those a batch uses are
+// prepared: an importer writing many short sessions would otherwise parse
+// four inserts of 32 rows per session.
+func (s *Session) stmts(ctx context.Context, msgs []Message) error {
+	if s.progress == nil {
+		p, err := s.c.w.PrepareContext(ctx,
+			"UPDATE sessions SET first_seq=coalesce(first_seq, ?), last_seq=coalesce(?, last_seq), last_ns=? WHERE id=?")
 		if err != nil {
-			for _, p := range st {
-				p.Close()
-			}
 			return err
 		}
-		st = append(st, p)
+		s.progress = p
 	}
-	s.inserts = [2][2]*sql.Stmt{{st[0], st[1]}, {st[2], st[3]}}
-	s.progress = st[4]
+	for _, c := range insertChunks(msgs) {
+		if s.inserts[c.full][c.many] != nil {
+			continue
+		}
+		rows := 1
+		if c.many == 1 {
+			rows = rowsPerInsert
+		}
+		p, err := s.c.w.PrepareContext(ctx, insertSQL(s.id, rows, c.full == 1))
+		if err != nil {
+			return err
+		}
+		s.inserts[c.full][c.many] = p
+	}
 	return nil
+}
+
+// insertChunk is msgs[i:i+n] written by one INSERT: of rowsPerInsert rows
+// (many 1) or one (many 0), with client_ref and props (full 1) or without.
+type insertChunk struct{ i, n, full, many int }
+
+// insertChunks splits msgs into the INSERTs that write them.
+func insertChunks(msgs []Message) []insertChunk {
+	var out []insertChunk
+	for i := 0; i < len(msgs); {
+		c := insertChunk{i: i, n: rowsPerInsert, many: 1}
+		if len(msgs)-i < rowsPerInsert {
+			c.n, c.many = 1, 0
+		}
+		for _, m := range msgs[i : i+c.n] {
+			if m.ClientID != "" || m.Props != nil {
+				c.full = 1
+				break
+			}
+		}
+		out = append(out, c)
+		i += c.n
+	}
+	return out
 }
 
 func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message) error {
 	var inTx [2][2]*sql.Stmt // the prepared statements, bound to tx on first use
 	args := make([]any, 0, 11*rowsPerInsert)
-	for i := 0; i < len(msgs); {
-		n, many := rowsPerInsert, 1
-		if len(msgs)-i < rowsPerInsert {
-			n, many = 1, 0
-		}
+	for _, c := range insertChunks(msgs) {
+		i, n, full := c.i, c.n, c.full
 		chunk := msgs[i : i+n]
-		full := 0
-		for _, m := range chunk {
-			if m.ClientID != "" || m.Props != nil {
-				full = 1
-				break
-			}
-		}
-		stmt := inTx[full][many]
+		stmt := inTx[full][c.many]
 		if stmt == nil {
-			stmt = tx.StmtContext(ctx, s.inserts[full][many])
-			inTx[full][many] = stmt
+			stmt = tx.StmtContext(ctx, s.inserts[full][c.many])
+			inTx[full][c.many] = stmt
 		}
 		args = args[:0]
 		for _, m := range chunk {
@@ -273,7 +304,6 @@ func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message)
 			msgs[i+j].Seq = last - int64(n-1-j)
 			msgs[i+j].Session = s.id
 		}
-		i += n
 	}
 	return nil
 }
@@ -309,7 +339,7 @@ func (s *Session) clientRef(ctx context.Context, tx *sql.Tx, clientID string) (i
 }
 
 // End closes the session cleanly with a stop reason and drop count, and
-// rebuilds the per-topic index.
+// rebuilds the per-topic index (unless DeferIndexes leaves that to Close).
 func (s *Session) End(ctx context.Context, endNS int64, reason string, dropped int64) error {
 	s.closeStmts()
 	_, err := s.c.w.ExecContext(ctx,
@@ -317,6 +347,9 @@ func (s *Session) End(ctx context.Context, endNS int64, reason string, dropped i
 		endNS, endNS, reason, dropped, s.id)
 	if err != nil {
 		return s.c.wrap("end session", err)
+	}
+	if s.c.deferIndex {
+		return nil
 	}
 	return s.c.BuildIndexes(ctx)
 }
@@ -328,7 +361,9 @@ func (s *Session) closeStmts() {
 	}
 	for _, pair := range s.inserts {
 		for _, st := range pair {
-			st.Close()
+			if st != nil {
+				st.Close()
+			}
 		}
 	}
 	s.progress.Close()

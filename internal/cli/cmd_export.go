@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 
 	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/storage"
@@ -77,38 +74,23 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	if err := checkNotEmpty(ctx, c, o.file, q); err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(cio.stdout, 256<<10)
-	defer bw.Flush()
-	var cw *csv.Writer
-	var enc *json.Encoder
+	// The payloads are streamed: a message of size P needs no copy of it.
+	var w *export.Writer
 	if o.format == "csv" {
-		cw = csv.NewWriter(bw)
-		if err := cw.Write(export.CSVHeader); err != nil {
+		if w, err = export.NewCSVWriter(cio.stdout); err != nil {
 			return err
 		}
 	} else {
-		enc = json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
+		w = export.NewJSONWriter(cio.stdout)
 	}
+	defer w.Flush()
 	for m, err := range c.Messages(ctx, q) {
 		if err != nil {
 			return err
 		}
-		r := export.New(&m)
-		if cw != nil {
-			err = cw.Write(r.CSV())
-		} else {
-			err = enc.Encode(&r)
-		}
-		if err != nil {
+		if err := w.Write(&m); err != nil {
 			return err // e.g. stdout closed (| head)
 		}
 	}
-	if cw != nil {
-		cw.Flush()
-		if err := cw.Error(); err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
+	return w.Flush()
 }

@@ -25,8 +25,13 @@ OUT; the report lists every unreadable range in IN's numbering.
 A session whose own row is unreadable but whose messages are not is
 re-created with source "recovered" and placeholder metadata.
 
-Exit status: 0 everything was copied; 4 OUT was written but something was
-lost (listed), or IN is not a capture at all; 1 OUT could not be written
+Rows that break the format's invariants are repaired and listed: a QoS
+outside 0–2 becomes 0, a time or offset earlier than the previous message's
+of its session is raised to it.
+
+Exit status: 0 OUT was written and passes mqtape check (the report lists
+what was lost or repaired; a line on stderr says so); 4 IN is not a
+capture at all, or OUT still fails mqtape check; 1 OUT could not be written
 (what was written up to then is a valid capture).`
 
 const recoverExamples = `  mqtape recover broken.db -o fixed.db
@@ -81,7 +86,8 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 		return fmt.Errorf("check the recovered capture: %w", err)
 	}
 	if !chk.OK() {
-		return fmt.Errorf("the recovered capture %s fails mqtape check (%s): a bug, please report it", o.out, chk.Problems[0].Detail)
+		return fmt.Errorf("%s: %w: recover could not repair all of it: %s, written from it, still fails mqtape check (%s)",
+			o.in, storage.ErrCorrupt, o.out, chk.Problems[0].Detail)
 	}
 	if o.json {
 		if err := writeJSON(cio.stdout, rep); err != nil {
@@ -91,9 +97,15 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 		printRecover(cio, rep)
 	}
 	if !rep.Complete() {
-		return fmt.Errorf("%s: %w: %s and %s lost, %s re-created (%s holds the rest)",
-			o.in, storage.ErrCorrupt, humanize.Count(rep.LostMessages, "message", "messages"), humanize.Count(rep.LostEvents, "event", "events"),
-			humanize.Count(int64(len(rep.Recreated)), "session", "sessions"), o.out)
+		// OUT is a sound capture of what could be read: that is success.
+		var repaired int64
+		for _, r := range rep.Repaired {
+			repaired += r.Count
+		}
+		fmt.Fprintf(cio.stderr, "mqtape recover: %s was damaged: %s and %s lost, %s repaired, "+
+			"%s re-created; %s is a sound capture of the rest\n",
+			o.in, humanize.Count(rep.LostMessages, "message", "messages"), humanize.Count(rep.LostEvents, "event", "events"),
+			humanize.Count(repaired, "message", "messages"), humanize.Count(int64(len(rep.Recreated)), "session", "sessions"), o.out)
 	}
 	return nil
 }
@@ -131,6 +143,10 @@ func printRecover(cio *cliIO, r *storage.RecoverReport) {
 			fmt.Fprintf(w, "renumber:  session %d is session %d in %s\n", id, r.Renumbered[id], r.Out)
 		}
 	}
+	for _, rp := range r.Repaired {
+		fmt.Fprintf(w, "repaired:  session %d: %s messages (from seq %d): %s\n", rp.Session,
+			humanize.GroupDigits(rp.Count), rp.FirstSeq, rp.What)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note:      %s\n", n)
 	}
@@ -138,6 +154,7 @@ func printRecover(cio *cliIO, r *storage.RecoverReport) {
 		fmt.Fprintln(w, "result:    complete: nothing was found missing")
 		return
 	}
-	fmt.Fprintf(w, "result:    INCOMPLETE: %s and %s lost; %s is a sound capture of the rest\n",
-		humanize.Count(r.LostMessages, "message", "messages"), humanize.Count(r.LostEvents, "event", "events"), r.Out)
+	fmt.Fprintf(w, "result:    INCOMPLETE: %s and %s lost, %s of repair; %s is a sound capture of the rest\n",
+		humanize.Count(r.LostMessages, "message", "messages"), humanize.Count(r.LostEvents, "event", "events"),
+		humanize.Count(int64(len(r.Repaired)), "kind", "kinds"), r.Out)
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Peak RSS of each verb on a capture holding one payload of SIZE_MIB
+# (default 100) random bytes, beside 2 small messages (issue 15: memory
+# for one payload of size P must stay ≤ 3P + 100 MB).
+#   bench/hugepayload/run.sh [SIZE_MIB]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+size=${1:-100}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+go build -o "$dir/mqtape" .
+m="$dir/mqtape"
+{
+  echo '{"topic":"small/a","ts_ns":1700000000000000000,"payload":"a"}'
+  printf '{"topic":"big","ts_ns":1700000000100000000,"payload_b64":"'
+  head -c $((size << 20)) /dev/urandom | base64 -w0
+  echo '"}'
+  echo '{"topic":"small/b","ts_ns":1700000000200000000,"payload":"b"}'
+} > "$dir/in.jsonl"
+"$m" import "$dir/in.jsonl" -o "$dir/huge.db" --quiet
+"$m" import "$dir/in.jsonl" -o "$dir/other.db" --quiet
+"$m" export "$dir/huge.db" > "$dir/export.jsonl"
+p=$((size * 1048576))
+echo "payload P = $size MiB; limit 3P + 100 MB = $(( (3 * p + 100000000) / 1000000 )) MB"
+rss() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -f "%M" -o "$dir/rss" "$@" > /dev/null 2> "$dir/err" || true
+  printf '%-28s %6d MB\n' "$label" $(( $(tail -1 "$dir/rss") / 1000 ))
+}
+rss "export (JSON lines)" "$m" export "$dir/huge.db"
+rss "export --format csv" "$m" export --format csv "$dir/huge.db"
+rss "play --dry-run" "$m" play --dry-run "$dir/huge.db"
+rss "diff (two such captures)" "$m" diff "$dir/huge.db" "$dir/other.db"
+rss "import (its export)" "$m" import "$dir/export.jsonl" -o "$dir/imported.db" --quiet
