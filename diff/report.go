@@ -5,14 +5,21 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/mqtape/mqtape/internal/termsafe"
 )
 
-// WriteText writes the human form of a report.
+// topicWidth is how many characters of a topic the text report shows (the
+// JSON report carries it whole).
+const topicWidth = 120
+
+// WriteText writes the human form of a report. Data (names, topics,
+// payloads) is shown with its control characters visible, one line each.
 func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
-	p("A: %s (%d live messages, %d topics, %d retained)\n", r.A.Name, r.A.Messages, r.A.Topics, r.A.Retained)
-	p("B: %s (%d live messages, %d topics, %d retained)\n", r.B.Name, r.B.Messages, r.B.Topics, r.B.Retained)
+	p("A: %s (%d live messages, %d topics, %d retained)\n", termsafe.String(r.A.Name), r.A.Messages, r.A.Topics, r.A.Retained)
+	p("B: %s (%d live messages, %d topics, %d retained)\n", termsafe.String(r.B.Name), r.B.Messages, r.B.Topics, r.B.Retained)
 	for _, x := range []struct {
 		label string
 		list  []TopicCount
@@ -22,7 +29,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		p("\ntopics %s (%d):\n", x.label, len(x.list))
 		for _, t := range x.list {
-			p("  %s  (%d messages)\n", t.Topic, t.Count)
+			p("  %s  (%d messages)\n", termsafe.Cell(t.Topic, topicWidth), t.Count)
 		}
 	}
 	for _, t := range r.Topics {
@@ -30,7 +37,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if t.Significant {
 			mark = "!"
 		}
-		p("\n%s %s\n", mark, t.Topic)
+		p("\n%s %s\n", mark, termsafe.Cell(t.Topic, topicWidth))
 		if t.CountA != t.CountB {
 			p("    count %d → %d (%+d)%s\n", t.CountA, t.CountB, t.CountB-t.CountA, within(!t.CountChanged))
 		}
@@ -49,9 +56,9 @@ func (r *Report) WriteText(w io.Writer) error {
 				p("    #%d→#%d changed (seq %d→%d)\n", m.IndexA, m.IndexB, m.SeqA, m.SeqB)
 				writeFields(bw, m.Fields, m.MoreFields, m.PayloadA, m.PayloadB)
 			case "missing":
-				p("    #%d missing in B (seq %d): %s\n", m.IndexA, m.SeqA, oneLine(m.PayloadA))
+				p("    #%d missing in B (seq %d): %s\n", m.IndexA, m.SeqA, termsafe.String(m.PayloadA))
 			case "extra":
-				p("    #%d extra in B (seq %d): %s\n", m.IndexB, m.SeqB, oneLine(m.PayloadB))
+				p("    #%d extra in B (seq %d): %s\n", m.IndexB, m.SeqB, termsafe.String(m.PayloadB))
 			}
 		}
 		if n := t.Changed + t.Missing + t.Extra - int64(len(t.Messages)); n > 0 {
@@ -63,11 +70,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, d := range r.Retain {
 			switch d.Kind {
 			case "only_in_a":
-				p("  %s: only in A: %s\n", d.Topic, oneLine(d.PayloadA))
+				p("  %s: only in A: %s\n", termsafe.Cell(d.Topic, topicWidth), termsafe.String(d.PayloadA))
 			case "only_in_b":
-				p("  %s: only in B: %s\n", d.Topic, oneLine(d.PayloadB))
+				p("  %s: only in B: %s\n", termsafe.Cell(d.Topic, topicWidth), termsafe.String(d.PayloadB))
 			default:
-				p("  %s: changed\n", d.Topic)
+				p("  %s: changed\n", termsafe.Cell(d.Topic, topicWidth))
 				writeFields(bw, d.Fields, d.MoreFields, d.PayloadA, d.PayloadB)
 			}
 		}
@@ -109,13 +116,13 @@ func within(ok bool) string {
 
 func writeFields(w io.Writer, fields []FieldDiff, more bool, pa, pb string) {
 	for _, f := range fields {
-		fmt.Fprintf(w, "        %s: %s → %s\n", f.Path, orAbsent(f.A), orAbsent(f.B))
+		fmt.Fprintf(w, "        %s: %s → %s\n", termsafe.String(f.Path), orAbsent(f.A), orAbsent(f.B))
 	}
 	if more {
 		fmt.Fprintf(w, "        …\n")
 	}
 	if pa != "" || pb != "" {
-		fmt.Fprintf(w, "        A: %s\n        B: %s\n", oneLine(pa), oneLine(pb))
+		fmt.Fprintf(w, "        A: %s\n        B: %s\n", termsafe.String(pa), termsafe.String(pb))
 	}
 }
 
@@ -123,13 +130,5 @@ func orAbsent(v []byte) string {
 	if v == nil {
 		return "(absent)"
 	}
-	return string(v)
-}
-
-// oneLine quotes control characters so a preview stays on one line.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\n\r\t") {
-		return s
-	}
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	return termsafe.String(string(v))
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 
 	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -22,7 +23,12 @@ client_id (the publisher, in captures made by mqtape serve; else empty),
 payload_b64 (always), payload (the text, only when valid UTF-8), and
 properties (MQTT 5 only, when present: content_type, payload_format,
 message_expiry, response_topic, correlation_data_b64, user_properties as a
-list of {"key","value"} in order, subscription_ids).`
+list of {"key","value"} in order, subscription_ids).
+
+JSON escapes the control characters a terminal acts on (C0, DEL, C1, bidi
+overrides) as \uXXXX: parsed, the values are exactly the capture's. CSV to a
+file or pipe is byte-exact; CSV to a terminal shows those characters as
+\x1b or ⟨U+202E⟩ instead of obeying them.`
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format csv -t 'plant/+/temp' capture.db > temps.csv
@@ -73,13 +79,14 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	defer bw.Flush()
 	var cw *csv.Writer
 	var enc *json.Encoder
+	jw := termsafe.NewJSONWriter(bw)
 	if o.format == "csv" {
 		cw = csv.NewWriter(bw)
 		if err := cw.Write(export.CSVHeader); err != nil {
 			return err
 		}
 	} else {
-		enc = json.NewEncoder(bw)
+		enc = json.NewEncoder(jw)
 		enc.SetEscapeHTML(false)
 	}
 	for m, err := range c.Messages(ctx, q) {
@@ -88,7 +95,13 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		}
 		r := export.New(&m)
 		if cw != nil {
-			err = cw.Write(r.CSV())
+			row := r.CSV()
+			if cio.stdoutTTY {
+				for i := range row {
+					row[i] = termsafe.String(row[i])
+				}
+			}
+			err = cw.Write(row)
 		} else {
 			err = enc.Encode(&r)
 		}
@@ -101,6 +114,9 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		if err := cw.Error(); err != nil {
 			return err
 		}
+	}
+	if err := jw.Flush(); err != nil {
+		return err
 	}
 	return bw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqtape/mqtape/importer"
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -202,7 +203,7 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 	if res.Bad > 0 {
 		fmt.Fprintf(w, "%s lines or packets could not be imported:\n", humanize.GroupDigits(res.Bad))
 		for _, p := range res.Problems {
-			fmt.Fprintf(w, "  %s\n", p)
+			fmt.Fprintf(w, "  %s\n", termsafe.String(p.String()))
 		}
 		if more := res.Bad - int64(len(res.Problems)); more > 0 {
 			fmt.Fprintf(w, "  … %s more (all stored as import_problem events)\n", humanize.GroupDigits(more))
@@ -212,7 +213,7 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 		fmt.Fprintf(w, "%s messages were out of time order: kept in input order with the previous message's time\n", humanize.GroupDigits(res.Clamped))
 	}
 	for _, n := range res.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		fmt.Fprintf(w, "note: %s\n", termsafe.String(n))
 	}
 }
 

@@ -98,7 +98,7 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 }
 
 func printRecover(cio *cliIO, r *storage.RecoverReport) {
-	w := cio.stdout
+	w := cio.text
 	fmt.Fprintf(w, "recovered: %s → %s (input format v%d)\n", r.In, r.Out, r.InVersion)
 	fmt.Fprintf(w, "copied:    %d sessions, %s messages (%s), %d topics, %s events\n", r.Sessions, humanize.GroupDigits(r.Messages),
 		humanBytes(r.Bytes), r.Topics, humanize.GroupDigits(r.Events))

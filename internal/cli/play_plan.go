@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -64,7 +65,7 @@ func runPlayDryRun(ctx context.Context, capture *storage.Capture, o playOptions,
 	if o.json {
 		return writeJSON(cio.stdout, planJSON(o, plan))
 	}
-	printPlan(cio.stdout, o, plan)
+	printPlan(cio.text, o, plan)
 	return nil
 }
 
@@ -94,7 +95,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	for _, s := range pl.Sessions {
 		ids = append(ids, strconv.FormatInt(s, 10))
 	}
-	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", o.file, strings.Join(ids, ", "))
+	fmt.Fprintf(w, "capture:   %s, session(s) %s\n", termsafe.String(o.file), strings.Join(ids, ", "))
 	fmt.Fprintf(w, "messages:  %s per pass (%s retained restores), %s payload, on %d topics\n",
 		humanize.GroupDigits(pl.Messages), humanize.GroupDigits(pl.Restored), humanBytes(pl.Bytes), len(pl.Topics))
 	d := atSpeed(pl.Duration, o.speed)
@@ -114,7 +115,8 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 		if m.Restore {
 			flags = append(flags, "retained restore")
 		}
-		fmt.Fprintf(w, "%-10s +%-10s %s  (%s)\n", label, atSpeed(m.At, o.speed).Round(time.Microsecond), m.Topic, strings.Join(flags, ", "))
+		fmt.Fprintf(w, "%-10s +%-10s %s  (%s)\n", label, atSpeed(m.At, o.speed).Round(time.Microsecond),
+			termsafe.Cell(m.Topic, topicColumn), strings.Join(flags, ", "))
 	}
 	if pl.Messages == 0 {
 		fmt.Fprintln(w, "nothing selected")
@@ -127,9 +129,9 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	for _, t := range pl.Topics {
 		from := ""
 		if t.Original != t.Topic {
-			from = "← " + t.Original
+			from = "← " + termsafe.Cell(t.Original, topicColumn)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanize.GroupDigits(t.Count), t.Topic, from)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanize.GroupDigits(t.Count), termsafe.Cell(t.Topic, topicColumn), from)
 	}
 	tw.Flush()
 }

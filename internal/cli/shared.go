@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
@@ -76,9 +77,15 @@ func checkSelection(ctx context.Context, c *storage.Capture, o *playOptions) err
 	return nil
 }
 
+// writeJSON writes v as indented JSON with the characters a terminal would
+// act on escaped (see termsafe.NewJSONWriter).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	jw := termsafe.NewJSONWriter(w)
+	enc := json.NewEncoder(jw)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return jw.Flush()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -11,8 +12,9 @@ import (
 // shows it, except '\n' and '\t': for human output whose lines and columns
 // are mqtape's own and whose data may hold anything. A character split
 // across two writes is held until the next write; Flush writes out what is
-// held (as \xNN escapes: it was not UTF-8).
+// held (as \xNN escapes: it was not UTF-8). Goroutines may share one.
 type Writer struct {
+	mu      sync.Mutex
 	w       io.Writer
 	json    bool
 	pending []byte // the start of a character the next write completes
@@ -31,6 +33,8 @@ func NewJSONWriter(w io.Writer) *Writer { return &Writer{w: w, json: true} }
 // Write writes p (all of it, as far as the caller is concerned: it returns
 // len(p) when the escaped text was written).
 func (tw *Writer) Write(p []byte) (int, error) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
 	n := len(p)
 	if len(tw.pending) > 0 {
 		p = append(tw.pending, p...)
@@ -41,26 +45,53 @@ func (tw *Writer) Write(p []byte) (int, error) {
 		tw.pending = append([]byte(nil), p[len(p)-tail:]...)
 		p = p[:len(p)-tail]
 	}
-	s := string(p)
-	var out string
-	if tw.json {
-		out = escapeJSON(s)
-	} else if needs(s) {
+	var err error
+	switch {
+	case clean(p, tw.json):
+		_, err = tw.w.Write(p) // no copy of a large payload
+	case tw.json:
+		_, err = io.WriteString(tw.w, escapeJSON(string(p)))
+	default:
 		var b strings.Builder
-		b.Grow(len(s) + 16)
-		appendSafe(&b, s, true)
-		out = b.String()
-	} else {
-		out = s
+		b.Grow(len(p) + 16)
+		appendSafe(&b, string(p), true)
+		_, err = io.WriteString(tw.w, b.String())
 	}
-	if _, err := io.WriteString(tw.w, out); err != nil {
+	if err != nil {
 		return 0, err
 	}
 	return n, nil
 }
 
+// clean reports whether p can be written as it is: for JSON, when it holds
+// none of the characters escapeJSON escapes; for text, when it holds
+// nothing unsafe but '\n' and '\t', and only UTF-8.
+func clean(p []byte, json bool) bool {
+	for i := 0; i < len(p); {
+		c := p[i]
+		switch {
+		case c < 0x20:
+			if !json && c != '\n' && c != '\t' {
+				return false
+			}
+			i++
+		case c < 0x7f:
+			i++
+		default:
+			r, n := utf8.DecodeRune(p[i:])
+			if r == 0x7f || Unsafe(r) || !json && r == utf8.RuneError && n == 1 {
+				return false
+			}
+			i += n
+		}
+	}
+	return true
+}
+
 // Flush writes what a last write left incomplete.
 func (tw *Writer) Flush() error {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
 	if len(tw.pending) == 0 {
 		return nil
 	}
