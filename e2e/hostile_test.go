@@ -194,3 +194,25 @@ func TestHugeTopicsInTables(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerURLErrorsHidePassword: a broker URL with a password that fails
+// to parse is refused (exit 2) by every verb that connects, without the
+// password on stdout or stderr, given as a flag or in $MQTAPE_BROKER.
+func TestBrokerURLErrorsHidePassword(t *testing.T) {
+	capture := capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(0, "a", 0, "x")})
+	out := filepath.Join(t.TempDir(), "r.db")
+	for _, url := range []string{"gopher://bob:" + secret + "@127.0.0.1:1883", "mqtt://bob:" + secret + "@127.0.0.1:1883 x",
+		"mqtt://bob:" + secret + "/x@127.0.0.1:1883"} {
+		for _, args := range [][]string{{"record", "-o", out}, {"play", "--yes", capture}, {"inspect", capture}} {
+			code, stdout, stderr := runCLI(t, context.Background(), append(args, "-b", url)...)
+			if code != exitUsage || !strings.Contains(stderr, "invalid broker URL") {
+				t.Errorf("%s -b %q: exit %d %s", args[0], url, code, stderr)
+			}
+			for _, piece := range []string{secret, secret[:8], secret[8:]} {
+				if strings.Contains(stdout+stderr, piece) {
+					t.Errorf("%s -b %q shows %q: %s", args[0], url, piece, stderr)
+				}
+			}
+		}
+	}
+}
