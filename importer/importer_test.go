@@ -286,3 +286,30 @@ func FuzzMosquittoLine(f *testing.F) {
 		}
 	})
 }
+
+// TestDetectLongFirstLine: an export whose first payload is larger than the
+// 64 KiB detection looks at imports back without --format, and so does
+// mosquitto_sub -F %j output.
+func TestDetectLongFirstLine(t *testing.T) {
+	big := strings.Repeat("z", 300<<10)
+	for _, c := range []struct {
+		in   string
+		want Format
+	}{
+		{`{"seq":1,"session":1,"ts_ns":1000000000000000000,"topic":"big","payload":"` + big + `"}` + "\n" +
+			`{"seq":2,"session":1,"ts_ns":1000000000000000001,"topic":"small","payload":"x"}` + "\n", FormatJSONL},
+		{`{"tst":"2026-11-26T01:43:27.309783Z+0000","topic":"big","qos":0,"retain":0,"payloadlen":307200,"payload":"` + big + `"}` + "\n", FormatMosquitto},
+	} {
+		res, msgs, _, _, err := importString(t, []byte(c.in), Options{})
+		if err != nil || res.Format != c.want || len(msgs) == 0 || string(msgs[0].Payload) != big {
+			t.Errorf("%s: %v, format %q, %d messages", c.want, err, res.Format, len(msgs))
+		}
+	}
+	// Cut in the middle of the payload, the start still decides.
+	if f, err := Detect([]byte(`{"seq":1,"topic":"big","payload":"` + big[:70<<10])); f != FormatJSONL || err != nil {
+		t.Errorf("Detect of a cut first line = %q, %v", f, err)
+	}
+	if _, err := Detect([]byte(`{"seq":1,"payload":"` + big[:70<<10])); !errors.Is(err, ErrUnknownFormat) {
+		t.Errorf("a cut first line without a topic: %v", err)
+	}
+}
