@@ -41,6 +41,9 @@ standard input. The format is detected when --format is not given:
              client sent to the broker is kept once, with its retain flag as
              published, the client id from the connection's CONNECT and the
              packet's capture time; CONNECT and DISCONNECT become events.
+             After lost segments or a packet longer than the snap length,
+             decoding resumes at the next whole MQTT packet; each gap is
+             one problem saying how many bytes were lost and skipped.
 
 A line or packet that cannot be imported is counted, reported on stderr and
 stored as an import_problem event; the rest is imported. Messages whose time
