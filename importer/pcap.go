@@ -23,16 +23,20 @@ import (
 type packetSource func() (data []byte, ci gopacket.CaptureInfo, lt layers.LinkType, err error)
 
 func openPcap(br *bufio.Reader) (packetSource, error) {
-	magic, err := br.Peek(4)
-	if err != nil {
+	head, err := br.Peek(12)
+	if err != nil && len(head) < 4 {
 		return nil, fmt.Errorf("read pcap header: %w", err)
 	}
-	if binary.LittleEndian.Uint32(magic) == 0x0a0d0d0a {
+	if binary.LittleEndian.Uint32(head) == 0x0a0d0d0a {
+		order := ngOrder(head)
 		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng header: %w", err)
 		}
 		return func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+			if err := checkNgRecord(br, &order); err != nil {
+				return nil, gopacket.CaptureInfo{}, 0, err
+			}
 			data, ci, err := r.ReadPacketData()
 			if err != nil {
 				return nil, ci, 0, err
@@ -44,14 +48,77 @@ func openPcap(br *bufio.Reader) (packetSource, error) {
 			return data, ci, iface.LinkType, nil
 		}, nil
 	}
+	var order binary.ByteOrder = binary.LittleEndian
+	if m := binary.BigEndian.Uint32(head); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
+		order = binary.BigEndian
+	}
 	r, err := pcapgo.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("read pcap header: %w", err)
 	}
 	return func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+		// The record's length, checked before pcapgo allocates it.
+		if rec, _ := br.Peek(16); len(rec) == 16 {
+			if n := order.Uint32(rec[8:]); n > maxRecord {
+				return nil, gopacket.CaptureInfo{}, 0, recordTooLong(n)
+			}
+		}
 		data, ci, err := r.ReadPacketData()
 		return data, ci, r.LinkType(), err
 	}, nil
+}
+
+// maxRecord bounds one packet record: the largest snap length tcpdump and
+// Wireshark write (262,144 bytes). A longer record is damage (or hostile):
+// pcapgo would allocate what its header claims, up to 4 GiB.
+const maxRecord = 262144
+
+func recordTooLong(n uint32) error {
+	return fmt.Errorf("a packet record of %d bytes (no capture tool writes more than %d): the file is damaged from here on", n, maxRecord)
+}
+
+// ngOrder is the byte order of the pcapng section header at the start of b.
+func ngOrder(b []byte) binary.ByteOrder {
+	if len(b) >= 12 && binary.BigEndian.Uint32(b[8:]) == 0x1a2b3c4d {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
+}
+
+// checkNgRecord looks at the pcapng blocks ahead (as far as br has them)
+// up to the next packet block and refuses a packet longer than maxRecord
+// before pcapgo allocates it.
+func checkNgRecord(br *bufio.Reader, order *binary.ByteOrder) error {
+	ahead, _ := br.Peek(br.Size())
+	for off := 0; off+12 <= len(ahead); {
+		b := ahead[off:]
+		typ := (*order).Uint32(b)
+		if typ == 0x0a0d0d0a { // a new section, maybe of the other byte order
+			*order = ngOrder(b)
+		}
+		length := (*order).Uint32(b[4:])
+		var n uint32
+		switch typ {
+		case 6, 2: // enhanced and obsolete packet blocks: captured length
+			if len(b) < 24 {
+				return nil
+			}
+			n = (*order).Uint32(b[20:])
+		case 3: // simple packet block: original length
+			n = (*order).Uint32(b[8:])
+		default:
+			if length < 12 || int(length) > len(ahead)-off {
+				return nil // pcapgo reports it, or it is beyond what is buffered
+			}
+			off += int(length)
+			continue
+		}
+		if n > maxRecord {
+			return recordTooLong(n)
+		}
+		return nil
+	}
+	return nil
 }
 
 // pcapSink receives what a pcapDecoder finds (the Importer, or a test).
@@ -92,11 +159,16 @@ func (s importerSink) note(n string) { s.im.note(n) }
 // the broker (TCP destination port Options.Port), in one session starting
 // at the first packet's time.
 func (im *Importer) readPcap(ctx context.Context, br *bufio.Reader) error {
+	return decodePcap(ctx, br, importerSink{im}, im.opts.Port)
+}
+
+// decodePcap decodes the packets of a pcap or pcapng file into sink.
+func decodePcap(ctx context.Context, br *bufio.Reader, sink pcapSink, port int) error {
 	next, err := openPcap(br)
 	if err != nil {
 		return err
 	}
-	d := newPcapDecoder(ctx, importerSink{im}, im.opts.Port)
+	d := newPcapDecoder(ctx, sink, port)
 	for n := 1; ; n++ {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return nil
@@ -110,7 +182,7 @@ func (im *Importer) readPcap(ctx context.Context, br *bufio.Reader) error {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = errors.New("the capture file ends inside a packet (truncated)")
 			}
-			im.problem(ctx, d.where, err)
+			sink.problem(ctx, d.where, err)
 			break
 		}
 		if err := d.packet(data, ci, lt); err != nil {

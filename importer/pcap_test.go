@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/topic"
 )
 
 // --- MQTT packet encoders -------------------------------------------------
@@ -110,14 +112,14 @@ func publishPkt(p pubSpec) []byte {
 // --- pcap writer ------------------------------------------------------------
 
 type pcapBuilder struct {
-	t      *testing.T
+	t      testing.TB
 	buf    bytes.Buffer
 	w      *pcapgo.Writer
 	at     time.Time
 	frames int
 }
 
-func newPcap(t *testing.T) *pcapBuilder {
+func newPcap(t testing.TB) *pcapBuilder {
 	b := &pcapBuilder{t: t, at: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	b.w = pcapgo.NewWriterNanos(&b.buf)
 	if err := b.w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
@@ -209,7 +211,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // syntheticPcap builds the capture TestPcapSynthetic imports: seven
 // connections, each exercising one reassembly or decoding case. It returns
 // the builder and the payload of the big QoS 2 message.
-func syntheticPcap(t *testing.T) (*pcapBuilder, []byte) {
+func syntheticPcap(t testing.TB) (*pcapBuilder, []byte) {
 	t.Helper()
 	b := newPcap(t)
 	// 1: MQTT 3.1.1, several packets per segment, one packet over three
@@ -537,6 +539,33 @@ func FuzzMQTTPackets(f *testing.F) {
 				if p, err := parsePublish(flags, body, v); err == nil && (p.qos > 2 || (p.topic == "" && p.alias == 0)) {
 					t.Errorf("accepted %+v", p)
 				}
+			}
+		}
+	})
+}
+
+// FuzzPcapFile decodes arbitrary pcap and pcapng files (seeded with the
+// captures in testdata and a synthetic one with every case): no panic,
+// and every message it finds is a valid PUBLISH.
+func FuzzPcapFile(f *testing.F) {
+	for _, name := range []string{"mqtt.pcapng", "mqtt.pcap"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, uint16(18830))
+	}
+	b, _ := syntheticPcap(f)
+	f.Add(b.buf.Bytes(), uint16(1883))
+	f.Fuzz(func(t *testing.T, data []byte, port uint16) {
+		sink := &fakeSink{}
+		err := decodePcap(context.Background(), bufio.NewReader(bytes.NewReader(data)), sink, int(port))
+		if err != nil && len(sink.msgs) > 0 {
+			t.Fatalf("messages and an error: %v", err)
+		}
+		for _, m := range sink.msgs {
+			if m.QoS > 2 || topic.ValidateName(m.Topic) != nil {
+				t.Fatalf("decoded an invalid PUBLISH: %+v", m)
 			}
 		}
 	})

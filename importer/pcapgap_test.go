@@ -1,8 +1,10 @@
 package importer
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -13,7 +15,7 @@ import (
 // capture and the byte range each message occupies in the stream. Segments
 // whose index is in drop are left out of the capture (lost frames); the
 // segment at snap is written cut to 80 bytes (longer than the snap length).
-func gapCapture(t *testing.T, n int, drop map[int]bool, snap int) (*pcapBuilder, [][2]int, [][2]int) {
+func gapCapture(t testing.TB, n int, drop map[int]bool, snap int) (*pcapBuilder, [][2]int, [][2]int) {
 	b := newPcap(t)
 	c := b.conn("10.0.0.2", "10.0.0.1", 50001, 1883)
 	c.syn()
@@ -111,5 +113,28 @@ func TestPcapLostSegments(t *testing.T) {
 				t.Errorf("problems (%d bad): %v", res.Bad, res.Problems)
 			}
 		})
+	}
+}
+
+// TestPcapHugeRecord: a damaged record header claiming 2 GiB (in a file
+// whose snap length allows it) is reported at once, without allocating it;
+// the packets before it are imported.
+func TestPcapHugeRecord(t *testing.T) {
+	b, _ := syntheticPcap(t)
+	data := append([]byte{}, b.buf.Bytes()...)
+	binary.LittleEndian.PutUint32(data[16:], 0xffffffff) // snap length
+	rec := make([]byte, 16)
+	binary.LittleEndian.PutUint32(rec[8:], 0x7fffffff)
+	binary.LittleEndian.PutUint32(rec[12:], 0x7fffffff)
+	data = append(append(data, rec...), "short"...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, msgs, _, _, err := importString(t, data, Options{Format: FormatPcap})
+	runtime.ReadMemStats(&after)
+	if err != nil || len(msgs) != 7 || !strings.Contains(fmt.Sprint(res.Problems), "a packet record of 2147483647 bytes") {
+		t.Errorf("%v, %d messages, problems %v", err, len(msgs), res.Problems)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
+		t.Errorf("allocated %d MiB", grew>>20)
 	}
 }

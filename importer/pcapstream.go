@@ -164,17 +164,19 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 			completed = ac.GetCaptureInfo().Timestamp.UnixNano()
 		}
 		at := func(end int) int64 {
-			if ci := sg.CaptureInfo(max(end-prev-1, 0)); !ci.Timestamp.IsZero() {
-				return max(ci.Timestamp.UnixNano(), completed)
+			for off := max(end-prev-1, 0); off >= 0; off -= 1900 {
+				if ns, ok := captureTime(sg, off); ok {
+					return max(ns, completed)
+				}
 			}
-			return s.d.nowNS
+			return max(completed, s.d.firstNS)
 		}
 		s.d.keep(s.d.parse(s, at))
 	}
 	if end {
 		ts := s.d.nowNS
-		if length > 0 {
-			ts = sg.CaptureInfo(length - 1).Timestamp.UnixNano()
+		if ns, ok := captureTime(sg, length-1); ok {
+			ts = ns
 		}
 		why := "connection closed without DISCONNECT"
 		if s.reset {
@@ -182,6 +184,21 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 		}
 		s.d.keep(s.d.closeStream(s, why, ts))
 	}
+}
+
+// captureTime is the capture time of the packet that brought the byte at
+// offset of sg. reassembly keeps a packet's capture info on the first of
+// the 1,900-byte pages it stores the packet in, and its CaptureInfo fails
+// (with a nil dereference) on the others: ok is false for those, and the
+// caller looks a page further back.
+func captureTime(sg reassembly.ScatterGather, offset int) (ns int64, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ns, ok = 0, false
+		}
+	}()
+	ci := sg.CaptureInfo(offset)
+	return ci.Timestamp.UnixNano(), !ci.Timestamp.IsZero()
 }
 
 // ReassemblyComplete: both directions ended; a new SYN on the same ports
