@@ -126,7 +126,7 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	printInfo(cio, info, 12)
-	fmt.Fprintf(cio.stdout, `
+	fmt.Fprintf(cio.text, `
 Next, try:
   mqtape inspect %[1]s
       browse, filter and decode in a terminal UI
