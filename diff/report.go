@@ -7,9 +7,15 @@ import (
 	"strings"
 
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 )
 
-// WriteText writes the human form of a report.
+// topicWidth is how many characters of a topic the text report shows (the
+// JSON report carries it whole).
+const topicWidth = 120
+
+// WriteText writes the human form of a report. Data (names, topics,
+// payloads) is shown with its control characters visible, one line each.
 func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
@@ -17,7 +23,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		label string
 		side  Side
 	}{{"A", r.A}, {"B", r.B}} {
-		p("%s: %s (%s, %s, %d retained)\n", s.label, s.side.Name, humanize.Count(s.side.Messages, "live message", "live messages"),
+		p("%s: %s (%s, %s, %d retained)\n", s.label, termsafe.String(s.side.Name), humanize.Count(s.side.Messages, "live message", "live messages"),
 			humanize.Count(int64(s.side.Topics), "topic", "topics"), s.side.Retained)
 	}
 	for _, x := range []struct {
@@ -29,7 +35,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		p("\ntopics %s (%d):\n", x.label, len(x.list))
 		for _, t := range x.list {
-			p("  %s  (%s)\n", t.Topic, humanize.Count(t.Count, "message", "messages"))
+			p("  %s  (%s)\n", termsafe.Cell(t.Topic, topicWidth), humanize.Count(t.Count, "message", "messages"))
 		}
 	}
 	for _, t := range r.Topics {
@@ -37,7 +43,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if t.Significant {
 			mark = "!"
 		}
-		p("\n%s %s\n", mark, t.Topic)
+		p("\n%s %s\n", mark, termsafe.Cell(t.Topic, topicWidth))
 		if t.CountA != t.CountB {
 			p("    count %d → %d (%+d)%s\n", t.CountA, t.CountB, t.CountB-t.CountA, within(!t.CountChanged))
 		}
@@ -59,9 +65,9 @@ func (r *Report) WriteText(w io.Writer) error {
 				p("    #%d→#%d changed (seq %d→%d)\n", m.IndexA, m.IndexB, m.SeqA, m.SeqB)
 				writeFields(bw, m.Fields, m.MoreFields, m.PayloadA, m.PayloadB)
 			case "missing":
-				p("    #%d missing in B (seq %d): %s\n", m.IndexA, m.SeqA, oneLine(m.PayloadA))
+				p("    #%d missing in B (seq %d): %s\n", m.IndexA, m.SeqA, termsafe.String(m.PayloadA))
 			case "extra":
-				p("    #%d extra in B (seq %d): %s\n", m.IndexB, m.SeqB, oneLine(m.PayloadB))
+				p("    #%d extra in B (seq %d): %s\n", m.IndexB, m.SeqB, termsafe.String(m.PayloadB))
 			case "moved":
 				p("    #%d→#%d moved (seq %d→%d)\n", m.IndexA, m.IndexB, m.SeqA, m.SeqB)
 			}
@@ -75,11 +81,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, d := range r.Retain {
 			switch d.Kind {
 			case "only_in_a":
-				p("  %s: only in A: %s\n", d.Topic, oneLine(d.PayloadA))
+				p("  %s: only in A: %s\n", termsafe.Cell(d.Topic, topicWidth), termsafe.String(d.PayloadA))
 			case "only_in_b":
-				p("  %s: only in B: %s\n", d.Topic, oneLine(d.PayloadB))
+				p("  %s: only in B: %s\n", termsafe.Cell(d.Topic, topicWidth), termsafe.String(d.PayloadB))
 			default:
-				p("  %s: changed\n", d.Topic)
+				p("  %s: changed\n", termsafe.Cell(d.Topic, topicWidth))
 				writeFields(bw, d.Fields, d.MoreFields, d.PayloadA, d.PayloadB)
 			}
 		}
@@ -133,13 +139,13 @@ func within(ok bool) string {
 
 func writeFields(w io.Writer, fields []FieldDiff, more bool, pa, pb string) {
 	for _, f := range fields {
-		fmt.Fprintf(w, "        %s: %s → %s\n", f.Path, orAbsent(f.A), orAbsent(f.B))
+		fmt.Fprintf(w, "        %s: %s → %s\n", termsafe.String(f.Path), orAbsent(f.A), orAbsent(f.B))
 	}
 	if more {
 		fmt.Fprintf(w, "        …\n")
 	}
 	if pa != "" || pb != "" {
-		fmt.Fprintf(w, "        A: %s\n        B: %s\n", oneLine(pa), oneLine(pb))
+		fmt.Fprintf(w, "        A: %s\n        B: %s\n", termsafe.String(pa), termsafe.String(pb))
 	}
 }
 
@@ -147,13 +153,5 @@ func orAbsent(v []byte) string {
 	if v == nil {
 		return "(absent)"
 	}
-	return string(v)
-}
-
-// oneLine quotes control characters so a preview stays on one line.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\n\r\t") {
-		return s
-	}
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	return termsafe.String(string(v))
 }

@@ -173,18 +173,17 @@ func Detect(head []byte) (Format, error) {
 			continue
 		}
 		if line[0] == '{' {
-			if !found && !json.Valid(line) {
-				return "", fmt.Errorf("%w: the first line is longer than %d bytes; name the format with --format", ErrUnknownFormat, len(head))
-			}
-			var keys map[string]json.RawMessage
-			if err := json.Unmarshal(line, &keys); err != nil {
+			keys, err := topLevelKeys(line, found)
+			if err != nil {
 				return "", fmt.Errorf("%w: the first line looks like JSON but is not: %v", ErrUnknownFormat, err)
 			}
-			if _, ok := keys["tst"]; ok {
+			switch {
+			case keys["tst"]:
 				return FormatMosquitto, nil
-			}
-			if _, ok := keys["topic"]; ok {
+			case keys["topic"]:
 				return FormatJSONL, nil
+			case !found:
+				return "", fmt.Errorf("%w: the first %d bytes of the first line name no \"topic\" field; name the format with --format", ErrUnknownFormat, len(line))
 			}
 			return "", fmt.Errorf("%w: JSON lines without a \"topic\" field (or name the format with --format)", ErrUnknownFormat)
 		}
@@ -194,6 +193,44 @@ func Detect(head []byte) (Format, error) {
 		break
 	}
 	return "", fmt.Errorf("%w: not JSON lines, mosquitto_sub output, pcap or pcapng (or name the format with --format)", ErrUnknownFormat)
+}
+
+// topLevelKeys returns the keys of the JSON object that line starts. When
+// complete is false line is only the start of a longer line (its first
+// 64 KiB): the keys before the point where it was cut are enough, since
+// mqtape export writes "topic" and mosquitto_sub "tst" before the payload.
+func topLevelKeys(line []byte, complete bool) (map[string]bool, error) {
+	keys := map[string]bool{}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	depth, wantKey := 1, true
+	for depth > 0 {
+		tok, err := dec.Token()
+		if err != nil {
+			if !complete && (errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF) {
+				return keys, nil // cut in the middle of a value
+			}
+			return nil, err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if k, ok := tok.(string); ok && depth == 1 && wantKey {
+			keys[k] = true
+			wantKey = false
+			continue
+		}
+		wantKey = depth == 1
+	}
+	if dec.More() {
+		return nil, errors.New("more than one value on the line")
+	}
+	return keys, nil
 }
 
 // isTextLine reports whether a line is UTF-8 text without control

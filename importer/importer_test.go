@@ -291,3 +291,58 @@ func FuzzMosquittoLine(f *testing.F) {
 		}
 	})
 }
+
+// TestDetectLongFirstLine: an export whose first payload is larger than the
+// 64 KiB detection looks at imports back without --format, and so does
+// mosquitto_sub -F %j output.
+func TestDetectLongFirstLine(t *testing.T) {
+	big := strings.Repeat("z", 300<<10)
+	for _, c := range []struct {
+		in   string
+		want Format
+	}{
+		{`{"seq":1,"session":1,"ts_ns":1000000000000000000,"topic":"big","payload":"` + big + `"}` + "\n" +
+			`{"seq":2,"session":1,"ts_ns":1000000000000000001,"topic":"small","payload":"x"}` + "\n", FormatJSONL},
+		{`{"tst":"2026-11-26T01:43:27.309783Z+0000","topic":"big","qos":0,"retain":0,"payloadlen":307200,"payload":"` + big + `"}` + "\n", FormatMosquitto},
+	} {
+		res, msgs, _, _, err := importString(t, []byte(c.in), Options{})
+		if err != nil || res.Format != c.want || len(msgs) == 0 || string(msgs[0].Payload) != big {
+			t.Errorf("%s: %v, format %q, %d messages", c.want, err, res.Format, len(msgs))
+		}
+	}
+	// Cut in the middle of the payload, the start still decides.
+	if f, err := Detect([]byte(`{"seq":1,"topic":"big","payload":"` + big[:70<<10])); f != FormatJSONL || err != nil {
+		t.Errorf("Detect of a cut first line = %q, %v", f, err)
+	}
+	if _, err := Detect([]byte(`{"seq":1,"payload":"` + big[:70<<10])); !errors.Is(err, ErrUnknownFormat) {
+		t.Errorf("a cut first line without a topic: %v", err)
+	}
+}
+
+// FuzzDetect: detection never panics, fails only with ErrUnknownFormat, and
+// the start of a first line cut anywhere is never taken for another format
+// than the whole line.
+func FuzzDetect(f *testing.F) {
+	for _, s := range []string{
+		`{"seq":1,"session":1,"topic":"a","payload":"x"}` + "\n",
+		`{"tst":"2026-11-26T01:43:27.309783Z+0000","topic":"a/b","qos":0,"payload":{"t":[1,2,{"topic":1}]}}` + "\n",
+		`{"payload":"` + strings.Repeat("p", 200) + `","topic":"late"}` + "\n",
+		"home/kitchen/temp 21.5\n", "\xd4\xc3\xb2\xa1\x02\x00\x04\x00", `{"a":{"tst":1}}`, `{"topic":1} {"x":2}`,
+	} {
+		f.Add([]byte(s), uint16(10))
+	}
+	f.Fuzz(func(t *testing.T, head []byte, cut uint16) {
+		whole, err := Detect(head)
+		if err != nil && !errors.Is(err, ErrUnknownFormat) {
+			t.Fatalf("Detect(%q): %v", head, err)
+		}
+		line, _, found := bytes.Cut(head, []byte("\n"))
+		if !found || len(line) == 0 {
+			return
+		}
+		k := int(cut) % len(line)
+		if part, err := Detect(head[:k]); err == nil && whole != "" && part != whole {
+			t.Fatalf("Detect(%q) = %q, but of its first %d bytes %q", head, whole, k, part)
+		}
+	})
+}

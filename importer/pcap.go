@@ -8,9 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/google/gopacket"
@@ -24,16 +23,20 @@ import (
 type packetSource func() (data []byte, ci gopacket.CaptureInfo, lt layers.LinkType, err error)
 
 func openPcap(br *bufio.Reader) (packetSource, error) {
-	magic, err := br.Peek(4)
-	if err != nil {
+	head, err := br.Peek(12)
+	if err != nil && len(head) < 4 {
 		return nil, fmt.Errorf("read pcap header: %w", err)
 	}
-	if binary.LittleEndian.Uint32(magic) == 0x0a0d0d0a {
+	if binary.LittleEndian.Uint32(head) == 0x0a0d0d0a {
+		order := ngOrder(head)
 		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng header: %w", err)
 		}
 		return func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+			if err := checkNgRecord(br, &order); err != nil {
+				return nil, gopacket.CaptureInfo{}, 0, err
+			}
 			data, ci, err := r.ReadPacketData()
 			if err != nil {
 				return nil, ci, 0, err
@@ -45,38 +48,78 @@ func openPcap(br *bufio.Reader) (packetSource, error) {
 			return data, ci, iface.LinkType, nil
 		}, nil
 	}
+	var order binary.ByteOrder = binary.LittleEndian
+	if m := binary.BigEndian.Uint32(head); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
+		order = binary.BigEndian
+	}
 	r, err := pcapgo.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("read pcap header: %w", err)
 	}
 	return func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+		// The record's length, checked before pcapgo allocates it.
+		if rec, _ := br.Peek(16); len(rec) == 16 {
+			if n := order.Uint32(rec[8:]); n > maxRecord {
+				return nil, gopacket.CaptureInfo{}, 0, recordTooLong(n)
+			}
+		}
 		data, ci, err := r.ReadPacketData()
 		return data, ci, r.LinkType(), err
 	}, nil
 }
 
-// flowKey identifies one direction of a TCP connection.
-type flowKey struct{ net, tcp gopacket.Flow }
+// maxRecord bounds one packet record: the largest snap length tcpdump and
+// Wireshark write (262,144 bytes). A longer record is damage (or hostile):
+// pcapgo would allocate what its header claims, up to 4 GiB.
+const maxRecord = 262144
 
-// stream is the client→broker direction of one TCP connection.
-type stream struct {
-	name     string // "10.0.0.2:51234→10.0.0.1:1883"
-	client   string // the client's address
-	broker   string
-	started  bool
-	next     uint32            // next expected sequence number
-	pending  map[uint32][]byte // segments that arrived early
-	pendSize int
-	buf      []byte // bytes not yet parsed into packets
-	broken   bool   // decoding stopped (gap or not MQTT)
-	midway   bool   // the capture began after the connection
-	conn     *connectInfo
-	aliases  map[uint16]string
-	closed   bool
+func recordTooLong(n uint32) error {
+	return fmt.Errorf("a packet record of %d bytes (no capture tool writes more than %d): the file is damaged from here on", n, maxRecord)
 }
 
-// maxPending bounds the out-of-order bytes kept per stream.
-const maxPending = 16 << 20
+// ngOrder is the byte order of the pcapng section header at the start of b.
+func ngOrder(b []byte) binary.ByteOrder {
+	if len(b) >= 12 && binary.BigEndian.Uint32(b[8:]) == 0x1a2b3c4d {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
+}
+
+// checkNgRecord looks at the pcapng blocks ahead (as far as br has them)
+// up to the next packet block and refuses a packet longer than maxRecord
+// before pcapgo allocates it.
+func checkNgRecord(br *bufio.Reader, order *binary.ByteOrder) error {
+	ahead, _ := br.Peek(br.Size())
+	for off := 0; off+12 <= len(ahead); {
+		b := ahead[off:]
+		typ := (*order).Uint32(b)
+		if typ == 0x0a0d0d0a { // a new section, maybe of the other byte order
+			*order = ngOrder(b)
+		}
+		length := (*order).Uint32(b[4:])
+		var n uint32
+		switch typ {
+		case 6, 2: // enhanced and obsolete packet blocks: captured length
+			if len(b) < 24 {
+				return nil
+			}
+			n = (*order).Uint32(b[20:])
+		case 3: // simple packet block: original length
+			n = (*order).Uint32(b[8:])
+		default:
+			if length < 12 || int(length) > len(ahead)-off {
+				return nil // pcapgo reports it, or it is beyond what is buffered
+			}
+			off += int(length)
+			continue
+		}
+		if n > maxRecord {
+			return recordTooLong(n)
+		}
+		return nil
+	}
+	return nil
+}
 
 // pcapSink receives what a pcapDecoder finds (the Importer, or a test).
 type pcapSink interface {
@@ -112,26 +155,20 @@ func (s importerSink) problem(ctx context.Context, where string, err error) {
 }
 func (s importerSink) note(n string) { s.im.note(n) }
 
-type pcapDecoder struct {
-	im      pcapSink
-	begun   bool
-	port    layers.TCPPort
-	streams map[flowKey]*stream
-	firstNS int64
-	nowNS   int64 // capture time of the current packet
-	where   string
-	proto   int
-}
-
 // readPcap imports a pcap or pcapng file: every PUBLISH a client sent to
 // the broker (TCP destination port Options.Port), in one session starting
 // at the first packet's time.
 func (im *Importer) readPcap(ctx context.Context, br *bufio.Reader) error {
+	return decodePcap(ctx, br, importerSink{im}, im.opts.Port)
+}
+
+// decodePcap decodes the packets of a pcap or pcapng file into sink.
+func decodePcap(ctx context.Context, br *bufio.Reader, sink pcapSink, port int) error {
 	next, err := openPcap(br)
 	if err != nil {
 		return err
 	}
-	d := &pcapDecoder{im: importerSink{im}, port: layers.TCPPort(im.opts.Port), streams: map[flowKey]*stream{}, firstNS: -1}
+	d := newPcapDecoder(ctx, sink, port)
 	for n := 1; ; n++ {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return nil
@@ -145,17 +182,17 @@ func (im *Importer) readPcap(ctx context.Context, br *bufio.Reader) error {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = errors.New("the capture file ends inside a packet (truncated)")
 			}
-			im.problem(ctx, d.where, err)
+			sink.problem(ctx, d.where, err)
 			break
 		}
-		if err := d.packet(ctx, data, ci, lt); err != nil {
+		if err := d.packet(data, ci, lt); err != nil {
 			return err
 		}
 	}
-	return d.finish(ctx)
+	return d.finish()
 }
 
-func (d *pcapDecoder) packet(ctx context.Context, data []byte, ci gopacket.CaptureInfo, lt layers.LinkType) error {
+func (d *pcapDecoder) packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkType) error {
 	d.nowNS = ci.Timestamp.UnixNano()
 	if d.firstNS < 0 {
 		d.firstNS = d.nowNS
@@ -167,148 +204,49 @@ func (d *pcapDecoder) packet(ctx context.Context, data []byte, ci gopacket.Captu
 		return nil
 	}
 	tcp := tl.(*layers.TCP)
-	if tcp.DstPort != d.port {
+	toBroker := tcp.DstPort == d.port
+	if !toBroker {
 		if tcp.SrcPort != d.port {
 			d.im.note(fmt.Sprintf("TCP packets not to or from port %d (ignored)", d.port))
 			if tcp.SYN && !tcp.ACK {
 				d.im.note(fmt.Sprintf("connections to port %d (not --port)", tcp.DstPort))
 			}
+			return nil
 		}
-		return nil // the broker's side: every message is kept from its publisher
+		if !tcp.FIN && !tcp.RST {
+			return nil // the broker's side: every message is kept from its publisher
+		}
 	}
 	nl := p.NetworkLayer()
 	if nl == nil {
 		return nil
 	}
 	if ip, ok := nl.(*layers.IPv4); ok && (ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0) {
-		d.im.problem(ctx, d.where, errors.New("fragmented IPv4 packet (not reassembled)"))
+		d.im.problem(d.ctx, d.where, errors.New("fragmented IPv4 packet (not reassembled)"))
 		return nil
 	}
-	key := flowKey{nl.NetworkFlow(), tcp.TransportFlow()}
-	s := d.streams[key]
-	if tcp.SYN {
-		if s != nil && s.started {
-			if err := d.closeStream(ctx, s, "a new connection on the same ports"); err != nil {
-				return err
-			}
-		}
-		s = d.newStream(nl, tcp)
-		d.streams[key] = s
-		s.started, s.next = true, tcp.Seq+1
+	if toBroker && ci.CaptureLength < ci.Length && len(tcp.Payload) > 0 {
+		// Its bytes are lost like a lost segment's: the stream resumes after it.
+		d.im.problem(d.ctx, d.where, fmt.Errorf("packet longer than the capture's snap length (%d of %d bytes captured): skipped (capture with -s 0)",
+			ci.CaptureLength, ci.Length))
 		return nil
 	}
-	if s == nil {
-		s = d.newStream(nl, tcp)
-		d.streams[key] = s
+	if !toBroker { // only the broker's FIN or RST, to end the connection
+		t := *tcp
+		t.Payload = nil
+		tcp = &t
 	}
-	if s.closed {
-		return nil
-	}
-	payload := tcp.Payload
-	if ci.CaptureLength < ci.Length && len(payload) > 0 && !s.broken {
-		s.broken = true
-		d.im.problem(ctx, d.where+" ("+s.name+")", errors.New("packet cut by the capture's snap length: the rest of this connection cannot be decoded (capture with -s 0)"))
-	}
-	if len(payload) > 0 && !s.broken {
-		if !s.started {
-			s.started, s.next, s.midway = true, tcp.Seq, true
-			d.im.note("connections open before the capture started (decoded from their first segment; client id unknown)")
-		}
-		if err := d.segment(ctx, s, tcp.Seq, payload); err != nil {
-			return err
-		}
-	}
-	if tcp.FIN || tcp.RST {
-		why := "connection closed without DISCONNECT"
-		if tcp.RST {
-			why = "connection reset"
-		}
-		return d.closeStream(ctx, s, why)
-	}
-	return nil
+	d.asm.AssembleWithContext(nl.NetworkFlow(), tcp, (*captureContext)(&ci))
+	d.flushOld()
+	return d.err
 }
 
-func (d *pcapDecoder) newStream(nl gopacket.NetworkLayer, tcp *layers.TCP) *stream {
-	src := net.JoinHostPort(nl.NetworkFlow().Src().String(), strconv.Itoa(int(tcp.SrcPort)))
-	dst := net.JoinHostPort(nl.NetworkFlow().Dst().String(), strconv.Itoa(int(tcp.DstPort)))
-	return &stream{name: src + "→" + dst, client: src, broker: dst, pending: map[uint32][]byte{}, aliases: map[uint16]string{}}
-}
-
-// segment adds one TCP segment's payload at seq, in order.
-func (d *pcapDecoder) segment(ctx context.Context, s *stream, seq uint32, payload []byte) error {
-	switch diff := int32(seq - s.next); {
-	case diff > 0: // early: keep until the gap fills
-		if _, dup := s.pending[seq]; !dup {
-			s.pending[seq] = append([]byte{}, payload...)
-			s.pendSize += len(payload)
-		}
-		if s.pendSize > maxPending {
-			s.broken = true
-			d.im.problem(ctx, d.where+" ("+s.name+")", fmt.Errorf("%d bytes missing from the capture: the rest of this connection cannot be decoded", int32(seq-s.next)))
-		}
-		return nil
-	case diff < 0: // a retransmission, maybe with new bytes at its end
-		if int(-diff) >= len(payload) {
-			return nil
-		}
-		payload = payload[-diff:]
-	}
-	s.buf = append(s.buf, payload...)
-	s.next += uint32(len(payload))
-	for len(s.pending) > 0 {
-		progressed := false
-		for pseq, p := range s.pending {
-			off := int32(s.next - pseq)
-			if off < 0 {
-				continue
-			}
-			delete(s.pending, pseq)
-			s.pendSize -= len(p)
-			if int(off) < len(p) {
-				s.buf = append(s.buf, p[off:]...)
-				s.next += uint32(len(p) - int(off))
-			}
-			progressed = true
-		}
-		if !progressed {
-			break
-		}
-	}
-	return d.parse(ctx, s)
-}
-
-// parse decodes the complete MQTT packets at the start of s.buf.
-func (d *pcapDecoder) parse(ctx context.Context, s *stream) error {
-	for !s.broken {
-		typ, flags, body, n, err := splitPacket(s.buf)
-		if errors.Is(err, errIncomplete) {
-			break
-		}
-		if err != nil {
-			s.broken = true
-			if len(s.buf) > 1 && s.buf[0] == 0x16 && s.buf[1] == 0x03 {
-				err = fmt.Errorf("TLS-encrypted (cannot be decoded): %w", err)
-			}
-			d.im.problem(ctx, d.where+" ("+s.name+")", fmt.Errorf("%v: the rest of this connection cannot be decoded", err))
-			break
-		}
-		if err := d.control(ctx, s, typ, flags, body); err != nil {
-			return err
-		}
-		s.buf = s.buf[n:]
-	}
-	if len(s.buf) == 0 {
-		s.buf = nil // let a large buffer go
-	}
-	return nil
-}
-
-func (d *pcapDecoder) control(ctx context.Context, s *stream, typ, flags byte, body []byte) error {
+func (d *pcapDecoder) control(s *stream, typ, flags byte, body []byte, ts int64) error {
 	switch typ {
 	case pktConnect:
 		ci, err := parseConnect(body)
 		if err != nil {
-			d.im.problem(ctx, d.where+" ("+s.name+")", err)
+			d.im.problem(d.ctx, d.where+" ("+s.name+")", err)
 			return nil
 		}
 		ci.Remote = s.client
@@ -317,59 +255,55 @@ func (d *pcapDecoder) control(ctx context.Context, s *stream, typ, flags byte, b
 			d.proto = 5
 		}
 		detail, _ := json.Marshal(ci)
-		return d.emitEvent(ctx, s, storage.EventClientConnect, string(detail))
+		return d.emitEvent(s, storage.EventClientConnect, string(detail), ts)
 	case pktPublish:
-		proto := byte(4)
-		if s.conn != nil {
-			proto = s.conn.Protocol
-		}
-		p, err := parsePublish(flags, body, proto)
+		p, err := parsePublish(flags, body, s.protocol())
 		if err != nil {
-			d.im.problem(ctx, d.where+" ("+s.name+")", err)
+			d.im.problem(d.ctx, d.where+" ("+s.name+")", err)
 			return nil
 		}
 		if p.alias != 0 {
 			if p.topic != "" {
 				s.aliases[p.alias] = p.topic
 			} else if p.topic = s.aliases[p.alias]; p.topic == "" {
-				d.im.problem(ctx, d.where+" ("+s.name+")", fmt.Errorf("PUBLISH with unknown topic alias %d", p.alias))
+				d.im.problem(d.ctx, d.where+" ("+s.name+")", fmt.Errorf("PUBLISH with unknown topic alias %d", p.alias))
 				return nil
 			}
 		}
-		if err := d.ensureSession(ctx, s); err != nil {
+		if err := d.ensureSession(s); err != nil {
 			return err
 		}
-		m := storage.Message{TimeNS: d.nowNS, Topic: p.topic,
+		m := storage.Message{TimeNS: ts, Topic: p.topic,
 			QoS: p.qos, Retain: p.retain, Dup: p.dup, PacketID: p.packetID, Payload: p.payload, Props: p.props}
 		if s.conn != nil {
 			m.ClientID = s.conn.ClientID
 		}
-		return d.im.message(ctx, m)
+		d.hold(m)
 	case pktDisconnect:
 		s.closed = true
-		return d.disconnectEvent(ctx, s, "")
+		return d.disconnectEvent(s, "", ts)
 	}
 	return nil
 }
 
 // ensureSession starts the import's session at the first packet's time.
-func (d *pcapDecoder) ensureSession(ctx context.Context, s *stream) error {
+func (d *pcapDecoder) ensureSession(s *stream) error {
 	if d.begun {
 		return nil
 	}
 	d.begun = true
-	return d.im.begin(ctx, d.firstNS, "mqtt://"+s.broker, d.proto)
+	return d.im.begin(d.ctx, d.firstNS, "mqtt://"+s.broker, d.proto)
 }
 
-func (d *pcapDecoder) emitEvent(ctx context.Context, s *stream, kind, detail string) error {
-	if err := d.ensureSession(ctx, s); err != nil {
+func (d *pcapDecoder) emitEvent(s *stream, kind, detail string, ts int64) error {
+	if err := d.ensureSession(s); err != nil {
 		return err
 	}
-	d.im.event(ctx, kind, detail, d.nowNS)
+	d.im.event(d.ctx, kind, detail, ts)
 	return nil
 }
 
-func (d *pcapDecoder) disconnectEvent(ctx context.Context, s *stream, why string) error {
+func (d *pcapDecoder) disconnectEvent(s *stream, why string, ts int64) error {
 	id := ""
 	if s.conn != nil {
 		id = s.conn.ClientID
@@ -377,45 +311,52 @@ func (d *pcapDecoder) disconnectEvent(ctx context.Context, s *stream, why string
 		return nil // nothing is known about the client
 	}
 	detail, _ := json.Marshal(map[string]string{"client_id": id, "error": why, "remote": s.client})
-	return d.emitEvent(ctx, s, storage.EventClientDisconnect, string(detail))
+	return d.emitEvent(s, storage.EventClientDisconnect, string(detail), ts)
 }
 
-// closeStream ends a stream on FIN or RST (or a new SYN on its ports).
-func (d *pcapDecoder) closeStream(ctx context.Context, s *stream, why string) error {
+// closeStream ends a stream on FIN or RST.
+func (d *pcapDecoder) closeStream(s *stream, why string, ts int64) error {
 	if s.closed {
 		return nil
 	}
-	d.leftover(ctx, s)
+	d.leftover(s)
 	s.closed = true
-	if !s.started {
-		return nil
-	}
-	return d.disconnectEvent(ctx, s, why)
+	return d.disconnectEvent(s, why, ts)
 }
 
-// leftover reports the bytes of a stream that could not be decoded.
-func (d *pcapDecoder) leftover(ctx context.Context, s *stream) {
+// leftover decodes what a stream still holds after a gap, now that no
+// more data will come, and reports what cannot be decoded.
+func (d *pcapDecoder) leftover(s *stream) {
 	if s.broken {
 		return
 	}
-	if s.pendSize > 0 {
-		d.im.problem(ctx, s.name, fmt.Errorf("%d bytes after a gap in the capture were never completed", s.pendSize))
-	} else if len(s.buf) > 0 {
-		d.im.problem(ctx, s.name, fmt.Errorf("%d bytes of an incomplete MQTT packet at the end of the connection", len(s.buf)))
+	if s.resync {
+		s.final = true
+		d.keep(d.parse(s, nil))
 	}
-	s.buf, s.pending, s.pendSize = nil, nil, 0
+	if s.resync {
+		if n := s.skipped + len(s.buf); s.lost+n > 0 {
+			d.im.problem(d.ctx, s.name, fmt.Errorf("nothing could be decoded after the last gap (%d bytes missing from the capture, %d skipped)", s.lost, n))
+		}
+		s.buf = nil
+		return
+	}
+	if len(s.buf) > 0 {
+		d.im.problem(d.ctx, s.name, fmt.Errorf("%d bytes of an incomplete MQTT packet at the end of the connection", len(s.buf)))
+	}
+	s.buf = nil
 }
 
-func (d *pcapDecoder) finish(ctx context.Context) error {
-	var open []*stream
-	for _, s := range d.streams {
-		if !s.closed {
-			open = append(open, s)
-		}
-	}
+// finish pushes out what the reassembly still holds (skipping the gaps it
+// was waiting to see filled), reports what the streams could not decode
+// and writes the messages held back for time order.
+func (d *pcapDecoder) finish() error {
+	d.asm.FlushAll()
+	open := slices.DeleteFunc(slices.Clone(d.streams), func(s *stream) bool { return s.closed })
 	slices.SortFunc(open, func(a, b *stream) int { return strings.Compare(a.name, b.name) })
 	for _, s := range open {
-		d.leftover(ctx, s)
+		d.leftover(s)
 	}
-	return nil
+	d.release(math.MaxInt64)
+	return d.err
 }

@@ -47,8 +47,14 @@ func ParseBroker(s string) (Broker, error) {
 	if !strings.Contains(s, "://") {
 		s = "mqtt://" + s
 	}
-	u, err := url.Parse(s)
+	// Errors quote the URL without its password, parsed or not.
+	raw, redacted := s, redactPassword(s)
+	s = redacted
+	u, err := url.Parse(raw)
 	if err != nil {
+		if redacted != raw { // the parser's reason may quote a piece of the password
+			return Broker{}, fmt.Errorf("%w %q: cannot be parsed", ErrBadURL, s)
+		}
 		return Broker{}, fmt.Errorf("%w %q: %v", ErrBadURL, s, errors.Unwrap(err))
 	}
 	var b Broker
@@ -92,6 +98,23 @@ func ParseBroker(s string) (Broker, error) {
 		return Broker{}, fmt.Errorf("%w %q: a path is only meaningful for ws:// and wss://", ErrBadURL, s)
 	}
 	return b, nil
+}
+
+// redactPassword returns the URL s with what may be a password (between
+// the first ':' after the scheme and the last '@') replaced by "xxxxx". It
+// works on text url.Parse refuses, and errs on the side of hiding: a
+// password may hold '/', '?', '#' or '@'.
+func redactPassword(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return s
+	}
+	user, _, hasPw := strings.Cut(rest[:at], ":")
+	if !hasPw {
+		return s
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // IsLoopback reports whether the broker's host is a loopback address or

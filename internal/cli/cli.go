@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/timespec"
@@ -70,10 +71,21 @@ type IO struct {
 }
 
 // cliIO carries the process's outputs, input and environment to a verb.
+//
+// Data from captures and brokers never reaches a terminal raw (see
+// internal/termsafe): stderr and text show control characters visibly,
+// JSON goes through writeJSON, and only data formats (JSON lines, CSV to a
+// file or pipe) use stdout itself.
 type cliIO struct {
-	stdout, stderr io.Writer
-	stdin          io.Reader
-	getenv         func(string) string
+	// stdout is for data (export); text is stdout for human output
+	// (tables, reports); stderr is for status and errors.
+	stdout       io.Writer
+	text, stderr *termsafe.Writer
+	// statusTerm is stderr itself, for the status line's own control
+	// sequences (what it shows goes through termsafe.String).
+	statusTerm io.Writer
+	stdin      io.Reader
+	getenv     func(string) string
 	// stderrTTY: stderr is a terminal (live status lines, colours).
 	stderrTTY bool
 	// stdoutTTY: stdout is a terminal (human tables rather than data).
@@ -81,6 +93,12 @@ type cliIO struct {
 	// program is how the user runs mqtape ("mqtape", "./mqtape", "go run ."),
 	// for commands printed as advice.
 	program string
+}
+
+func newCLIIO(pio IO) *cliIO {
+	return &cliIO{stdout: pio.Stdout, text: termsafe.NewWriter(pio.Stdout), stderr: termsafe.NewWriter(pio.Stderr),
+		statusTerm: pio.Stderr, stdin: pio.Stdin, getenv: pio.Getenv,
+		stderrTTY: isTerminal(pio.Stderr), stdoutTTY: isTerminal(pio.Stdout), program: "mqtape"}
 }
 
 // usageError marks errors that are the user's invocation (exit 2).
@@ -114,12 +132,13 @@ func Run(ctx context.Context, args []string, pio IO) int {
 			}
 		}
 	}
-	stdout, stderr := pio.Stdout, pio.Stderr
-	cio := &cliIO{stdout: stdout, stderr: stderr, stdin: pio.Stdin, getenv: pio.Getenv,
-		stderrTTY: isTerminal(stderr), stdoutTTY: isTerminal(stdout), program: "mqtape"}
+	cio := newCLIIO(pio)
 	if pio.Process {
 		cio.program = processInvocation()
 	}
+	stdout, stderr := cio.stdout, cio.stderr
+	defer stderr.Flush()
+	defer cio.text.Flush()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 {
 			args = []string{args[1], "--help"}
@@ -143,7 +162,7 @@ func Run(ctx context.Context, args []string, pio IO) int {
 			}
 			code := exitCode(err)
 			if err != nil && !errors.Is(err, errInterrupted) {
-				fmt.Fprintf(stderr, "mqtape %s: %v\n", c.name, err)
+				fmt.Fprintf(stderr, "mqtape %s: %s\n", c.name, termsafe.String(err.Error()))
 				if code == exitUsage {
 					fmt.Fprintf(stderr, "Run 'mqtape %s --help' for usage.\n", c.name)
 				}

@@ -19,7 +19,7 @@ func runCLI(t *testing.T, ctx context.Context, args ...string) (int, string, str
 }
 
 func testIO() *cliIO {
-	return &cliIO{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(string) string { return "" }}
+	return newCLIIO(IO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }})
 }
 
 func TestParseRecord(t *testing.T) {

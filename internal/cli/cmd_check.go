@@ -85,7 +85,7 @@ func cmdCheck(ctx context.Context, args []string, cio *cliIO) error {
 }
 
 func printCheck(cio *cliIO, r *storage.CheckReport) {
-	w := cio.stdout
+	w := cio.text
 	size := ""
 	if fi, err := os.Stat(r.Path); err == nil {
 		size = ", " + humanBytes(fi.Size())

@@ -133,7 +133,7 @@ func cmdDemo(ctx context.Context, args []string, cio *cliIO) error {
 // printNextSteps prints commands to try on the demo capture, spelled the way
 // the user ran mqtape (go run ., ./mqtape, mqtape) so they work as printed.
 func printNextSteps(cio *cliIO, output string) {
-	fmt.Fprintf(cio.stdout, `
+	fmt.Fprintf(cio.text, `
 Next, try:
   %[1]s inspect %[2]s
       browse, filter and decode in a terminal UI

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -179,13 +178,10 @@ func runDiff(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(cio.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(r); err != nil {
+		if err := writeJSON(cio.stdout, r); err != nil {
 			return err
 		}
-	} else if err := r.WriteText(cio.stdout); err != nil {
+	} else if err := r.WriteText(cio.text); err != nil {
 		return err
 	}
 	if !r.Equal {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"io"
 
 	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -24,7 +26,12 @@ list of {"key","value"} in order, subscription_ids).
 A selection that contains nothing (--from past the end, a -t/-x that
 matches no topic) is an error (exit 1) that says what the capture holds: its
 topics, or its sessions and their span; --from not before --to is a usage
-error (exit 2).`
+error (exit 2).
+
+JSON escapes the control characters a terminal acts on (C0, DEL, C1, bidi
+overrides) as \uXXXX: parsed, the values are exactly the capture's. CSV to a
+file or pipe is byte-exact; CSV to a terminal shows those characters as
+\x1b or ⟨U+202E⟩ instead of obeying them.`
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format csv -t 'plant/+/temp' capture.db > temps.csv
@@ -75,13 +82,22 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	// The payloads are streamed: a message of size P needs no copy of it.
+	// JSON goes through termsafe's JSON filter (\u escapes, the same
+	// values); CSV to a terminal through its text filter.
 	var w *export.Writer
+	var out *termsafe.Writer
 	if o.format == "csv" {
-		if w, err = export.NewCSVWriter(cio.stdout); err != nil {
+		dst := io.Writer(cio.stdout)
+		if cio.stdoutTTY {
+			out = termsafe.NewWriter(cio.stdout)
+			dst = out
+		}
+		if w, err = export.NewCSVWriter(dst); err != nil {
 			return err
 		}
 	} else {
-		w = export.NewJSONWriter(cio.stdout)
+		out = termsafe.NewJSONWriter(cio.stdout)
+		w = export.NewJSONWriter(out)
 	}
 	defer w.Flush()
 	for m, err := range c.Messages(ctx, q) {
@@ -92,5 +108,11 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 			return err // e.g. stdout closed (| head)
 		}
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if out != nil {
+		return out.Flush()
+	}
+	return nil
 }

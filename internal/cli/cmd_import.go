@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqtape/mqtape/importer"
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -40,6 +41,9 @@ standard input. The format is detected when --format is not given:
              client sent to the broker is kept once, with its retain flag as
              published, the client id from the connection's CONNECT and the
              packet's capture time; CONNECT and DISCONNECT become events.
+             After lost segments or a packet longer than the snap length,
+             decoding resumes at the next whole MQTT packet; each gap is
+             one problem saying how many bytes were lost and skipped.
 
 A line or packet that cannot be imported is counted, reported on stderr and
 stored as an import_problem event; the rest is imported. Messages whose time
@@ -206,7 +210,7 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 	if res.Bad > 0 {
 		fmt.Fprintf(w, "%s could not be imported:\n", humanize.Count(res.Bad, "line or packet", "lines or packets"))
 		for _, p := range res.Problems {
-			fmt.Fprintf(w, "  %s\n", p)
+			fmt.Fprintf(w, "  %s\n", termsafe.String(p.String()))
 		}
 		if more := res.Bad - int64(len(res.Problems)); more > 0 {
 			fmt.Fprintf(w, "  … %s more (all stored as import_problem events)\n", humanize.GroupDigits(more))
@@ -223,7 +227,7 @@ func writeImportSummary(w io.Writer, name, out string, res importer.Result) {
 			map[bool]string{true: ", …", false: ""}[res.PropsTruncated > int64(len(res.PropsTruncatedAt))])
 	}
 	for _, n := range res.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		fmt.Fprintf(w, "note: %s\n", termsafe.String(n))
 	}
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -26,7 +26,10 @@ of each kind and the last 20; --events lists them all.
 and MQTT 5 recordings (retain-as-published) see the publisher's flag, so
 live retained publishes count. In MQTT 3.1.1 a subscriber sees retain=1 only
 on messages the broker sends from its retained store when the subscription
-is made; "from store" counts those.`
+is made; "from store" counts those.
+
+Control characters in data show visibly (\x1b, ⟨U+202E⟩); tables show at
+most 80 characters of a topic, --json every name whole.`
 
 const infoExamples = `  mqtape info capture.db
   mqtape info --events capture.db | grep auth_failed
@@ -137,10 +140,7 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(cio.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(info)
+		return writeJSON(cio.stdout, info)
 	}
 	printInfo(cio, info, 0)
 	return nil
@@ -211,16 +211,20 @@ func buildInfo(ctx context.Context, c *storage.Capture, allEvents bool) (Info, e
 
 const clock = "2006-01-02 15:04:05.000"
 
+// topicColumn is how many characters of a topic a table shows (the
+// --json forms carry it whole): one long topic must not widen every row.
+const topicColumn = 80
+
 // printInfo prints the human summary; maxTopics > 0 shows only the busiest
 // topics.
 func printInfo(cio *cliIO, in Info, maxTopics int) {
-	w := cio.stdout
-	fmt.Fprintf(w, "file:      %s (capture format v%d, %s)\n", in.File, in.FormatVersion, humanBytes(in.FileBytes))
+	w := cio.text
+	fmt.Fprintf(w, "file:      %s (capture format v%d, %s)\n", termsafe.String(in.File), in.FormatVersion, humanBytes(in.FileBytes))
 	fmt.Fprintf(w, "sessions:  %d\n", len(in.Sessions))
 	for _, s := range in.Sessions {
 		var filters []string
 		for _, f := range s.Filters {
-			g := fmt.Sprintf("%s (QoS %d", f.Filter, f.QoS)
+			g := fmt.Sprintf("%s (QoS %d", termsafe.Cell(f.Filter, topicColumn), f.QoS)
 			switch f.Granted {
 			case 0x80:
 				g += ", DENIED)"
@@ -231,13 +235,14 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 			}
 			filters = append(filters, g)
 		}
-		fmt.Fprintf(w, "  #%d %s  %s  MQTT %s  client %q  clean=%v\n", s.ID, s.Source, s.Broker, s.Protocol, s.ClientID, s.CleanSession)
+		fmt.Fprintf(w, "  #%d %s  %s  MQTT %s  client %q  clean=%v\n", s.ID, termsafe.String(s.Source), termsafe.String(s.Broker),
+			s.Protocol, termsafe.String(s.ClientID), s.CleanSession)
 		fmt.Fprintf(w, "     %s → %s UTC (%s)  stop: %s\n", s.Start.Format(clock), s.End.Format(clock),
-			time.Duration(s.DurationS*1e9).Round(time.Millisecond), s.StopReason)
+			time.Duration(s.DurationS*1e9).Round(time.Millisecond), termsafe.String(s.StopReason))
 		if len(filters) > 0 {
 			fmt.Fprintf(w, "     filters: %s\n", strings.Join(filters, ", "))
 		}
-		fmt.Fprintf(w, "     mqtape %s on %s\n", s.Version, s.Host)
+		fmt.Fprintf(w, "     mqtape %s on %s\n", termsafe.String(s.Version), termsafe.String(s.Host))
 		if s.Dropped > 0 {
 			fmt.Fprintf(w, "     DROPPED: %s received but not stored\n", humanize.Count(s.Dropped, "message", "messages"))
 		}
@@ -263,11 +268,11 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		for _, tp := range topics {
 			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%d\t%d/%d/%d\t%s\t%s\t  %s\t\n", humanize.GroupDigits(tp.Count), humanBytes(tp.Bytes),
 				tp.AvgRate, tp.PeakRate, tp.Retained, tp.QoS[0], tp.QoS[1], tp.QoS[2],
-				tp.First.Format("15:04:05.000"), tp.Last.Format("15:04:05.000"), tp.Topic)
+				tp.First.Format("15:04:05.000"), tp.Last.Format("15:04:05.000"), termsafe.Cell(tp.Topic, topicColumn))
 		}
 		tw.Flush()
 		if n := len(in.Topics) - len(topics); n > 0 {
-			fmt.Fprintf(w, "  (%d more topics: %s info %s)\n", n, cio.program, shellQuote(in.File))
+			fmt.Fprintf(w, "  (%d more topics: %s info %s)\n", n, cio.program, termsafe.String(shellQuote(in.File)))
 		}
 	}
 	printInfoEvents(w, cio.program, in)
@@ -288,13 +293,14 @@ func printInfoEvents(w io.Writer, program string, in Info) {
 	})
 	var counts []string
 	for _, k := range kinds {
-		counts = append(counts, fmt.Sprintf("%s %s", k, humanize.GroupDigits(in.EventCounts[k])))
+		counts = append(counts, fmt.Sprintf("%s %s", termsafe.String(k), humanize.GroupDigits(in.EventCounts[k])))
 	}
 	fmt.Fprintf(w, "events:    %s: %s\n", humanize.GroupDigits(in.EventsTotal), strings.Join(counts, ", "))
 	if n := in.EventsTotal - int64(len(in.Events)); n > 0 {
-		fmt.Fprintf(w, "  the last %d (%s earlier: %s info --events %s):\n", len(in.Events), humanize.GroupDigits(n), program, shellQuote(in.File))
+		fmt.Fprintf(w, "  the last %d (%s earlier: %s info --events %s):\n", len(in.Events), humanize.GroupDigits(n), program,
+			termsafe.String(shellQuote(in.File)))
 	}
 	for _, e := range in.Events {
-		fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, e.Kind, e.Detail)
+		fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, termsafe.String(e.Kind), termsafe.String(e.Detail))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
@@ -289,7 +290,7 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 		if f.Granted == 0x80 {
 			g = "DENIED by the broker"
 		}
-		fmt.Fprintf(w, "  filter %-30s requested QoS %d, %s\n", f.Filter, f.QoS, g)
+		fmt.Fprintf(w, "  filter %-30s requested QoS %d, %s\n", termsafe.Cell(f.Filter, topicColumn), f.QoS, g)
 	}
 	if r.Reconnects > 0 {
 		fmt.Fprintf(w, "reconnects: %d (see mqtape info %s for the gaps)\n", r.Reconnects, file)

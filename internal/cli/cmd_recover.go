@@ -111,7 +111,7 @@ func cmdRecover(ctx context.Context, args []string, cio *cliIO) error {
 }
 
 func printRecover(cio *cliIO, r *storage.RecoverReport) {
-	w := cio.stdout
+	w := cio.text
 	fmt.Fprintf(w, "recovered: %s → %s (input format v%d)\n", r.In, r.Out, r.InVersion)
 	fmt.Fprintf(w, "copied:    %s, %s (%s), %s, %s\n", humanize.Count(int64(r.Sessions), "session", "sessions"),
 		humanize.Count(r.Messages, "message", "messages"), humanBytes(r.Bytes), humanize.Count(int64(r.Topics), "topic", "topics"),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/replay"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -66,7 +67,7 @@ func runPlayDryRun(ctx context.Context, capture *storage.Capture, o playOptions,
 	if o.json {
 		return writeJSON(cio.stdout, planJSON(o, plan))
 	}
-	printPlan(cio.stdout, o, plan)
+	printPlan(cio.text, o, plan)
 	return nil
 }
 
@@ -96,7 +97,7 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	for _, s := range pl.Sessions {
 		ids = append(ids, strconv.FormatInt(s, 10))
 	}
-	fmt.Fprintf(w, "capture:   %s, %s %s\n", o.file, humanize.Plural(int64(len(ids)), "session", "sessions"), strings.Join(ids, ", "))
+	fmt.Fprintf(w, "capture:   %s, %s %s\n", termsafe.String(o.file), humanize.Plural(int64(len(ids)), "session", "sessions"), strings.Join(ids, ", "))
 	fmt.Fprintf(w, "messages:  %s per pass (%s), %s payload, on %s\n",
 		humanize.GroupDigits(pl.Messages), humanize.Count(pl.Restored, "retained restore", "retained restores"), humanBytes(pl.Bytes),
 		humanize.Count(int64(len(pl.Topics)), "topic", "topics"))
@@ -125,7 +126,8 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 		if m.Restore {
 			flags = append(flags, "retained restore")
 		}
-		fmt.Fprintf(w, "%-10s +%-10s %s  (%s)\n", label, atSpeed(m.At, o.speed).Round(time.Microsecond), m.Topic, strings.Join(flags, ", "))
+		fmt.Fprintf(w, "%-10s +%-10s %s  (%s)\n", label, atSpeed(m.At, o.speed).Round(time.Microsecond),
+			termsafe.Cell(m.Topic, topicColumn), strings.Join(flags, ", "))
 	}
 	if pl.Messages == 0 {
 		fmt.Fprintln(w, "nothing selected")
@@ -138,9 +140,9 @@ func printPlan(w io.Writer, o playOptions, pl replay.Plan) {
 	for _, t := range pl.Topics {
 		from := ""
 		if t.Original != t.Topic {
-			from = "← " + t.Original
+			from = "← " + termsafe.Cell(t.Original, topicColumn)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanize.GroupDigits(t.Count), t.Topic, from)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanize.GroupDigits(t.Count), termsafe.Cell(t.Topic, topicColumn), from)
 	}
 	tw.Flush()
 }

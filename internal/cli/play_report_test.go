@@ -52,7 +52,7 @@ func TestReportPlay(t *testing.T) {
 			cio := testIO()
 			o := playOptions{file: "c.db", quiet: tt.quiet, json: tt.json}
 			err := reportPlay(cio, o, "mqtt://b:1883", tt.rep, tt.runErr)
-			if got := cio.stderr.(*bytes.Buffer).String(); got != tt.stderr {
+			if got := cio.statusTerm.(*bytes.Buffer).String(); got != tt.stderr {
 				t.Errorf("stderr\n%q\nwant\n%q", got, tt.stderr)
 			}
 			if (err == nil) != (tt.wantErr == "") || err != nil && err.Error() != tt.wantErr {

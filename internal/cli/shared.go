@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mqtape/mqtape/internal/humanize"
+	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/mqttclient"
 	"github.com/mqtape/mqtape/replay"
@@ -109,9 +110,15 @@ func explainRefusal(err error, o mqtt.Options) error {
 	return fmt.Errorf("%w: no username or password given: use -u USER with MQTAPE_PASSWORD, --password-file or --ask-password", err)
 }
 
+// writeJSON writes v as indented JSON with the characters a terminal would
+// act on escaped (see termsafe.NewJSONWriter).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	jw := termsafe.NewJSONWriter(w)
+	enc := json.NewEncoder(jw)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return jw.Flush()
 }

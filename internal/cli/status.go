@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/mqtape/mqtape/internal/termsafe"
 )
 
 // statusLine redraws one line on stderr while long work runs, only when
@@ -32,10 +34,10 @@ func (s *statusLine) start(render func() string) (stop func()) {
 		for {
 			select {
 			case <-done:
-				fmt.Fprintf(s.cio.stderr, "\r\x1b[K%s\n", render())
+				fmt.Fprintf(s.cio.statusTerm, "\r\x1b[K%s\n", termsafe.String(render()))
 				return
 			case <-t.C:
-				fmt.Fprintf(s.cio.stderr, "\r\x1b[K%s", render())
+				fmt.Fprintf(s.cio.statusTerm, "\r\x1b[K%s", termsafe.String(render()))
 			}
 		}
 	}()
