@@ -1,0 +1,80 @@
+package broker_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/internal/rawmqtt"
+)
+
+// TestCloseSpeaksEachClientsProtocol: when the broker shuts down, an MQTT 5
+// client gets a DISCONNECT "server shutting down" (0x8B), and an MQTT 3.1.1
+// client only sees its connection close: 3.1.1 has no server DISCONNECT,
+// and clients such as mosquitto_sub report one as a protocol error.
+func TestCloseSpeaksEachClientsProtocol(t *testing.T) {
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	addr := b.Addr()
+
+	v3, err := rawmqtt.Connect(addr, "v3-client", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v3.Close()
+	v5 := connectV5(t, addr, "v5-client")
+	defer v5.Close()
+
+	if err := b.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if rest := readToEOF(t, v3); len(rest) != 0 {
+		t.Errorf("the 3.1.1 client was sent % x after its CONNACK, want the connection closed and nothing else", rest)
+	}
+	if rest := readToEOF(t, v5); !bytes.HasPrefix(rest, []byte{0xe0}) || len(rest) < 3 || rest[2] != 0x8b {
+		t.Errorf("the MQTT 5 client was sent % x, want a DISCONNECT with reason 0x8B (server shutting down)", rest)
+	}
+}
+
+// connectV5 sends an MQTT 5 CONNECT (clean start, no properties) and reads
+// a successful CONNACK.
+func connectV5(t *testing.T, addr, id string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 0}, 0, byte(len(id)))
+	body = append(body, id...)
+	if _, err := c.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(c, head); err != nil || head[0] != 0x20 {
+		t.Fatalf("CONNACK: % x, %v", head, err)
+	}
+	ack := make([]byte, head[1])
+	if _, err := io.ReadFull(c, ack); err != nil || ack[1] != 0 {
+		t.Fatalf("CONNACK: % x, %v", ack, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c
+}
+
+// readToEOF reads what the broker sends until it closes the connection.
+func readToEOF(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read until the broker closes: %v", err)
+	}
+	return b
+}
