@@ -17,7 +17,6 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Options configure an embedded broker.
@@ -214,7 +213,6 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
 		b.closeConns(false)
-		b.closeV3Clients()
 		done := make(chan struct{})
 		go func() {
 			b.closeErr = b.srv.Close()
@@ -231,19 +229,6 @@ func (b *Broker) Close() error {
 		}
 	})
 	return b.closeErr
-}
-
-// closeV3Clients closes the connections of MQTT 3.1.1 (and 3.1) clients
-// before mochi's Close, which sends every client a DISCONNECT: a server
-// DISCONNECT exists only in MQTT 5, and 3.1.1 clients (mosquitto_sub: "A
-// network protocol error occurred") report it as a protocol violation. A
-// 3.1.1 client learns of a shutdown by its connection closing.
-func (b *Broker) closeV3Clients() {
-	for _, cl := range b.srv.Clients.GetAll() {
-		if cl.Properties.ProtocolVersion < 5 && cl.Net.Conn != nil {
-			cl.Stop(packets.ErrServerShuttingDown)
-		}
-	}
 }
 
 // closeGrace is how long Close lets mochi disconnect its clients before it

@@ -78,3 +78,27 @@ func readToEOF(t *testing.T, c net.Conn) []byte {
 	}
 	return b
 }
+
+// TestTakeoverClosesV3Client: a second MQTT 3.1.1 client with the same
+// client id takes the session over; the first sees its connection close,
+// with no DISCONNECT (which 3.1.1 does not have).
+func TestTakeoverClosesV3Client(t *testing.T) {
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	first, err := rawmqtt.Connect(b.Addr(), "same-id", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := rawmqtt.Connect(b.Addr(), "same-id", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if rest := readToEOF(t, first); len(rest) != 0 {
+		t.Errorf("the client taken over was sent % x, want its connection closed and nothing else", rest)
+	}
+}

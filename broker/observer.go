@@ -160,8 +160,13 @@ func (h *observerHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) {
 
 // ackHook corrects what mochi sends: a QoS 1 PUBACK carries the reason
 // code 0x01 (mochi takes it from the SUBACK's "granted QoS 1"), which is no
-// PUBACK reason code, and MQTT 5 clients refuse it; and the CONNACK tells
-// MQTT 5 clients the broker's maximum packet size.
+// PUBACK reason code, and MQTT 5 clients refuse it; the CONNACK tells MQTT
+// 5 clients the broker's maximum packet size; and an MQTT 3.1.1 client is
+// never sent a DISCONNECT (mochi sends one on shutdown, session takeover
+// and a refused publish): a server DISCONNECT exists only in MQTT 5, and
+// 3.1.1 clients (mosquitto_sub: "A network protocol error occurred") take
+// it as a protocol violation. Its connection is closed instead, which is
+// how a 3.1.1 server ends a session.
 type ackHook struct {
 	mochi.HookBase
 	maxPacket uint32
@@ -188,6 +193,12 @@ func (h *ackHook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Pa
 		}
 	case packets.Connack:
 		pk.Properties.MaximumPacketSize = h.maxPacket
+	case packets.Disconnect:
+		if cl.Properties.ProtocolVersion < 5 {
+			// Closed before it is written: the write fails, which mochi
+			// ignores when it is disconnecting the client anyway.
+			cl.Stop(packets.Code{Code: pk.ReasonCode, Reason: pk.Properties.ReasonString})
+		}
 	}
 	return pk
 }
