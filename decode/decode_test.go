@@ -151,7 +151,8 @@ func TestDecodeFormats(t *testing.T) {
 		{"gpb/1", nil, gz(t, pb), wantPB},
 		{"pb/truncated", nil, pb[:len(pb)-3], "!protobuf:acme.v1.Reading: "},
 		{"pb/wrongtype", nil, []byte("\xff\xff\xff"), "!protobuf:acme.v1.Reading: "},
-		{"gpb/corrupt", nil, append([]byte{0x1f, 0x8b}, "not gzip at all"...), "!gzip+protobuf:acme.v1.Reading: gzip: "},
+		{"gpb/corrupt", nil, append([]byte{0x1f, 0x8b}, "not gzip at all"...), "!gzip+protobuf:acme.v1.Reading: gzip: invalid header"},
+		{"gpb/cut", nil, gz(t, pb)[:12], "!gzip+protobuf:acme.v1.Reading: gzip: cut short: "},
 		{"cbor/1", nil, cb, wantCBOR},
 		{"zc/1", nil, zc.Bytes(), wantCBOR},
 		{"cbor/bad", nil, []byte{0xbf, 0x61}, "!cbor: cbor: "},
@@ -164,7 +165,7 @@ func TestDecodeFormats(t *testing.T) {
 		{"ct/cbor", &mqtt.Properties{ContentType: "application/cbor"}, cb, wantCBOR},
 		{"ct/pb", &mqtt.Properties{ContentType: `application/x-protobuf; messageType="acme.v1.Reading"`}, pb, wantPB},
 		{"ct/pbunknown", &mqtt.Properties{ContentType: "application/x-protobuf; messageType=acme.v1.Nope"}, pb,
-			`!protobuf:acme.v1.Nope: bad decoder: unknown protobuf message type "acme.v1.Nope"`},
+			`!protobuf:acme.v1.Nope: unknown protobuf message type "acme.v1.Nope"`},
 	} {
 		t.Run(tc.topic, func(t *testing.T) {
 			res := reg.NewDecoder().Decode(tc.topic, tc.props, tc.payload)
@@ -225,7 +226,7 @@ func TestSelect(t *testing.T) {
 func TestParseRuleErrors(t *testing.T) {
 	for in, want := range map[string]string{
 		"sensors":                "use FILTER=FORMAT",
-		"a/#=xml":                `unknown kind "xml"`,
+		"a/#=xml":                `unknown format "xml"`,
 		"a/#=brotli+json":        `unknown content encoding "brotli"`,
 		"a/#=protobuf":           "protobuf needs the full message name",
 		"a/#=protobuf:a..b":      "protobuf needs the full message name",

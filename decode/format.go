@@ -19,6 +19,24 @@ import (
 // a protobuf message type that no loaded schema defines.
 var ErrBadFormat = errors.New("bad decoder")
 
+// kindError is an error of a kind (ErrBadFormat, ErrBadSchema) whose text
+// is only its own message.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+func badFormat(format string, a ...any) error {
+	return &kindError{ErrBadFormat, fmt.Sprintf(format, a...)}
+}
+
+func badSchema(format string, a ...any) error {
+	return &kindError{ErrBadSchema, fmt.Sprintf(format, a...)}
+}
+
 // Kinds of payload a Format decodes.
 const (
 	KindJSON      = "json"
@@ -73,7 +91,7 @@ func ParseFormat(s string) (Format, error) {
 			found = found || e == enc
 		}
 		if !found {
-			return f, fmt.Errorf("%w: format %q: unknown content encoding %q (use %s)", ErrBadFormat, s, enc,
+			return f, badFormat("unknown content encoding %q (use %s)", enc,
 				strings.Join(encodings, "+, ")+"+")
 		}
 		f.Encoding, rest = enc, after
@@ -82,15 +100,15 @@ func ParseFormat(s string) (Format, error) {
 	switch kind {
 	case KindJSON, KindText, KindCBOR, KindMsgpack, KindSparkplug:
 		if hasMsg {
-			return f, fmt.Errorf("%w: format %q: only protobuf takes a message name", ErrBadFormat, s)
+			return f, badFormat("%q: only protobuf takes a message name", s)
 		}
 	case KindProtobuf:
 		if !hasMsg || !validFullName(msg) {
-			return f, fmt.Errorf("%w: format %q: protobuf needs the full message name, e.g. protobuf:acme.v1.Reading", ErrBadFormat, s)
+			return f, badFormat("%q: protobuf needs the full message name, e.g. protobuf:acme.v1.Reading", s)
 		}
 		f.Message = msg
 	default:
-		return f, fmt.Errorf("%w: format %q: unknown kind %q (use %s)", ErrBadFormat, s, kind, strings.Join(kinds, ", "))
+		return f, badFormat("unknown format %q (use %s)", kind, strings.Join(kinds, ", "))
 	}
 	f.Kind = kind
 	return f, nil
@@ -125,15 +143,15 @@ func (r Rule) String() string { return r.Filter + "=" + r.Format.String() }
 func ParseRule(s string) (Rule, error) {
 	i := strings.LastIndex(s, "=")
 	if i < 0 {
-		return Rule{}, fmt.Errorf("%w: %q: use FILTER=FORMAT, e.g. 'sensors/#=cbor'", ErrBadFormat, s)
+		return Rule{}, badFormat("%q: use FILTER=FORMAT, e.g. 'sensors/#=cbor'", s)
 	}
 	filter, format := s[:i], s[i+1:]
 	if err := topic.ValidateFilter(filter); err != nil {
-		return Rule{}, fmt.Errorf("%w: %q: %v", ErrBadFormat, s, err)
+		return Rule{}, badFormat("%q: %v", s, err)
 	}
 	f, err := ParseFormat(format)
 	if err != nil {
-		return Rule{}, err
+		return Rule{}, &kindError{ErrBadFormat, fmt.Sprintf("%q: %v", s, err)}
 	}
 	return Rule{Filter: filter, Format: f}, nil
 }

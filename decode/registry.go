@@ -38,7 +38,7 @@ func NewRegistry(rules []Rule, schema *Schema) (*Registry, error) {
 	for _, r := range rules {
 		if r.Format.Kind == KindProtobuf {
 			if _, err := schema.Message(r.Format.Message); err != nil {
-				return nil, fmt.Errorf("--decode %s: %w", r, err)
+				return nil, &kindError{ErrBadFormat, fmt.Sprintf("%s: %v", r, err)}
 			}
 		}
 	}

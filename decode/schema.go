@@ -46,12 +46,11 @@ func (s *Schema) Len() int { return s.files.NumFiles() }
 func (s *Schema) Message(name string) (protoreflect.MessageDescriptor, error) {
 	d, err := s.files.FindDescriptorByName(protoreflect.FullName(name))
 	if err != nil {
-		return nil, fmt.Errorf("%w: unknown protobuf message type %q (%d .proto file(s) loaded: %s)", ErrBadFormat, name,
-			s.Len(), s.fileList())
+		return nil, badFormat("unknown protobuf message type %q (.proto files loaded: %s)", name, s.fileList())
 	}
 	md, ok := d.(protoreflect.MessageDescriptor)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q is not a protobuf message type", ErrBadFormat, name)
+		return nil, badFormat("%q is not a protobuf message type", name)
 	}
 	return md, nil
 }
@@ -93,7 +92,7 @@ func (s *Schema) Merge(other *Schema) error {
 		return err == nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSchema, err)
+		return badSchema("%v", err)
 	}
 	s.types = dynamicpb.NewTypes(s.files)
 	return nil
@@ -115,7 +114,7 @@ func (s *Schema) Marshal() ([]byte, error) {
 func UnmarshalSchema(b []byte) (*Schema, error) {
 	var set descriptorpb.FileDescriptorSet
 	if err := proto.Unmarshal(b, &set); err != nil {
-		return nil, fmt.Errorf("%w: not a FileDescriptorSet: %v", ErrBadSchema, err)
+		return nil, badSchema("not a FileDescriptorSet: %v", err)
 	}
 	have := map[string]bool{}
 	for _, f := range set.File {
@@ -134,7 +133,7 @@ func UnmarshalSchema(b []byte) (*Schema, error) {
 	}
 	files, err := protodesc.NewFiles(&set)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+		return nil, badSchema("%v", err)
 	}
 	return newSchema(files), nil
 }
@@ -149,7 +148,7 @@ func LoadSchema(ctx context.Context, paths, importPaths []string) (*Schema, erro
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --proto %s: %v", ErrBadSchema, p, err)
+			return nil, badSchema("--proto %s: %v", p, err)
 		}
 		if isDescriptorSet(p, data) {
 			set, err := UnmarshalSchema(data)
@@ -215,11 +214,11 @@ func compileProtos(ctx context.Context, sources, importPaths []string) (*Schema,
 	}
 	compiled, err := c.Compile(ctx, names...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+		return nil, badSchema("--proto: %v", err)
 	}
 	files := new(protoregistry.Files)
 	if err := registerAll(files, compiled); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSchema, err)
+		return nil, badSchema("%v", err)
 	}
 	return newSchema(files), nil
 }

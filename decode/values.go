@@ -7,11 +7,13 @@ import (
 	"compress/zlib"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/big"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -37,17 +39,29 @@ func decompress(encoding string, payload []byte) ([]byte, error) {
 		return payload, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", encoding, err)
+		return nil, encodingError(encoding, err)
 	}
 	defer r.Close()
 	out, err := io.ReadAll(io.LimitReader(r, MaxDecompressed+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", encoding, err)
+		return nil, encodingError(encoding, err)
 	}
 	if len(out) > MaxDecompressed {
 		return nil, fmt.Errorf("%s: expands to more than %d MiB", encoding, MaxDecompressed>>20)
 	}
 	return out, nil
+}
+
+// encodingError names the encoding once: the compress packages' own
+// errors already begin with it ("gzip: invalid header").
+func encodingError(encoding string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: cut short: %w", encoding, err)
+	}
+	if strings.HasPrefix(err.Error(), encoding+": ") || encoding == "deflate" && strings.HasPrefix(err.Error(), "flate: ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", encoding, err)
 }
 
 var cborDec = func() cbor.DecMode {

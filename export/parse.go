@@ -34,6 +34,9 @@ type lineRecord struct {
 	PayloadB64 *string          `json:"payload_b64"`
 	Payload    json.RawMessage  `json:"payload"`
 	Properties *mqtt.Properties `json:"properties"`
+	// decoded and decode_error are derived from the payload: read, not used.
+	Decoded     json.RawMessage `json:"decoded"`
+	DecodeError string          `json:"decode_error"`
 }
 
 // FlexBool is a JSON boolean that also reads 0/1 (and null as false).

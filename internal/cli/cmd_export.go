@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 
+	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -22,18 +23,35 @@ client_id (the publisher, in captures made by mqtape serve; else empty),
 payload_b64 (always), payload (the text, only when valid UTF-8), and
 properties (MQTT 5 only, when present: content_type, payload_format,
 message_expiry, response_topic, correlation_data_b64, user_properties as a
-list of {"key","value"} in order, subscription_ids).`
+list of {"key","value"} in order, subscription_ids).
+
+decoded: the payload as a binary or compressed decoder read it (Sparkplug B,
+protobuf, CBOR, MessagePack, gzip+…), a JSON value; decode_error: why the
+decoder selected for a message failed (the export goes on). Sparkplug B
+metrics carry the name and datatype of the latest NBIRTH/DBIRTH of their edge
+node or device even when the message has only aliases; seq_gap: true marks
+a seq that does not follow the edge node's previous message, and
+unresolved_alias: true an alias no birth in the capture names. In CSV,
+decoded is JSON text. --no-decode leaves both out.
+
+` + decodeFlagsHelp
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format csv -t 'plant/+/temp' capture.db > temps.csv
   mqtape export --from 90s --to 2m --session 1 capture.db | jq -r .payload
   mqtape export --from 2026-11-26T10:00:00Z capture.db
+  mqtape export -t 'spBv1.0/#' capture.db | jq -c '.decoded.metrics'
+  mqtape export --decode 'sensors/+/cbor=cbor' --decode 'acme/#=gzip+protobuf:acme.v1.Reading' \
+      --proto protos/reading.proto --proto-path protos/common capture.db
+  mqtape export --no-decode capture.db
 `
 
 type exportOptions struct {
-	sel    selectFlags
-	format string
-	file   string
+	sel      selectFlags
+	decoders decodeFlags
+	noDecode bool
+	format   string
+	file     string
 }
 
 func parseExport(args []string, cio *cliIO) (exportOptions, error) {
@@ -41,8 +59,13 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	fs := newFlagSet("export", exportUsage, exportExamples, cio)
 	fs.StringVar(&o.format, "format", "jsonl", "jsonl or csv")
 	o.sel.register(fs, true)
+	o.decoders.register(fs)
+	fs.BoolVar(&o.noDecode, "no-decode", false, "leave decoded and decode_error out")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
+	}
+	if o.noDecode && (len(o.decoders.rules) > 0 || len(o.decoders.protos) > 0) {
+		return o, usagef("--no-decode with --decode or --proto: choose one")
 	}
 	if o.format != "jsonl" && o.format != "csv" && o.format != "json" {
 		return o, usagef("--format %q: use jsonl or csv", o.format)
@@ -64,6 +87,12 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	var reg *decode.Registry
+	if !o.noDecode {
+		if reg, err = o.decoders.registry(ctx); err != nil {
+			return err
+		}
+	}
 	c, err := storage.Open(o.file)
 	if err != nil {
 		return err
@@ -82,11 +111,12 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		enc = json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 	}
-	for m, err := range c.Messages(ctx, q) {
+	for d, err := range export.Decode(ctx, c, q, reg) {
 		if err != nil {
 			return err
 		}
-		r := export.New(&m)
+		r := export.New(&d.Message)
+		r.AddDecoded(d.Result)
 		if cw != nil {
 			err = cw.Write(r.CSV())
 		} else {

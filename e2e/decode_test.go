@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/vmihailenco/msgpack/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/mqtape/mqtape/decode"
+	"github.com/mqtape/mqtape/internal/sparkplugtest"
+	"github.com/mqtape/mqtape/mqtt"
+)
+
+const decodeTestProto = `syntax = "proto3";
+package acme.v1;
+message Reading {
+  string sensor_id = 1;
+  double celsius = 2;
+  int64 count = 3;
+  bool ok = 4;
+}
+`
+
+// readingPayload encodes an acme.v1.Reading with Go's protobuf library.
+func readingPayload(t *testing.T, protoFile, sensor string, celsius float64) []byte {
+	t.Helper()
+	s, err := decode.LoadSchema(context.Background(), []string{protoFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := s.Message("acme.v1.Reading")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(md)
+	m.Set(md.Fields().ByName("sensor_id"), protoreflect.ValueOfString(sensor))
+	m.Set(md.Fields().ByName("celsius"), protoreflect.ValueOfFloat64(celsius))
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// exportLines runs export with args and returns its records by seq order.
+func exportLines(t *testing.T, args ...string) []map[string]any {
+	t.Helper()
+	code, out, stderr := runCLI(t, context.Background(), append([]string{"export"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("export %v: exit %d: %s", args, code, stderr)
+	}
+	var recs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("export line %q: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func decodedJSON(t *testing.T, r map[string]any) string {
+	t.Helper()
+	b, _ := json.Marshal(r["decoded"])
+	return string(b)
+}
+
+// TestDecodeRecordExport: an edge node, protobuf, CBOR, MessagePack and
+// gzip'd JSON publishers over a real broker, recorded by mqtape record,
+// exported with decoders; broken payloads give decode_error, never a
+// failed export.
+func TestDecodeRecordExport(t *testing.T) {
+	dir := t.TempDir()
+	protoFile := filepath.Join(dir, "reading.proto")
+	if err := os.WriteFile(protoFile, []byte(decodeTestProto), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cb, _ := cbor.Marshal(map[string]any{"celsius": 21.5, "raw": []byte{1, 2}})
+	mp, _ := msgpack.Marshal(map[string]any{"celsius": 22.5, "tags": []string{"a"}})
+	pb := readingPayload(t, protoFile, "s-1", 21.75)
+	type pubMsg struct {
+		topic   string
+		payload []byte
+		props   *mqtt.Properties
+	}
+	var msgs []pubMsg
+	for _, m := range sparkplugtest.EdgeNode() {
+		msgs = append(msgs, pubMsg{m.Topic, m.Payload, nil})
+	}
+	msgs = append(msgs,
+		pubMsg{"acme/pb/1", pb, nil},
+		pubMsg{"acme/pb/truncated", pb[:len(pb)-2], nil},
+		pubMsg{"acme/gz/1", gzipped(t, pb), nil},
+		pubMsg{"acme/gz/corrupt", []byte("\x1f\x8b not really gzip"), nil},
+		pubMsg{"sensors/cbor", cb, nil},
+		pubMsg{"sensors/msgpack", mp, nil},
+		pubMsg{"plain/json", []byte(`{"v":1}`), nil},
+		pubMsg{"dev/ct", cb, &mqtt.Properties{ContentType: "application/cbor"}},
+	)
+
+	url := startBroker(t).URL()
+	path := filepath.Join(dir, "decode.db")
+	wait := recordCLI(t, context.Background(), path, "--broker", url, "-V", "5", "--quiet", "--count", "16")
+	pub := connect5(t, url, "edge-"+t.Name())
+	for _, m := range msgs {
+		publish5(t, pub, m.topic, 1, false, m.payload, m.props)
+	}
+	if code, _, stderr := wait(); code != exitOK {
+		t.Fatalf("record: exit %d %s", code, stderr)
+	}
+
+	recs := exportLines(t, "--decode", "acme/pb/#=protobuf:acme.v1.Reading", "--decode", "acme/gz/#=gzip+protobuf:acme.v1.Reading",
+		"--decode", "sensors/cbor=cbor", "--decode", "sensors/msgpack=msgpack", "--proto", protoFile, path)
+	if len(recs) != len(msgs) {
+		t.Fatalf("exported %d records, want %d", len(recs), len(msgs))
+	}
+	byTopic := map[string]map[string]any{}
+	for _, r := range recs {
+		byTopic[r["topic"].(string)] = r
+	}
+	wantPB := `{"celsius":21.75,"count":"0","ok":false,"sensor_id":"s-1"}` // every field, the .proto's names
+	for topic, want := range map[string]string{
+		"acme/pb/1":       wantPB,
+		"acme/gz/1":       wantPB,
+		"sensors/cbor":    `{"celsius":21.5,"raw":"AQI="}`,
+		"sensors/msgpack": `{"celsius":22.5,"tags":["a"]}`,
+		"dev/ct":          `{"celsius":21.5,"raw":"AQI="}`,
+	} {
+		if got := decodedJSON(t, byTopic[topic]); got != want {
+			t.Errorf("%s: decoded %s, want %s", topic, got, want)
+		}
+	}
+	for topic, want := range map[string]string{
+		"acme/pb/truncated": "protobuf:acme.v1.Reading: ",
+		"acme/gz/corrupt":   "gzip+protobuf:acme.v1.Reading: gzip: ",
+	} {
+		r := byTopic[topic]
+		if e, _ := r["decode_error"].(string); !strings.HasPrefix(e, want) || r["decoded"] != nil {
+			t.Errorf("%s: decode_error %q decoded %v, want an error beginning %q", topic, e, r["decoded"], want)
+		}
+	}
+	if r := byTopic["plain/json"]; r["decoded"] != nil || r["decode_error"] != nil || r["payload"] != `{"v":1}` {
+		t.Errorf("plain JSON keeps today's fields only: %v", r)
+	}
+
+	// Sparkplug B: aliases resolved from the births, the seq gap marked.
+	var sp []string
+	for _, r := range recs[:8] {
+		sp = append(sp, decodedJSON(t, r))
+	}
+	if !strings.Contains(sp[1], `{"alias":2,"datatype":"Float","name":"Temperature","value":21.75}`) ||
+		!strings.Contains(sp[3], `{"alias":10,"datatype":"Boolean","name":"Running","value":true}`) ||
+		!strings.Contains(sp[4], `"seq_gap":true`) || strings.Contains(sp[3], "seq_gap") ||
+		!strings.Contains(sp[7], `{"alias":2,"datatype":"Double","name":"Pressure","value":2.25}`) {
+		t.Errorf("sparkplug decoded:\n%s", strings.Join(sp, "\n"))
+	}
+
+	// Only the device's data: its names still come from the births the
+	// selection leaves out.
+	dd := exportLines(t, "-t", "spBv1.0/+/DDATA/#", path)
+	if len(dd) != 2 || !strings.Contains(decodedJSON(t, dd[0]), `"name":"Count"`) || strings.Contains(decodedJSON(t, dd[0]), "unresolved") ||
+		!strings.Contains(decodedJSON(t, dd[1]), `"seq_gap":true`) {
+		t.Errorf("-t DDATA: %v", dd)
+	}
+
+	// --no-decode: today's fields only.
+	for _, r := range exportLines(t, "--no-decode", path) {
+		if r["decoded"] != nil || r["decode_error"] != nil {
+			t.Fatalf("--no-decode printed %v", r)
+		}
+	}
+	// CSV carries decoded as JSON text.
+	_, out, _ := runCLI(t, context.Background(), "export", "--format", "csv", "-t", "sensors/cbor", "--decode", "sensors/cbor=cbor", path)
+	if !strings.Contains(out, `decoded,decode_error`) || !strings.Contains(out, `"{""celsius"":21.5,""raw"":""AQI=""}"`) {
+		t.Errorf("csv: %s", out)
+	}
+}
+
+// TestDecodeUsageErrors: a bad FORMAT, an unknown message type and a
+// .proto that does not compile are usage errors naming what is wrong, before
+// the capture is opened.
+func TestDecodeUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.proto")
+	os.WriteFile(bad, []byte("syntax = \"proto3\";\nmessage A {\n  strin x = 1;\n}\n"), 0o644)
+	good := filepath.Join(dir, "reading.proto")
+	os.WriteFile(good, []byte(decodeTestProto), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--decode", "a/#=xml"}, `--decode "a/#=xml": unknown format "xml"`},
+		{[]string{"--decode", "sensors"}, `--decode "sensors": use FILTER=FORMAT`},
+		{[]string{"--decode", "a/#=protobuf:acme.v1.Nope", "--proto", good}, `unknown protobuf message type "acme.v1.Nope" (.proto files loaded: reading.proto)`},
+		{[]string{"--proto", bad}, "bad.proto:3:3:"},
+		{[]string{"--no-decode", "--decode", "a=json"}, "--no-decode with --decode"},
+	} {
+		code, out, stderr := runCLI(t, context.Background(), append(append([]string{"export"}, tc.args...), filepath.Join(dir, "none.db"))...)
+		if code != exitUsage || out != "" || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "goroutine") {
+			t.Errorf("export %v: exit %d, stderr %q; want exit 2 naming %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
