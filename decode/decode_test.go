@@ -360,3 +360,30 @@ func FuzzDecode(f *testing.F) {
 }
 
 func timeAt() time.Time { return time.Date(2026, 11, 26, 10, 0, 0, 250e6, time.UTC) }
+
+// TestWithStored: the command line's rules come first, the stored ones
+// after; stored descriptors decode without the .proto; what cannot be
+// used is left out with a note.
+func TestWithStored(t *testing.T) {
+	s := loadTestSchema(t)
+	set, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags, _ := NewRegistry(mustRules(t, "a/#=msgpack"), nil)
+	reg, notes := flags.WithStored([]string{"a/#=cbor", "pb/#=protobuf:acme.v1.Reading", "x/#=protobuf:acme.v1.Gone", "bad"}, set)
+	if len(notes) != 2 || !strings.Contains(notes[0], "acme.v1.Gone") || !strings.Contains(notes[1], `"bad"`) {
+		t.Errorf("notes %q", notes)
+	}
+	if f, _ := reg.Select("a/1", nil); f.Kind != KindMsgpack {
+		t.Errorf("a/1 decodes as %s: the command line must win", f)
+	}
+	res := reg.NewDecoder().Decode("pb/1", nil, encodeReading(t, s, "s-3", 1, 2))
+	if res.Err != nil || !strings.Contains(string(res.Value), `"sensor_id":"s-3"`) {
+		t.Errorf("stored protobuf: %s %v", res.Value, res.Err)
+	}
+	_, notes = flags.WithStored(nil, []byte("not a descriptor set"))
+	if len(notes) != 1 || !strings.Contains(notes[0], "descriptors are not used") {
+		t.Errorf("bad descriptors: %q", notes)
+	}
+}

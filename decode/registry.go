@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/mqtape/mqtape/mqtt"
@@ -182,4 +184,43 @@ func (s *Schema) unmarshal(md protoreflect.MessageDescriptor, b []byte) (*dynami
 		return nil, err
 	}
 	return m, nil
+}
+
+// WithStored returns a registry that decodes with r's rules first (the
+// command line wins) and then a capture's stored rules (each FILTER=FORMAT),
+// with r's schema plus the stored FileDescriptorSet (set may be nil). What
+// the capture carries that cannot be used — a rule that does not parse or
+// names a message type no schema defines, descriptors that do not load or
+// clash with --proto — is left out, each with a note saying why.
+func (r *Registry) WithStored(rules []string, set []byte) (*Registry, []string) {
+	var notes []string
+	schema := r.schema
+	if len(set) > 0 {
+		stored, err := UnmarshalSchema(set)
+		if err == nil {
+			merged := newSchema(new(protoregistry.Files))
+			if err = merged.Merge(r.schema); err == nil {
+				err = merged.Merge(stored)
+			}
+			if err == nil {
+				schema = merged
+			}
+		}
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("the capture's protobuf descriptors are not used: %v", err))
+		}
+	}
+	out := &Registry{rules: slices.Clone(r.rules), schema: schema}
+	for _, s := range rules {
+		rule, err := ParseRule(s)
+		if err == nil && rule.Format.Kind == KindProtobuf {
+			_, err = schema.Message(rule.Format.Message)
+		}
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("the capture's decoder %s is not used: %v", s, err))
+			continue
+		}
+		out.rules = append(out.rules, rule)
+	}
+	return out, notes
 }

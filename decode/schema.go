@@ -245,3 +245,27 @@ func registerAll(reg *protoregistry.Files, files linker.Files) error {
 	}
 	return nil
 }
+
+// Messages names the message types the schema's own files define (nested
+// ones too; not those of google/protobuf/*), sorted.
+func (s *Schema) Messages() []string {
+	var names []string
+	var add func(ms protoreflect.MessageDescriptors)
+	add = func(ms protoreflect.MessageDescriptors) {
+		for i := range ms.Len() {
+			m := ms.Get(i)
+			if !m.IsMapEntry() {
+				names = append(names, string(m.FullName()))
+			}
+			add(m.Messages())
+		}
+	}
+	s.files.RangeFiles(func(f protoreflect.FileDescriptor) bool {
+		if !strings.HasPrefix(f.Path(), "google/protobuf/") {
+			add(f.Messages())
+		}
+		return true
+	})
+	slices.Sort(names)
+	return names
+}

@@ -223,3 +223,81 @@ func TestDecodeUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodersCarriedByCapture: record --decode/--proto stores the map and
+// the compiled descriptors; export decodes without the .proto file; the
+// command line wins over the stored map; decoders lists them; decoders set
+// stores them into another capture and changes nothing else in it.
+func TestDecodersCarriedByCapture(t *testing.T) {
+	dir := t.TempDir()
+	protoFile := filepath.Join(dir, "reading.proto")
+	if err := os.WriteFile(protoFile, []byte(decodeTestProto), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pb := readingPayload(t, protoFile, "s-9", 19.5)
+	cb, _ := cbor.Marshal(map[string]any{"celsius": 18.5})
+
+	url := startBroker(t).URL()
+	path := filepath.Join(dir, "carried.db")
+	wait := recordCLI(t, context.Background(), path, "--broker", url, "--quiet", "--count", "2",
+		"--decode", "acme/#=protobuf:acme.v1.Reading", "--decode", "sensors/#=cbor", "--proto", protoFile)
+	pub := connect5(t, url, "pub-"+t.Name())
+	publish5(t, pub, "acme/r1", 1, false, pb, nil)
+	publish5(t, pub, "sensors/s1", 1, false, cb, nil)
+	if code, _, stderr := wait(); code != exitOK {
+		t.Fatalf("record: exit %d %s", code, stderr)
+	}
+	if err := os.Remove(protoFile); err != nil { // the capture carries what it needs
+		t.Fatal(err)
+	}
+	recs := exportLines(t, path)
+	if got := decodedJSON(t, recs[0]); got != `{"celsius":19.5,"count":"0","ok":false,"sensor_id":"s-9"}` {
+		t.Errorf("protobuf from the stored descriptors: %s", got)
+	}
+	if got := decodedJSON(t, recs[1]); got != `{"celsius":18.5}` {
+		t.Errorf("cbor from the stored map: %s", got)
+	}
+	// The command line wins: sensors/# as MessagePack fails on CBOR.
+	recs = exportLines(t, "--decode", "sensors/#=msgpack", path)
+	if e, _ := recs[1]["decode_error"].(string); !strings.HasPrefix(e, "msgpack: ") {
+		t.Errorf("--decode over the stored map: %v", recs[1])
+	}
+
+	code, out, stderr := runCLI(t, context.Background(), "decoders", path)
+	if code != exitOK || !strings.Contains(out, "acme/#") || !strings.Contains(out, "protobuf:acme.v1.Reading") ||
+		!strings.Contains(out, "sensors/#") || !strings.Contains(out, "message types: acme.v1.Reading") {
+		t.Errorf("decoders: exit %d\n%s%s", code, out, stderr)
+	}
+
+	// decoders set into a capture recorded without them.
+	plain := filepath.Join(dir, "plain.db")
+	wait = recordCLI(t, context.Background(), plain, "--broker", url, "--quiet", "--count", "1")
+	publish5(t, pub, "sensors/s2", 1, false, cb, nil)
+	if code, _, stderr := wait(); code != exitOK {
+		t.Fatalf("record: exit %d %s", code, stderr)
+	}
+	_, before, _ := runCLI(t, context.Background(), "export", "--no-decode", plain)
+	if r := exportLines(t, plain); r[0]["decoded"] != nil {
+		t.Fatalf("decoded before set: %v", r[0])
+	}
+	if code, _, stderr := runCLI(t, context.Background(), "decoders", "set", plain, "--decode", "sensors/#=cbor"); code != exitOK ||
+		!strings.Contains(stderr, "stored 1 decoder(s)") {
+		t.Fatalf("decoders set: exit %d %s", code, stderr)
+	}
+	if r := exportLines(t, plain); decodedJSON(t, r[0]) != `{"celsius":18.5}` {
+		t.Errorf("after set: %v", r[0])
+	}
+	if _, after, _ := runCLI(t, context.Background(), "export", "--no-decode", plain); after != before {
+		t.Errorf("decoders set changed the messages:\n%s\n%s", before, after)
+	}
+	code, out, _ = runCLI(t, context.Background(), "decoders", "--json", plain)
+	if code != exitOK || !strings.Contains(out, `"filter": "sensors/#"`) || !strings.Contains(out, `"proto_files": []`) {
+		t.Errorf("decoders --json: %s", out)
+	}
+	if code, _, stderr := runCLI(t, context.Background(), "decoders", "set", filepath.Join(dir, "missing.db"), "--decode", "a=json"); code != exitCapture {
+		t.Errorf("set on a missing file: exit %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); err == nil {
+		t.Error("decoders set created a capture")
+	}
+}

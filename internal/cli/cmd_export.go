@@ -32,7 +32,8 @@ metrics carry the name and datatype of the latest NBIRTH/DBIRTH of their edge
 node or device even when the message has only aliases; seq_gap: true marks
 a seq that does not follow the edge node's previous message, and
 unresolved_alias: true an alias no birth in the capture names. In CSV,
-decoded is JSON text. --no-decode leaves both out.
+decoded is JSON text. --no-decode leaves both out. The decoders the capture
+carries (mqtape decoders) apply after --decode.
 
 ` + decodeFlagsHelp
 
@@ -98,6 +99,11 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer c.Close()
+	if reg != nil {
+		if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil {
+			return err
+		}
+	}
 	bw := bufio.NewWriterSize(cio.stdout, 256<<10)
 	defer bw.Flush()
 	var cw *csv.Writer

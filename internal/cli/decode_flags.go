@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 
 	"github.com/mqtape/mqtape/decode"
+	"github.com/mqtape/mqtape/storage"
 )
 
 // decodeFlags choose payload decoders: --decode FILTER=FORMAT (first match
@@ -51,4 +53,55 @@ func (d *decodeFlags) registry(ctx context.Context) (*decode.Registry, error) {
 		return nil, usageError{fmt.Errorf("--decode %w", err)}
 	}
 	return reg, nil
+}
+
+// given reports whether any decoder flag was given.
+func (d *decodeFlags) given() bool { return len(d.rules) > 0 || len(d.protos) > 0 }
+
+// withCapture adds the decoders the capture carries after the flags' (the
+// command line wins), noting on stderr what of them cannot be used.
+func withCapture(ctx context.Context, reg *decode.Registry, c *storage.Capture, stderr io.Writer) (*decode.Registry, error) {
+	stored, err := c.Decoders(ctx)
+	if err != nil || stored.IsEmpty() {
+		return reg, err
+	}
+	rules := make([]string, len(stored.Rules))
+	for i, r := range stored.Rules {
+		rules[i] = r.Filter + "=" + r.Format
+	}
+	reg, notes := reg.WithStored(rules, stored.DescriptorSet)
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	return reg, nil
+}
+
+// toStore compiles the flags into what a capture keeps (nil: no flags).
+func (d *decodeFlags) toStore(ctx context.Context) (*storage.Decoders, error) {
+	if !d.given() {
+		return nil, nil
+	}
+	reg, err := d.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := storedDecoders(reg)
+	return &stored, err
+}
+
+// storedDecoders is what a registry holds, as a capture keeps it.
+func storedDecoders(reg *decode.Registry) (storage.Decoders, error) {
+	var d storage.Decoders
+	for _, r := range reg.Rules() {
+		d.Rules = append(d.Rules, storage.DecoderRule{Filter: r.Filter, Format: r.Format.String()})
+	}
+	if reg.Schema().Len() == 0 {
+		return d, nil
+	}
+	set, err := reg.Schema().Marshal()
+	if err != nil {
+		return d, fmt.Errorf("store the protobuf descriptors: %w", err)
+	}
+	d.DescriptorSet, d.Files = set, reg.Schema().Files()
+	return d, nil
 }
