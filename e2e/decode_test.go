@@ -185,6 +185,40 @@ func TestDecodeRecordExport(t *testing.T) {
 		t.Errorf("-t DDATA: %v", dd)
 	}
 
+	// --where on decoded values, with the same decoders, and with -t.
+	topicsOf := func(recs []map[string]any) string {
+		var ts []string
+		for _, r := range recs {
+			ts = append(ts, r["topic"].(string))
+		}
+		return strings.Join(ts, " ")
+	}
+	dec := []string{"--decode", "acme/pb/#=protobuf:acme.v1.Reading", "--decode", "acme/gz/#=gzip+protobuf:acme.v1.Reading",
+		"--decode", "sensors/cbor=cbor", "--decode", "sensors/msgpack=msgpack", "--proto", protoFile}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"--where", ".celsius>21.6"}, dec...), "acme/pb/1 acme/gz/1 sensors/msgpack"},
+		{append([]string{"--where", `.sensor_id="s-1"`, "-t", "acme/gz/#"}, dec...), "acme/gz/1"},
+		{[]string{"--where", "metric:Temperature>21"}, "spBv1.0/plant/NDATA/edge1"},
+		{[]string{"--where", "metric:Count<0", "-t", "spBv1.0/+/DDATA/#"}, "spBv1.0/plant/DDATA/edge1/pump1"},
+		{[]string{"--where", `metric:"Node Control/Rebirth"=false`}, "spBv1.0/plant/NBIRTH/edge1"},
+		{[]string{"--where", ".v=1", "--no-decode"}, "plain/json"}, // the JSON payload
+	} {
+		code, out, stderr := runCLI(t, context.Background(), append(append([]string{"export"}, tc.args...), path)...)
+		var recs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var r map[string]any
+			if json.Unmarshal([]byte(l), &r) == nil {
+				recs = append(recs, r)
+			}
+		}
+		if code != exitOK || topicsOf(recs) != tc.want {
+			t.Errorf("export %v: exit %d, topics %q, want %q %s", tc.args, code, topicsOf(recs), tc.want, stderr)
+		}
+	}
+
 	// --no-decode: today's fields only.
 	for _, r := range exportLines(t, "--no-decode", path) {
 		if r["decoded"] != nil || r["decode_error"] != nil {

@@ -14,6 +14,15 @@ type Decoded struct {
 	Result decode.Result
 }
 
+// Value is the message's value as JSON text: the decoded value, else the
+// payload (which a query reads only when it is JSON).
+func (d *Decoded) Value() []byte {
+	if d.Result.Value != nil {
+		return d.Result.Value
+	}
+	return d.Payload
+}
+
 // Decode yields the messages q selects, in seq order, each with what reg
 // decoded from it (a zero Result when reg is nil). Sparkplug B messages
 // the selection leaves out (births before --from, topics -t does not

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"strings"
 
 	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/where"
 )
 
 const exportUsage = `export [flags] FILE
@@ -35,6 +37,11 @@ unresolved_alias: true an alias no birth in the capture names. In CSV,
 decoded is JSON text. --no-decode leaves both out. The decoders the capture
 carries (mqtape decoders) apply after --decode.
 
+--where QUERY keeps the messages whose decoded value (else JSON payload)
+matches; it combines with -t/-x/--from/--to and streams in constant memory.
+Terms, separated by spaces, must all hold:
+` + where.Help + `
+
 ` + decodeFlagsHelp
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
@@ -45,12 +52,15 @@ const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --decode 'sensors/+/cbor=cbor' --decode 'acme/#=gzip+protobuf:acme.v1.Reading' \
       --proto protos/reading.proto --proto-path protos/common capture.db
   mqtape export --no-decode capture.db
+  mqtape export --where '.celsius>25' -t 'plant/+/temp' capture.db
+  mqtape export --where 'metric:"Node Control/Rebirth"=true' -t 'spBv1.0/#' capture.db
 `
 
 type exportOptions struct {
 	sel      selectFlags
 	decoders decodeFlags
 	noDecode bool
+	where    where.Query
 	format   string
 	file     string
 }
@@ -62,8 +72,14 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	o.sel.register(fs, true)
 	o.decoders.register(fs)
 	fs.BoolVar(&o.noDecode, "no-decode", false, "leave decoded and decode_error out")
+	var wheres []string
+	fs.StringArrayVar(&wheres, "where", nil, "only messages whose decoded value matches QUERY, e.g. '.celsius>25' (repeatable, ANDed)")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
+	}
+	var err error
+	if o.where, err = where.Parse(strings.Join(wheres, " ")); err != nil {
+		return o, usagef("--where: %v", err)
 	}
 	if o.noDecode && (len(o.decoders.rules) > 0 || len(o.decoders.protos) > 0) {
 		return o, usagef("--no-decode with --decode or --proto: choose one")
@@ -71,7 +87,6 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	if o.format != "jsonl" && o.format != "csv" && o.format != "json" {
 		return o, usagef("--format %q: use jsonl or csv", o.format)
 	}
-	var err error
 	o.file, err = oneFile(fs)
 	return o, err
 }
@@ -120,6 +135,9 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	for d, err := range export.Decode(ctx, c, q, reg) {
 		if err != nil {
 			return err
+		}
+		if !o.where.Empty() && !o.where.MatchJSON(d.Value()) {
+			continue
 		}
 		r := export.New(&d.Message)
 		r.AddDecoded(d.Result)
