@@ -69,8 +69,10 @@ func Parse(text string) (Query, error) {
 }
 
 // IsTerm reports whether a word of a larger language (the inspector's
-// filter) is a term of this one.
-func IsTerm(s string) bool { return strings.HasPrefix(s, ".") || strings.HasPrefix(s, "metric:") }
+// filter) is a term of this one ("..90s", a time range there, is not).
+func IsTerm(s string) bool {
+	return strings.HasPrefix(s, ".") && !strings.HasPrefix(s, "..") || strings.HasPrefix(s, "metric:")
+}
 
 // split cuts text at spaces outside double quotes, keeping the quotes.
 func split(s string) ([]string, error) {
