@@ -293,6 +293,10 @@ func TestDescriptorSetRoundTrip(t *testing.T) {
 	if got := strings.Join(s2.Files(), " "); got != "google/protobuf/timestamp.proto reading.proto units.proto" {
 		t.Fatalf("files %s", got)
 	}
+	// Two captures' sets concatenated (a merge) name each file twice.
+	if twice, err := UnmarshalSchema(append(append([]byte{}, set...), set...)); err != nil || twice.Len() != s2.Len() {
+		t.Fatalf("concatenated sets: %v", err)
+	}
 }
 
 func TestSparkplugEdgeNode(t *testing.T) {

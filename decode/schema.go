@@ -116,10 +116,17 @@ func UnmarshalSchema(b []byte) (*Schema, error) {
 	if err := proto.Unmarshal(b, &set); err != nil {
 		return nil, badSchema("not a FileDescriptorSet: %v", err)
 	}
+	// Concatenated sets (a merged capture's) may name a file twice: the
+	// first wins.
 	have := map[string]bool{}
+	unique := set.File[:0]
 	for _, f := range set.File {
-		have[f.GetName()] = true
+		if !have[f.GetName()] {
+			have[f.GetName()] = true
+			unique = append(unique, f)
+		}
 	}
+	set.File = unique
 	for _, f := range set.File {
 		for _, dep := range f.Dependency {
 			if have[dep] {

@@ -98,3 +98,38 @@ func (c *Capture) SetDecoders(ctx context.Context, d Decoders) error {
 	})
 	return c.wrap("store decoders", err)
 }
+
+// carryDecoders gives out the decoders its inputs carry (cut, merge):
+// their rules in input order, each once (the first match still wins), and
+// their descriptor sets concatenated — one FileDescriptorSet holding every
+// file, readers keeping the first of each name.
+func carryDecoders(ctx context.Context, ins []*Capture, out *Capture) error {
+	var all Decoders
+	seenRule, seenSet, seenFile := map[DecoderRule]bool{}, map[string]bool{}, map[string]bool{}
+	for _, in := range ins {
+		d, err := in.Decoders(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range d.Rules {
+			if !seenRule[r] {
+				seenRule[r] = true
+				all.Rules = append(all.Rules, r)
+			}
+		}
+		if len(d.DescriptorSet) > 0 && !seenSet[string(d.DescriptorSet)] {
+			seenSet[string(d.DescriptorSet)] = true
+			all.DescriptorSet = append(all.DescriptorSet, d.DescriptorSet...)
+			for _, f := range d.Files {
+				if !seenFile[f] {
+					seenFile[f] = true
+					all.Files = append(all.Files, f)
+				}
+			}
+		}
+	}
+	if all.IsEmpty() {
+		return nil
+	}
+	return out.SetDecoders(ctx, all)
+}

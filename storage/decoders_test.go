@@ -69,3 +69,78 @@ func TestDecodersStoredAndReplaced(t *testing.T) {
 		t.Fatalf("replaced with %+v, read %+v", second, got)
 	}
 }
+
+// setDecodersAt stores d in the capture at path.
+func setDecodersAt(t *testing.T, path string, d Decoders) {
+	t.Helper()
+	w, err := OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetDecoders(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+}
+
+func decodersAt(t *testing.T, path string) Decoders {
+	t.Helper()
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d, err := c.Decoders(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestCutAndMergeCarryDecoders: a cut carries its input's decoders; a merge
+// carries every input's rules once, in input order, and their descriptor
+// sets concatenated.
+func TestCutAndMergeCarryDecoders(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := writeSessions(t, filepath.Join(dir, "a.db"), testSession{info: SessionInfo{Source: "subscriber"}, msgs: []Message{at(0, "x")}})
+	b := writeSessions(t, filepath.Join(dir, "b.db"), testSession{info: SessionInfo{Source: "subscriber"}, msgs: []Message{at(1, "y")}})
+	da := Decoders{Rules: []DecoderRule{{"a/#", "cbor"}, {"s/#", "msgpack"}}, DescriptorSet: []byte{0x0a, 0x01, 0x41}, Files: []string{"a.proto"}}
+	db := Decoders{Rules: []DecoderRule{{"s/#", "msgpack"}, {"b/#", "gzip+json"}}, DescriptorSet: []byte{0x0a, 0x01, 0x42}, Files: []string{"b.proto"}}
+	setDecodersAt(t, a, da)
+	setDecodersAt(t, b, db)
+
+	cut := filepath.Join(dir, "cut.db")
+	ic, oc := openPair(t, a, cut)
+	if _, err := Cut(ctx, ic, oc, CutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	oc.Close()
+	if got := decodersAt(t, cut); !reflect.DeepEqual(got, da) {
+		t.Errorf("cut carries %+v, want %+v", got, da)
+	}
+
+	ins := make([]*Capture, 0, 2)
+	for _, p := range []string{a, b} {
+		c, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ins = append(ins, c)
+	}
+	merged := filepath.Join(dir, "merged.db")
+	mc, err := OpenWrite(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(ctx, ins, mc, MergeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mc.Close()
+	want := Decoders{Rules: []DecoderRule{{"a/#", "cbor"}, {"s/#", "msgpack"}, {"b/#", "gzip+json"}},
+		DescriptorSet: []byte{0x0a, 0x01, 0x41, 0x0a, 0x01, 0x42}, Files: []string{"a.proto", "b.proto"}}
+	if got := decodersAt(t, merged); !reflect.DeepEqual(got, want) {
+		t.Errorf("merge carries %+v, want %+v", got, want)
+	}
+}
