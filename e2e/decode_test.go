@@ -17,8 +17,10 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/mqtape/mqtape/decode"
+	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/sparkplugtest"
 	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/storage"
 )
 
 const decodeTestProto = `syntax = "proto3";
@@ -333,5 +335,46 @@ func TestDecodersCarriedByCapture(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing.db")); err == nil {
 		t.Error("decoders set created a capture")
+	}
+}
+
+// writeEdgeNode writes the sparkplugtest edge node's messages into a
+// capture, the NDATA (message 1) replaced by ndata.
+func writeEdgeNode(t *testing.T, path string, ndata []byte) {
+	t.Helper()
+	var msgs []storage.Message
+	for i, m := range sparkplugtest.EdgeNode() {
+		p := m.Payload
+		if i == 1 {
+			p = ndata
+		}
+		msgs = append(msgs, storage.Message{OffsetNS: int64(i) * 1e6, Topic: m.Topic, QoS: 1, Payload: p})
+	}
+	capturetest.Write(t, path, capturetest.Session{Messages: msgs})
+}
+
+// TestDiffDecodedSparkplug: diff compares Sparkplug payloads as decoded
+// values: a changed metric is named by its field path, a changed
+// timestamp is left out by --ignore-field, and --no-decode compares bytes.
+func TestDiffDecodedSparkplug(t *testing.T) {
+	dir := t.TempDir()
+	temp := func(ts uint64, v float32) []byte {
+		return sparkplugtest.Payload(ts, 1, sparkplugtest.Metric{Alias: 2, HasAlias: true, Value: v})
+	}
+	a, hotter, later := filepath.Join(dir, "a.db"), filepath.Join(dir, "hotter.db"), filepath.Join(dir, "later.db")
+	writeEdgeNode(t, a, temp(1001, 21.75))
+	writeEdgeNode(t, hotter, temp(1001, 22.5))
+	writeEdgeNode(t, later, temp(5555, 21.75))
+
+	code, out, stderr := runCLI(t, context.Background(), "diff", "--json", a, hotter)
+	if code != exitError || !strings.Contains(out, `"path": "metrics[0].value"`) || !strings.Contains(out, "21.75") ||
+		!strings.Contains(out, "22.5") {
+		t.Errorf("a changed metric: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, stderr := runCLI(t, context.Background(), "diff", "--ignore-field", "timestamp", a, later); code != exitOK {
+		t.Errorf("only the timestamp differs, ignored: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, context.Background(), "diff", "--no-decode", "--ignore-field", "timestamp", a, later); code != exitError {
+		t.Errorf("--no-decode compares bytes: exit %d, want 1", code)
 	}
 }
