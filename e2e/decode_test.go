@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/sparkplugtest"
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -376,5 +378,39 @@ func TestDiffDecodedSparkplug(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, context.Background(), "diff", "--no-decode", "--ignore-field", "timestamp", a, later); code != exitError {
 		t.Errorf("--no-decode compares bytes: exit %d, want 1", code)
+	}
+}
+
+// TestPlaySparkplugFromBroker: play --from inside a Sparkplug session
+// through a real broker: the births in force come first, and
+// --sparkplug-seq renumber makes seq follow on from them.
+func TestPlaySparkplugFromBroker(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sp.db")
+	var msgs []storage.Message
+	for i, m := range sparkplugtest.EdgeNode() {
+		msgs = append(msgs, storage.Message{OffsetNS: int64(i) * 1e9, Topic: m.Topic, QoS: 1, Payload: m.Payload})
+	}
+	capturetest.Write(t, path, capturetest.Session{Messages: msgs})
+	url := startBroker(t).URL()
+	sub := testbroker.Subscribe(t, url)
+	if code, _, stderr := runCLI(t, context.Background(), "play", path, "-b", url, "--from", "3500ms", "--speed", "max",
+		"--sparkplug-seq", "renumber", "--quiet"); code != exitOK {
+		t.Fatalf("play: exit %d %s", code, stderr)
+	}
+	reg, _ := decode.NewRegistry(nil, nil)
+	dec := reg.NewDecoder()
+	var got []string
+	for _, r := range sub.Wait(t, 6) {
+		res := dec.Decode(r.Topic, nil, []byte(r.Body))
+		var p struct{ Seq int }
+		json.Unmarshal(res.Value, &p)
+		got = append(got, fmt.Sprintf("%s:%d", strings.TrimPrefix(r.Topic, "spBv1.0/plant/"), p.Seq))
+		if strings.Contains(string(res.Value), "unresolved_alias") || strings.Contains(string(res.Value), "seq_gap") {
+			t.Errorf("%s decoded %s", r.Topic, res.Value)
+		}
+	}
+	want := "NBIRTH/edge1:0 DBIRTH/edge1/pump1:1 DDATA/edge1/pump1:2 DDEATH/edge1/pump1:3 NBIRTH/edge1:0 NDATA/edge1:1"
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("received\n %s\nwant\n %s", g, want)
 	}
 }
