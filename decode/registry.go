@@ -92,6 +92,10 @@ func (r *Registry) NewDecoder() *Decoder {
 	return &Decoder{reg: r, sp: newSparkplugState()}
 }
 
+// IgnoreSeq stops the decoder judging Sparkplug seq gaps: for a caller that
+// feeds it only some of the messages before the one it decodes.
+func (d *Decoder) IgnoreSeq() { d.sp.ignoreSeq = true }
+
 // Decode decodes one message. A failing decoder gives Result.Err; it never
 // panics on any payload.
 func (d *Decoder) Decode(name string, props *mqtt.Properties, payload []byte) Result {

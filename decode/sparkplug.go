@@ -114,6 +114,8 @@ type birthMetric struct {
 type sparkplugState struct {
 	aliases map[string]map[uint64]birthMetric // by unit: the latest birth's aliases
 	seq     map[string]uint64                 // by edge node: the last seq
+	// ignoreSeq: no seq_gap judgements (the decoder does not see every message).
+	ignoreSeq bool
 }
 
 func newSparkplugState() sparkplugState {
@@ -140,7 +142,7 @@ func (st *sparkplugState) decode(name string, b []byte) (any, error) {
 	}
 	p.UUID = m.Get(f.ByName("uuid")).String()
 	p.Body = m.Get(f.ByName("body")).Bytes()
-	if known {
+	if known && !st.ignoreSeq {
 		p.SeqGap = st.sequence(t, p.Seq)
 	}
 	birth := known && (t.kind == "NBIRTH" || t.kind == "DBIRTH")

@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"iter"
+	"strings"
 
 	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/storage"
@@ -126,4 +127,42 @@ func sparkplugFeed(ctx context.Context, c *storage.Capture, q storage.Query, reg
 		return m, err, ok
 	}
 	return f, stop, nil
+}
+
+// DecodeOne decodes one message on its own (the inspector's detail pane):
+// a Sparkplug B message's aliases resolve from the births and deaths of
+// its edge node before it, read for the call; seq gaps are not judged.
+func DecodeOne(ctx context.Context, c *storage.Capture, m *storage.Message, reg *decode.Registry) (decode.Result, error) {
+	dec := reg.NewDecoder()
+	dec.IgnoreSeq() // it sees the births only
+	if f, ok := reg.Select(m.Topic, m.Props); ok && f.Kind == decode.KindSparkplug {
+		node, ok := sparkplugNode(m.Topic)
+		q := storage.Query{BeforeSeq: m.Seq, Match: func(name string) bool {
+			n, isNode := sparkplugNode(name)
+			return isNode && n == node && lifecycle(name)
+		}}
+		if ok {
+			for b, err := range c.Messages(ctx, q) {
+				if err != nil {
+					return decode.Result{}, err
+				}
+				dec.Decode(b.Topic, b.Props, b.Payload)
+			}
+		}
+	}
+	return dec.Decode(m.Topic, m.Props, m.Payload), nil
+}
+
+// sparkplugNode is GROUP/EDGE of a topic spBv1.0/GROUP/TYPE/EDGE[/DEVICE].
+func sparkplugNode(name string) (string, bool) {
+	l := strings.Split(name, "/")
+	if len(l) < 4 || len(l) > 5 || l[0]+"/" != decode.SparkplugNamespace {
+		return "", false
+	}
+	return l[1] + "/" + l[3], true
+}
+
+func lifecycle(name string) bool {
+	l := strings.Split(name, "/")
+	return strings.HasSuffix(l[2], "BIRTH") || strings.HasSuffix(l[2], "DEATH")
 }

@@ -44,6 +44,8 @@ type Options struct {
 	Broker string
 	// Filter is the query to start with (the / line's language).
 	Filter string
+	// Decode decodes payloads for the detail pane; nil: as recorded.
+	Decode DecodeFunc
 }
 
 // UI is an inspector on one open capture.
