@@ -13,6 +13,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/timespec"
 	"github.com/mqtape/mqtape/topic"
+	"github.com/mqtape/mqtape/where"
 )
 
 // filterHelp documents the query language of the / line.
@@ -25,7 +26,9 @@ const filterHelp = `Filter terms (combine with spaces; topic filters are ORed, e
   qos>=1  qos=2  qos<2     QoS levels
   retained  !retained      from the broker's retained store, or live only
   session:2                one recording session
-  1m..2m30s  10:05..10:06  time range: offsets into each session, clock times or RFC 3339; either end optional`
+  1m..2m30s  10:05..10:06  time range: offsets into each session, clock times or RFC 3339; either end optional
+Fields of JSON payloads (the language of export --where):
+` + where.Help
 
 // Filter is a parsed query of the / line.
 type Filter struct {
@@ -38,6 +41,8 @@ type Filter struct {
 	Retained *bool            // from the retained store (true) or live (false)
 	Session  int64
 	From, To *timespec.Point // time range [From, To)
+	Where    []string        // .PATH OP VALUE and metric:NAME OP VALUE terms (package where), as typed
+	where    where.Query
 }
 
 // filterEnv is what parsing needs to know about the capture.
@@ -61,6 +66,9 @@ func parseFilter(text string, env filterEnv) (Filter, error) {
 		if err := f.addTerm(t, env); err != nil {
 			return f, fmt.Errorf("%w: %v", ErrFilter, err)
 		}
+	}
+	if f.where, err = where.Parse(strings.Join(f.Where, " ")); err != nil {
+		return f, fmt.Errorf("%w: %v", ErrFilter, err)
 	}
 	return f, nil
 }
@@ -127,6 +135,8 @@ func (f *Filter) addTerm(t term, env filterEnv) error {
 	}
 	lower := strings.ToLower(s)
 	switch {
+	case where.IsTerm(t.src):
+		f.Where = append(f.Where, t.src)
 	case lower == "retained" || lower == "!retained":
 		v := lower == "retained"
 		if f.Retained != nil && *f.Retained != v {
@@ -291,7 +301,7 @@ func parsePoint(s string, env filterEnv) (timespec.Point, error) {
 // Empty reports whether the filter selects everything.
 func (f *Filter) Empty() bool {
 	return len(f.Topics) == 0 && len(f.Excludes) == 0 && len(f.Contains) == 0 && len(f.Regexps) == 0 &&
-		f.QoS == nil && f.Retained == nil && f.Session == 0 && f.From == nil && f.To == nil
+		f.QoS == nil && f.Retained == nil && f.Session == 0 && f.From == nil && f.To == nil && len(f.Where) == 0
 }
 
 // topicOnly reports whether the filter has topic terms and nothing else.
@@ -302,7 +312,9 @@ func (f *Filter) topicOnly() bool {
 }
 
 // HasPayload reports whether the filter looks into payloads (a full scan).
-func (f *Filter) HasPayload() bool { return len(f.Contains) > 0 || len(f.Regexps) > 0 }
+func (f *Filter) HasPayload() bool {
+	return len(f.Contains) > 0 || len(f.Regexps) > 0 || len(f.Where) > 0
+}
 
 // matchTopic reports whether a topic name passes the topic terms.
 func (f *Filter) matchTopic(name string) bool {
@@ -344,15 +356,15 @@ func (f *Filter) selection(topics []storage.Topic) storage.Query {
 			s.PayloadContains = append(s.PayloadContains[:len(s.PayloadContains):len(s.PayloadContains)], []byte(prefix))
 		}
 	}
-	if len(f.Regexps) > 0 {
-		res := f.Regexps
+	if len(f.Regexps) > 0 || len(f.Where) > 0 {
+		res, wq := f.Regexps, f.where
 		s.PayloadMatch = func(p []byte) bool {
 			for _, re := range res {
 				if !re.Match(p) {
 					return false
 				}
 			}
-			return true
+			return wq.MatchJSON(p)
 		}
 	}
 	for _, b := range []struct {
@@ -391,6 +403,7 @@ func (f *Filter) Describe(loc *time.Location) string {
 	for _, re := range f.Regexps {
 		parts = append(parts, "payload ~ /"+re.String()+"/")
 	}
+	parts = append(parts, f.Where...)
 	if f.QoS != nil {
 		var qs []string
 		for _, q := range f.QoS {

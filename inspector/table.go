@@ -199,10 +199,14 @@ func (u *UI) showDetail() {
 		b.WriteString(props.String() + "\n")
 		u.writeDiff(&b, &m)
 	} else {
-		text, used := renderPayload(m.Payload, u.view)
-		label := used.String()
-		if u.view == viewAuto {
-			label += " (auto)"
+		text, label, decoded := u.decodedView(&m)
+		if !decoded {
+			var used viewMode
+			text, used = renderPayload(m.Payload, u.view)
+			label = used.String()
+			if u.view == viewAuto {
+				label += " (auto)"
+			}
 		}
 		fmt.Fprintf(&b, "  [yellow]view[-] %s%s\n[gray]%s[-]\n", label, props.String(), strings.Repeat("─", 40))
 		b.WriteString(tview.Escape(text))

@@ -47,6 +47,8 @@ type Options struct {
 	Protocol int
 	// Filter is the query to start with (the / line's language).
 	Filter string
+	// Decode decodes payloads for the detail pane; nil: as recorded.
+	Decode DecodeFunc
 }
 
 // UI is an inspector on one open capture.

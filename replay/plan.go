@@ -14,6 +14,7 @@ type itemKind uint8
 const (
 	itemSegment itemKind = iota // a session of a pass starts
 	itemRestore                 // publish now with retain=1
+	itemBirth                   // a Sparkplug B birth in force at the start: publish now, as recorded
 	itemTimed                   // publish on schedule
 )
 
@@ -83,7 +84,8 @@ func (p *Player) produce(ctx context.Context, passes int, out chan<- batch) {
 				}
 				if first {
 					first, any = false, true
-					if !emit(item{kind: itemSegment, pass: pass}) || !p.produceRestores(ctx, s.ID, pass, emit, flush) {
+					if !emit(item{kind: itemSegment, pass: pass}) || !p.produceRestores(ctx, s.ID, pass, emit, flush) ||
+						!p.produceBirths(ctx, s.ID, pass, emit, flush) {
 						return
 					}
 				}
@@ -207,10 +209,12 @@ func (p *Player) Plan(ctx context.Context) (Plan, error) {
 			if p.cfg.OverrideQoS {
 				pm.QoS = p.cfg.QoS
 			}
-			if it.kind == itemRestore {
+			switch it.kind {
+			case itemRestore:
 				pm.Retain = true
 				pl.Restored++
-			} else {
+			case itemBirth: // published at the start, as recorded
+			default:
 				if m.FromStore && p.cfg.Retained == RetainedLive {
 					pm.Retain = false
 				}

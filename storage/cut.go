@@ -75,6 +75,9 @@ func Cut(ctx context.Context, in, out *Capture, opts CutOptions) (CutReport, err
 	}
 	err = w.EndSession(ctx, "cut")
 	rep.Messages = w.Messages
+	if err == nil {
+		err = carryDecoders(ctx, []*Capture{in}, out)
+	}
 	return rep, err
 }
 
