@@ -155,9 +155,9 @@ func TestDecodeFormats(t *testing.T) {
 		{"gpb/cut", nil, gz(t, pb)[:12], "!gzip+protobuf:acme.v1.Reading: gzip: cut short: "},
 		{"cbor/1", nil, cb, wantCBOR},
 		{"zc/1", nil, zc.Bytes(), wantCBOR},
-		{"cbor/bad", nil, []byte{0xbf, 0x61}, "!cbor: cbor: "},
+		{"cbor/bad", nil, []byte{0xbf, 0x61}, "!cbor: unexpected EOF"},
 		{"mp/1", nil, mp, `{"celsius":21.5,"n":9223372036854775808,"raw":"AQI="}`},
-		{"mp/bad", nil, []byte{0xc1}, "!msgpack: msgpack: "},
+		{"mp/bad", nil, []byte{0xc1}, "!msgpack: unknown code c1"},
 		{"gj/1", nil, gz(t, []byte(`{"a": [1, 2]}`)), `{"a":[1,2]}`},
 		{"gj/notjson", nil, gz(t, []byte(`{"a":`)), "!gzip+json: not JSON: "},
 		{"txt/1", nil, gz(t, []byte("héllo")), `"héllo"`},
@@ -389,5 +389,25 @@ func TestWithStored(t *testing.T) {
 	_, notes = flags.WithStored(nil, []byte("not a descriptor set"))
 	if len(notes) != 1 || !strings.Contains(notes[0], "descriptors are not used") {
 		t.Errorf("bad descriptors: %q", notes)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		max   int
+		want  string
+	}{
+		{`{"seq":3,"metrics":[{"name":"Temperature","alias":10,"datatype":"Double","value":21.75},{"name":"Running","value":true},` +
+			`{"alias":12,"value":3},{"name":"Mode","value":"auto"}]}`, 0, `Temperature=21.75 Running=true #12=3 Mode="auto"`},
+		{`{"seq":0,"metrics":[]}`, 0, `{"seq":0,"metrics":[]}`},
+		{"{\n  \"celsius\": 21.5,\n  \"ok\": true\n}", 0, `{"celsius":21.5,"ok":true}`},
+		{`[1, 2, 3]`, 0, `[1,2,3]`},
+		{`"überlang"`, 5, `"übe…`},
+		{`not json`, 0, ``},
+	} {
+		if got := Summary(json.RawMessage(c.value), c.max); got != c.want {
+			t.Errorf("Summary(%s, %d) = %q, want %q", c.value, c.max, got, c.want)
+		}
 	}
 }

@@ -84,7 +84,7 @@ var cborDec = func() cbor.DecMode {
 func decodeCBOR(b []byte) (any, error) {
 	var v any
 	if err := cborDec.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("cbor: %w", err)
+		return nil, libError("cbor: ", err)
 	}
 	return jsonSafe(v), nil
 }
@@ -95,18 +95,25 @@ func decodeMsgpack(b []byte) (any, error) {
 	// fails at its end instead of allocating for them.
 	r := bytes.NewReader(b)
 	if err := msgpack.NewDecoder(r).Skip(); err != nil {
-		return nil, fmt.Errorf("msgpack: %w", err)
+		return nil, libError("msgpack: ", err)
 	}
 	if r.Len() != 0 {
-		return nil, fmt.Errorf("msgpack: %d trailing bytes after the first value", r.Len())
+		return nil, fmt.Errorf("%d trailing bytes after the first value", r.Len())
 	}
 	d := msgpack.NewDecoder(bytes.NewReader(b))
 	d.UseLooseInterfaceDecoding(false)
 	v, err := d.DecodeInterface()
 	if err != nil {
-		return nil, fmt.Errorf("msgpack: %w", err)
+		return nil, libError("msgpack: ", err)
 	}
 	return jsonSafe(v), nil
+}
+
+// libError is a codec library's error without the library's name before
+// it: Decode names the format already ("cbor: unexpected EOF", not
+// "cbor: cbor: unexpected EOF").
+func libError(prefix string, err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), prefix))
 }
 
 // jsonSafe turns what the CBOR and MessagePack decoders return into values

@@ -56,10 +56,21 @@ localhost) gets a question on the terminal before anything is sent;
 --yes skips it, and without a terminal play refuses (exit 2) unless --yes
 is given: replaying into production by mistake is the worst accident.
 
+--dry-run with --decode or --proto also lists every message one pass would
+send, in the order and with the payload it would be sent (births first,
+--sparkplug-seq applied): its time at this speed, topic and decoded value
+on one line (Sparkplug B as Temperature=21.75 Running=true, other values as
+compact JSON, decode_error: … when the decoder fails); with --json they are
+the plan's "messages", each with decoded or payload as export writes them.
+The decoders the capture carries apply after the flags'; --decode
+'spBv1.0/#=sparkplug' lists a Sparkplug capture with no other decoder.
+
 On a terminal a progress bar shows on stderr; keys: space pause/resume,
 → step one message while paused, + / - double / halve the speed, q or Ctrl-C
 stop (exit 130, with the report so far). The report gives the speed at the
-end, and the one it started with when + / - changed it.`
+end, and the one it started with when + / - changed it.
+
+` + decodeFlagsHelp
 
 const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883            # original timing, once
   mqtape play capture.db --speed 4 --loop 3 -t 'plant/#' -x 'plant/+/debug' --from 30s --to 2m
@@ -68,6 +79,8 @@ const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883   
   mqtape play capture.db --remap plant/1/=sandbox/plant/1/ --max-gap 5s --qos 1
   mqtape play sparkplug.db --from 10m --sparkplug-seq renumber      # births first, seq following on
   mqtape play capture.db --json > report.json                        # fidelity report for scripts
+  mqtape play sparkplug.db --dry-run --decode 'spBv1.0/#=sparkplug' --from 10m   # each message, decoded
+  mqtape play capture.db --dry-run --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto --json
 `
 
 type playOptions struct {
@@ -83,6 +96,7 @@ type playOptions struct {
 	maxInflight  int
 	dryRun       bool
 	sparkplugSeq string
+	decode       decodeFlags
 	yes          bool
 	json         bool
 	quiet        bool
@@ -114,6 +128,7 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	fs.BoolVarP(&o.yes, "yes", "y", false, "replay into a broker that is not on this machine (not loopback) without asking")
 	fs.BoolVar(&o.json, "json", false, "print the report (or the --dry-run plan) as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no human report")
+	o.decode.register(fs)
 	o.conn.asRecorded = true
 	o.conn.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -122,6 +137,9 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	var err error
 	if o.file, err = oneFile(fs); err != nil {
 		return o, err
+	}
+	if o.decode.given() && !o.dryRun {
+		return o, usagef("--decode and --proto list the decoded payloads of a --dry-run; play sends payloads as recorded")
 	}
 	if o.speed, err = replay.ParseSpeed(o.speedFlag); err != nil {
 		return o, usagef("--speed %q: %w", o.speedFlag, replay.ErrBadSpeed)
