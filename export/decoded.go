@@ -3,7 +3,9 @@ package export
 import (
 	"context"
 	"iter"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/storage"
@@ -101,7 +103,8 @@ func (f *feed) before(seq int64, dec *decode.Decoder) error {
 // decodes as Sparkplug; else the feed is empty.
 func sparkplugFeed(ctx context.Context, c *storage.Capture, q storage.Query, reg *decode.Registry) (*feed, func(), error) {
 	restricted := q.Session != 0 || q.Match != nil || q.TopicIDs != nil || q.FromOffset != nil || q.FromTime != nil ||
-		q.QoS != nil || q.FromStore != nil || q.PayloadContains != nil || q.PayloadMatch != nil || q.AfterSeq > 0
+		q.QoS != nil || q.FromStore != nil || q.PayloadContains != nil || q.PayloadMatch != nil || q.MessageMatch != nil ||
+		q.AfterSeq > 0
 	isSparkplug := func(name string) bool {
 		f, ok := reg.Select(name, nil)
 		return ok && f.Kind == decode.KindSparkplug
@@ -129,28 +132,83 @@ func sparkplugFeed(ctx context.Context, c *storage.Capture, q storage.Query, reg
 	return f, stop, nil
 }
 
-// DecodeOne decodes one message on its own (the inspector's detail pane):
-// a Sparkplug B message's aliases resolve from the births and deaths of
-// its edge node before it, read for the call; seq gaps are not judged.
-func DecodeOne(ctx context.Context, c *storage.Capture, m *storage.Message, reg *decode.Registry) (decode.Result, error) {
-	dec := reg.NewDecoder()
-	dec.IgnoreSeq() // it sees the births only
-	if f, ok := reg.Select(m.Topic, m.Props); ok && f.Kind == decode.KindSparkplug {
-		node, ok := sparkplugNode(m.Topic)
-		q := storage.Query{BeforeSeq: m.Seq, Match: func(name string) bool {
-			n, isNode := sparkplugNode(name)
-			return isNode && n == node && lifecycle(name)
-		}}
-		if ok {
-			for b, err := range c.Messages(ctx, q) {
-				if err != nil {
-					return decode.Result{}, err
-				}
-				dec.Decode(b.Topic, b.Props, b.Payload)
-			}
-		}
+// Resolver decodes single messages in any order (the inspector's detail
+// pane, table, filter and plots): a Sparkplug B message's aliases resolve
+// from the births of its edge node before it, as when the capture is read
+// in order; seq gaps are not judged. It reads the capture's Sparkplug
+// births and deaths once, as far as the messages asked about need, and
+// keeps them. Safe for concurrent use.
+type Resolver struct {
+	c   *storage.Capture
+	reg *decode.Registry
+
+	mu      sync.Mutex
+	through int64                        // lifecycle messages with seq < through are read
+	life    map[string][]storage.Message // by edge node, in seq order
+	decs    map[lifeKey]*decode.Decoder  // fed an edge node's first n lifecycle messages
+}
+
+type lifeKey struct {
+	node string
+	n    int
+}
+
+// NewResolver decodes with reg the messages of c.
+func NewResolver(c *storage.Capture, reg *decode.Registry) *Resolver {
+	return &Resolver{c: c, reg: reg, life: map[string][]storage.Message{}, decs: map[lifeKey]*decode.Decoder{}}
+}
+
+// Decode decodes m as reading the capture in order up to it would.
+func (r *Resolver) Decode(ctx context.Context, m *storage.Message) (decode.Result, error) {
+	f, ok := r.reg.Select(m.Topic, m.Props)
+	node, isNode := sparkplugNode(m.Topic)
+	if !ok || f.Kind != decode.KindSparkplug || !isNode || lifecycle(m.Topic) {
+		// A birth names its own metrics: it needs no earlier message.
+		dec := r.reg.NewDecoder()
+		dec.IgnoreSeq()
+		return dec.Decode(m.Topic, m.Props, m.Payload), nil
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.readLifecycle(ctx, m.Seq); err != nil {
+		return decode.Result{}, err
+	}
+	life := r.life[node]
+	n := sort.Search(len(life), func(i int) bool { return life[i].Seq >= m.Seq })
+	key := lifeKey{node, n}
+	dec := r.decs[key]
+	if dec == nil {
+		dec = r.reg.NewDecoder()
+		dec.IgnoreSeq()
+		for _, b := range life[:n] {
+			dec.Decode(b.Topic, b.Props, b.Payload)
+		}
+		r.decs[key] = dec
+	}
+	// Data messages leave the decoder's births as they are.
 	return dec.Decode(m.Topic, m.Props, m.Payload), nil
+}
+
+// readLifecycle reads the Sparkplug births and deaths before seq that are
+// not read yet.
+func (r *Resolver) readLifecycle(ctx context.Context, seq int64) error {
+	if seq <= r.through {
+		return nil
+	}
+	q := storage.Query{AfterSeq: r.through - 1, BeforeSeq: seq, Match: func(name string) bool {
+		f, ok := r.reg.Select(name, nil)
+		_, isNode := sparkplugNode(name)
+		return ok && f.Kind == decode.KindSparkplug && isNode && lifecycle(name)
+	}}
+	for b, err := range r.c.Messages(ctx, q) {
+		if err != nil {
+			return err
+		}
+		node, _ := sparkplugNode(b.Topic)
+		r.life[node] = append(r.life[node], b)
+	}
+	r.through = seq
+	return nil
 }
 
 // sparkplugNode is GROUP/EDGE of a topic spBv1.0/GROUP/TYPE/EDGE[/DEVICE].

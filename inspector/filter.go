@@ -27,7 +27,7 @@ const filterHelp = `Filter terms (combine with spaces; topic filters are ORed, e
   retained  !retained      from the broker's retained store, or live only
   session:2                one recording session
   1m..2m30s  10:05..10:06  time range: offsets into each session, clock times or RFC 3339; either end optional
-Fields of JSON payloads (the language of export --where):
+Fields of decoded values, else of JSON payloads (the language of export --where):
 ` + where.Help
 
 // Filter is a parsed query of the / line.
@@ -43,13 +43,19 @@ type Filter struct {
 	From, To *timespec.Point // time range [From, To)
 	Where    []string        // .PATH OP VALUE and metric:NAME OP VALUE terms (package where), as typed
 	where    where.Query
+	values   valueFunc // what the where terms read (decoded values); nil: the payload
 }
+
+// valueFunc is a message's value for queries (queryValue with the UI's
+// decoder).
+type valueFunc func(m *storage.Message) []byte
 
 // filterEnv is what parsing needs to know about the capture.
 type filterEnv struct {
 	isTopic func(name string) bool // a topic with exactly this name exists
 	start   time.Time              // the capture's first message, for clock times
 	loc     *time.Location
+	values  valueFunc // decoded values for .PATH and metric: terms; nil: the payload
 }
 
 // ErrFilter wraps every error in a filter query.
@@ -70,6 +76,7 @@ func parseFilter(text string, env filterEnv) (Filter, error) {
 	if f.where, err = where.Parse(strings.Join(f.Where, " ")); err != nil {
 		return f, fmt.Errorf("%w: %v", ErrFilter, err)
 	}
+	f.values = env.values
 	return f, nil
 }
 
@@ -356,16 +363,24 @@ func (f *Filter) selection(topics []storage.Topic) storage.Query {
 			s.PayloadContains = append(s.PayloadContains[:len(s.PayloadContains):len(s.PayloadContains)], []byte(prefix))
 		}
 	}
-	if len(f.Regexps) > 0 || len(f.Where) > 0 {
-		res, wq := f.Regexps, f.where
+	if len(f.Regexps) > 0 {
+		res := f.Regexps
 		s.PayloadMatch = func(p []byte) bool {
 			for _, re := range res {
 				if !re.Match(p) {
 					return false
 				}
 			}
-			return wq.MatchJSON(p)
+			return true
 		}
+	}
+	if len(f.Where) > 0 {
+		// On the decoded value (else the JSON payload), as export --where.
+		wq, values := f.where, f.values
+		if values == nil {
+			values = func(m *storage.Message) []byte { return m.Payload }
+		}
+		s.MessageMatch = func(m *storage.Message) bool { return wq.MatchJSON(values(m)) }
 	}
 	for _, b := range []struct {
 		p        *timespec.Point

@@ -123,11 +123,14 @@ func FuzzParseFilter(f *testing.F) {
 		if sel.PayloadMatch != nil {
 			sel.PayloadMatch([]byte(s))
 		}
+		if sel.MessageMatch != nil {
+			sel.MessageMatch(&storage.Message{Topic: s, Payload: []byte(s)})
+		}
 	})
 }
 
 // TestFilterWhereTerms: the / line takes export --where's terms and
-// applies them to JSON payloads, ANDed with the rest.
+// applies them to JSON payloads (with no decoder), ANDed with the rest.
 func TestFilterWhereTerms(t *testing.T) {
 	f, err := parseFilter(`plant/# .celsius>25 metric:"Node Control/Rebirth"=false ..90s`, testEnv)
 	if err != nil {
@@ -147,7 +150,7 @@ func TestFilterWhereTerms(t *testing.T) {
 		`{"celsius":26}`: false,
 		`not json`:       false,
 	} {
-		if got := sel.PayloadMatch([]byte(payload)); got != want {
+		if got := sel.MessageMatch(&storage.Message{Topic: "plant/x", Payload: []byte(payload)}); got != want {
 			t.Errorf("%s: %v, want %v", payload, got, want)
 		}
 	}

@@ -1,5 +1,5 @@
 // Package where is the query language on payload values that export
-// --where (and, to come, the inspector's / line) use:
+// --where and the inspector's / line use:
 //
 //	.PATH OP VALUE          a field of the decoded value (else the JSON payload)
 //	metric:NAME OP VALUE    a Sparkplug B metric (true when any metric of that name matches)

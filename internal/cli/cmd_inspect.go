@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/inspector"
 	"github.com/mqtape/mqtape/mqtt"
@@ -106,7 +105,7 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	protocol, _ := o.conn.version() // checked by options; 0: as recorded
 	opts := inspector.Options{Filter: o.filter, Follow: o.follow, Mouse: !o.noMouse, Poll: o.poll,
-		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol, Decode: detailDecoder(c, reg)}
+		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol, Decode: export.NewResolver(c, reg).Decode}
 	if o.poll == 0 {
 		opts.Poll = -1
 	}
@@ -118,20 +117,6 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 		return usagef("--filter: %v", err)
 	}
 	return err
-}
-
-// detailDecoder decodes a message for the inspector's detail pane.
-func detailDecoder(c *storage.Capture, reg *decode.Registry) inspector.DecodeFunc {
-	return func(ctx context.Context, m *storage.Message) ([]byte, string, error) {
-		res, err := export.DecodeOne(ctx, c, m, reg)
-		switch {
-		case err != nil:
-			return nil, "", err
-		case !res.Selected || !res.Format.Binary():
-			return nil, "", nil
-		}
-		return res.Value, res.Format.String(), res.Err
-	}
 }
 
 // connector connects p's publisher with the flags' options, the broker URL
