@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"iter"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,6 +143,8 @@ type Resolver struct {
 	c   *storage.Capture
 	reg *decode.Registry
 
+	mqtt5 func() bool // some session was recorded over MQTT 5 (content types)
+
 	mu      sync.Mutex
 	through int64                        // lifecycle messages with seq < through are read
 	life    map[string][]storage.Message // by edge node, in seq order
@@ -155,7 +158,21 @@ type lifeKey struct {
 
 // NewResolver decodes with reg the messages of c.
 func NewResolver(c *storage.Capture, reg *decode.Registry) *Resolver {
-	return &Resolver{c: c, reg: reg, life: map[string][]storage.Message{}, decs: map[lifeKey]*decode.Decoder{}}
+	r := &Resolver{c: c, reg: reg, life: map[string][]storage.Message{}, decs: map[lifeKey]*decode.Decoder{}}
+	r.mqtt5 = sync.OnceValue(func() bool {
+		sessions, err := c.Sessions(context.Background())
+		return err != nil || slices.ContainsFunc(sessions, func(s storage.SessionInfo) bool { return s.Protocol == 5 })
+	})
+	return r
+}
+
+// MayDecode reports whether a decoder may be selected for a message on
+// this topic: a --decode rule or the Sparkplug namespace selects one, or
+// the capture has MQTT 5 sessions, whose content types may. False means
+// the payload is shown as recorded, unread.
+func (r *Resolver) MayDecode(topic string) bool {
+	_, ok := r.reg.Select(topic, nil)
+	return ok || r.mqtt5()
 }
 
 // Decode decodes m as reading the capture in order up to it would.

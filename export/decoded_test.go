@@ -65,6 +65,9 @@ func TestResolverMatchesStream(t *testing.T) {
 			resolved++
 		}
 	}
+	if !r.MayDecode("spBv1.0/plant/NDATA/edge1") || r.MayDecode("other") {
+		t.Error("MayDecode: Sparkplug topics only, in an MQTT 3.1.1 capture with no --decode")
+	}
 	if resolved != 2*8 { // 4 data messages in each edge node session, each decoded twice
 		t.Errorf("%d data messages had named metrics, want 16", resolved)
 	}

@@ -70,3 +70,47 @@ func (u *UI) decodedView(m *storage.Message) (text, label string, ok bool) {
 	}
 	return capText(buf.Bytes(), buf.Len()), "decoded " + res.Format.String() + " (auto)", true
 }
+
+// Payload column limits: the decoded text's length, and the largest
+// payload a page decodes for it (larger ones show as recorded).
+const (
+	summaryRunes  = 200
+	maxSummarized = 1 << 20
+)
+
+// decodeColumn has m's pages decode the payload column (with a decoder).
+func (u *UI) decodeColumn(m *model) {
+	if u.opts.Decode != nil {
+		m.summarize = u.summarizeRows
+	}
+}
+
+// summarizeRows decodes a page's rows for the payload column: one read of
+// their whole messages, then each through the decoder. A row a binary or
+// compressed decoder reads gets its value on one line (Sparkplug B as
+// Temperature=21.75 Running=true), or ⟨FORMAT failed: …⟩.
+func (u *UI) summarizeRows(ctx context.Context, rows []storage.Row) map[int64]string {
+	out := map[int64]string{}
+	var seqs []int64
+	for _, r := range rows {
+		if r.Size > 0 && r.Size <= maxSummarized && (u.opts.MayDecode == nil || u.opts.MayDecode(r.Topic)) {
+			seqs = append(seqs, r.Seq)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, decodeTimeout)
+	defer cancel()
+	for m, err := range u.c.MessagesBySeq(ctx, seqs) {
+		if err != nil {
+			break // the rows show their payloads as recorded
+		}
+		res, ok := u.binaryDecoded(ctx, &m)
+		switch {
+		case !ok:
+		case res.Err != nil:
+			out[m.Seq] = "⟨" + res.Err.Error() + "⟩"
+		default:
+			out[m.Seq] = decode.Summary(res.Value, summaryRunes)
+		}
+	}
+	return out
+}

@@ -75,6 +75,21 @@ func decodedCapture(t *testing.T) (*storage.Capture, DecodeFunc) {
 	return c, export.NewResolver(c, reg).Decode
 }
 
+// decodedOptions are the inspector's options with the Resolver of c.
+func decodedOptions(t *testing.T, c *storage.Capture, rules ...string) Options {
+	t.Helper()
+	parsed, err := decode.ParseRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := decode.NewRegistry(parsed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := export.NewResolver(c, reg)
+	return Options{Decode: r.Decode, MayDecode: r.MayDecode}
+}
+
 // TestFilterOnDecoded: the / line's .PATH and metric: terms read decoded
 // values: Sparkplug metrics by the names their births gave the aliases
 // (also a birth's own), CBOR fields; counts follow.
@@ -104,5 +119,45 @@ func TestFilterOnDecoded(t *testing.T) {
 		if !slices.Equal(got, tc.seqs) {
 			t.Errorf("/%s selects %v, want %v\n%s", tc.filter, got, tc.seqs, h.text())
 		}
+	}
+}
+
+// TestDecodedColumnAndPlot: the payload column shows each decoded value
+// on one line (Sparkplug metrics by name, CBOR as JSON, a failing decoder
+// says so); the field plot offers a Sparkplug message's metrics by name
+// and plots them over the topic's messages.
+func TestDecodedColumnAndPlot(t *testing.T) {
+	c, _ := decodedCapture(t)
+	bad, err := storage.Open(writeCapture(t, []storage.Message{{Topic: "sensors/x", Payload: []byte{0xbf, 0x61}},
+		{Topic: "plain", Payload: []byte{0xbf, 0x61}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	h := startOn(t, c, decodedOptions(t, c, "sensors/#=cbor"), 160, 40)
+	for _, w := range []string{
+		"spBv1.0/plant/NBIRTH/edge1       1     72 bdSeq=0 Node Control/Rebirth=false Temperature=20.5",
+		"spBv1.0/plant/NDATA/edge1        1     14 Temperature=21.75",
+		"spBv1.0/plant/DDATA/edge1/pump1  1     17 Running=true Count=3",
+		"Count=-4", "Pressure=2.25", `{"celsius":26.25,"id":"s-1"}`,
+	} {
+		if !h.contains(w) {
+			t.Errorf("want %q in the table:\n%s", w, h.text())
+		}
+	}
+	h.press(tcell.KeyHome, tcell.KeyDown, tcell.KeyDown, tcell.KeyDown, 's') // seq 4, DDATA
+	for _, w := range []string{"metric:Count", "field 1 of 3", "2 values, min -4, max 3"} {
+		if !h.contains(w) {
+			t.Errorf("want %q in the plot:\n%s", w, h.text())
+		}
+	}
+	h.press('n')
+	if !h.contains(".seq") || !h.contains("field 2 of 3") {
+		t.Errorf("n: the next field is .seq:\n%s", h.text())
+	}
+
+	h = startOn(t, bad, decodedOptions(t, bad, "sensors/#=cbor"), 120, 20)
+	if !h.contains("sensors/x 0      2 ⟨cbor: unexpected EOF⟩") || !h.contains("plain     0      2 ⟨bin⟩ bf 61") {
+		t.Errorf("a payload the decoder fails on, one no decoder reads:\n%s", h.text())
 	}
 }

@@ -269,6 +269,7 @@ func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
 // install makes m the table's model and selects a row.
 func (u *UI) install(m *model, row int64) {
 	u.m = m
+	u.decodeColumn(m)
 	u.gen++
 	u.publishSnap()
 	u.table.SetOffset(0, 0)

@@ -59,6 +59,11 @@ func (t *tableContent) GetCell(row, col int) *tview.TableCell {
 	if m == nil {
 		return tview.NewTableCell("")
 	}
+	if col == colPayload {
+		if s, ok := t.u.m.decodedAt(t.u.ctx, int64(row-1)); ok {
+			return tview.NewTableCell(tview.Escape(sanitize(s))).SetExpansion(1).SetTextColor(tcell.ColorLightGreen)
+		}
+	}
 	return t.u.cell(m, col)
 }
 

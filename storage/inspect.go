@@ -214,6 +214,36 @@ func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]R
 	return c.scanRows(ctx, query, nil, len(seqs), preview, nil)
 }
 
+// MessagesBySeq streams the whole messages with these seq numbers, in
+// ascending seq order (missing ones are skipped): one query.
+func (c *Capture) MessagesBySeq(ctx context.Context, seqs []int64) iter.Seq2[Message, error] {
+	return func(yield func(Message, error) bool) {
+		if len(seqs) == 0 {
+			return
+		}
+		rows, err := c.r.QueryContext(ctx, "SELECT "+messageColumns+c.clientColumn()+messagesFrom+
+			" WHERE m.seq IN ("+joinInts(seqs)+") ORDER BY m.seq")
+		if err != nil {
+			yield(Message{}, c.wrap("read messages", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanFull(rows)
+			if err != nil {
+				yield(Message{}, c.wrap("read messages", err))
+				return
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(Message{}, c.wrap("read messages", err))
+		}
+	}
+}
+
 func (c *Capture) scanRows(ctx context.Context, query string, args []any, limit, preview int, match func([]byte) bool) ([]Row, error) {
 	rows, err := c.r.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -363,6 +363,15 @@ func TestPreparedReadsWholeMessages(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("PrevOnTopic: %v %v", ok, err)
 	}
+	for m, err := range c.MessagesBySeq(ctx, []int64{got[1].Seq, 999, got[0].Seq}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 4 || got[2].Seq != got[0].Seq || got[3].Seq != got[1].Seq {
+		t.Errorf("MessagesBySeq: %+v", got[2:])
+	}
 	for _, m := range append(got, prev) {
 		if m.ClientID == "" || m.Props == nil || m.Props.ContentType != "application/json" || len(m.Props.UserProperties) != 1 {
 			t.Errorf("message %d read without its client id or properties: %+v", m.Seq, m)

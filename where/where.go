@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/diff"
 )
@@ -239,15 +240,35 @@ func (t term) match(doc any) bool {
 	if t.path != nil {
 		return t.path.Any(doc, t.compare)
 	}
+	found := false
+	Metrics(doc, func(name string, value any) bool {
+		found = name == t.metric && t.compare(value)
+		return !found
+	})
+	return found
+}
+
+// Metrics calls fn with the name and value of each named metric of a
+// decoded Sparkplug B payload (doc as Match takes it), in order, until fn
+// returns false; other documents have none.
+func Metrics(doc any, fn func(name string, value any) bool) {
 	obj, _ := doc.(map[string]any)
 	metrics, _ := obj["metrics"].([]any)
 	for _, m := range metrics {
 		mo, _ := m.(map[string]any)
-		if name, _ := mo["name"].(string); name == t.metric && t.compare(mo["value"]) {
-			return true
+		if name, _ := mo["name"].(string); name != "" && !fn(name, mo["value"]) {
+			return
 		}
 	}
-	return false
+}
+
+// MetricTerm is how a metric is named in a query: metric:NAME, the name
+// quoted when it needs to be (metric:"Node Control/Rebirth").
+func MetricTerm(name string) string {
+	if name == "" || strings.ContainsAny(name, "/\"=!<>~") || strings.ContainsFunc(name, unicode.IsSpace) || !utf8.ValidString(name) {
+		return "metric:" + strconv.Quote(name)
+	}
+	return "metric:" + name
 }
 
 // compare applies the operator to a value found in the document.

@@ -1,6 +1,7 @@
 package where
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -87,4 +88,21 @@ func FuzzParse(f *testing.F) {
 			q.MatchJSON([]byte(`{"a":[1,{"b":"c"}],"metrics":[{"name":"x y","value":true}]}`))
 		}
 	})
+}
+
+// TestMetricTermRoundTrip: every name MetricTerm writes parses back to a
+// term on that metric.
+func TestMetricTermRoundTrip(t *testing.T) {
+	for _, name := range []string{"Temperature", "Node Control/Rebirth", `a"b`, "x=y", "tab\there", "ünïcode", "a\\b"} {
+		q, err := Parse(MetricTerm(name) + "=1")
+		if err != nil {
+			t.Errorf("%q: %s does not parse: %v", name, MetricTerm(name), err)
+			continue
+		}
+		doc := map[string]any{"metrics": []any{map[string]any{"name": "other", "value": json.Number("1")},
+			map[string]any{"name": name, "value": json.Number("1")}}}
+		if !q.Match(doc) {
+			t.Errorf("%q: %s does not match its metric", name, MetricTerm(name))
+		}
+	}
 }

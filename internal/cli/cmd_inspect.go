@@ -37,11 +37,17 @@ its messages' properties) unless -V says otherwise.
 The detail pane shows a payload that a binary or compressed decoder reads
 (Sparkplug B with metric names from the births, protobuf, CBOR, MessagePack,
 gzip+…) as its decoded tree; v cycles to the recorded JSON, text and hex.
+The table's payload column shows the decoded value on one line
+(Temperature=21.75 Running=true Count=3), the / line's .PATH and metric:
+terms match decoded values, and the s page plots their numeric fields
+(Sparkplug metrics by name).
 
 ` + decodeFlagsHelp
 
 const inspectExamples = `  mqtape inspect capture.db
   mqtape inspect --filter 'plant/+/temp qos>=1' capture.db
+  mqtape inspect --filter 'spBv1.0/# metric:Temperature>30' sparkplug.db
+  mqtape inspect --decode 'sensors/#=cbor' --filter '.celsius>25' capture.db
   mqtape inspect --utc --follow live.db                  # while mqtape record writes live.db
   mqtape inspect -b mqtts://broker.example:8883 -u me capture.db   # p plays to this broker
   mqtape inspect --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto capture.db
@@ -103,9 +109,10 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil {
 		return err
 	}
+	res := export.NewResolver(c, reg)
 	protocol, _ := o.conn.version() // checked by options; 0: as recorded
 	opts := inspector.Options{Filter: o.filter, Follow: o.follow, Mouse: !o.noMouse, Poll: o.poll,
-		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol, Decode: export.NewResolver(c, reg).Decode}
+		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol, Decode: res.Decode, MayDecode: res.MayDecode}
 	if o.poll == 0 {
 		opts.Poll = -1
 	}
