@@ -96,8 +96,46 @@ func decodedJSON(t *testing.T, r map[string]any) string {
 // exported with decoders; broken payloads give decode_error, never a
 // failed export.
 func TestDecodeRecordExport(t *testing.T) {
+	path, protoFile, n := recordDecodeCapture(t)
+	dec := []string{"--decode", "acme/pb/#=protobuf:acme.v1.Reading", "--decode", "acme/gz/#=gzip+protobuf:acme.v1.Reading",
+		"--decode", "sensors/cbor=cbor", "--decode", "sensors/msgpack=msgpack", "--proto", protoFile}
+	recs := exportLines(t, append(dec, path)...)
+	if len(recs) != n {
+		t.Fatalf("exported %d records, want %d", len(recs), n)
+	}
+	checkDecodedRecords(t, recs)
+	checkSparkplugExport(t, path, recs)
+	checkWhere(t, path, dec)
+
+	// --no-decode: today's fields only.
+	for _, r := range exportLines(t, "--no-decode", path) {
+		if r["decoded"] != nil || r["decode_error"] != nil {
+			t.Fatalf("--no-decode printed %v", r)
+		}
+	}
+	// CSV carries decoded as JSON text.
+	_, out, _ := runCLI(t, context.Background(), "export", "--format", "csv", "-t", "sensors/cbor", "--decode", "sensors/cbor=cbor", path)
+	if !strings.Contains(out, `decoded,decode_error`) || !strings.Contains(out, `"{""celsius"":21.5,""raw"":""AQI=""}"`) {
+		t.Errorf("csv: %s", out)
+	}
+	// play --dry-run lists the same values, decoded in send order.
+	code, out, stderr := runCLI(t, context.Background(), append([]string{"play", "--dry-run", "--decode", "spBv1.0/#=sparkplug"},
+		append(dec, path)...)...)
+	for _, want := range []string{"spBv1.0/plant/DDATA/edge1/pump1  Running=true Count=3\n", `acme/gz/1  {"sensor_id":"s-1","celsius":21.75,`,
+		"acme/gz/corrupt  decode_error: gzip+protobuf:acme.v1.Reading: gzip: ", `plain/json  {"v":1}`} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("play --dry-run --decode: exit %d, want %q in\n%s%s", code, want, out, stderr)
+		}
+	}
+}
+
+// recordDecodeCapture records an edge node, protobuf, CBOR, MessagePack
+// and gzip'd protobuf publishers through a real broker with mqtape record;
+// it returns the capture, the .proto and the number of messages.
+func recordDecodeCapture(t *testing.T) (path, protoFile string, n int) {
+	t.Helper()
 	dir := t.TempDir()
-	protoFile := filepath.Join(dir, "reading.proto")
+	protoFile = filepath.Join(dir, "reading.proto")
 	if err := os.WriteFile(protoFile, []byte(decodeTestProto), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +163,7 @@ func TestDecodeRecordExport(t *testing.T) {
 	)
 
 	url := startBroker(t).URL()
-	path := filepath.Join(dir, "decode.db")
+	path = filepath.Join(dir, "decode.db")
 	wait := recordCLI(t, context.Background(), path, "--broker", url, "-V", "5", "--quiet", "--count", "16")
 	pub := connect5(t, url, "edge-"+t.Name())
 	for _, m := range msgs {
@@ -134,12 +172,13 @@ func TestDecodeRecordExport(t *testing.T) {
 	if code, _, stderr := wait(); code != exitOK {
 		t.Fatalf("record: exit %d %s", code, stderr)
 	}
+	return path, protoFile, len(msgs)
+}
 
-	recs := exportLines(t, "--decode", "acme/pb/#=protobuf:acme.v1.Reading", "--decode", "acme/gz/#=gzip+protobuf:acme.v1.Reading",
-		"--decode", "sensors/cbor=cbor", "--decode", "sensors/msgpack=msgpack", "--proto", protoFile, path)
-	if len(recs) != len(msgs) {
-		t.Fatalf("exported %d records, want %d", len(recs), len(msgs))
-	}
+// checkDecodedRecords: every format decoded, broken payloads with
+// decode_error, plain JSON as before.
+func checkDecodedRecords(t *testing.T, recs []map[string]any) {
+	t.Helper()
 	byTopic := map[string]map[string]any{}
 	for _, r := range recs {
 		byTopic[r["topic"].(string)] = r
@@ -169,7 +208,12 @@ func TestDecodeRecordExport(t *testing.T) {
 		t.Errorf("plain JSON keeps today's fields only: %v", r)
 	}
 
-	// Sparkplug B: aliases resolved from the births, the seq gap marked.
+}
+
+// checkSparkplugExport: aliases resolved from the births, the seq gap
+// marked, also when -t leaves the births out.
+func checkSparkplugExport(t *testing.T, path string, recs []map[string]any) {
+	t.Helper()
 	var sp []string
 	for _, r := range recs[:8] {
 		sp = append(sp, decodedJSON(t, r))
@@ -189,7 +233,11 @@ func TestDecodeRecordExport(t *testing.T) {
 		t.Errorf("-t DDATA: %v", dd)
 	}
 
-	// --where on decoded values, with the same decoders, and with -t.
+}
+
+// checkWhere: --where on decoded values, with the decoders dec, and with -t.
+func checkWhere(t *testing.T, path string, dec []string) {
+	t.Helper()
 	topicsOf := func(recs []map[string]any) string {
 		var ts []string
 		for _, r := range recs {
@@ -197,8 +245,6 @@ func TestDecodeRecordExport(t *testing.T) {
 		}
 		return strings.Join(ts, " ")
 	}
-	dec := []string{"--decode", "acme/pb/#=protobuf:acme.v1.Reading", "--decode", "acme/gz/#=gzip+protobuf:acme.v1.Reading",
-		"--decode", "sensors/cbor=cbor", "--decode", "sensors/msgpack=msgpack", "--proto", protoFile}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -221,18 +267,6 @@ func TestDecodeRecordExport(t *testing.T) {
 		if code != exitOK || topicsOf(recs) != tc.want {
 			t.Errorf("export %v: exit %d, topics %q, want %q %s", tc.args, code, topicsOf(recs), tc.want, stderr)
 		}
-	}
-
-	// --no-decode: today's fields only.
-	for _, r := range exportLines(t, "--no-decode", path) {
-		if r["decoded"] != nil || r["decode_error"] != nil {
-			t.Fatalf("--no-decode printed %v", r)
-		}
-	}
-	// CSV carries decoded as JSON text.
-	_, out, _ := runCLI(t, context.Background(), "export", "--format", "csv", "-t", "sensors/cbor", "--decode", "sensors/cbor=cbor", path)
-	if !strings.Contains(out, `decoded,decode_error`) || !strings.Contains(out, `"{""celsius"":21.5,""raw"":""AQI=""}"`) {
-		t.Errorf("csv: %s", out)
 	}
 }
 

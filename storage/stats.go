@@ -79,15 +79,7 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 		return tot, []TopicStats{}, err
 	}
 	match := q.inGo()
-	payload, props := "NULL", "NULL"
-	if match != nil {
-		payload = "m.payload"
-	}
-	if q.MessageMatch != nil && c.version >= 3 {
-		props = "m.props"
-	}
-	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, "+payload+
-		", m.seq, "+props+" FROM messages m"+where+" ORDER BY m.seq", args...)
+	rows, err := c.r.QueryContext(ctx, c.statsQuery(q, where), args...)
 	if err != nil {
 		return Totals{}, nil, c.wrap("read messages", err)
 	}
@@ -162,6 +154,20 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	tot.Topics = len(out)
 	return tot, out, nil
+}
+
+// statsQuery reads what StatsOf counts of each message: the payload and
+// properties only when checks in Go need them.
+func (c *Capture) statsQuery(q Query, where string) string {
+	payload, props := "NULL", "NULL"
+	if q.inGo() != nil {
+		payload = "m.payload"
+	}
+	if q.MessageMatch != nil && c.version >= 3 {
+		props = "m.props"
+	}
+	return "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, " + payload +
+		", m.seq, " + props + " FROM messages m" + where + " ORDER BY m.seq"
 }
 
 // recorded is how long the sessions q selects ran, each clipped to q's time
