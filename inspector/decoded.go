@@ -75,7 +75,7 @@ func (u *UI) decodedView(m *storage.Message) (text, label string, ok bool) {
 // payload a page decodes for it (larger ones show as recorded).
 const (
 	summaryRunes  = 200
-	maxSummarized = 1 << 20
+	maxSummarized = 64 << 10
 )
 
 // decodeColumn has m's pages decode the payload column (with a decoder).
