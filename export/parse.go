@@ -36,6 +36,9 @@ type lineRecord struct {
 	PayloadB64 b64Payload       `json:"payload_b64"`
 	Payload    rawRef           `json:"payload"`
 	Properties *mqtt.Properties `json:"properties"`
+	// decoded and decode_error are derived from the payload: read, not used.
+	Decoded     json.RawMessage `json:"decoded"`
+	DecodeError string          `json:"decode_error"`
 }
 
 // b64Payload decodes payload_b64 straight from the line, with no copy of

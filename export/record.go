@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -32,6 +33,23 @@ type Record struct {
 	Payload    *string `json:"payload,omitempty"` // only when valid UTF-8
 	// Properties are the MQTT 5 properties, only when the message had any.
 	Properties *mqtt.Properties `json:"properties,omitempty"`
+	// Decoded is the payload's value as a binary or compressed decoder
+	// read it (package decode); JSON and text payloads have none.
+	Decoded json.RawMessage `json:"decoded,omitempty"`
+	// DecodeError says why the decoder selected for the message failed.
+	DecodeError string `json:"decode_error,omitempty"`
+}
+
+// AddDecoded records what decoding the message gave: the value when a
+// binary or compressed decoder read it, the error when the selected
+// decoder failed.
+func (r *Record) AddDecoded(res decode.Result) {
+	switch {
+	case res.Err != nil:
+		r.DecodeError = res.Err.Error()
+	case res.Selected && res.Format.Binary():
+		r.Decoded = res.Value
+	}
 }
 
 // New converts a stored message.
@@ -49,10 +67,10 @@ func New(m *storage.Message) Record {
 
 // CSVHeader names the CSV columns.
 var CSVHeader = []string{"seq", "session", "time", "ts_ns", "offset_ns", "topic", "qos", "retain", "dup", "packet_id",
-	"from_store", "client_id", "payload_b64", "payload", "properties"}
+	"from_store", "client_id", "payload_b64", "payload", "properties", "decoded", "decode_error"}
 
 // CSV returns the record as a CSV row: booleans as 0/1, payload empty when
-// not UTF-8, properties as their JSON object (or empty).
+// not UTF-8, properties and decoded as JSON text (or empty).
 func (r Record) CSV() []string {
 	b := func(v bool) string {
 		if v {
@@ -70,5 +88,6 @@ func (r Record) CSV() []string {
 	}
 	return []string{strconv.FormatInt(r.Seq, 10), strconv.FormatInt(r.Session, 10), r.Time,
 		strconv.FormatInt(r.TsNS, 10), strconv.FormatInt(r.OffsetNS, 10), r.Topic, strconv.Itoa(int(r.QoS)),
-		b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.ClientID, r.PayloadB64, payload, props}
+		b(r.Retain), b(r.Dup), strconv.Itoa(int(r.PacketID)), b(r.FromStore), r.ClientID, r.PayloadB64, payload, props,
+		string(r.Decoded), r.DecodeError}
 }

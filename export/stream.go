@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -49,8 +50,9 @@ func NewCSVWriter(w io.Writer) (*Writer, error) {
 // Flush writes what is buffered.
 func (x *Writer) Flush() error { return x.w.Flush() }
 
-// Write writes one message.
-func (x *Writer) Write(m *storage.Message) error {
+// Write writes one message and what decoding it gave (decoded and
+// decode_error, as Record.AddDecoded; a zero Result adds neither).
+func (x *Writer) Write(m *storage.Message, res decode.Result) error {
 	// The record without payload and properties: its fields up to
 	// client_id are encoded as usual, the rest is streamed after them.
 	r := New(&storage.Message{Seq: m.Seq, Session: m.Session, TimeNS: m.TimeNS, OffsetNS: m.OffsetNS, Topic: m.Topic,
@@ -59,6 +61,7 @@ func (x *Writer) Write(m *storage.Message) error {
 	text := utf8.Valid(m.Payload)
 	x.head.Reset()
 	if x.csv {
+		r.AddDecoded(res)
 		return x.writeCSV(r, m.Payload, text, m)
 	}
 	if err := x.enc.Encode(&r); err != nil {
@@ -84,8 +87,25 @@ func (x *Writer) Write(m *storage.Message) error {
 		x.w.WriteString(`,"properties":`)
 		x.w.Write(bytes.TrimSuffix(x.head.Bytes(), []byte("\n")))
 	}
+	var tail Record
+	if tail.AddDecoded(res); tail.Decoded != nil || tail.DecodeError != "" {
+		// `{"decoded":…,"decode_error":"…"}` and a newline: the fields
+		// without the braces.
+		x.head.Reset()
+		if err := x.enc.Encode(decodedFields{tail.Decoded, tail.DecodeError}); err != nil {
+			return err
+		}
+		x.w.WriteByte(',')
+		x.w.Write(x.head.Bytes()[1 : x.head.Len()-len("}\n")])
+	}
 	_, err := x.w.WriteString("}\n")
 	return err
+}
+
+// decodedFields are Record's last fields, encoded as Record encodes them.
+type decodedFields struct {
+	Decoded     json.RawMessage `json:"decoded,omitempty"`
+	DecodeError string          `json:"decode_error,omitempty"`
 }
 
 // writeCSV writes the CSV row of r (its payload fields empty) with payload

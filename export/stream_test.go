@@ -8,18 +8,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
 
 // encoded is what encoding/json and encoding/csv make of m's Record: the
 // Writer must write exactly this.
-func encoded(t testing.TB, m *storage.Message) (jsonl, csvRow string) {
+func encoded(t testing.TB, m *storage.Message, res decode.Result) (jsonl, csvRow string) {
 	t.Helper()
 	var jb, cb bytes.Buffer
 	enc := json.NewEncoder(&jb)
 	enc.SetEscapeHTML(false)
 	r := New(m)
+	r.AddDecoded(res)
 	if err := enc.Encode(&r); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func encoded(t testing.TB, m *storage.Message) (jsonl, csvRow string) {
 	return jb.String(), cb.String()
 }
 
-func streamed(t testing.TB, m *storage.Message) (jsonl, csvRow string) {
+func streamed(t testing.TB, m *storage.Message, res decode.Result) (jsonl, csvRow string) {
 	t.Helper()
 	var jb, cb bytes.Buffer
 	jw := NewJSONWriter(&jb)
@@ -38,7 +40,7 @@ func streamed(t testing.TB, m *storage.Message) (jsonl, csvRow string) {
 		t.Fatal(err)
 	}
 	for _, w := range []*Writer{jw, cw} {
-		if err := w.Write(m); err != nil {
+		if err := w.Write(m, res); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Flush(); err != nil {
@@ -52,10 +54,10 @@ func streamed(t testing.TB, m *storage.Message) (jsonl, csvRow string) {
 	return jb.String(), strings.TrimPrefix(cb.String(), header)
 }
 
-func sameAsEncoding(t testing.TB, m *storage.Message) {
+func sameAsEncoding(t testing.TB, m *storage.Message, res decode.Result) {
 	t.Helper()
-	wantJ, wantC := encoded(t, m)
-	gotJ, gotC := streamed(t, m)
+	wantJ, wantC := encoded(t, m, res)
+	gotJ, gotC := streamed(t, m, res)
 	if gotJ != wantJ {
 		t.Errorf("JSON line differs for payload %q:\n got %q\nwant %q", m.Payload, gotJ, wantJ)
 	}
@@ -74,9 +76,31 @@ func TestWriterMatchesEncoding(t *testing.T) {
 			{Seq: 3, Session: 1, TimeNS: 1, Topic: "t,\"q\" ", Retain: true, Dup: true, FromStore: true, PacketID: 9,
 				ClientID: "dev \"1\"", Props: props, Payload: []byte(p)},
 		} {
-			sameAsEncoding(t, m)
+			sameAsEncoding(t, m, decode.Result{})
+			for _, format := range fuzzFormats {
+				sameAsEncoding(t, m, decodeAs(t, format, m))
+			}
 		}
 	}
+}
+
+// fuzzFormats are decoders whose values and errors the Writer must write
+// as the encoders do: text (no decoded field), binary values, and errors
+// for most payloads.
+var fuzzFormats = []string{"text", "cbor", "msgpack", "gzip+json", "sparkplug"}
+
+// decodeAs decodes m's payload with a real decoder of format.
+func decodeAs(t testing.TB, format string, m *storage.Message) decode.Result {
+	t.Helper()
+	rules, err := decode.ParseRules([]string{"#=" + format})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := decode.NewRegistry(rules, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg.NewDecoder().Decode(m.Topic, m.Props, m.Payload)
 }
 
 // FuzzWriterMatchesEncoding: for any payload, topic and client id the
@@ -85,12 +109,17 @@ func FuzzWriterMatchesEncoding(f *testing.F) {
 	f.Add([]byte("x"), "a/b", "", false)
 	f.Add([]byte("\u2028\"\\\x00,"), " t,", "c\"", true)
 	f.Add([]byte{0xff, 0}, "\\.", "\r\n", false)
+	f.Add([]byte{0xa2, 0x61, 'a', 0x01, 0x61, 'b', 0x42, 0xff, 0x00}, "c", "", false) // CBOR {"a":1,"b":h'ff00'}
+	f.Add([]byte{0x81, 0xa1, 'k', 0xc3}, "m", "", true)                               // MessagePack {"k":true}
 	f.Fuzz(func(t *testing.T, payload []byte, topic, client string, withProps bool) {
 		m := &storage.Message{Seq: 1, Session: 1, TimeNS: 7, Topic: topic, ClientID: client, Payload: payload}
 		if withProps {
 			m.Props = &mqtt.Properties{ResponseTopic: topic}
 		}
-		sameAsEncoding(t, m)
+		sameAsEncoding(t, m, decode.Result{})
+		for _, format := range fuzzFormats {
+			sameAsEncoding(t, m, decodeAs(t, format, m))
+		}
 	})
 }
 
@@ -103,7 +132,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("closed") }
 // in the middle of a large payload, never a panic.
 func TestWriterReportsWriteErrors(t *testing.T) {
 	w := NewJSONWriter(failWriter{})
-	err := w.Write(&storage.Message{Topic: "a", Payload: bytes.Repeat([]byte{0xff}, 1<<20)})
+	err := w.Write(&storage.Message{Topic: "a", Payload: bytes.Repeat([]byte{0xff}, 1<<20)}, decode.Result{})
 	if err == nil {
 		err = w.Flush()
 	}

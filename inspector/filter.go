@@ -13,6 +13,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/timespec"
 	"github.com/mqtape/mqtape/topic"
+	"github.com/mqtape/mqtape/where"
 )
 
 // filterHelp documents the query language of the / line.
@@ -25,7 +26,9 @@ const filterHelp = `Filter terms (combine with spaces; topic filters are ORed, e
   qos>=1  qos=2  qos<2     QoS levels
   retained  !retained      from the broker's retained store, or live only
   session:2                one recording session
-  1m..2m30s  10:05..10:06  time range: offsets into each session, clock times or RFC 3339; either end optional`
+  1m..2m30s  10:05..10:06  time range: offsets into each session, clock times or RFC 3339; either end optional
+Fields of decoded values, else of JSON payloads (the language of export --where):
+` + where.Help
 
 // Filter is a parsed query of the / line.
 type Filter struct {
@@ -38,13 +41,21 @@ type Filter struct {
 	Retained *bool            // from the retained store (true) or live (false)
 	Session  int64
 	From, To *timespec.Point // time range [From, To)
+	Where    []string        // .PATH OP VALUE and metric:NAME OP VALUE terms (package where), as typed
+	where    where.Query
+	values   valueFunc // what the where terms read (decoded values); nil: the payload
 }
+
+// valueFunc is a message's value for queries (queryValue with the UI's
+// decoder).
+type valueFunc func(m *storage.Message) []byte
 
 // filterEnv is what parsing needs to know about the capture.
 type filterEnv struct {
 	isTopic func(name string) bool // a topic with exactly this name exists
 	start   time.Time              // the capture's first message, for clock times
 	loc     *time.Location
+	values  valueFunc // decoded values for .PATH and metric: terms; nil: the payload
 }
 
 // ErrFilter wraps every error in a filter query.
@@ -62,6 +73,10 @@ func parseFilter(text string, env filterEnv) (Filter, error) {
 			return f, fmt.Errorf("%w: %v", ErrFilter, err)
 		}
 	}
+	if f.where, err = where.Parse(strings.Join(f.Where, " ")); err != nil {
+		return f, fmt.Errorf("%w: %v", ErrFilter, err)
+	}
+	f.values = env.values
 	return f, nil
 }
 
@@ -127,6 +142,8 @@ func (f *Filter) addTerm(t term, env filterEnv) error {
 	}
 	lower := strings.ToLower(s)
 	switch {
+	case where.IsTerm(t.src):
+		f.Where = append(f.Where, t.src)
 	case lower == "retained" || lower == "!retained":
 		v := lower == "retained"
 		if f.Retained != nil && *f.Retained != v {
@@ -291,7 +308,7 @@ func parsePoint(s string, env filterEnv) (timespec.Point, error) {
 // Empty reports whether the filter selects everything.
 func (f *Filter) Empty() bool {
 	return len(f.Topics) == 0 && len(f.Excludes) == 0 && len(f.Contains) == 0 && len(f.Regexps) == 0 &&
-		f.QoS == nil && f.Retained == nil && f.Session == 0 && f.From == nil && f.To == nil
+		f.QoS == nil && f.Retained == nil && f.Session == 0 && f.From == nil && f.To == nil && len(f.Where) == 0
 }
 
 // topicOnly reports whether the filter has topic terms and nothing else.
@@ -302,7 +319,9 @@ func (f *Filter) topicOnly() bool {
 }
 
 // HasPayload reports whether the filter looks into payloads (a full scan).
-func (f *Filter) HasPayload() bool { return len(f.Contains) > 0 || len(f.Regexps) > 0 }
+func (f *Filter) HasPayload() bool {
+	return len(f.Contains) > 0 || len(f.Regexps) > 0 || len(f.Where) > 0
+}
 
 // matchTopic reports whether a topic name passes the topic terms.
 func (f *Filter) matchTopic(name string) bool {
@@ -355,6 +374,14 @@ func (f *Filter) selection(topics []storage.Topic) storage.Query {
 			return true
 		}
 	}
+	if len(f.Where) > 0 {
+		// On the decoded value (else the JSON payload), as export --where.
+		wq, values := f.where, f.values
+		if values == nil {
+			values = func(m *storage.Message) []byte { return m.Payload }
+		}
+		s.MessageMatch = func(m *storage.Message) bool { return wq.MatchJSON(values(m)) }
+	}
 	for _, b := range []struct {
 		p        *timespec.Point
 		off, abs **int64
@@ -391,6 +418,7 @@ func (f *Filter) Describe(loc *time.Location) string {
 	for _, re := range f.Regexps {
 		parts = append(parts, "payload ~ /"+re.String()+"/")
 	}
+	parts = append(parts, f.Where...)
 	if f.QoS != nil {
 		var qs []string
 		for _, q := range f.QoS {

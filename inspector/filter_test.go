@@ -123,5 +123,38 @@ func FuzzParseFilter(f *testing.F) {
 		if sel.PayloadMatch != nil {
 			sel.PayloadMatch([]byte(s))
 		}
+		if sel.MessageMatch != nil {
+			sel.MessageMatch(&storage.Message{Topic: s, Payload: []byte(s)})
+		}
 	})
+}
+
+// TestFilterWhereTerms: the / line takes export --where's terms and
+// applies them to JSON payloads (with no decoder), ANDed with the rest.
+func TestFilterWhereTerms(t *testing.T) {
+	f, err := parseFilter(`plant/# .celsius>25 metric:"Node Control/Rebirth"=false ..90s`, testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Where) != 2 || f.To == nil || len(f.Topics) != 1 || !f.HasPayload() {
+		t.Fatalf("parsed %+v", f)
+	}
+	if d := f.Describe(time.UTC); !strings.Contains(d, ".celsius>25") || !strings.Contains(d, `metric:"Node Control/Rebirth"=false`) {
+		t.Errorf("describe %q", d)
+	}
+	sel := f.selection(nil)
+	hot := `{"celsius":26,"metrics":[{"name":"Node Control/Rebirth","value":false}]}`
+	for payload, want := range map[string]bool{
+		hot: true,
+		`{"celsius":24,"metrics":[{"name":"Node Control/Rebirth","value":false}]}`: false,
+		`{"celsius":26}`: false,
+		`not json`:       false,
+	} {
+		if got := sel.MessageMatch(&storage.Message{Topic: "plant/x", Payload: []byte(payload)}); got != want {
+			t.Errorf("%s: %v, want %v", payload, got, want)
+		}
+	}
+	if _, err := parseFilter(".celsius", testEnv); !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), "needs an operator") {
+		t.Errorf(".celsius: %v", err)
+	}
 }

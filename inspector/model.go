@@ -49,6 +49,9 @@ type model struct {
 	pages   map[int64]*cachedPage
 	tick    int64
 	anchors []anchor // extra (row, seq) pairs from jumps
+	// summarize gives the payload column's decoded text for a fetched
+	// page's rows (nil: no decoder).
+	summarize func(ctx context.Context, rows []storage.Row) map[int64]string
 }
 
 // query is a prepared filter with the fastest way to count it.
@@ -78,6 +81,9 @@ func (q query) count(ctx context.Context, from, through int64) (int64, error) {
 type cachedPage struct {
 	rows []storage.Row
 	used int64
+	// decoded holds the payload column's text for the rows a binary or
+	// compressed decoder reads (by seq); nil without a decoder.
+	decoded map[int64]string
 }
 
 type anchor struct{ row, seq int64 }
@@ -149,7 +155,29 @@ func (m *model) page(ctx context.Context, p int64) (*cachedPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.store(p, rows), nil
+	pg := m.store(p, rows)
+	if m.summarize != nil {
+		pg.decoded = m.summarize(ctx, rows)
+	}
+	return pg, nil
+}
+
+// decodedAt returns the payload column's decoded text for row r (ok false:
+// none, the row shows its payload as recorded).
+func (m *model) decodedAt(ctx context.Context, r int64) (string, bool) {
+	if m.summarize == nil || r < 0 || r >= m.total {
+		return "", false
+	}
+	pg, err := m.page(ctx, r/pageRows)
+	if err != nil || pg == nil || pg.decoded == nil {
+		return "", false
+	}
+	i := r - (r/pageRows)*pageRows
+	if i >= int64(len(pg.rows)) {
+		return "", false
+	}
+	s, ok := pg.decoded[pg.rows[i].Seq]
+	return s, ok
 }
 
 func (m *model) store(p int64, rows []storage.Row) *cachedPage {

@@ -104,7 +104,12 @@ func (u *UI) cancelPrompt() {
 }
 
 func (u *UI) filterEnv() filterEnv {
-	return filterEnv{isTopic: func(s string) bool { return u.topicNames[s] }, start: time.Unix(0, u.firstNS), loc: u.loc}
+	env := filterEnv{isTopic: func(s string) bool { return u.topicNames[s] }, start: time.Unix(0, u.firstNS), loc: u.loc}
+	if dec := u.opts.Decode; dec != nil {
+		ctx := u.ctx
+		env.values = func(m *storage.Message) []byte { return queryValue(ctx, dec, m) }
+	}
+	return env
 }
 
 // openFilter opens the / line with the current filter.
@@ -264,6 +269,7 @@ func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
 // install makes m the table's model and selects a row.
 func (u *UI) install(m *model, row int64) {
 	u.m = m
+	u.decodeColumn(m)
 	u.gen++
 	u.publishSnap()
 	u.table.SetOffset(0, 0)

@@ -1,9 +1,12 @@
 package inspector
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,10 +17,12 @@ import (
 
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/where"
 )
 
 // statsView is the s page: a message-rate chart of the current view, the
-// per-topic statistics, and a plot of a numeric JSON field over time.
+// per-topic statistics, and a plot of a numeric field (of the decoded
+// value, else the JSON payload) over time.
 type statsView struct {
 	root  *tview.Flex
 	rate  *tview.TextView
@@ -290,31 +295,73 @@ func (u *UI) pickPlotTopic(sel *storage.Row) {
 		s.plot.SetText("[red]" + tview.Escape(err.Error()) + "[-]")
 		return
 	}
-	s.plotTopic, s.fields, s.field = m.Topic, numericFields(m.Payload), 0
+	ctx, cancel := context.WithTimeout(u.ctx, decodeTimeout)
+	defer cancel()
+	s.plotTopic, s.fields, s.field = m.Topic, numericFields(queryValue(ctx, u.opts.Decode, &m)), 0
 	if len(s.fields) == 0 {
 		s.plot.SetText("[gray]the selected message (" + tview.Escape(sanitize(m.Topic)) +
-			") has no numeric JSON fields; select one that has, then press s again[-]")
+			") has no numeric fields (JSON or decoded); select one that has, then press s again[-]")
 		return
 	}
 	u.loadPlot()
 }
 
-// numericFields lists the paths of a JSON payload's numeric leaves.
-func numericFields(payload []byte) []string {
-	if kindOf(payload) != kindJSON {
-		return nil
-	}
-	paths, values, err := flatten(payload)
-	if err != nil {
+// numericFields lists the numeric fields of a value (decoded, else the
+// JSON payload): a Sparkplug B payload's numeric metrics by name
+// (metric:Temperature, as the / line names them) and the paths of the
+// other numeric leaves (.celsius, .seq), metrics[…] aside.
+func numericFields(value []byte) []string {
+	if kindOf(value) != kindJSON {
 		return nil
 	}
 	var out []string
+	where.Metrics(jsonDoc(value), func(name string, v any) bool {
+		if _, ok := number(v); ok && !slices.Contains(out, where.MetricTerm(name)) {
+			out = append(out, where.MetricTerm(name))
+		}
+		return true
+	})
+	paths, values, err := flatten(value)
+	if err != nil {
+		return out
+	}
 	for _, p := range paths {
+		if len(out) > 0 && strings.HasPrefix(p, ".metrics[") {
+			continue
+		}
 		if _, err := strconv.ParseFloat(values[p], 64); err == nil {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// jsonDoc decodes JSON text as package where reads it (nil when it is
+// not JSON).
+func jsonDoc(b []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var doc any
+	if dec.Decode(&doc) != nil {
+		return nil
+	}
+	return doc
+}
+
+// number is a JSON number (or a number protojson wrote as a string) as a
+// float.
+func number(v any) (float64, bool) {
+	var s string
+	switch x := v.(type) {
+	case json.Number:
+		s = string(x)
+	case string:
+		s = x
+	default:
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
 }
 
 // nextField plots the next numeric field.
@@ -345,7 +392,7 @@ func (u *UI) loadPlot() {
 	s.plot.SetText(fmt.Sprintf("[aqua]reading %s for %s…[-]", tview.Escape(sanitize(tp)), tview.Escape(field)))
 	s.running++
 	u.spawn(func(ctx context.Context) {
-		series, err := fieldSeries(ctx, u.c, id, field, cols)
+		series, err := fieldSeries(ctx, u.c, u.opts.Decode, id, field, cols)
 		u.post(func() {
 			s.running--
 			if tp != s.plotTopic || field != s.fields[s.field] {
@@ -370,8 +417,9 @@ type series struct {
 }
 
 // fieldSeries reads the messages of one topic and buckets the numeric field
-// at path into cols columns between the topic's first and last message.
-func fieldSeries(ctx context.Context, c *storage.Capture, topicID int64, path string, cols int) (series, error) {
+// at path (of each decoded value, else JSON payload) into cols columns
+// between the topic's first and last message.
+func fieldSeries(ctx context.Context, c *storage.Capture, dec DecodeFunc, topicID int64, path string, cols int) (series, error) {
 	s := series{ymin: math.Inf(1), ymax: math.Inf(-1)}
 	p, err := c.Prepare(ctx, storage.Query{TopicIDs: []int64{topicID}})
 	if err != nil {
@@ -399,7 +447,7 @@ func fieldSeries(ctx context.Context, c *storage.Capture, topicID int64, path st
 			s.capped = true
 			break
 		}
-		v, ok := numberAt(m.Payload, path)
+		v, ok := numberAt(queryValue(ctx, dec, &m), path)
 		if !ok {
 			continue
 		}
@@ -417,10 +465,22 @@ func fieldSeries(ctx context.Context, c *storage.Capture, topicID int64, path st
 	return s, nil
 }
 
-// numberAt returns the number at a flattened path of a JSON payload.
+// numberAt returns the number at a field numericFields listed: a metric's
+// value (metric:NAME) or a flattened path of a JSON value.
 func numberAt(payload []byte, path string) (float64, bool) {
 	if !looksJSON(payload) {
 		return 0, false
+	}
+	if strings.HasPrefix(path, "metric:") {
+		var v float64
+		found := false
+		where.Metrics(jsonDoc(payload), func(name string, value any) bool {
+			if where.MetricTerm(name) == path {
+				v, found = number(value)
+			}
+			return !found
+		})
+		return v, found
 	}
 	_, values, err := flatten(payload)
 	if err != nil {

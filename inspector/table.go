@@ -59,6 +59,11 @@ func (t *tableContent) GetCell(row, col int) *tview.TableCell {
 	if m == nil {
 		return tview.NewTableCell("")
 	}
+	if col == colPayload {
+		if s, ok := t.u.m.decodedAt(t.u.ctx, int64(row-1)); ok {
+			return tview.NewTableCell(tview.Escape(sanitize(s))).SetExpansion(1).SetTextColor(tcell.ColorLightGreen)
+		}
+	}
 	return t.u.cell(m, col)
 }
 
@@ -199,10 +204,14 @@ func (u *UI) showDetail() {
 		b.WriteString(props.String() + "\n")
 		u.writeDiff(&b, &m)
 	} else {
-		text, used := renderPayload(m.Payload, u.view)
-		label := used.String()
-		if u.view == viewAuto {
-			label += " (auto)"
+		text, label, decoded := u.decodedView(&m)
+		if !decoded {
+			var used viewMode
+			text, used = renderPayload(m.Payload, u.view)
+			label = used.String()
+			if u.view == viewAuto {
+				label += " (auto)"
+			}
 		}
 		fmt.Fprintf(&b, "  [yellow]view[-] %s%s\n[gray]%s[-]\n", label, props.String(), strings.Repeat("─", 40))
 		b.WriteString(tview.Escape(text))

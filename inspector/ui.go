@@ -47,6 +47,12 @@ type Options struct {
 	Protocol int
 	// Filter is the query to start with (the / line's language).
 	Filter string
+	// Decode decodes payloads for the detail pane, the payload column,
+	// the / filter and the plots; nil: as recorded.
+	Decode DecodeFunc
+	// MayDecode tells whether Decode may decode a message on a topic, so
+	// that the payload column reads only those payloads whole; nil: any.
+	MayDecode func(topic string) bool
 }
 
 // UI is an inspector on one open capture.
@@ -143,6 +149,7 @@ func New(app *tview.Application, c *storage.Capture, opts Options) (*UI, error) 
 	}
 	u.gapless = true // assumed until the topic count says otherwise
 	u.m = newContiguousModel(c, p, u.lo, u.hi)
+	u.decodeColumn(u.m)
 	u.keys = bindings()
 	u.build()
 	u.publishSnap()

@@ -14,6 +14,7 @@ type itemKind uint8
 const (
 	itemSegment itemKind = iota // a session of a pass starts
 	itemRestore                 // publish now with retain=1
+	itemBirth                   // a Sparkplug B birth in force at the start: publish now, as recorded
 	itemTimed                   // publish on schedule
 )
 
@@ -83,7 +84,8 @@ func (p *Player) produce(ctx context.Context, passes int, out chan<- batch) {
 				}
 				if first {
 					first, any = false, true
-					if !emit(item{kind: itemSegment, pass: pass}) || !p.produceRestores(ctx, s.ID, pass, emit, flush) {
+					if !emit(item{kind: itemSegment, pass: pass}) || !p.produceRestores(ctx, s.ID, pass, emit, flush) ||
+						!p.produceBirths(ctx, s.ID, pass, emit, flush) {
 						return
 					}
 				}
@@ -164,13 +166,24 @@ type PlannedMessage struct {
 	Retain       bool          // published retain flag
 	Bytes        int
 	Restore      bool // a retained-state restore
+	Birth        bool // a Sparkplug B birth in force at the start (--from), published first
 }
 
 // Plan reads the selection once, without publishing, and says what one
 // pass would send. It reads every selected message (constant memory).
-func (p *Player) Plan(ctx context.Context) (Plan, error) {
+func (p *Player) Plan(ctx context.Context) (Plan, error) { return p.PlanEach(ctx, nil) }
+
+// PlanEach is Plan that also hands each message one pass would send to
+// each (when not nil), in the order it would be sent, with the payload as
+// it would be sent (--sparkplug-seq renumber applied). An error from each
+// stops the plan.
+func (p *Player) PlanEach(ctx context.Context, each func(PlannedMessage, *storage.Message) error) (Plan, error) {
 	rw, _ := newRewriter(p.cfg.TopicPrefix, p.cfg.Remap) // validated by New
 	pl := Plan{Passes: p.cfg.Loop}
+	var renumber *seqRenumber
+	if p.cfg.SparkplugRenumber && each != nil {
+		renumber = &seqRenumber{next: map[string]uint64{}}
+	}
 	counts := map[string]int64{}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -203,14 +216,16 @@ func (p *Player) Plan(ctx context.Context) (Plan, error) {
 				return pl, err
 			}
 			pm := PlannedMessage{Seq: m.Seq, Session: m.Session, Topic: name, Original: m.Topic, QoS: m.QoS,
-				Retain: m.Retain, Bytes: len(m.Payload), Restore: it.kind == itemRestore}
+				Retain: m.Retain, Bytes: len(m.Payload), Restore: it.kind == itemRestore, Birth: it.kind == itemBirth}
 			if p.cfg.OverrideQoS {
 				pm.QoS = p.cfg.QoS
 			}
-			if it.kind == itemRestore {
+			switch it.kind {
+			case itemRestore:
 				pm.Retain = true
 				pl.Restored++
-			} else {
+			case itemBirth: // published at the start, as recorded
+			default:
 				if m.FromStore && p.cfg.Retained == RetainedLive {
 					pm.Retain = false
 				}
@@ -230,6 +245,15 @@ func (p *Player) Plan(ctx context.Context) (Plan, error) {
 				pl.WithProps++
 			}
 			counts[m.Topic]++
+			if each != nil {
+				sent := *m
+				if renumber != nil {
+					sent.Payload = renumber.payload(m)
+				}
+				if err := each(pm, &sent); err != nil {
+					return pl, err
+				}
+			}
 		}
 		if b.err != nil {
 			return pl, b.err

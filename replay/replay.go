@@ -124,6 +124,11 @@ type Config struct {
 	AckTimeout time.Duration
 	// Clock is the time source (default SystemClock{Spin: DefaultSpin}).
 	Clock Clock
+	// SparkplugRenumber rewrites the seq of Sparkplug B payloads to count
+	// on from each edge node's NBIRTH as published (play --sparkplug-seq
+	// renumber). A selection starting inside a session (--from) always
+	// first publishes the Sparkplug births in force at its start.
+	SparkplugRenumber bool
 }
 
 // Report is the fidelity report of a replay.
@@ -201,6 +206,7 @@ type Player struct {
 	win      *window
 
 	published, restored, propsDropped atomic.Int64
+	renumber                          *seqRenumber // nil unless SparkplugRenumber
 }
 
 // New checks cfg and prepares a Player.
@@ -242,8 +248,12 @@ func New(src Source, pub Publisher, cfg Config) (*Player, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{Spin: DefaultSpin}
 	}
-	return &Player{src: src, pub: pub, cfg: cfg, clock: cfg.Clock, rw: rw, speed: cfg.Speed,
-		wake: make(chan struct{}, 1)}, nil
+	p := &Player{src: src, pub: pub, cfg: cfg, clock: cfg.Clock, rw: rw, speed: cfg.Speed,
+		wake: make(chan struct{}, 1)}
+	if cfg.SparkplugRenumber {
+		p.renumber = &seqRenumber{next: map[string]uint64{}}
+	}
+	return p, nil
 }
 
 // Topic returns the name a recorded topic is published under (after Remap
@@ -445,14 +455,16 @@ func (p *Player) consume(ctx context.Context, items <-chan batch, win *window) (
 				p.mu.Unlock()
 				rep.Passes = it.pass + 1
 				anchored, restores, v, prevEp = false, false, 0, -1
-			case itemRestore:
+			case itemRestore, itemBirth:
 				if err := p.waitWhilePaused(ctx); err != nil {
 					return rep, err
 				}
-				if err := p.publish(ctx, win, &it.m, true); err != nil {
+				if err := p.publish(ctx, win, &it.m, it.kind == itemRestore || it.m.Retain); err != nil {
 					return rep, err
 				}
-				p.restored.Add(1)
+				if it.kind == itemRestore {
+					p.restored.Add(1)
+				}
 				restores = true
 			case itemTimed:
 				if !anchored {
@@ -632,17 +644,21 @@ func (p *Player) send(win *window, m *storage.Message, retain bool) error {
 	if p.cfg.OverrideQoS {
 		qos = p.cfg.QoS
 	}
+	payload := m.Payload
+	if p.renumber != nil {
+		payload = p.renumber.payload(m)
+	}
 	var tok mqtt.Token
 	// MQTT 5: re-emit the recorded properties. Message expiry keeps its
 	// recorded value (not reduced by the time since recording).
 	props := m.Props.OfMessage()
 	if pp, ok := p.pub.(mqtt.PropsPublisher); ok && props != nil {
-		tok = pp.PublishProps(name, qos, retain, m.Payload, props)
+		tok = pp.PublishProps(name, qos, retain, payload, props)
 	} else {
 		if props != nil {
 			p.propsDropped.Add(1)
 		}
-		tok = p.pub.Publish(name, qos, retain, m.Payload)
+		tok = p.pub.Publish(name, qos, retain, payload)
 	}
 	if tok == nil {
 		tok = DoneToken(nil)

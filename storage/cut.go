@@ -75,6 +75,9 @@ func Cut(ctx context.Context, in, out *Capture, opts CutOptions) (CutReport, err
 	}
 	err = w.EndSession(ctx, "cut")
 	rep.Messages = w.Messages
+	if err == nil {
+		err = carryDecoders(ctx, []*Capture{in}, out)
+	}
 	return rep, err
 }
 
@@ -158,7 +161,7 @@ func startCutSession(ctx context.Context, w *SessionWriter, name string, s Sessi
 // is an error (ErrCorrupt), not a silently short copy.
 func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, from, start, want int64, progress *atomic.Int64) error {
 	whole := sel.Match == nil && sel.TopicIDs == nil && sel.QoS == nil && sel.FromStore == nil &&
-		len(sel.PayloadContains) == 0 && sel.PayloadMatch == nil
+		len(sel.PayloadContains) == 0 && sel.inGo() == nil
 	var got, prev int64
 	for m, err := range in.Messages(ctx, sel) {
 		if err != nil {

@@ -23,11 +23,14 @@ type Prepared struct {
 	args  []any
 	none  bool // selects nothing
 	match func([]byte) bool
+	// msgMatch is MessageMatch: with it every read goes through whole
+	// messages (full).
+	msgMatch func(*Message) bool
 }
 
 // Prepare resolves q's selection (its paging fields are ignored).
 func (c *Capture) Prepare(ctx context.Context, q Query) (*Prepared, error) {
-	p := &Prepared{c: c, match: q.PayloadMatch}
+	p := &Prepared{c: c, match: q.PayloadMatch, msgMatch: q.MessageMatch}
 	q.AfterSeq, q.BeforeSeq = 0, 0
 	clause, args, ok, err := c.where(ctx, q)
 	if err != nil {
@@ -72,6 +75,14 @@ func (p *Prepared) Seqs(ctx context.Context, from, through int64) iter.Seq2[int6
 		if p.none || from > through {
 			return
 		}
+		if p.msgMatch != nil {
+			for m, err := range p.full(ctx, from, through, false) {
+				if !yield(m.Seq, err) || err != nil {
+					return
+				}
+			}
+			return
+		}
 		where, args := p.whereRange(from, through)
 		cols := "m.seq"
 		if p.match != nil {
@@ -112,7 +123,7 @@ func (p *Prepared) Count(ctx context.Context, from, through int64) (int64, error
 	if p.none || from > through {
 		return 0, nil
 	}
-	if p.match != nil {
+	if p.match != nil || p.msgMatch != nil {
 		var n int64
 		for _, err := range p.Seqs(ctx, from, through) {
 			if err != nil {
@@ -162,6 +173,21 @@ func (p *Prepared) rows(ctx context.Context, from, through int64, limit, preview
 	if p.none || from > through || limit <= 0 {
 		return nil, nil
 	}
+	if p.msgMatch != nil {
+		var out []Row
+		for m, err := range p.full(ctx, from, through, desc) {
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Row{Seq: m.Seq, Session: m.Session, TimeNS: m.TimeNS, OffsetNS: m.OffsetNS, Topic: m.Topic,
+				QoS: m.QoS, Retain: m.Retain, FromStore: m.FromStore, Dup: m.Dup, Size: len(m.Payload),
+				Preview: m.Payload[:min(len(m.Payload), preview)]})
+			if len(out) == limit {
+				break
+			}
+		}
+		return out, nil
+	}
 	where, args := p.whereRange(from, through)
 	payload := "substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) + ")"
 	if p.match != nil {
@@ -186,6 +212,36 @@ func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]R
 	query := "SELECT " + rowColumns + ", substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) +
 		")" + messagesFrom + " WHERE m.seq IN (" + joinInts(seqs) + ") ORDER BY m.seq"
 	return c.scanRows(ctx, query, nil, len(seqs), preview, nil)
+}
+
+// MessagesBySeq streams the whole messages with these seq numbers, in
+// ascending seq order (missing ones are skipped): one query.
+func (c *Capture) MessagesBySeq(ctx context.Context, seqs []int64) iter.Seq2[Message, error] {
+	return func(yield func(Message, error) bool) {
+		if len(seqs) == 0 {
+			return
+		}
+		rows, err := c.r.QueryContext(ctx, "SELECT "+messageColumns+c.clientColumn()+messagesFrom+
+			" WHERE m.seq IN ("+joinInts(seqs)+") ORDER BY m.seq")
+		if err != nil {
+			yield(Message{}, c.wrap("read messages", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanFull(rows)
+			if err != nil {
+				yield(Message{}, c.wrap("read messages", err))
+				return
+			}
+			if !yield(m, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(Message{}, c.wrap("read messages", err))
+		}
+	}
 }
 
 func (c *Capture) scanRows(ctx context.Context, query string, args []any, limit, preview int, match func([]byte) bool) ([]Row, error) {
@@ -252,10 +308,46 @@ func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Se
 				yield(Message{}, p.c.wrap("read messages", err))
 				return
 			}
-			if p.match != nil && !p.match(m.Payload) {
+			if !p.matches(&m) {
 				continue
 			}
 			if !yield(m, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(Message{}, p.c.wrap("read messages", err))
+		}
+	}
+}
+
+// matches applies the checks in Go to a whole message.
+func (p *Prepared) matches(m *Message) bool {
+	return (p.match == nil || p.match(m.Payload)) && (p.msgMatch == nil || p.msgMatch(m))
+}
+
+// full streams the whole matching messages with seq in [from, through],
+// ascending or descending: the reads of a selection with a MessageMatch.
+func (p *Prepared) full(ctx context.Context, from, through int64, desc bool) iter.Seq2[Message, error] {
+	return func(yield func(Message, error) bool) {
+		where, args := p.whereRange(from, through)
+		query := "SELECT " + messageColumns + p.c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
+		if desc {
+			query += " DESC"
+		}
+		rows, err := p.c.r.QueryContext(ctx, query, args...)
+		if err != nil {
+			yield(Message{}, p.c.wrap("read messages", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanFull(rows)
+			if err != nil {
+				yield(Message{}, p.c.wrap("read messages", err))
+				return
+			}
+			if p.matches(&m) && !yield(m, nil) {
 				return
 			}
 		}

@@ -80,6 +80,11 @@ func preparedCases(ids map[string]int64) []preparedCase {
 			}},
 		{"go predicate", Query{PayloadMatch: func(p []byte) bool { return bytes.HasSuffix(p, []byte("7}")) }},
 			func(m Message) bool { return bytes.HasSuffix(m.Payload, []byte("7}")) }},
+		{"message predicate", Query{MessageMatch: func(m *Message) bool { return m.Topic == "a/b" && bytes.HasSuffix(m.Payload, []byte("7}")) }},
+			func(m Message) bool { return m.Topic == "a/b" && bytes.HasSuffix(m.Payload, []byte("7}")) }},
+		{"both predicates", Query{PayloadMatch: func(p []byte) bool { return bytes.Contains(p, []byte("1")) },
+			MessageMatch: func(m *Message) bool { return m.Session == 2 }},
+			func(m Message) bool { return m.Session == 2 && bytes.Contains(m.Payload, []byte("1")) }},
 		{"offset range", Query{FromOffset: i64(10e6), ToOffset: i64(20e6), Session: 2},
 			func(m Message) bool { return m.Session == 2 && m.OffsetNS >= 10e6 && m.OffsetNS < 20e6 }},
 		{"time range", Query{FromTime: i64(1e18 + 250e6), ToTime: i64(1e18 + 1e12 + 5e6), TopicIDs: []int64{ids["b"]}},
@@ -358,9 +363,36 @@ func TestPreparedReadsWholeMessages(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("PrevOnTopic: %v %v", ok, err)
 	}
+	for m, err := range c.MessagesBySeq(ctx, []int64{got[1].Seq, 999, got[0].Seq}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 4 || got[2].Seq != got[0].Seq || got[3].Seq != got[1].Seq {
+		t.Errorf("MessagesBySeq: %+v", got[2:])
+	}
 	for _, m := range append(got, prev) {
 		if m.ClientID == "" || m.Props == nil || m.Props.ContentType != "application/json" || len(m.Props.UserProperties) != 1 {
 			t.Errorf("message %d read without its client id or properties: %+v", m.Seq, m)
 		}
+	}
+	// A MessageMatch sees the topic and properties in every read: the
+	// inspector's table, counts and statistics and the reader.
+	q := Query{MessageMatch: func(m *Message) bool {
+		return m.Topic == "a" && m.Props != nil && m.Props.ContentType == "application/json" && string(m.Payload) == "2"
+	}}
+	if p, err = c.Prepare(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := p.Rows(ctx, 0, 1<<62, 10, 1)
+	if err != nil || len(rows) != 1 || rows[0].Seq != got[1].Seq || string(rows[0].Preview) != "2" || rows[0].Size != 1 {
+		t.Errorf("Rows = %+v, %v", rows, err)
+	}
+	if n, err := c.Count(ctx, q); n != 1 || err != nil {
+		t.Errorf("Count = %d, %v", n, err)
+	}
+	if tot, per, err := c.StatsOf(ctx, q); err != nil || tot.Messages != 1 || len(per) != 1 || per[0].Count != 1 {
+		t.Errorf("StatsOf = %+v %+v %v", tot, per, err)
 	}
 }

@@ -61,6 +61,9 @@ func Merge(ctx context.Context, ins []*Capture, out *Capture, opts MergeOptions)
 		return MergeReport{}, nil
 	}
 	n, err := p.write(ctx, out, opts.Progress)
+	if err == nil {
+		err = carryDecoders(ctx, ins, out)
+	}
 	if err != nil {
 		return MergeReport{}, err
 	}

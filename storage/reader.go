@@ -39,6 +39,10 @@ type Query struct {
 	// PayloadMatch, when set, is checked in Go on the whole payload (e.g. a
 	// regular expression); it makes every read look at payloads.
 	PayloadMatch func(payload []byte) bool
+	// MessageMatch, when set, is checked in Go on the whole message (its
+	// topic, properties and payload: e.g. a query on decoded values); like
+	// PayloadMatch it makes every read look at payloads.
+	MessageMatch func(m *Message) bool
 	// AfterSeq/BeforeSeq page by seq (keyset): seq > AfterSeq, and seq <
 	// BeforeSeq when BeforeSeq > 0. Desc returns newest first; Limit caps
 	// the number of messages (0: no limit). Prepare ignores these four.
@@ -81,13 +85,36 @@ func scanFull(s scanner) (Message, error) {
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
-	if err == nil && props.Valid && props.String != "" {
-		m.Props = new(mqtt.Properties)
-		if jerr := json.Unmarshal([]byte(props.String), m.Props); jerr != nil {
-			return m, fmt.Errorf("%w: message seq %d: MQTT 5 properties are not valid JSON (%v)", ErrCorrupt, m.Seq, jerr)
-		}
+	if err == nil {
+		m.Props, err = parseProps(m.Seq, props)
 	}
 	return m, err
+}
+
+// parseProps reads a message's stored MQTT 5 properties (NULL: none).
+func parseProps(seq int64, props sql.NullString) (*mqtt.Properties, error) {
+	if !props.Valid || props.String == "" {
+		return nil, nil
+	}
+	p := new(mqtt.Properties)
+	if err := json.Unmarshal([]byte(props.String), p); err != nil {
+		return nil, fmt.Errorf("%w: message seq %d: MQTT 5 properties are not valid JSON (%v)", ErrCorrupt, seq, err)
+	}
+	return p, nil
+}
+
+// inGo is what of q is checked in Go on a whole message (nil: nothing):
+// PayloadMatch and MessageMatch.
+func (q Query) inGo() func(m *Message) bool {
+	switch {
+	case q.MessageMatch == nil && q.PayloadMatch == nil:
+		return nil
+	case q.MessageMatch == nil:
+		return func(m *Message) bool { return q.PayloadMatch(m.Payload) }
+	case q.PayloadMatch == nil:
+		return q.MessageMatch
+	}
+	return func(m *Message) bool { return q.PayloadMatch(m.Payload) && q.MessageMatch(m) }
 }
 
 // where builds the WHERE clause. ok is false when no topic matches, in which
@@ -194,7 +221,8 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if q.Desc {
 			query += " DESC"
 		}
-		if q.Limit > 0 && q.PayloadMatch == nil { // with a matcher, the limit counts matches (below)
+		match := q.inGo()
+		if q.Limit > 0 && match == nil { // with a matcher, the limit counts matches (below)
 			query += " LIMIT " + strconv.Itoa(q.Limit)
 		}
 		rows, err := c.r.QueryContext(ctx, query, args...)
@@ -210,7 +238,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 				yield(Message{}, c.wrap("read messages", err))
 				return
 			}
-			if q.PayloadMatch != nil && !q.PayloadMatch(m.Payload) {
+			if match != nil && !match(&m) {
 				continue
 			}
 			if !yield(m, nil) {
@@ -251,7 +279,7 @@ func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
 
 // Count returns how many messages q selects (ignoring Limit).
 func (c *Capture) Count(ctx context.Context, q Query) (int64, error) {
-	if q.PayloadMatch != nil {
+	if q.inGo() != nil {
 		q.Limit = 0
 		var n int64
 		for _, err := range c.Messages(ctx, q) {

@@ -110,6 +110,34 @@ func intact(t *testing.T, msgs []Message) {
 	}
 }
 
+// messageLeafPage is the middle one of the pages that hold messages rows
+// (SQLite's dbstat table), wherever the schema puts the tables.
+func messageLeafPage(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var pages []int64
+	rows, err := db.Query("SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, n)
+	}
+	if len(pages) < 8 {
+		t.Fatalf("the fixture has %d message pages; the test damages two of them in the middle", len(pages))
+	}
+	return pages[len(pages)/2-2]
+}
+
 func rootPage(t *testing.T, path, table string) int64 {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
@@ -129,19 +157,19 @@ func TestRecoverSkipsDamage(t *testing.T) {
 	const perSession, total = 1000, 2000
 	src := fixture(t, perSession, 300, true)
 	data, _ := os.ReadFile(src)
-	pages := pageCount(t, src)
+	page := messageLeafPage(t, src)
 	tests := []struct {
 		name   string
 		damage func(path string)
 		check  func(t *testing.T, rep *RecoverReport, msgs []Message, sessions []SessionInfo)
 	}{
-		{"bad message page", func(p string) { corruptPage(t, p, pages/2, 0x5a) }, func(t *testing.T, rep *RecoverReport, msgs []Message, _ []SessionInfo) {
+		{"bad message page", func(p string) { corruptPage(t, p, page, 0x5a) }, func(t *testing.T, rep *RecoverReport, msgs []Message, _ []SessionInfo) {
 			if len(rep.Lost) != 1 || rep.Lost[0].Table != "messages" || rep.LostMessages != rep.Lost[0].To-rep.Lost[0].From+1 ||
 				rep.Messages+rep.LostMessages != total || rep.LostMessages > 400 {
 				t.Fatalf("report %+v", rep)
 			}
 		}},
-		{"zeroed message page", func(p string) { corruptPage(t, p, pages/2+3, 0) }, func(t *testing.T, rep *RecoverReport, msgs []Message, _ []SessionInfo) {
+		{"zeroed message page", func(p string) { corruptPage(t, p, page+3, 0) }, func(t *testing.T, rep *RecoverReport, msgs []Message, _ []SessionInfo) {
 			if rep.Messages+rep.LostMessages != total || rep.LostMessages == 0 || rep.LostMessages > 400 {
 				t.Fatalf("report %+v", rep)
 			}

@@ -100,6 +100,21 @@ SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
        coalesce(c.client_id, '') AS client_id, m.props
 FROM messages m JOIN topics t ON t.id = m.topic_id LEFT JOIN clients c ON c.id = m.client_ref;
 `,
+	// 4: the payload decoders the capture carries: the --decode map in
+	// order, and the protobuf descriptors (a FileDescriptorSet) --proto
+	// compiled, so readers decode without the .proto files.
+	`
+CREATE TABLE decoders (
+	pos    INTEGER PRIMARY KEY,
+	filter TEXT NOT NULL,
+	format TEXT NOT NULL
+);
+CREATE TABLE decoder_schema (
+	id             INTEGER PRIMARY KEY CHECK (id = 1),
+	descriptor_set BLOB NOT NULL,
+	files          TEXT NOT NULL
+);
+`,
 }
 
 // FormatVersion is the capture format this build writes and the newest it reads.

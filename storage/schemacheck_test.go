@@ -31,6 +31,14 @@ var hostileSchemas = []struct {
 	{"generated column", []string{
 		"ALTER TABLE events ADD COLUMN big BLOB AS (zeroblob(400000000))",
 	}, `table "events" differs`},
+	{"trigger on the decoders", []string{
+		// mqtape decoders set deletes the old map before storing the new one.
+		"CREATE TRIGGER wipe AFTER DELETE ON decoders BEGIN DELETE FROM messages; END",
+	}, `trigger "wipe"`},
+	{"decoder schema behind a view", []string{
+		"DROP TABLE decoder_schema",
+		"CREATE VIEW decoder_schema AS SELECT 1 AS id, zeroblob(400000000) AS descriptor_set, '[]' AS files",
+	}, `view "decoder_schema"`},
 	{"extra index on an expression", []string{
 		"CREATE INDEX slow ON messages(length(payload))",
 	}, `index "slow"`},

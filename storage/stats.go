@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"sort"
 	"time"
 )
@@ -56,7 +57,8 @@ func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
 
 // StatsOf computes per-topic statistics of the messages q selects (Limit and
 // Desc are ignored) in one sequential pass over the messages table; payloads
-// are not read, only their lengths, unless q has a PayloadMatch. Rates use
+// are not read, only their lengths, unless q has a PayloadMatch or a
+// MessageMatch. Rates use
 // 1 s windows aligned to wall-clock seconds. Topics without a selected
 // message are left out.
 func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, error) {
@@ -76,12 +78,8 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	if err != nil || !ok {
 		return tot, []TopicStats{}, err
 	}
-	payload := "NULL"
-	if q.PayloadMatch != nil {
-		payload = "m.payload"
-	}
-	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, "+payload+
-		" FROM messages m"+where+" ORDER BY m.seq", args...)
+	match := q.inGo()
+	rows, err := c.r.QueryContext(ctx, c.statsQuery(q, where), args...)
 	if err != nil {
 		return Totals{}, nil, c.wrap("read messages", err)
 	}
@@ -93,14 +91,21 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	per := make(map[int64]*acc, len(topics))
 	var win, winCount int64 = -1, 0
 	for rows.Next() {
-		var tid, ts, size, qos int64
+		var tid, ts, size, qos, seq int64
 		var retain, fromStore bool
 		var body []byte
-		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore, &body); err != nil {
+		var mprops sql.NullString
+		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore, &body, &seq, &mprops); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
-		if q.PayloadMatch != nil && !q.PayloadMatch(body) {
-			continue
+		if match != nil {
+			m := Message{Seq: seq, TimeNS: ts, Topic: names[tid], QoS: byte(qos), Retain: retain, FromStore: fromStore, Payload: body}
+			if m.Props, err = parseProps(seq, mprops); err != nil {
+				return Totals{}, nil, c.wrap("read messages", err)
+			}
+			if !match(&m) {
+				continue
+			}
 		}
 		a := per[tid]
 		if a == nil {
@@ -149,6 +154,20 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	tot.Topics = len(out)
 	return tot, out, nil
+}
+
+// statsQuery reads what StatsOf counts of each message: the payload and
+// properties only when checks in Go need them.
+func (c *Capture) statsQuery(q Query, where string) string {
+	payload, props := "NULL", "NULL"
+	if q.inGo() != nil {
+		payload = "m.payload"
+	}
+	if q.MessageMatch != nil && c.version >= 3 {
+		props = "m.props"
+	}
+	return "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, " + payload +
+		", m.seq, " + props + " FROM messages m" + where + " ORDER BY m.seq"
 }
 
 // recorded is how long the sessions q selects ran, each clipped to q's time

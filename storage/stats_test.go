@@ -78,6 +78,7 @@ func TestStatsOfSelection(t *testing.T) {
 		{"offsets in each session", Query{FromOffset: ptr(2 * sec), ToOffset: ptr(12 * sec)}, 10, 18 * time.Second, "a/x=10", "0.56"},
 		{"payload text", Query{PayloadContains: [][]byte{[]byte("y")}}, 5, 30 * time.Second, "a/x=5", "0.17"},
 		{"payload match", Query{PayloadMatch: func(p []byte) bool { return bytes.Equal(p, []byte("one")) }}, 1, 30 * time.Second, "b=1", "0.03"},
+		{"message match", Query{MessageMatch: func(m *Message) bool { return m.Topic == "b" && string(m.Payload) == "one" }}, 1, 30 * time.Second, "b=1", "0.03"},
 		{"seq horizon", Query{BeforeSeq: 4}, 3, 30 * time.Second, "a/x=3", "0.10"},
 		{"no topic", Query{Match: func(string) bool { return false }}, 0, 30 * time.Second, "", ""},
 	}

@@ -133,6 +133,7 @@ func TestQuery(t *testing.T) {
 		{"retained", Query{FromStore: new(true)}, 4, 1},
 		{"payload", Query{PayloadContains: [][]byte{[]byte(`"n":7`)}}, 11, 8},
 		{"payload matched in Go", Query{PayloadMatch: func(p []byte) bool { return bytes.Contains(p, []byte(`"n":7`)) }}, 11, 8},
+		{"message matched in Go", Query{MessageMatch: func(m *Message) bool { return m.Topic != "" && bytes.Contains(m.Payload, []byte(`"n":7`)) }}, 11, 8},
 		{"payload both ways", Query{PayloadContains: [][]byte{[]byte(`"n":7`)}, PayloadMatch: func(p []byte) bool { return false }}, 0, 0},
 		{"qos set", Query{QoS: []byte{0, 2}}, 68, 1},
 		{"no qos", Query{QoS: []byte{}}, 0, 0},

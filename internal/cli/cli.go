@@ -56,6 +56,7 @@ func commands() []command {
 		{"merge", "merge captures (e.g. of several recorders) into one, in time order", cmdMerge},
 		{"check", "verify a capture: SQLite's check and mqtape's invariants", cmdCheck},
 		{"recover", "copy what can be read from a damaged capture into a new one", cmdRecover},
+		{"decoders", "list or store the payload decoders a capture carries", cmdDecoders},
 	}
 }
 

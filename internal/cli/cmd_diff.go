@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mqtape/mqtape/diff"
+	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -50,6 +51,11 @@ more on the topic.
 readings[0].t; * matches any one key or index, ** any depth (**.ts: every
 "ts"); repeatable.
 
+Payloads that a binary or compressed decoder reads (Sparkplug B, protobuf,
+CBOR, MessagePack, gzip+…; see --decode and mqtape export --help) are
+compared as their decoded values, field by field, --ignore-field applying
+(e.g. '**.timestamp' for Sparkplug); --no-decode compares their bytes.
+
 Exit codes (diff's own): 0 equal within the tolerances, 1 different,
 2 error (bad flag, unreadable or missing capture, ...), 130 interrupted.`
 
@@ -58,6 +64,8 @@ const diffExamples = `  mqtape diff before.db after.db
   mqtape diff -t 'plant/#' --count-tolerance 2 --rate-tolerance 20% a.db b.db
   mqtape diff --ignore-timing --json a.db b.db | jq '.topics[] | select(.significant)'
   mqtape diff --strict-order golden.db run.db                       # the order within each topic counts too
+  mqtape diff --ignore-field '**.timestamp' sparkplug-before.db sparkplug-after.db
+  mqtape diff --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto a.db b.db
 `
 
 type diffOptions struct {
@@ -71,6 +79,8 @@ type diffOptions struct {
 	json           bool
 	a, b           string
 	opts           diff.Options
+	decoders       decodeFlags
+	noDecode       bool
 }
 
 func parseDiff(args []string, cio *cliIO) (diffOptions, error) {
@@ -85,11 +95,16 @@ func parseDiff(args []string, cio *cliIO) (diffOptions, error) {
 	fs.StringArrayVar(&o.ignoreFields, "ignore-field", nil, "JSON field to leave out of payload comparisons (repeatable)")
 	fs.IntVar(&o.maxDetails, "max-details", diff.DefaultMaxDetails, "message differences listed per topic (counts are complete)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	o.decoders.register(fs)
+	fs.BoolVar(&o.noDecode, "no-decode", false, "compare payload bytes, not decoded values")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
 	if fs.NArg() != 2 {
 		return o, usagef("expected two captures, got %d arguments", fs.NArg())
+	}
+	if o.noDecode && o.decoders.given() {
+		return o, usagef("--no-decode with --decode or --proto: choose one")
 	}
 	o.a, o.b = fs.Arg(0), fs.Arg(1)
 	var err error
@@ -120,6 +135,22 @@ func parseDiff(args []string, cio *cliIO) (diffOptions, error) {
 		return o, err
 	}
 	return o, nil
+}
+
+// source reads c decoded (with the flags' decoders, then the ones c
+// carries), or as recorded with --no-decode.
+func (o *diffOptions) source(ctx context.Context, c *storage.Capture, cio *cliIO) (diff.Source, error) {
+	if o.noDecode {
+		return c, nil
+	}
+	reg, err := o.decoders.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil {
+		return nil, err
+	}
+	return export.DecodedSource{Capture: c, Registry: reg}, nil
 }
 
 // parseTolerance reads "10%" or "0.1". Zero means exact (stored as a tiny
@@ -166,14 +197,18 @@ func runDiff(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	var caps [2]*storage.Capture
+	var srcs [2]diff.Source
 	for i, path := range []string{o.a, o.b} {
-		if caps[i], err = storage.Open(path); err != nil {
+		c, err := storage.Open(path)
+		if err != nil {
 			return err
 		}
-		defer caps[i].Close()
+		defer c.Close()
+		if srcs[i], err = o.source(ctx, c, cio); err != nil {
+			return err
+		}
 	}
-	r, err := diff.Compare(ctx, caps[0], o.a, caps[1], o.b, o.opts)
+	r, err := diff.Compare(ctx, srcs[0], o.a, srcs[1], o.b, o.opts)
 	if err != nil {
 		return err
 	}

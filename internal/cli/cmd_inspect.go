@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/inspector"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
@@ -23,7 +24,7 @@ Keys (? in the UI lists them all):
   /   filter: plant/+/temp  status/#  payload~REGEX  TEXT  qos>=1  retained  1m..2m
   :   jump to an offset (1m30s), a clock time (10:05:30), +30s, or a seq (#123)
   t   topic tree with counts (Enter filters to a subtree)
-  v   payload view (JSON, text, hex)     d   diff to the previous message on the topic
+  v   payload view (decoded, JSON, text, hex)   d   diff to the previous message on the topic
   s   statistics and charts              r   clock times or offsets
   e   export the filter to JSON lines    w   write the selected payload to a file
   p   play the filter from the selected message to a broker (the --broker flags)
@@ -31,12 +32,25 @@ Keys (? in the UI lists them all):
 
 The broker flags are used only by p. Like mqtape play, p connects with the
 MQTT version the capture was recorded with (an MQTT 5 capture replays with
-its messages' properties) unless -V says otherwise.`
+its messages' properties) unless -V says otherwise.
+
+The detail pane shows a payload that a binary or compressed decoder reads
+(Sparkplug B with metric names from the births, protobuf, CBOR, MessagePack,
+gzip+…) as its decoded tree; v cycles to the recorded JSON, text and hex.
+The table's payload column shows the decoded value on one line
+(Temperature=21.75 Running=true Count=3), the / line's .PATH and metric:
+terms match decoded values, and the s page plots their numeric fields
+(Sparkplug metrics by name).
+
+` + decodeFlagsHelp
 
 const inspectExamples = `  mqtape inspect capture.db
   mqtape inspect --filter 'plant/+/temp qos>=1' capture.db
+  mqtape inspect --filter 'spBv1.0/# metric:Temperature>30' sparkplug.db
+  mqtape inspect --decode 'sensors/#=cbor' --filter '.celsius>25' capture.db
   mqtape inspect --utc --follow live.db                  # while mqtape record writes live.db
   mqtape inspect -b mqtts://broker.example:8883 -u me capture.db   # p plays to this broker
+  mqtape inspect --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto capture.db
 `
 
 type inspectOptions struct {
@@ -47,6 +61,7 @@ type inspectOptions struct {
 	noMouse bool
 	poll    time.Duration
 	file    string
+	decode  decodeFlags
 }
 
 func parseInspect(args []string, cio *cliIO) (inspectOptions, error) {
@@ -59,6 +74,7 @@ func parseInspect(args []string, cio *cliIO) (inspectOptions, error) {
 	fs.DurationVar(&o.poll, "poll", time.Second, "how often to look for new messages in a capture being recorded (0: never)")
 	o.conn.asRecorded = true
 	o.conn.register(fs)
+	o.decode.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -81,14 +97,22 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	reg, err := o.decode.registry(ctx)
+	if err != nil {
+		return err
+	}
 	c, err := storage.Open(o.file)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil {
+		return err
+	}
+	res := export.NewResolver(c, reg)
 	protocol, _ := o.conn.version() // checked by options; 0: as recorded
 	opts := inspector.Options{Filter: o.filter, Follow: o.follow, Mouse: !o.noMouse, Poll: o.poll,
-		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol}
+		Broker: copts.Broker.String(), Connect: connector(copts), Protocol: protocol, Decode: res.Decode, MayDecode: res.MayDecode}
 	if o.poll == 0 {
 		opts.Poll = -1
 	}

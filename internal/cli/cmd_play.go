@@ -39,6 +39,13 @@ store when it subscribed are published first, with retain=1, at the start of
 each session, also when --from starts mid-capture (--retained keep). skip
 leaves them out; live publishes them at their recorded time with retain=0.
 
+Sparkplug B: when --from starts inside a session, the births in force at
+that point (each edge node's latest NBIRTH and its devices' DBIRTHs, unless
+a death followed) are published first, as recorded, so a Sparkplug host
+does not answer the replay with rebirth requests. --sparkplug-seq renumber
+rewrites each payload's seq to count on from the NBIRTH as published
+(keep, the default, sends the recorded seq).
+
 QoS 1/2 publishes do not wait for their acknowledgement: up to --max-inflight
 may be outstanding before the schedule waits. The report at the end says how
 faithful the replay was: intended vs actual duration, lateness of each
@@ -49,35 +56,51 @@ localhost) gets a question on the terminal before anything is sent;
 --yes skips it, and without a terminal play refuses (exit 2) unless --yes
 is given: replaying into production by mistake is the worst accident.
 
+--dry-run with --decode or --proto also lists every message one pass would
+send, in the order and with the payload it would be sent (births first,
+--sparkplug-seq applied): its time at this speed, topic and decoded value
+on one line (Sparkplug B as Temperature=21.75 Running=true, other values as
+compact JSON, decode_error: … when the decoder fails); with --json they are
+the plan's "messages", each with decoded or payload as export writes them.
+The decoders the capture carries apply after the flags'; --decode
+'spBv1.0/#=sparkplug' lists a Sparkplug capture with no other decoder.
+
 On a terminal a progress bar shows on stderr; keys: space pause/resume,
 → step one message while paused, + / - double / halve the speed, q or Ctrl-C
 stop (exit 130, with the report so far). The report gives the speed at the
-end, and the one it started with when + / - changed it.`
+end, and the one it started with when + / - changed it.
+
+` + decodeFlagsHelp
 
 const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883            # original timing, once
   mqtape play capture.db --speed 4 --loop 3 -t 'plant/#' -x 'plant/+/debug' --from 30s --to 2m
   mqtape play capture.db --speed max                                 # as fast as the broker takes it
   mqtape play capture.db --topic-prefix sandbox/ --retained skip --dry-run
   mqtape play capture.db --remap plant/1/=sandbox/plant/1/ --max-gap 5s --qos 1
+  mqtape play sparkplug.db --from 10m --sparkplug-seq renumber      # births first, seq following on
   mqtape play capture.db --json > report.json                        # fidelity report for scripts
+  mqtape play sparkplug.db --dry-run --decode 'spBv1.0/#=sparkplug' --from 10m   # each message, decoded
+  mqtape play capture.db --dry-run --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto --json
 `
 
 type playOptions struct {
-	conn        connFlags
-	sel         selectFlags
-	speedFlag   string
-	qosFlag     string
-	retained    string
-	remapFlags  []string
-	loop        int
-	maxGap      time.Duration
-	topicPrefix string
-	maxInflight int
-	dryRun      bool
-	yes         bool
-	json        bool
-	quiet       bool
-	file        string
+	conn         connFlags
+	sel          selectFlags
+	speedFlag    string
+	qosFlag      string
+	retained     string
+	remapFlags   []string
+	loop         int
+	maxGap       time.Duration
+	topicPrefix  string
+	maxInflight  int
+	dryRun       bool
+	sparkplugSeq string
+	decode       decodeFlags
+	yes          bool
+	json         bool
+	quiet        bool
+	file         string
 
 	// Resolved from the flags.
 	speed        float64 // math.Inf(1) for max
@@ -100,10 +123,12 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	fs.StringVar(&o.topicPrefix, "topic-prefix", "", "prepend `P` to every topic (after --remap), e.g. sandbox/")
 	fs.StringArrayVar(&o.remapFlags, "remap", nil, "rewrite topics starting with OLD to start with NEW: `OLD=NEW` (repeatable; first match wins)")
 	fs.IntVar(&o.maxInflight, "max-inflight", replay.DefaultMaxInflight, "publishes awaiting their acknowledgement (`N`) before the schedule waits")
+	fs.StringVar(&o.sparkplugSeq, "sparkplug-seq", "keep", "Sparkplug B seq `MODE`: keep (as recorded) or renumber (count on from each NBIRTH as published)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "do not connect: print what would be sent")
 	fs.BoolVarP(&o.yes, "yes", "y", false, "replay into a broker that is not on this machine (not loopback) without asking")
 	fs.BoolVar(&o.json, "json", false, "print the report (or the --dry-run plan) as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no human report")
+	o.decode.register(fs)
 	o.conn.asRecorded = true
 	o.conn.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -112,6 +137,9 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	var err error
 	if o.file, err = oneFile(fs); err != nil {
 		return o, err
+	}
+	if o.decode.given() && !o.dryRun {
+		return o, usagef("--decode and --proto list the decoded payloads of a --dry-run; play sends payloads as recorded")
 	}
 	if o.speed, err = replay.ParseSpeed(o.speedFlag); err != nil {
 		return o, usagef("--speed %q: %w", o.speedFlag, replay.ErrBadSpeed)
@@ -125,6 +153,9 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 	}
 	if o.retainedMode, err = replay.ParseRetainedMode(o.retained); err != nil {
 		return o, usagef("--retained %q: use keep, skip or live", o.retained)
+	}
+	if o.sparkplugSeq != "keep" && o.sparkplugSeq != "renumber" {
+		return o, usagef("--sparkplug-seq %q: use keep or renumber", o.sparkplugSeq)
 	}
 	for _, r := range o.remapFlags {
 		rm, err := replay.ParseRemap(r)
@@ -157,7 +188,8 @@ func (o *playOptions) config() replay.Config {
 		loop = replay.Forever
 	}
 	return replay.Config{Query: o.query, Speed: o.speed, Loop: loop, MaxGap: o.maxGap, Retained: o.retainedMode,
-		OverrideQoS: o.overrideQoS, QoS: o.qos, TopicPrefix: o.topicPrefix, Remap: o.remaps, MaxInflight: o.maxInflight}
+		OverrideQoS: o.overrideQoS, QoS: o.qos, TopicPrefix: o.topicPrefix, Remap: o.remaps, MaxInflight: o.maxInflight,
+		SparkplugRenumber: o.sparkplugSeq == "renumber"}
 }
 
 func speedString(s float64) string {

@@ -30,6 +30,9 @@ func TestParsePlay(t *testing.T) {
 				return math.IsInf(o.speed, 1) && c.Loop == replay.Forever && c.OverrideQoS && c.QoS == 1 &&
 					c.Retained == replay.RetainedLive && c.MaxInflight == 5
 			}},
+		{[]string{"c.db", "--sparkplug-seq", "renumber"}, true, func(o playOptions) bool { return o.config().SparkplugRenumber }},
+		{[]string{"c.db"}, true, func(o playOptions) bool { return !o.config().SparkplugRenumber }},
+		{[]string{"c.db", "--sparkplug-seq", "reset"}, false, nil},
 		{[]string{"--speed", "0.25", "-t", "plant/#", "-x", "plant/+/debug", "--from", "30s", "--to", "2m", "c.db"}, true,
 			func(o playOptions) bool {
 				q := o.query

@@ -29,6 +29,7 @@ type recordOptions struct {
 	flushInterval time.Duration
 	quiet         bool
 	output        string
+	decoders      decodeFlags
 }
 
 const recordUsage = `record [flags] -o FILE
@@ -39,13 +40,20 @@ other existing file is refused untouched. QoS 1/2 messages are acknowledged
 once they are in the session's spool file beside the capture (a kill -9
 loses none of them: the next record into the file adds them); the broker
 never waits for the database. At the stop, the broker's $SYS dropped
-counter (where it has one) is printed and stored.`
+counter (where it has one) is printed and stored.
+
+--decode and --proto are stored in the capture (the map and the compiled
+descriptors, not the file paths), so whoever opens it later sees decoded
+payloads without the .proto files; see mqtape decoders.
+
+` + decodeFlagsHelp
 
 const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
   mqtape record --broker mqtts://broker:8883 -u alice -t 'plant/+/temp' -t 'alarms/#' --duration 10m -o x.db
   MQTAPE_PASSWORD=secret mqtape record -b mqtt://10.0.0.5 -u bob --count 1000 -o sample.db
   mqtape record --sys --clean=false --client-id rec1 -o long.db  # persistent session, with $SYS/#
   mqtape record -V 5 -o props.db                                # MQTT 5: properties and the publisher's retain flag
+  mqtape record --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto -o acme.db
 `
 
 func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
@@ -61,6 +69,7 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	fs.DurationVar(&o.flushInterval, "flush-interval", 100*time.Millisecond, "commit received messages at least this often")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
 	o.conn.register(fs)
+	o.decoders.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -102,15 +111,17 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	if _, err := copts.TLS.Config(""); err != nil && copts.Broker.TLS() {
 		return err // bad TLS files: fail before touching the capture
 	}
+	decoders, err := o.decoders.toStore(ctx) // usage errors before touching the capture
+	if err != nil {
+		return err
+	}
 	fi, statErr := os.Stat(o.output)
 	isNew := statErr != nil
 	wasEmpty := statErr == nil && fi.Mode().IsRegular() && fi.Size() == 0
 	capture, err := storage.OpenWrite(o.output)
 	if err != nil {
 		if isNew {
-			// Created and then failed (e.g. the disk is full): no
-			// half-made file behind.
-			os.Remove(o.output)
+			os.Remove(o.output) // created, then failed (e.g. the disk is full): no half-made file behind
 		}
 		return err
 	}
@@ -129,6 +140,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	}()
 
 	if err := recoverSpool(ctx, cio, capture, o.quiet); err != nil {
+		return err
+	}
+	if err := storeDecoders(ctx, capture, decoders, isNew || wasEmpty); err != nil {
 		return err
 	}
 
@@ -166,6 +180,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	if err == nil && errors.Is(context.Cause(runCtx), errCaptureGone) {
 		err = rescueCapture(ctx, capture, o.output, res.Stored)
 	}
+	if !isNew && !wasEmpty && res.SessionID != 0 {
+		err = errors.Join(err, storeDecoders(context.WithoutCancel(ctx), capture, decoders, true))
+	}
 	if res.SessionID != 0 && !o.quiet {
 		printRecordSummary(cio, o.output, res)
 	}
@@ -176,6 +193,17 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		return err
 	}
 	return nil
+}
+
+// storeDecoders stores record's --decode/--proto (nil: none given) when
+// now: a new capture carries them from the start, an existing one gets them
+// once its session has begun, so a recording that never starts leaves it
+// as it was.
+func storeDecoders(ctx context.Context, capture *storage.Capture, d *storage.Decoders, now bool) error {
+	if d == nil || !now {
+		return nil
+	}
+	return capture.SetDecoders(ctx, *d)
 }
 
 // recoverSpool adds to the capture what an earlier recorder, killed before

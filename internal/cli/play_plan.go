@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/decode"
+	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/replay"
@@ -56,6 +62,16 @@ type PlayPlanTopic struct {
 // runPlayDryRun prints what play would send (--dry-run, as JSON with
 // --json) without connecting to the broker.
 func runPlayDryRun(ctx context.Context, capture *storage.Capture, o playOptions, cio *cliIO) error {
+	var reg *decode.Registry
+	if o.decode.given() {
+		var err error
+		if reg, err = o.decode.registry(ctx); err != nil {
+			return err
+		}
+		if reg, err = withCapture(ctx, reg, capture, cio.stderr); err != nil {
+			return err
+		}
+	}
 	p, err := replay.New(capture, noPublisher{}, o.config())
 	if err != nil {
 		return err
@@ -64,11 +80,105 @@ func runPlayDryRun(ctx context.Context, capture *storage.Capture, o playOptions,
 	if err != nil {
 		return err
 	}
+	if reg != nil && plan.Messages > 0 {
+		return listPlan(ctx, p, reg, o, plan, cio)
+	}
 	if o.json {
 		return writeJSON(cio.stdout, planJSON(o, plan))
 	}
 	printPlan(cio.text, o, plan)
 	return nil
+}
+
+// PlayPlanListed is one message of a dry run's list (--decode): what
+// play would publish, with its payload's decoded value as export
+// writes it (decoded and decode_error; payload when it is text).
+type PlayPlanListed struct {
+	PlayPlanMsg
+	Birth       bool            `json:"birth,omitempty"` // a Sparkplug birth in force at --from, published first
+	Payload     *string         `json:"payload,omitempty"`
+	Decoded     json.RawMessage `json:"decoded,omitempty"`
+	DecodeError string          `json:"decode_error,omitempty"`
+}
+
+// listPlan prints the plan and then every message one pass sends, its
+// payload decoded in the order it would be published (so Sparkplug
+// aliases resolve from the births published before them). With --json the
+// messages are the plan's "messages", streamed after its other fields.
+func listPlan(ctx context.Context, p *replay.Player, reg *decode.Registry, o playOptions, plan replay.Plan, cio *cliIO) error {
+	var head bytes.Buffer
+	var out *termsafe.Writer
+	var bw *bufio.Writer
+	if o.json {
+		if err := writeJSON(&head, planJSON(o, plan)); err != nil {
+			return err
+		}
+		out = termsafe.NewJSONWriter(cio.stdout)
+		bw = bufio.NewWriter(out)
+		bw.Write(bytes.TrimSuffix(head.Bytes(), []byte("\n}\n")))
+		bw.WriteString(",\n  \"messages\": [")
+	} else {
+		printPlan(cio.text, o, plan)
+		bw = bufio.NewWriter(cio.text)
+		bw.WriteString("messages:\n")
+	}
+	dec := reg.NewDecoder()
+	first := true
+	_, err := p.PlanEach(ctx, func(pm replay.PlannedMessage, m *storage.Message) error {
+		l := PlayPlanListed{PlayPlanMsg: planMsg(pm, o.speed)}
+		l.Birth = pm.Birth
+		res := dec.Decode(m.Topic, m.Props, m.Payload)
+		var r export.Record
+		r.AddDecoded(res)
+		l.Decoded, l.DecodeError = r.Decoded, r.DecodeError
+		if l.Decoded == nil && utf8.Valid(m.Payload) {
+			s := string(m.Payload)
+			l.Payload = &s
+		}
+		if !o.json {
+			_, err := fmt.Fprintf(bw, "  +%-10s %s  %s\n", atSpeed(pm.At, o.speed).Round(time.Microsecond),
+				termsafe.Cell(pm.Topic, topicColumn), termsafe.Cell(listedValue(l, len(m.Payload)), 200))
+			return err
+		}
+		b, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		bw.WriteString("\n    ")
+		_, err = bw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if o.json {
+		bw.WriteString("\n  ]\n}\n")
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if out != nil {
+		return out.Flush()
+	}
+	return nil
+}
+
+// listedValue is a listed message's payload on one line: its decoded
+// value's summary, the decoder's error, its text or its size.
+func listedValue(l PlayPlanListed, size int) string {
+	switch {
+	case l.Decoded != nil:
+		return decode.Summary(l.Decoded, 0)
+	case l.DecodeError != "":
+		return "decode_error: " + l.DecodeError
+	case l.Payload != nil:
+		return *l.Payload
+	}
+	return fmt.Sprintf("⟨%s binary, not decoded⟩", humanBytes(int64(size)))
 }
 
 func planJSON(o playOptions, pl replay.Plan) PlayPlan {
@@ -79,8 +189,8 @@ func planJSON(o playOptions, pl replay.Plan) PlayPlan {
 		out.Sessions = []int64{}
 	}
 	msg := func(m replay.PlannedMessage) *PlayPlanMsg {
-		return &PlayPlanMsg{AtS: atSpeed(m.At, o.speed).Seconds(), Seq: m.Seq, Session: m.Session, Topic: m.Topic,
-			Original: m.Original, QoS: m.QoS, Retain: m.Retain, Restore: m.Restore, Bytes: m.Bytes}
+		pm := planMsg(m, o.speed)
+		return &pm
 	}
 	if pl.Messages > 0 {
 		out.First, out.Last = msg(pl.First), msg(pl.Last)
@@ -89,6 +199,11 @@ func planJSON(o playOptions, pl replay.Plan) PlayPlan {
 		out.Topics = append(out.Topics, PlayPlanTopic{t.Topic, t.Original, t.Count})
 	}
 	return out
+}
+
+func planMsg(m replay.PlannedMessage, speed float64) PlayPlanMsg {
+	return PlayPlanMsg{AtS: atSpeed(m.At, speed).Seconds(), Seq: m.Seq, Session: m.Session, Topic: m.Topic,
+		Original: m.Original, QoS: m.QoS, Retain: m.Retain, Restore: m.Restore, Bytes: m.Bytes}
 }
 
 func printPlan(w io.Writer, o playOptions, pl replay.Plan) {

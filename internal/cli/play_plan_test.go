@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/mqtape/mqtape/internal/capturetest"
+	"github.com/mqtape/mqtape/internal/sparkplugtest"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -78,5 +80,76 @@ func TestPlayProtocolAsRecorded(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, context.Background(), "play", "--dry-run", v5, "-V", "7"); code != exitUsage || !strings.Contains(stderr, "--protocol-version \"7\"") {
 		t.Errorf("-V 7: exit %d %s", code, stderr)
+	}
+}
+
+// sparkplugCapture writes sparkplugtest's edge node, one message a
+// second, with extra messages after it.
+func sparkplugCapture(t *testing.T, extra ...storage.Message) string {
+	t.Helper()
+	var msgs []storage.Message
+	for i, m := range sparkplugtest.EdgeNode() {
+		msgs = append(msgs, storage.Message{OffsetNS: int64(i) * int64(time.Second), Topic: m.Topic, QoS: 1, Payload: m.Payload})
+	}
+	return capturetest.WriteOffsets(t, append(msgs, extra...))
+}
+
+// TestPlayDryRunDecoded: --dry-run --decode lists each message as it
+// would be sent, decoded in send order: from inside the Sparkplug session
+// the births go first and name the aliases of the data after them;
+// --sparkplug-seq renumber shows the seq as sent.
+func TestPlayDryRunDecoded(t *testing.T) {
+	reading, err := cbor.Marshal(map[string]any{"celsius": 21.5, "raw": []byte{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := sparkplugCapture(t, storage.Message{OffsetNS: int64(7500 * time.Millisecond), Topic: "sensors/a", Payload: reading},
+		storage.Message{OffsetNS: 8e9, Topic: "sensors/b", Payload: []byte{0xff, 0}},
+		storage.Message{OffsetNS: 9e9, Topic: "notes", Payload: []byte("hello")})
+	code, out, errOut := runCLI(t, context.Background(), "play", path, "--dry-run", "--from", "3500ms",
+		"--decode", "sensors/#=cbor", "--decode", "spBv1.0/#=sparkplug")
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, errOut)
+	}
+	for _, want := range []string{"dry run: nothing is sent", "messages:\n",
+		"+0s         spBv1.0/plant/NBIRTH/edge1  bdSeq=0 Node Control/Rebirth=false Temperature=20.5\n",
+		"spBv1.0/plant/DBIRTH/edge1/pump1  Running=false Count=0\n",
+		"+0s         spBv1.0/plant/DDATA/edge1/pump1  Count=-4\n",
+		"spBv1.0/plant/NDATA/edge1  Pressure=2.25\n",
+		`sensors/a  {"celsius":21.5,"raw":"AQI="}`,
+		"sensors/b  decode_error: cbor: unexpected \"break\" code\n", "notes  hello\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = runCLI(t, context.Background(), "play", path, "--dry-run", "--json", "--from", "3500ms",
+		"--sparkplug-seq", "renumber", "--decode", "spBv1.0/#=sparkplug", "-t", "spBv1.0/#")
+	var pl struct {
+		PlayPlan
+		Messages []PlayPlanListed `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(out), &pl); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v %s\n%s", code, err, errOut, out)
+	}
+	if pl.PlayPlan.Messages != 6 || len(pl.Messages) != 6 || pl.File != path {
+		t.Fatalf("plan %+v", pl)
+	}
+	var ddata struct {
+		Seq     int `json:"seq"`
+		Metrics []struct {
+			Name  string `json:"name"`
+			Value int    `json:"value"`
+		} `json:"metrics"`
+	}
+	m := pl.Messages[2]
+	if !pl.Messages[0].Birth || !pl.Messages[1].Birth || m.Birth || m.Topic != "spBv1.0/plant/DDATA/edge1/pump1" ||
+		json.Unmarshal(m.Decoded, &ddata) != nil || ddata.Seq != 2 || len(ddata.Metrics) != 1 || ddata.Metrics[0].Name != "Count" ||
+		ddata.Metrics[0].Value != -4 || m.Payload != nil {
+		t.Errorf("DDATA listed as %+v (decoded %s)", m, m.Decoded)
+	}
+	for _, args := range [][]string{{"--decode", "a=cbor"}, {"--dry-run", "--decode", "a=yaml"}, {"--dry-run", "--proto", "missing.proto"}} {
+		if code, _, errOut := runCLI(t, context.Background(), append([]string{"play", path}, args...)...); code != exitUsage || errOut == "" {
+			t.Errorf("%v: exit %d %s", args, code, errOut)
+		}
 	}
 }
