@@ -268,6 +268,12 @@ func checkWhere(t *testing.T, path string, dec []string) {
 			t.Errorf("export %v: exit %d, topics %q, want %q %s", tc.args, code, topicsOf(recs), tc.want, stderr)
 		}
 	}
+	// A query that matches nothing is an empty selection (exit 1, saying
+	// how many messages it looked at), as an empty -t/--from is.
+	code, out, stderr := runCLI(t, context.Background(), "export", "--where", ".celsius>1000", path)
+	if code != exitError || out != "" || !strings.Contains(stderr, "--where .celsius>1000 matches none of the") {
+		t.Errorf("export --where matching nothing: exit %d, stdout %q, stderr %q; want exit 1 naming the query", code, out, stderr)
+	}
 }
 
 // TestDecodeUsageErrors: a bad FORMAT, an unknown message type and a

@@ -143,6 +143,11 @@ func parseTerm(s string) (term, error) {
 	if t.op == "" {
 		return t, fmt.Errorf("%s: needs an operator (= != < <= > >= ~) and a value", s)
 	}
+	if t.op != "~" && rest != "" && strings.ContainsRune("=!<>~", rune(rest[0])) {
+		// `.a>>1`, `.a=<1`, `.a=~x`: a typo, not a comparison with the
+		// text ">1" (which would match nothing, silently).
+		return t, fmt.Errorf("%s: %q is not an operator (= != < <= > >= ~); quote a value that starts with %q", s, t.op+rest[:1], rest[:1])
+	}
 	v, err := parseValue(rest)
 	if err != nil {
 		return t, fmt.Errorf("%s: %v", s, err)

@@ -70,6 +70,9 @@ func TestParseErrors(t *testing.T) {
 		`metric:"Node Ctl=1`: "unclosed quote",
 		"metric:=1":          "needs a metric name",
 		`.s="abc`:            "unclosed quote",
+		".celsius>>20":       `">>" is not an operator`,
+		".s=~^err":           `"=~" is not an operator`,
+		"metric:Count=<3":    `"=<" is not an operator`,
 	} {
 		_, err := Parse(q)
 		if err == nil || !errors.Is(err, ErrQuery) || !strings.Contains(err.Error(), want) {

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
 	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/internal/termsafe"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/where"
@@ -42,7 +44,7 @@ Terms, separated by spaces, must all hold:
 ` + where.Help + `
 
 A selection that contains nothing (--from past the end, a -t/-x that
-matches no topic) is an error (exit 1) that says what the capture holds: its
+matches no topic, a --where that matches no message) is an error (exit 1) that says what the capture holds: its
 topics, or its sessions and their span; --from not before --to is a usage
 error (exit 2).
 
@@ -70,6 +72,7 @@ type exportOptions struct {
 	decoders decodeFlags
 	noDecode bool
 	where    where.Query
+	wheres   []string // --where as given
 	format   string
 	file     string
 }
@@ -81,13 +84,12 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	o.sel.register(fs, true)
 	o.decoders.register(fs)
 	fs.BoolVar(&o.noDecode, "no-decode", false, "leave decoded and decode_error out")
-	var wheres []string
-	fs.StringArrayVar(&wheres, "where", nil, "only messages whose decoded value matches QUERY, e.g. '.celsius>25' (repeatable, ANDed)")
+	fs.StringArrayVar(&o.wheres, "where", nil, "only messages whose decoded value matches QUERY, e.g. '.celsius>25' (repeatable, ANDed)")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
 	var err error
-	if o.where, err = where.Parse(strings.Join(wheres, " ")); err != nil {
+	if o.where, err = where.Parse(strings.Join(o.wheres, " ")); err != nil {
 		return o, usagef("--where: %v", err)
 	}
 	if o.noDecode && (len(o.decoders.rules) > 0 || len(o.decoders.protos) > 0) {
@@ -150,13 +152,16 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		w = export.NewJSONWriter(out)
 	}
 	defer w.Flush()
+	var read, written int64
 	for d, err := range export.Decode(ctx, c, q, reg) {
 		if err != nil {
 			return err
 		}
+		read++
 		if !o.where.Empty() && !o.where.MatchJSON(d.Value()) {
 			continue
 		}
+		written++
 		if err := w.Write(&d.Message, d.Result); err != nil {
 			return err // e.g. stdout closed (| head)
 		}
@@ -165,7 +170,15 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	if out != nil {
-		return out.Flush()
+		if err := out.Flush(); err != nil {
+			return err
+		}
+	}
+	if written == 0 && read > 0 {
+		// Like an empty -t/--from selection (checkNotEmpty): nothing
+		// exported is an error that says what was there.
+		return fmt.Errorf("nothing selected: --where %s matches none of the %s selected in %s",
+			strings.Join(o.wheres, " "), humanize.Count(read, "message", "messages"), o.file)
 	}
 	return nil
 }
