@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mqtape/mqtape/decode"
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -148,6 +149,7 @@ func setDecoders(ctx context.Context, o decodersOptions, cio *cliIO) error {
 	if err := c.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(cio.stderr, "stored %d decoder(s) and %d protobuf file(s) in %s\n", len(d.Rules), len(d.Files), o.file)
+	fmt.Fprintf(cio.stderr, "stored %s and %s in %s\n", humanize.Count(int64(len(d.Rules)), "decoder", "decoders"),
+		humanize.Count(int64(len(d.Files)), "protobuf file", "protobuf files"), o.file)
 	return nil
 }
