@@ -359,7 +359,7 @@ func TestDecodersCarriedByCapture(t *testing.T) {
 		t.Fatalf("decoded before set: %v", r[0])
 	}
 	if code, _, stderr := runCLI(t, context.Background(), "decoders", "set", plain, "--decode", "sensors/#=cbor"); code != exitOK ||
-		!strings.Contains(stderr, "stored 1 decoder(s)") {
+		!strings.Contains(stderr, "stored 1 decoder and 0 protobuf files") {
 		t.Fatalf("decoders set: exit %d %s", code, stderr)
 	}
 	if r := exportLines(t, plain); decodedJSON(t, r[0]) != `{"celsius":18.5}` {
