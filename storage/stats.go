@@ -25,7 +25,10 @@ type TopicStats struct {
 // Totals summarises a capture.
 type Totals struct {
 	Messages int64
-	Bytes    int64
+	Bytes    int64 // payload bytes as published
+	// Stored is how many bytes the payloads take in the file: less than
+	// Bytes when they are stored compressed (record --compress).
+	Stored   int64
 	Topics   int
 	FirstNS  int64
 	LastNS   int64
@@ -78,9 +81,9 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	}
 	payload := "NULL"
 	if q.PayloadMatch != nil {
-		payload = "m.payload"
+		payload = c.payloadSQL("m.")
 	}
-	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, "+payload+
+	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, "+c.sizeSQL("m.")+", length(m.payload), m.qos, m.retain, m.from_store, "+payload+
 		" FROM messages m"+where+" ORDER BY m.seq", args...)
 	if err != nil {
 		return Totals{}, nil, c.wrap("read messages", err)
@@ -93,10 +96,10 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	per := make(map[int64]*acc, len(topics))
 	var win, winCount int64 = -1, 0
 	for rows.Next() {
-		var tid, ts, size, qos int64
+		var tid, ts, size, stored, qos int64
 		var retain, fromStore bool
 		var body []byte
-		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore, &body); err != nil {
+		if err := rows.Scan(&tid, &ts, &size, &stored, &qos, &retain, &fromStore, &body); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
 		if q.PayloadMatch != nil && !q.PayloadMatch(body) {
@@ -136,6 +139,7 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 		}
 		tot.Messages++
 		tot.Bytes += size
+		tot.Stored += stored
 		tot.FirstNS = min(tot.FirstNS, ts)
 		tot.LastNS = max(tot.LastNS, ts)
 	}
