@@ -56,6 +56,7 @@ type serveOptions struct {
 	duration time.Duration
 	count    int64
 	quiet    bool
+	compress bool
 	output   string
 	queued   int
 
@@ -77,6 +78,7 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
+	registerCompress(fs, &o.compress)
 	fs.IntVar(&o.queued, "max-queued", 8192, "messages queued for one slow client before the broker drops (each drop is recorded); reserved up front, 8 bytes a slot per client")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "close connections that have not sent CONNECT after this long")
 	fs.StringVar(&o.maxPacket, "max-packet-size", "16MiB", "largest packet a client may send (bytes, or with KiB/MiB); told to MQTT 5 clients")
@@ -171,6 +173,7 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	capture.SetCompression(o.compress)
 	defer capture.Close()
 	// No soft memory limit here (unlike record): the broker itself queues
 	// messages for slow subscribers, and a limit below that makes the
