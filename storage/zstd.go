@@ -313,7 +313,7 @@ func trainDict(id int64, samples [][]byte) (dict []byte, err error) {
 	}
 	hist = hist[max(0, len(hist)-dictHistory):]
 	return zstd.BuildDict(zstd.BuildDictOptions{ID: uint32(id), Contents: samples, History: hist,
-		Offsets: [3]int{1, 4, 8}, Level: zstd.SpeedFastest})
+		Offsets: [3]int{1, 4, 8}, Level: zstd.SpeedFastest, CompatV155: true})
 }
 
 // use makes dictionary id (its stored bytes b) the one payloads are
