@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mqtape/mqtape/internal/loadgen"
+	"github.com/mqtape/mqtape/internal/testbroker"
 )
 
 // exportLines runs `mqtape export FILE` and returns its lines.
@@ -78,6 +79,10 @@ func TestRecordCompress(t *testing.T) {
 	if got := exportLines(t, cut); !slices.Equal(got, zipLines) {
 		t.Error("export of the compressed capture differs from export of its uncompressed cut")
 	}
+	if code, out, errb := runCLI(t, ctx, "diff", zipped, cut); code != exitOK {
+		t.Errorf("diff of the compressed capture and its uncompressed cut: exit %d\n%s%s", code, out, errb)
+	}
+	playCompressed(t, zipped, n)
 
 	code, out, _ := runCLI(t, ctx, "info", "--json", zipped)
 	var info struct {
@@ -112,6 +117,64 @@ func TestRecordCompress(t *testing.T) {
 		}
 	}
 	damaged(t, zipped, n)
+}
+
+// playCompressed replays the compressed capture at path (n telemetry
+// messages) to a broker: a subscriber receives every payload as published.
+func playCompressed(t *testing.T, path string, n int) {
+	t.Helper()
+	b := startBroker(t)
+	sub := testbroker.Subscribe(t, b.URL())
+	if code, out, errb := runCLI(t, context.Background(), "play", "--speed", "max", "-b", b.URL(), path); code != exitOK {
+		t.Fatalf("play: exit %d\n%s%s", code, out, errb)
+	}
+	seen := map[string]bool{}
+	for _, m := range sub.Wait(t, n) {
+		d, i, ok := loadgen.ParsePayload([]byte(m.Body))
+		if !ok || m.Body != string(loadgen.Telemetry(d, i)) || m.Topic != loadgen.TopicOf("dev", d) {
+			t.Fatalf("played %s %q: not what was published", m.Topic, m.Body)
+		}
+		seen[m.Body] = true
+	}
+	if len(seen) != n {
+		t.Errorf("played %d different payloads, want %d", len(seen), n)
+	}
+}
+
+// TestServeCompress: `serve --compress` stores what publishers send
+// compressed, and reads it back as sent.
+func TestServeCompress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "serve.db")
+	addr, stop := serveCLI(t, path, "--compress")
+	const n = 2000
+	if _, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Devices: 4, Messages: n, QoS: 1, Topic: "dev", Telemetry: true}); err != nil {
+		t.Fatal(err)
+	}
+	if code, errb := stop(); code != exitOK {
+		t.Fatalf("serve: exit %d: %s", code, errb)
+	}
+	lines := exportLines(t, path)
+	if len(lines) != n {
+		t.Fatalf("serve recorded %d messages, want %d", len(lines), n)
+	}
+	for _, l := range lines {
+		var m struct{ Payload string }
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		if d, i, ok := loadgen.ParsePayload([]byte(m.Payload)); !ok || m.Payload != string(loadgen.Telemetry(d, i)) {
+			t.Fatalf("exported %q: not what was published", m.Payload)
+		}
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var compressed int
+	if err := db.QueryRow("SELECT count(*) FROM messages WHERE zstd_dict IS NOT NULL").Scan(&compressed); err != nil || compressed < n/2 {
+		t.Errorf("%d of %d messages stored compressed (%v)", compressed, n, err)
+	}
 }
 
 // damaged damages one compressed payload of the capture at path (n
