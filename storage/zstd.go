@@ -312,8 +312,21 @@ func trainDict(id int64, samples [][]byte) (dict []byte, err error) {
 		hist = append(hist, s...)
 	}
 	hist = hist[max(0, len(hist)-dictHistory):]
-	return zstd.BuildDict(zstd.BuildDictOptions{ID: uint32(id), Contents: samples, History: hist,
-		Offsets: [3]int{1, 4, 8}, Level: zstd.SpeedFastest, CompatV155: true})
+	opts := zstd.BuildDictOptions{ID: uint32(id), Contents: samples, History: hist,
+		Offsets: [3]int{1, 4, 8}, Level: zstd.SpeedFastest, CompatV155: true}
+	dict, err = zstd.BuildDict(opts)
+	if err != nil && len(hist) >= 8 {
+		// Samples the history matches whole (one payload repeated) leave
+		// no literals to build the literal table from: one more sample
+		// holding every byte value gives it some.
+		every := make([]byte, 256)
+		for i := range every {
+			every[i] = byte(i)
+		}
+		opts.Contents = append(samples[:len(samples):len(samples)], every)
+		dict, err = zstd.BuildDict(opts)
+	}
+	return dict, err
 }
 
 // use makes dictionary id (its stored bytes b) the one payloads are

@@ -259,3 +259,40 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCompressedDegenerateSamples: samples that give the dictionary little
+// to learn (1-byte payloads, one payload repeated, noise) leave payloads
+// readable, stored compressed where it helps (the repeated one), else as
+// they are.
+func TestCompressedDegenerateSamples(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for name, gen := range map[string]func(i int) []byte{
+		"one byte": func(int) []byte { return []byte{'x'} },
+		"repeated": func(int) []byte { return bytes.Repeat([]byte(`{"state":"on"}`), 20) },
+		"noise": func(int) []byte {
+			b := make([]byte, 200)
+			for i := range b {
+				b[i] = byte(r.IntN(256))
+			}
+			return b
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var msgs []Message
+			for i := range trainMessages + 300 {
+				msgs = append(msgs, Message{TimeNS: 1e18 + int64(i), OffsetNS: int64(i), Topic: "t", Payload: gen(i)})
+			}
+			path := filepath.Join(t.TempDir(), "d.db")
+			writeZip(t, path, msgs, true)
+			got, err := openRead(t, path).Page(context.Background(), Query{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePayloads(t, got, msgs)
+			zipped := rawInt(t, path, "SELECT count(*) FROM messages WHERE zstd_dict IS NOT NULL")
+			if name == "repeated" && zipped < 300 {
+				t.Errorf("%d of the repeated payloads after training stored compressed, want all 300", zipped)
+			}
+		})
+	}
+}
