@@ -179,15 +179,23 @@ func (k *codec) decoder(id int64) (*zstd.Decoder, error) {
 
 // newDecoder makes a decoder of dictionary id from its stored bytes.
 func newDecoder(id int64, b []byte) (*zstd.Decoder, error) {
-	info, err := zstd.InspectDictionary(b)
-	if err != nil {
-		return nil, fmt.Errorf("not a zstd dictionary (%v)", err)
-	}
-	if int64(info.ID()) != id {
-		return nil, fmt.Errorf("it says it is dictionary %d", info.ID())
+	if err := checkDict(id, b); err != nil {
+		return nil, err
 	}
 	return zstd.NewReader(nil, zstd.WithDecoderDicts(b), zstd.WithDecoderMaxMemory(MaxPayload),
 		zstd.WithDecodeAllCapLimit(true), zstd.WithDecoderConcurrency(1))
+}
+
+// checkDict checks that b is zstd dictionary id.
+func checkDict(id int64, b []byte) error {
+	info, err := zstd.InspectDictionary(b)
+	if err != nil {
+		return fmt.Errorf("not a zstd dictionary (%v)", err)
+	}
+	if int64(info.ID()) != id {
+		return fmt.Errorf("it says it is dictionary %d", info.ID())
+	}
+	return nil
 }
 
 // payloadSQL is the SQL expression of the payload as published of the
@@ -231,6 +239,7 @@ type compressor struct {
 	pending []byte // a dictionary trained for the batch being written
 	trained int    // how many samples pending was trained on
 	off     bool   // training failed: payloads are stored as they are
+	looked  bool   // the capture's own dictionary was looked for
 
 	samples     [][]byte
 	sampleBytes int
@@ -258,15 +267,18 @@ func (z *compressor) prepare(ctx context.Context, c *Capture, msgs []Message) er
 	if z.enc != nil || z.off {
 		return nil
 	}
-	if z.dict == 0 {
+	if !z.looked {
+		// The capture's newest dictionary, unless it is unusable (a
+		// damaged file): then a new one is trained.
 		var id int64
 		var b []byte
 		err := c.w.QueryRowContext(ctx, "SELECT id, dict FROM zstd_dicts ORDER BY id DESC LIMIT 1").Scan(&id, &b)
-		if err == nil {
-			return z.use(id, b)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
+		}
+		z.looked = true
+		if err == nil && z.use(id, b) == nil {
+			return nil
 		}
 	}
 	for _, m := range msgs {
@@ -294,7 +306,8 @@ func (z *compressor) prepare(ctx context.Context, c *Capture, msgs []Message) er
 	}
 	n := len(z.samples)
 	if err := z.use(next, b); err != nil {
-		return err
+		z.off, z.samples = true, nil
+		return nil
 	}
 	z.pending, z.trained = b, n
 	return nil
@@ -332,11 +345,13 @@ func trainDict(id int64, samples [][]byte) (dict []byte, err error) {
 // use makes dictionary id (its stored bytes b) the one payloads are
 // compressed with.
 func (z *compressor) use(id int64, b []byte) error {
+	if err := checkDict(id, b); err != nil {
+		return err
+	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderDict(b), zstd.WithEncoderCRC(false),
 		zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithSingleSegment(true))
 	if err != nil {
-		z.off = true // a dictionary mqtape cannot use: store payloads as they are
-		return nil
+		return err
 	}
 	z.dict, z.enc, z.samples = id, enc, nil
 	return nil

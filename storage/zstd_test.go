@@ -296,3 +296,25 @@ func TestCompressedDegenerateSamples(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressedAppendToDamagedDictionary: a compressing session appended
+// to a capture whose dictionary is damaged trains a new one (the old rows
+// stay damaged; the new ones read).
+func TestCompressedAppendToDamagedDictionary(t *testing.T) {
+	msgs := zipFixture()
+	path := filepath.Join(t.TempDir(), "zip.db")
+	writeZip(t, path, msgs[:trainMessages], true)
+	rawExec(t, path, "UPDATE zstd_dicts SET dict = x'00'")
+	writeZip(t, path, msgs, true)
+	if n := rawInt(t, path, "SELECT count(*) FROM zstd_dicts"); n != 2 {
+		t.Fatalf("%d dictionaries, want the damaged one and a new one", n)
+	}
+	got, err := openRead(t, path).Page(context.Background(), Query{Session: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePayloads(t, got, msgs)
+	if n := rawInt(t, path, "SELECT count(*) FROM messages WHERE session = 2 AND zstd_dict = 2"); n < 300 {
+		t.Errorf("%d messages of the new session compressed with the new dictionary", n)
+	}
+}
