@@ -549,6 +549,20 @@ func benchmarkSessionOf(b *testing.B, gen func(n int) []byte, batchSize int, com
 		}
 		cpu += cpuTime() - before
 		msgs += perSession
+		if compress {
+			b.StopTimer()
+			r, err := Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tot, _, err := r.Stats(ctx)
+			r.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(tot.Stored)/float64(tot.Bytes), "stored/payload")
+			b.StartTimer()
+		}
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(msgs), "cpu-µs/msg")
 	b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
