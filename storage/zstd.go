@@ -20,11 +20,13 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"modernc.org/sqlite"
+
+	"github.com/mqtape/mqtape/mqtt"
 )
 
 // MaxPayload is the largest payload MQTT can carry (the packet's remaining
 // length limit); a compressed row claiming more is damaged.
-const MaxPayload = 268435455
+const MaxPayload = mqtt.MaxRemainingLength
 
 // Training: a capture's dictionary is trained on the first trainMessages
 // non-empty payloads of its first compressed session, or on fewer once

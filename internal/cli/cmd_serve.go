@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -89,7 +90,7 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	switch {
 	case err != nil:
 		return o, usagef("--max-packet-size %q: %v", o.maxPacket, err)
-	case size < 2 || size > 268435455+5:
+	case size < 2 || size > mqtt.MaxRemainingLength+5:
 		return o, usagef("--max-packet-size %q: must be between 2 bytes and 256 MiB (MQTT's limit)", o.maxPacket)
 	case o.connectTimeout <= 0:
 		return o, usagef("--connect-timeout %v: must be positive", o.connectTimeout)
