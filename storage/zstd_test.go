@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // telemetry is message i of device d: JSON telemetry of about 130 bytes
@@ -317,4 +319,48 @@ func TestCompressedAppendToDamagedDictionary(t *testing.T) {
 	if n := rawInt(t, path, "SELECT count(*) FROM messages WHERE session = 2 AND zstd_dict = 2"); n < 300 {
 		t.Errorf("%d messages of the new session compressed with the new dictionary", n)
 	}
+}
+
+// FuzzCompressedPayload: whatever a row holds (frame bytes, claimed size),
+// decoding returns exactly the claimed size or a damaged-payload error,
+// never a panic. Sizes over 16 MiB are left out (a frame may legitimately
+// expand to them; the bound beyond MaxPayload is TestCompressedDamage's).
+func FuzzCompressedPayload(f *testing.F) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var samples [][]byte
+	for i := range 300 {
+		samples = append(samples, telemetry(r, i%5, i))
+	}
+	dict, err := trainDict(1, samples)
+	if err != nil {
+		f.Fatal(err)
+	}
+	z := &compressor{}
+	if err := z.use(1, dict); err != nil {
+		f.Fatal(err)
+	}
+	d, err := newDecoder(1, dict)
+	if err != nil {
+		f.Fatal(err)
+	}
+	k := &codec{decoders: map[int64]*zstd.Decoder{1: d}, bad: map[int64]error{}}
+	p := telemetry(r, 1, 1000)
+	frame, _, _ := z.compress(p)
+	f.Add(frame, int64(len(p)))
+	f.Add(frame, int64(len(p)-1))
+	f.Add(frame[:len(frame)/2], int64(len(p)))
+	f.Add([]byte{}, int64(0))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd}, int64(MaxPayload+1))
+	f.Fuzz(func(t *testing.T, frame []byte, size int64) {
+		if size > 16<<20 {
+			return
+		}
+		out, err := k.decode(1, size, 1, frame)
+		if err != nil && !strings.Contains(err.Error(), payloadDamaged) {
+			t.Fatalf("error %v does not say the payload is damaged", err)
+		}
+		if err == nil && int64(len(out)) != size {
+			t.Fatalf("decoded %d bytes, the row claims %d", len(out), size)
+		}
+	})
 }
