@@ -4,7 +4,8 @@
 # (bench/record/flood) through a local mosquitto that drops nothing
 # (bench/lib.sh). Loads:
 #   telemetry  ~120-byte JSON readings that vary, unpadded (flood -telemetry)
-#   64B        loadgen's JSON telemetry padded with 'x' to 64 bytes (flood -size 64)
+#   120B       loadgen's JSON telemetry padded with 'x' to 120 bytes (flood -size 120)
+#   64B        the same padded to 64 bytes (flood -size 64)
 #   1KiB       the same padded to 1 KiB (flood -size 1024): mostly padding
 # Per run: the capture's file size (the .db alone: the recorder checkpoints
 # it at its stop), the payload bytes stored / as published (from the
@@ -59,6 +60,7 @@ while read -r load flags; do
   done
 done <<EOF
 telemetry -telemetry
+120B -size 120
 64B -size 64
 1KiB -size 1024
 EOF

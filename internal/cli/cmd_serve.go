@@ -45,6 +45,7 @@ const serveExamples = `  mqtape serve -o capture.db                             
   mqtape serve --ws 127.0.0.1:9001 -o browser.db              # plus MQTT over websockets
   mqtape serve -o fixture.db & mqtape play old.db --broker mqtt://127.0.0.1:1883
   mqtape serve --connect-timeout 3s --max-packet-size 256KiB -o devices.db
+  mqtape serve --compress -o week.db                          # payloads zstd-compressed
 `
 
 type serveOptions struct {
