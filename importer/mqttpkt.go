@@ -20,7 +20,7 @@ const (
 )
 
 // maxRemaining is the largest remaining length MQTT can encode.
-const maxRemaining = 268_435_455
+const maxRemaining = mqtt.MaxRemainingLength
 
 var errIncomplete = errors.New("incomplete packet")
 

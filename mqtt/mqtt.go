@@ -125,6 +125,10 @@ type Will struct {
 	Retain  bool
 }
 
+// MaxRemainingLength is the largest remaining length an MQTT packet can
+// encode (four bytes of variable-length integer): no payload is larger.
+const MaxRemainingLength = 268_435_455
+
 // Message is a received PUBLISH.
 type Message struct {
 	Topic    string

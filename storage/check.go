@@ -97,7 +97,7 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 		}
 		return nil, err
 	}
-	defer src.db.Close()
+	defer src.close()
 	rep.FormatVersion = src.version
 	checkFile(ctx, rep, src)
 
@@ -110,7 +110,7 @@ func Check(ctx context.Context, path string, opts CheckOptions) (*CheckReport, e
 	}
 	defer tx.Rollback()
 
-	ck := &checker{ctx: ctx, q: tx, rep: rep}
+	ck := &checker{ctx: ctx, q: tx, rep: rep, codec: src.codec}
 	// The schema first: SQLite's own check evaluates CHECK constraints
 	// and index expressions, so a schema that is not mqtape's is listed
 	// and nothing else runs.
@@ -154,6 +154,7 @@ type checker struct {
 	clients     map[int64]bool
 	seen        map[int64]*seqAcc // per session, from the messages
 	index       bool
+	codec       *codec // decompresses payloads to check them (format 4)
 }
 
 type checkSession struct {
@@ -341,7 +342,13 @@ func (c *checker) names() error {
 // messages makes one pass over the messages in seq order.
 func (c *checker) messages(clients bool) error {
 	c.seen = make(map[int64]*seqAcc)
+	// The payload itself is read only when it is compressed, to check it
+	// decompresses.
 	cols := messageCols("seq, session, ts_ns, offset_ns, topic_id, qos, typeof(payload)", 7, clients, c.rep.FormatVersion)
+	if cols.zip > 0 {
+		cols = messageCols("seq, session, ts_ns, offset_ns, topic_id, qos, typeof(payload), "+
+			"CASE WHEN zstd_dict IS NULL THEN NULL ELSE payload END", 8, clients, c.rep.FormatVersion)
+	}
 	m := &messageScan{c: c, cols: cols, missingSession: make(map[int64]int64), missingTopic: make(map[int64]int64),
 		missingClient: make(map[int64]int64)}
 	w := &walker{q: c.q, cols: cols.n, maxKey: max(c.maxSeq(), maxKey(c.ctx, c.q, "messages", "seq")),
@@ -417,6 +424,11 @@ func (m *messageScan) fields(seq, sess int64, v []any) {
 	}
 	if typ := asString(v[6]); typ != "blob" {
 		m.problem(sess, seq, fmt.Sprintf("message seq %d has a payload of type %s, not blob", seq, typ))
+	}
+	if z := m.cols.zip; z > 0 && v[z] != nil {
+		if _, err := m.c.codec.decode(asInt(v[z]), asInt(v[z+1]), seq, asBytes(v[7])); err != nil {
+			m.problem(sess, seq, err.Error())
+		}
 	}
 }
 

@@ -86,7 +86,7 @@ func (p *Prepared) Seqs(ctx context.Context, from, through int64) iter.Seq2[int6
 		where, args := p.whereRange(from, through)
 		cols := "m.seq"
 		if p.match != nil {
-			cols += ", m.payload"
+			cols += ", " + p.c.payloadSQL("m.")
 		}
 		rows, err := p.c.r.QueryContext(ctx, "SELECT "+cols+" FROM messages m"+where+" ORDER BY m.seq", args...)
 		if err != nil {
@@ -155,7 +155,11 @@ type Row struct {
 	Preview   []byte // at most the preview length asked for
 }
 
-const rowColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, length(m.payload)"
+// rowColumns are a Row's columns but its preview: the payload's size as
+// published.
+func (c *Capture) rowColumns() string {
+	return "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, " + c.sizeSQL("m.")
+}
 
 // Rows returns up to limit matching rows with seq in [from, through],
 // ascending, each with at most preview payload bytes.
@@ -189,11 +193,11 @@ func (p *Prepared) rows(ctx context.Context, from, through int64, limit, preview
 		return out, nil
 	}
 	where, args := p.whereRange(from, through)
-	payload := "substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) + ")"
+	payload := "substr(" + p.c.payloadSQL("m.") + ", 1, " + strconv.Itoa(max(preview, 1)) + ")"
 	if p.match != nil {
-		payload = "m.payload"
+		payload = p.c.payloadSQL("m.")
 	}
-	query := "SELECT " + rowColumns + ", " + payload + messagesFrom + where + " ORDER BY m.seq"
+	query := "SELECT " + p.c.rowColumns() + ", " + payload + messagesFrom + where + " ORDER BY m.seq"
 	if desc {
 		query += " DESC"
 	}
@@ -209,7 +213,7 @@ func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]R
 	if len(seqs) == 0 {
 		return nil, nil
 	}
-	query := "SELECT " + rowColumns + ", substr(m.payload, 1, " + strconv.Itoa(max(preview, 1)) +
+	query := "SELECT " + c.rowColumns() + ", substr(" + c.payloadSQL("m.") + ", 1, " + strconv.Itoa(max(preview, 1)) +
 		")" + messagesFrom + " WHERE m.seq IN (" + joinInts(seqs) + ") ORDER BY m.seq"
 	return c.scanRows(ctx, query, nil, len(seqs), preview, nil)
 }
@@ -221,7 +225,7 @@ func (c *Capture) MessagesBySeq(ctx context.Context, seqs []int64) iter.Seq2[Mes
 		if len(seqs) == 0 {
 			return
 		}
-		rows, err := c.r.QueryContext(ctx, "SELECT "+messageColumns+c.clientColumn()+messagesFrom+
+		rows, err := c.r.QueryContext(ctx, "SELECT "+c.messageColumns()+c.clientColumn()+messagesFrom+
 			" WHERE m.seq IN ("+joinInts(seqs)+") ORDER BY m.seq")
 		if err != nil {
 			yield(Message{}, c.wrap("read messages", err))
@@ -292,7 +296,7 @@ func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Se
 		if len(conds) > 0 {
 			w = " WHERE " + strings.Join(conds, " AND ")
 		}
-		query := "SELECT " + messageColumns + p.c.clientColumn() + messagesFrom + w + " ORDER BY m.seq"
+		query := "SELECT " + p.c.messageColumns() + p.c.clientColumn() + messagesFrom + w + " ORDER BY m.seq"
 		if desc {
 			query += " DESC"
 		}
@@ -331,7 +335,7 @@ func (p *Prepared) matches(m *Message) bool {
 func (p *Prepared) full(ctx context.Context, from, through int64, desc bool) iter.Seq2[Message, error] {
 	return func(yield func(Message, error) bool) {
 		where, args := p.whereRange(from, through)
-		query := "SELECT " + messageColumns + p.c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
+		query := "SELECT " + p.c.messageColumns() + p.c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
 		if desc {
 			query += " DESC"
 		}
@@ -399,7 +403,7 @@ func (c *Capture) TopicCounts(ctx context.Context, from, through int64) (map[int
 
 // PrevOnTopic returns the last message before seq on the same topic.
 func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Message, bool, error) {
-	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+messagesFrom+
+	row := c.r.QueryRowContext(ctx, "SELECT "+c.messageColumns()+c.clientColumn()+messagesFrom+
 		" WHERE m.topic_id = (SELECT id FROM topics WHERE name = ?) AND m.seq < ? ORDER BY m.seq DESC LIMIT 1", topic, seq)
 	m, err := scanFull(row)
 	if err == sql.ErrNoRows {

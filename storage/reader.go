@@ -51,7 +51,12 @@ type Query struct {
 	Limit               int
 }
 
-const messageColumns = "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, m.payload"
+// messageColumns are the columns of a whole message, its payload as
+// published (decompressed when stored compressed).
+func (c *Capture) messageColumns() string {
+	return "m.seq, m.session, m.ts_ns, m.offset_ns, t.name, m.qos, m.retain, m.from_store, m.dup, m.packet_id, " +
+		c.payloadSQL("m.")
+}
 
 // messagesFrom is the FROM clause of every message read. The topic is
 // joined LEFT so that a message whose topic row is missing (a damaged
@@ -178,7 +183,7 @@ func (c *Capture) where(ctx context.Context, q Query) (clause string, args []any
 	}
 	for _, b := range q.PayloadContains {
 		if len(b) > 0 {
-			add("instr(m.payload, ?) > 0", b)
+			add("instr("+c.payloadSQL("m.")+", ?) > 0", b)
 		}
 	}
 	if len(conds) == 0 {
@@ -217,7 +222,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if !ok {
 			return
 		}
-		query := "SELECT " + messageColumns + c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
+		query := "SELECT " + c.messageColumns() + c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
 		if q.Desc {
 			query += " DESC"
 		}
@@ -268,7 +273,7 @@ func (c *Capture) Page(ctx context.Context, q Query) ([]Message, error) {
 
 // Get returns the message with sequence number seq.
 func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
-	row := c.r.QueryRowContext(ctx, "SELECT "+messageColumns+c.clientColumn()+
+	row := c.r.QueryRowContext(ctx, "SELECT "+c.messageColumns()+c.clientColumn()+
 		messagesFrom+" WHERE m.seq = ?", seq)
 	m, err := scanFull(row)
 	if err != nil {

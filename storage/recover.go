@@ -98,7 +98,7 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer src.db.Close()
+	defer src.close()
 	rep.InVersion = src.version
 	if src.truncated != "" {
 		// SQLite reads the missing tail of a cut page as zeros and may
@@ -115,7 +115,7 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 			// Errors name the input, not the temporary copy.
 			return rep, renamedError{err, strings.ReplaceAll(err.Error(), tmp, in)}
 		}
-		defer aligned.db.Close()
+		defer aligned.close()
 		src = aligned
 	}
 	if err := schemaError(in, src.schemaProblems); err != nil {
@@ -147,6 +147,7 @@ type damaged struct {
 	db        *sql.DB
 	version   int
 	clients   bool   // has the clients table (format 2)
+	codec     *codec // decompresses payloads (format 4)
 	truncated string // set when the file is shorter than its header says
 	// schemaProblems lists the schema objects the file defines or changed:
 	// the tables are not read then (they could run the file's own SQL).
@@ -176,29 +177,30 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 		return nil, err
 	}
 	d.db = db
+	d.codec = newCodec(db)
 	c := &Capture{path: path}
 	var appID, version int
 	if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
-		db.Close()
+		d.close()
 		return nil, c.wrap("read header", err)
 	}
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		db.Close()
+		d.close()
 		return nil, c.wrap("read header", err)
 	}
 	switch {
 	case appID != ApplicationID:
-		db.Close()
+		d.close()
 		return nil, fmt.Errorf("open capture %q: %w (application_id %d)", path, ErrNotCapture, appID)
 	case version > FormatVersion:
-		db.Close()
+		d.close()
 		return nil, fmt.Errorf("open capture %q: %w (file has version %d, this mqtape reads up to %d; upgrade mqtape)",
 			path, ErrNewerVersion, version, FormatVersion)
 	}
 	d.version = version
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='clients'").Scan(&n); err != nil {
-		db.Close()
+		d.close()
 		return nil, c.wrap("read schema", err)
 	}
 	d.clients = n > 0
@@ -206,11 +208,17 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 	// readable one must be mqtape's before anything reads a table.
 	if objs, err := readSchema(ctx, db); err == nil && version >= 1 {
 		if d.schemaProblems, _, err = schemaProblems(version, objs); err != nil {
-			db.Close()
+			d.close()
 			return nil, c.wrap("check schema", err)
 		}
 	}
 	return d, nil
+}
+
+// close closes the file.
+func (d *damaged) close() error {
+	d.codec.close()
+	return d.db.Close()
 }
 
 // renamedError is err with its text changed (e.g. a temporary file's name
@@ -487,6 +495,10 @@ func (r *recovery) copyMessages() error {
 	if r.rep.NoTopic > 0 {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their topic name was unreadable", r.rep.NoTopic))
 	}
+	if m.badPayloads > 0 {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their compressed payload is damaged "+
+			"(the first: %v)", m.badPayloads, m.firstBadPayload))
+	}
 	return nil
 }
 
@@ -496,6 +508,10 @@ type messageCopier struct {
 	cols     msgCols
 	seqMax   int64 // highest seq that may exist
 	badProps int   // messages copied without their unreadable properties
+	// badPayloads counts messages left out because their compressed
+	// payload is damaged (firstBadPayload says why for the first).
+	badPayloads     int64
+	firstBadPayload error
 
 	batch      []Message
 	batchSess  *Session
@@ -559,6 +575,17 @@ func (m *messageCopier) row(seq int64, v []any) error {
 		return nil
 	}
 	msg := m.message(v, name)
+	if z := m.cols.zip; z > 0 && v[z] != nil {
+		p, err := m.r.src.codec.decode(asInt(v[z]), asInt(v[z+1]), seq, msg.Payload)
+		if err != nil {
+			if m.badPayloads++; m.firstBadPayload == nil {
+				m.firstBadPayload = err
+			}
+			m.r.rep.LostMessages++
+			return nil
+		}
+		msg.Payload = p
+	}
 	sess := asInt(v[1])
 	s, err := m.r.session(sess, msg.TimeNS-msg.OffsetNS)
 	if err != nil {
@@ -735,12 +762,13 @@ type msgCols struct {
 	n      int // columns in list
 	client int // index of client_ref, -1 without the clients table
 	props  int // index of props, -1 before format 3
+	zip    int // index of zstd_dict (then payload_size), -1 before format 4
 }
 
 // messageCols adds to a list of n columns the optional message columns of
 // a capture of format version (clients: it has the clients table).
 func messageCols(list string, n int, clients bool, version int) msgCols {
-	c := msgCols{list: list, n: n, client: -1, props: -1}
+	c := msgCols{list: list, n: n, client: -1, props: -1, zip: -1}
 	if clients {
 		c.list += ", client_ref"
 		c.client = c.n
@@ -750,6 +778,11 @@ func messageCols(list string, n int, clients bool, version int) msgCols {
 		c.list += ", props"
 		c.props = c.n
 		c.n++
+	}
+	if version >= compressionVersion {
+		c.list += ", zstd_dict, payload_size"
+		c.zip = c.n
+		c.n += 2
 	}
 	return c
 }

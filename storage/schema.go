@@ -115,7 +115,37 @@ CREATE TABLE decoder_schema (
 	files          TEXT NOT NULL
 );
 `,
+	// 5: zstd-compressed payloads (migrationCompression).
+	migrationCompression,
 }
+
+// compressionVersion is the format version that added zstd-compressed
+// payloads (migrationCompression). Renumbering it is moving
+// migrationCompression in migrations and changing this constant.
+const compressionVersion = 5
+
+// migrationCompression: payloads stored zstd-compressed with a dictionary
+// (record --compress). A NULL zstd_dict is a payload stored as it is; else
+// payload is one zstd frame made with dictionary zstd_dicts.id = zstd_dict
+// and payload_size is its uncompressed length. Each dictionary is scoped
+// by its id: a capture (later each part of one) adds its own.
+const migrationCompression = `
+CREATE TABLE zstd_dicts (
+	id         INTEGER PRIMARY KEY,        -- also the dictionary id inside the zstd frames
+	session    INTEGER NOT NULL REFERENCES sessions(id), -- the session it was trained in
+	created_ns INTEGER NOT NULL,           -- Unix ns
+	samples    INTEGER NOT NULL,           -- how many payloads it was trained on
+	dict       BLOB    NOT NULL            -- zstd dictionary format (zstd -D FILE)
+);
+ALTER TABLE messages ADD COLUMN zstd_dict INTEGER REFERENCES zstd_dicts(id);
+ALTER TABLE messages ADD COLUMN payload_size INTEGER;
+DROP VIEW messages_view;
+CREATE VIEW messages_view AS
+SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
+       m.from_store, m.dup, m.packet_id, coalesce(m.payload_size, length(m.payload)) AS size, m.payload,
+       coalesce(c.client_id, '') AS client_id, m.props, m.zstd_dict
+FROM messages m JOIN topics t ON t.id = m.topic_id LEFT JOIN clients c ON c.id = m.client_ref;
+`
 
 // FormatVersion is the capture format this build writes and the newest it reads.
 var FormatVersion = len(migrations)

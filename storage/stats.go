@@ -26,7 +26,10 @@ type TopicStats struct {
 // Totals summarises a capture.
 type Totals struct {
 	Messages int64
-	Bytes    int64
+	Bytes    int64 // payload bytes as published
+	// Stored is how many bytes the payloads take in the file: less than
+	// Bytes when they are stored compressed (record --compress).
+	Stored   int64
 	Topics   int
 	FirstNS  int64
 	LastNS   int64
@@ -91,11 +94,11 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	per := make(map[int64]*acc, len(topics))
 	var win, winCount int64 = -1, 0
 	for rows.Next() {
-		var tid, ts, size, qos, seq int64
+		var tid, ts, size, stored, qos, seq int64
 		var retain, fromStore bool
 		var body []byte
 		var mprops sql.NullString
-		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore, &body, &seq, &mprops); err != nil {
+		if err := rows.Scan(&tid, &ts, &size, &stored, &qos, &retain, &fromStore, &body, &seq, &mprops); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
 		if match != nil {
@@ -141,6 +144,7 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 		}
 		tot.Messages++
 		tot.Bytes += size
+		tot.Stored += stored
 		tot.FirstNS = min(tot.FirstNS, ts)
 		tot.LastNS = max(tot.LastNS, ts)
 	}
@@ -161,12 +165,12 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 func (c *Capture) statsQuery(q Query, where string) string {
 	payload, props := "NULL", "NULL"
 	if q.inGo() != nil {
-		payload = "m.payload"
+		payload = c.payloadSQL("m.")
 	}
 	if q.MessageMatch != nil && c.version >= 3 {
 		props = "m.props"
 	}
-	return "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, " + payload +
+	return "SELECT m.topic_id, m.ts_ns, " + c.sizeSQL("m.") + ", length(m.payload), m.qos, m.retain, m.from_store, " + payload +
 		", m.seq, " + props + " FROM messages m" + where + " ORDER BY m.seq"
 }
 

@@ -53,6 +53,10 @@ type Capture struct {
 	deferIndex bool
 	// topicIDs, clientIDs: the writer's cache of interned names (names).
 	topicIDs, clientIDs map[string]int64
+	// codec decompresses payloads for the read pool; zip compresses
+	// them for the writer (nil: stored as they are).
+	codec *codec
+	zip   *compressor
 }
 
 // DeferIndexes makes the sessions that end from now on leave the per-topic
@@ -82,6 +86,7 @@ func Open(path string) (*Capture, error) {
 		r.Close()
 		return nil, err
 	}
+	c.codec = newCodec(r)
 	return c, nil
 }
 
@@ -140,6 +145,7 @@ func OpenWrite(path string) (*Capture, error) {
 		return nil, err
 	}
 	c.r = r
+	c.codec = newCodec(r)
 	return c, nil
 }
 
@@ -147,6 +153,7 @@ func OpenWrite(path string) (*Capture, error) {
 // is one self-contained file) and closes it.
 func (c *Capture) Close() error {
 	var errs []error
+	c.codec.close()
 	if c.r != nil {
 		errs = append(errs, c.r.Close())
 	}
@@ -163,6 +170,7 @@ func (c *Capture) Close() error {
 }
 
 func openDB(path, params string) (*sql.DB, error) {
+	registerPayloadFunction()
 	u := url.URL{Scheme: "file", Opaque: escapePath(path)}
 	// trusted_schema=OFF: SQL the file defines (views, triggers, defaults)
 	// may not call functions with side effects; validateSchema refuses
@@ -325,6 +333,9 @@ func (c *Capture) wrap(what string, err error) error {
 		return fmt.Errorf("%s in %q: %w", what, c.path, err)
 	}
 	msg := err.Error()
+	if detail, ok := payloadError(msg); ok {
+		return fmt.Errorf("%s in %q: %w: %s", what, c.path, ErrCorrupt, detail)
+	}
 	if _, col, ok := strings.Cut(msg, "sql: Scan error on column index "); ok {
 		// A value of the wrong type where the format has a number or text
 		// (a NULL in a NOT NULL column): the row is damaged.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -505,8 +506,18 @@ func TestMixedRowsRoundTrip(t *testing.T) {
 // and Close (final checkpoint), and reports the process CPU per message:
 // the storage share of `mqtape record`'s CPU, without the network's noise.
 func benchmarkSession(b *testing.B, size, batchSize int) {
-	const perSession = 100_000
 	payload := bytes.Repeat([]byte("x"), size)
+	benchmarkSessionOf(b, func(int) []byte { return payload }, batchSize, false)
+}
+
+// benchmarkSessionOf records sessions of 100,000 messages, message n with
+// payload gen(n), in batches of batchSize, compressed or not.
+func benchmarkSessionOf(b *testing.B, gen func(n int) []byte, batchSize int, compress bool) {
+	const perSession = 100_000
+	payloads := make([][]byte, perSession)
+	for i := range payloads {
+		payloads[i] = gen(i)
+	}
 	batch := make([]Message, batchSize)
 	ctx := context.Background()
 	var cpu time.Duration
@@ -518,11 +529,12 @@ func benchmarkSession(b *testing.B, size, batchSize int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		c.SetCompression(compress)
 		s := begin(b, c)
 		for n := 0; n < perSession; {
 			k := min(batchSize, perSession-n)
 			for i := range k {
-				batch[i] = Message{Topic: []string{"bench/a", "bench/b"}[n%2], QoS: 0, Payload: payload,
+				batch[i] = Message{Topic: []string{"bench/a", "bench/b"}[n%2], QoS: 0, Payload: payloads[n],
 					TimeNS: 1e18 + int64(n)*1000, OffsetNS: int64(n) * 1000}
 				n++
 			}
@@ -538,6 +550,20 @@ func benchmarkSession(b *testing.B, size, batchSize int) {
 		}
 		cpu += cpuTime() - before
 		msgs += perSession
+		if compress {
+			b.StopTimer()
+			r, err := Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tot, _, err := r.Stats(ctx)
+			r.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(tot.Stored)/float64(tot.Bytes), "stored/payload")
+			b.StartTimer()
+		}
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(msgs), "cpu-µs/msg")
 	b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
@@ -550,6 +576,24 @@ func BenchmarkSession64B(b *testing.B)          { benchmarkSession(b, 64, 4096) 
 func BenchmarkSession1KiB(b *testing.B)         { benchmarkSession(b, 1024, 4096) }
 func BenchmarkSession64BBatch100(b *testing.B)  { benchmarkSession(b, 64, 100) }
 func BenchmarkSession1KiBBatch100(b *testing.B) { benchmarkSession(b, 1024, 100) }
+
+// Compressed (SetCompression) against stored as published: JSON telemetry
+// of ~110 bytes whose readings vary, and 1 KiB of it (ten readings).
+func benchmarkSessionTelemetry(b *testing.B, readings int, compress bool) {
+	r := rand.New(rand.NewPCG(5, 6))
+	benchmarkSessionOf(b, func(n int) []byte {
+		var p []byte
+		for j := range readings {
+			p = append(p, telemetry(r, n%50, n*readings+j)...)
+		}
+		return p
+	}, 4096, compress)
+}
+
+func BenchmarkSessionTelemetry(b *testing.B)        { benchmarkSessionTelemetry(b, 1, false) }
+func BenchmarkSessionTelemetryZip(b *testing.B)     { benchmarkSessionTelemetry(b, 1, true) }
+func BenchmarkSessionTelemetry1KiB(b *testing.B)    { benchmarkSessionTelemetry(b, 9, false) }
+func BenchmarkSessionTelemetry1KiBZip(b *testing.B) { benchmarkSessionTelemetry(b, 9, true) }
 
 // cpuTime is the process's user + system CPU time so far.
 func cpuTime() time.Duration {

@@ -16,6 +16,9 @@ type Session struct {
 	startedNS int64
 	topics    map[string]int64
 	clients   map[string]int64
+	// zip: payloads are stored compressed (the capture's SetCompression
+	// when the session began).
+	zip bool
 
 	// Prepared once on the writer connection (see stmts): inserts[full][many]
 	// and the per-batch session update.
@@ -46,7 +49,7 @@ func (c *Capture) BeginSession(ctx context.Context, info SessionInfo) (*Session,
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, startedNS: info.StartedNS}
+	s := &Session{c: c, startedNS: info.StartedNS, zip: c.zip != nil}
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO sessions
 			(source, broker, client_id, protocol, clean_session, filters, started_ns, mqtape_version, host)
@@ -135,7 +138,17 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 	if err := s.stmts(ctx, msgs); err != nil {
 		return s.c.wrap("write batch", err)
 	}
+	if s.zip {
+		if err := s.c.zip.prepare(ctx, s.c, msgs); err != nil {
+			return s.c.wrap("write batch", err)
+		}
+	}
 	err := s.c.inTx(ctx, func(tx *sql.Tx) error {
+		if s.zip {
+			if err := s.c.zip.storeDict(ctx, tx, s.id); err != nil {
+				return err
+			}
+		}
 		if len(msgs) > 0 {
 			if err := s.writeMessages(ctx, tx, msgs); err != nil {
 				return err
@@ -156,6 +169,9 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 		_, err := tx.StmtContext(ctx, s.progress).ExecContext(ctx, first, last, nowNS, s.id)
 		return err
 	})
+	if s.zip {
+		s.c.zip.commit(err == nil)
+	}
 	if err != nil && len(s.topics)+len(s.clients) != before {
 		// Rows interned in the rolled-back transaction are gone.
 		s.c.topicIDs, s.c.clientIDs = nil, nil
@@ -176,7 +192,8 @@ const rowsPerInsert = 32
 // a literal, not a parameter, and a plain statement (full false) leaves
 // client_ref and props NULL, which a subscriber's MQTT 3.1.1 recording never
 // sets: binding parameters was a quarter of the writer's time, and this
-// binds 9 per row instead of 12.
+// binds 9 per row instead of 12. With zip, the rows also set zstd_dict and
+// payload_size (a compressing session).
 //
 // OR FAIL: a multi-row INSERT that could fail half-way (a NOT NULL
 // constraint) makes SQLite keep a statement journal, a copy of every page
@@ -184,9 +201,13 @@ const rowsPerInsert = 32
 // 64 KiB pages that copy was about a tenth of the writer's CPU. A failing
 // INSERT OR FAIL keeps the rows before the failure, and Write then rolls
 // back the whole transaction anyway.
-func insertSQL(session int64, rows int, full bool) string {
+func insertSQL(session int64, rows int, full, zip bool) string {
 	cols := "session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload"
 	row := fmt.Sprintf("(%d,?,?,?,?,?,?,?,?,?", session)
+	if zip {
+		cols += ", zstd_dict, payload_size"
+		row += ",?,?"
+	}
 	if full {
 		cols += ", client_ref, props"
 		row += ",?,?"
@@ -217,7 +238,7 @@ func (s *Session) stmts(ctx context.Context, msgs []Message) error {
 		if c.many == 1 {
 			rows = rowsPerInsert
 		}
-		p, err := s.c.w.PrepareContext(ctx, insertSQL(s.id, rows, c.full == 1))
+		p, err := s.c.w.PrepareContext(ctx, insertSQL(s.id, rows, c.full == 1, s.zip))
 		if err != nil {
 			return err
 		}
@@ -252,7 +273,7 @@ func insertChunks(msgs []Message) []insertChunk {
 
 func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message) error {
 	var inTx [2][2]*sql.Stmt // the prepared statements, bound to tx on first use
-	args := make([]any, 0, 11*rowsPerInsert)
+	args := make([]any, 0, 13*rowsPerInsert)
 	for _, c := range insertChunks(msgs) {
 		i, n, full := c.i, c.n, c.full
 		chunk := msgs[i : i+n]
@@ -271,8 +292,14 @@ func (s *Session) writeMessages(ctx context.Context, tx *sql.Tx, msgs []Message)
 			if payload == nil {
 				payload = []byte{} // NOT NULL: an empty payload is an empty blob
 			}
-			args = append(args, m.TimeNS, m.OffsetNS, tid, int64(m.QoS), m.Retain, m.FromStore, m.Dup,
-				int64(m.PacketID), payload)
+			if !s.zip {
+				args = append(args, m.TimeNS, m.OffsetNS, tid, int64(m.QoS), m.Retain, m.FromStore, m.Dup,
+					int64(m.PacketID), payload)
+			} else {
+				stored, dict, size := s.c.zip.compress(payload)
+				args = append(args, m.TimeNS, m.OffsetNS, tid, int64(m.QoS), m.Retain, m.FromStore, m.Dup,
+					int64(m.PacketID), stored, dict, size)
+			}
 			if full == 0 {
 				continue
 			}

@@ -28,7 +28,8 @@ func TestParseRecord(t *testing.T) {
 		ok   bool
 		chk  func(recordOptions) bool
 	}{
-		{[]string{"-o", "x.db"}, true, func(o recordOptions) bool { return o.qos == 2 && o.clean && len(o.topics) == 0 }},
+		{[]string{"-o", "x.db"}, true, func(o recordOptions) bool { return o.qos == 2 && o.clean && len(o.topics) == 0 && !o.compress }},
+		{[]string{"-o", "x.db", "--compress"}, true, func(o recordOptions) bool { return o.compress }},
 		{[]string{"-o", "x.db", "-t", "a/#", "--topic", "b/+", "-q", "1"}, true, func(o recordOptions) bool {
 			return len(o.topics) == 2 && o.topics[1] == "b/+" && o.qos == 1
 		}},
@@ -48,6 +49,7 @@ func TestParseRecord(t *testing.T) {
 		{[]string{"-o", "x.db", "--password", "secret"}, false, nil},
 		{[]string{"-o", "x.db", "extra"}, false, nil},
 		{[]string{"-o", "x.db", "--duration", "soon"}, false, nil},
+		{[]string{"-o", "x.db", "--compress=maybe"}, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -99,6 +101,34 @@ func TestHelpOnEveryVerb(t *testing.T) {
 		code, out, _ := runCLI(t, context.Background(), c.name, "--help")
 		if code != 0 || !strings.Contains(out, "Usage: mqtape "+c.name) || !strings.Contains(out, "Examples:") {
 			t.Errorf("%s --help: exit %d\n%s", c.name, code, out)
+		}
+	}
+}
+
+// TestParseCompress: --compress of the verbs that write captures.
+func TestParseCompress(t *testing.T) {
+	cio := testIO()
+	for _, tc := range []struct {
+		name string
+		on   func([]string) (bool, error)
+	}{
+		{"cut", func(a []string) (bool, error) {
+			o, err := parseCut(append([]string{"in.db", "-o", "out.db"}, a...), cio)
+			return o.compress, err
+		}},
+		{"merge", func(a []string) (bool, error) {
+			o, err := parseMerge(append([]string{"a.db", "b.db", "-o", "out.db"}, a...), cio)
+			return o.compress, err
+		}},
+		{"serve", func(a []string) (bool, error) {
+			o, err := parseServe(append([]string{"-o", "out.db"}, a...), cio)
+			return o.compress, err
+		}},
+	} {
+		off, err1 := tc.on(nil)
+		on, err2 := tc.on([]string{"--compress"})
+		if err1 != nil || err2 != nil || off || !on {
+			t.Errorf("%s: without --compress %v (%v), with it %v (%v)", tc.name, off, err1, on, err2)
 		}
 	}
 }

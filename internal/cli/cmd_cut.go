@@ -39,13 +39,16 @@ const cutExamples = `  mqtape cut big.db --from 10m --to 12m -o incident.db
   mqtape cut big.db -t 'plant/line1/#' -o line1.db
   mqtape cut big.db --from 2026-11-26T10:00:00Z --to 2026-11-26T10:05:00Z -x '$SYS/#' -o five-minutes.db
   mqtape cut big.db --session 2 --from 30s -o s2.db
+  mqtape cut big.db --compress -o small.db                       # the whole capture, payloads compressed
 `
 
 type cutOptions struct {
 	sel     selectFlags
 	in, out string
 	quiet   bool
-	query   storage.Query
+	// compress: OUT stores payloads compressed (--compress).
+	compress bool
+	query    storage.Query
 }
 
 func parseCut(args []string, cio *cliIO) (cutOptions, error) {
@@ -54,6 +57,7 @@ func parseCut(args []string, cio *cliIO) (cutOptions, error) {
 	fs.StringVarP(&o.out, "output", "o", "", "the capture to write (created, or appended to)")
 	o.sel.register(fs, true)
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line and no summary")
+	registerCompress(fs, &o.compress)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -89,6 +93,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	out.SetCompression(o.compress)
 	var written atomic.Int64
 	stop := newStatusLine(cio, o.quiet).start(func() string {
 		return fmt.Sprintf("cutting %s: %s messages", o.in, humanize.GroupDigits(written.Load()))

@@ -93,16 +93,21 @@ type infoSession struct {
 }
 
 type infoTotals struct {
-	Messages     int64     `json:"messages"`
-	PayloadBytes int64     `json:"payload_bytes"`
-	Topics       int       `json:"topics"`
-	First        time.Time `json:"first,omitzero"`
-	Last         time.Time `json:"last,omitzero"`
-	DurationS    float64   `json:"duration_s"`
-	PeakRate     int64     `json:"peak_rate"`
-	Retained     int64     `json:"retained"`
-	FromStore    int64     `json:"from_store"`
-	Dropped      int64     `json:"dropped"`
+	Messages     int64 `json:"messages"`
+	PayloadBytes int64 `json:"payload_bytes"`
+	// StoredBytes is what the payloads take in the file (less than
+	// PayloadBytes when compressed); CompressionRatio is stored/payload
+	// bytes, present when some payloads are stored compressed.
+	StoredBytes      int64     `json:"stored_bytes"`
+	CompressionRatio float64   `json:"compression_ratio,omitempty"`
+	Topics           int       `json:"topics"`
+	First            time.Time `json:"first,omitzero"`
+	Last             time.Time `json:"last,omitzero"`
+	DurationS        float64   `json:"duration_s"`
+	PeakRate         int64     `json:"peak_rate"`
+	Retained         int64     `json:"retained"`
+	FromStore        int64     `json:"from_store"`
+	Dropped          int64     `json:"dropped"`
 }
 
 type infoTopic struct {
@@ -182,6 +187,10 @@ func buildInfo(ctx context.Context, c *storage.Capture, allEvents bool) (Info, e
 	}
 	info.Totals.Messages, info.Totals.PayloadBytes, info.Totals.Topics = tot.Messages, tot.Bytes, tot.Topics
 	info.Totals.PeakRate, info.Totals.DurationS = tot.PeakRate, recorded.Seconds()
+	info.Totals.StoredBytes = tot.Stored
+	if tot.Stored != tot.Bytes && tot.Bytes > 0 {
+		info.Totals.CompressionRatio = float64(tot.Stored) / float64(tot.Bytes)
+	}
 	if tot.Messages > 0 {
 		info.Totals.First, info.Totals.Last = time.Unix(0, tot.FirstNS).UTC(), time.Unix(0, tot.LastNS).UTC()
 	}
@@ -254,6 +263,9 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 		fmt.Fprintf(w, ", %s → %s UTC, peak %s msg/s", t.First.Format(clock), t.Last.Format(clock), humanize.GroupDigits(t.PeakRate))
 	}
 	fmt.Fprintln(w)
+	if t.CompressionRatio > 0 {
+		fmt.Fprintf(w, "stored:    %s: payloads zstd-compressed to %.1f%% of their size\n", humanBytes(t.StoredBytes), 100*t.CompressionRatio)
+	}
 	fmt.Fprintf(w, "retained:  %d with the retain flag (%d from the broker's retained store at subscribe time)\n", t.Retained, t.FromStore)
 	topics := in.Topics
 	if maxTopics > 0 && len(topics) > maxTopics {

@@ -42,12 +42,14 @@ Exit codes: 0 done, 1 error, 2 usage, 4 an input is not a readable capture
 
 const mergeExamples = `  mqtape merge rec1.db rec2.db rec3.db -o all.db
   mqtape merge site-a.db site-b.db -o both.db && mqtape info both.db
+  mqtape merge --compress rec1.db rec2.db -o all.db                 # payloads compressed in all.db
 `
 
 type mergeOptions struct {
-	inputs []string
-	out    string
-	quiet  bool
+	inputs   []string
+	out      string
+	quiet    bool
+	compress bool // OUT stores payloads compressed
 }
 
 func parseMerge(args []string, cio *cliIO) (mergeOptions, error) {
@@ -55,6 +57,7 @@ func parseMerge(args []string, cio *cliIO) (mergeOptions, error) {
 	fs := newFlagSet("merge", mergeUsage, mergeExamples, cio)
 	fs.StringVarP(&o.out, "output", "o", "", "the capture to write (created, or appended to)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line and no summary")
+	registerCompress(fs, &o.compress)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -94,6 +97,7 @@ func cmdMerge(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	out.SetCompression(o.compress)
 	var written atomic.Int64
 	stop := newStatusLine(cio, o.quiet).start(func() string {
 		return fmt.Sprintf("merging: %s messages", humanize.GroupDigits(written.Load()))

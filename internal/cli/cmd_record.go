@@ -28,6 +28,7 @@ type recordOptions struct {
 	count         int64
 	flushInterval time.Duration
 	quiet         bool
+	compress      bool
 	output        string
 	decoders      decodeFlags
 }
@@ -54,6 +55,7 @@ const recordExamples = `  mqtape record -o capture.db                           
   mqtape record --sys --clean=false --client-id rec1 -o long.db  # persistent session, with $SYS/#
   mqtape record -V 5 -o props.db                                # MQTT 5: properties and the publisher's retain flag
   mqtape record --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto -o acme.db
+  mqtape record --compress -o week.db                           # payloads zstd-compressed (JSON telemetry: about a third)
 `
 
 func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
@@ -68,6 +70,7 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages (0: no limit)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", 100*time.Millisecond, "commit received messages at least this often")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
+	registerCompress(fs, &o.compress)
 	o.conn.register(fs)
 	o.decoders.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -125,6 +128,7 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		}
 		return err
 	}
+	capture.SetCompression(o.compress)
 	defer func() {
 		capture.Close()
 		if res.SessionID == 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/broker"
+	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -44,6 +45,7 @@ const serveExamples = `  mqtape serve -o capture.db                             
   mqtape serve --ws 127.0.0.1:9001 -o browser.db              # plus MQTT over websockets
   mqtape serve -o fixture.db & mqtape play old.db --broker mqtt://127.0.0.1:1883
   mqtape serve --connect-timeout 3s --max-packet-size 256KiB -o devices.db
+  mqtape serve --compress -o week.db                          # payloads zstd-compressed
 `
 
 type serveOptions struct {
@@ -56,6 +58,7 @@ type serveOptions struct {
 	duration time.Duration
 	count    int64
 	quiet    bool
+	compress bool
 	output   string
 	queued   int
 
@@ -77,6 +80,7 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many messages")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
+	registerCompress(fs, &o.compress)
 	fs.IntVar(&o.queued, "max-queued", 8192, "messages queued for one slow client before the broker drops (each drop is recorded); reserved up front, 8 bytes a slot per client")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "close connections that have not sent CONNECT after this long")
 	fs.StringVar(&o.maxPacket, "max-packet-size", "16MiB", "largest packet a client may send (bytes, or with KiB/MiB); told to MQTT 5 clients")
@@ -87,7 +91,7 @@ func parseServe(args []string, cio *cliIO) (serveOptions, error) {
 	switch {
 	case err != nil:
 		return o, usagef("--max-packet-size %q: %v", o.maxPacket, err)
-	case size < 2 || size > 268435455+5:
+	case size < 2 || size > mqtt.MaxRemainingLength+5:
 		return o, usagef("--max-packet-size %q: must be between 2 bytes and 256 MiB (MQTT's limit)", o.maxPacket)
 	case o.connectTimeout <= 0:
 		return o, usagef("--connect-timeout %v: must be positive", o.connectTimeout)
@@ -171,6 +175,7 @@ func cmdServe(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	capture.SetCompression(o.compress)
 	defer capture.Close()
 	// No soft memory limit here (unlike record): the broker itself queues
 	// messages for slow subscribers, and a limit below that makes the

@@ -39,6 +39,7 @@ var importRules = []struct {
 	{"github.com/gdamore/tcell", "inspector"},
 	{"modernc.org/sqlite", "storage"},
 	{"github.com/bufbuild/protocompile", "decode"},
+	{"github.com/klauspost/compress", "storage"},
 }
 
 // forbiddenDeps: a package (its code and its tests) must not depend,
@@ -67,7 +68,8 @@ var knownViolations = map[string]string{
 // package of the module and its tests (go list -deps -test): paho only in
 // mqttclient, mochi only in broker, tview/tcell only in inspector, the
 // SQLite driver only in storage; mqtt depends on the standard library only;
-// storage on the standard library, the SQLite driver and mqtt only;
+// storage on the standard library, the SQLite driver, klauspost/compress (zstd,
+// only there) and mqtt only;
 // recorder and replay never import each other; inspector never imports
 // recorder; topic and timespec are leaves; mqttclient knows no capture;
 // decode (the only protocompile importer) knows no capture either.
@@ -133,8 +135,9 @@ func TestDependencyDirection(t *testing.T) {
 	}
 	depRule("mqtt", pkgs.standard, "mqtt may depend on the standard library only")
 	depRule("storage", func(dep string) bool {
-		return pkgs.standard(dep) || dep == module+"/mqtt" || dep == "modernc.org/sqlite" || slices.Contains(sqlite.Deps, dep)
-	}, "storage may depend on the standard library, modernc.org/sqlite (with what it needs) and mqtt only")
+		return pkgs.standard(dep) || dep == module+"/mqtt" || dep == "modernc.org/sqlite" || slices.Contains(sqlite.Deps, dep) ||
+			under(dep, "github.com/klauspost/compress")
+	}, "storage may depend on the standard library, modernc.org/sqlite (with what it needs), klauspost/compress (zstd) and mqtt only")
 	for _, name := range slices.Sorted(maps.Keys(forbiddenDeps)) {
 		forbidden := forbiddenDeps[name]
 		depRule(name, func(dep string) bool { return !slices.Contains(forbidden, pkgs.name(dep)) }, "forbidden by the layering")

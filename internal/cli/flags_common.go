@@ -259,3 +259,10 @@ func readPasswordTTY(prompt string) (string, error) {
 		return "", errInterrupted
 	}
 }
+
+// registerCompress defines --compress, the one flag of every verb that
+// writes captures with payloads compressed (record, serve, cut, merge).
+func registerCompress(fs *pflag.FlagSet, on *bool) {
+	fs.BoolVar(on, "compress", false, "store payloads zstd-compressed with a dictionary the capture trains on its first "+
+		"1000 payloads (or 256 KiB of them); every verb reads them, info shows the ratio")
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -40,6 +41,9 @@ type Config struct {
 	Window int
 	// ClientID prefixes the devices' client ids (default "loadgen-PID").
 	ClientID string
+	// Telemetry sends Telemetry payloads (about 120 bytes of readings that
+	// vary, as a sensor's do) instead of Payload's; Size is ignored.
+	Telemetry bool
 }
 
 // Result is what a load sent.
@@ -63,6 +67,20 @@ func Payload(d, i, size int) []byte {
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// Telemetry is message i of device d as a sensor sends it: about 120 bytes
+// of JSON whose readings vary (a reading's noise is a hash of d and i, so
+// a load is the same every time), with no padding: the payload to measure
+// compression on. ParsePayload reads it too.
+func Telemetry(d, i int) []byte {
+	h := uint64(d)*0x9e3779b97f4a7c15 ^ uint64(i)*0xc2b2ae3d27d4eb4f
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 32
+	temp := 20 + 5*math.Sin(float64(i)/50) + float64(h%100)/100
+	return fmt.Appendf(nil, `{"device":"dev-%03d","seq":%d,"ts":%d,"temp":%.2f,"humidity":%.1f,"battery":%d,"rssi":%d,"status":"ok"}`,
+		d, i, 1764767531000+int64(i)*1000+int64(d), temp, 40+float64(h>>8%100)/10, 100-(i/500)%100, -40-int(h>>16%40))
 }
 
 // ParsePayload returns the device and sequence number of a Payload.
@@ -190,6 +208,9 @@ func device(ctx context.Context, c net.Conn, cfg Config, d, n int, start time.Ti
 			}
 		}
 		p := Payload(d, k, cfg.Size)
+		if cfg.Telemetry {
+			p = Telemetry(d, k)
+		}
 		wmu.Lock()
 		hdr = rawmqtt.AppendPublishHeader(hdr[:0], topic, cfg.QoS, uint16(k%65535+1), len(p))
 		w.Write(hdr)

@@ -32,6 +32,7 @@ func main() {
 	flag.IntVar(&c.Window, "window", 10, "QoS 1/2 messages in flight per device at most (mosquitto's default limit is 20)")
 	flag.IntVar(&c.Devices, "devices", 1, "devices (connections)")
 	flag.Float64Var(&c.Rate, "rate", 0, "total messages per second (0: as fast as the broker takes them)")
+	flag.BoolVar(&c.Telemetry, "telemetry", false, "send ~120-byte JSON telemetry whose readings vary, unpadded (-size ignored)")
 	flag.StringVar(&c.ClientID, "id", fmt.Sprintf("flood-%d", os.Getpid()), "client id prefix")
 	flag.Parse()
 	c.QoS = byte(*qos)
