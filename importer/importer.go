@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -307,9 +308,39 @@ func (im *Importer) Run(ctx context.Context, in io.Reader) (Result, error) {
 	return im.res, err
 }
 
+// maxProblemText bounds the text of a problem: errors quote the input
+// (a topic, a line), which may be megabytes long.
+const maxProblemText = 512
+
+// shortError is an error whose text had its middle cut (see shorten).
+type shortError struct {
+	text string
+	err  error
+}
+
+func (e shortError) Error() string { return e.text }
+func (e shortError) Unwrap() error { return e.err }
+
+// shorten cuts the middle out of an error text longer than
+// maxProblemText, keeping its start (what was bad) and its end (why).
+func shorten(err error) error {
+	s := err.Error()
+	if len(s) <= maxProblemText {
+		return err
+	}
+	head, tail := maxProblemText/2, len(s)-maxProblemText/4
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return shortError{fmt.Sprintf("%s…(%s left out)…%s", s[:head], humanize.Count(int64(tail-head), "byte", "bytes"), s[tail:]), err}
+}
+
 // problem counts and reports a bad piece of input and stores it as an event.
 func (im *Importer) problem(ctx context.Context, where string, err error) {
-	p := Problem{Where: where, Err: err}
+	p := Problem{Where: where, Err: shorten(err)}
 	im.res.Bad++
 	im.bad.Add(1)
 	if len(im.res.Problems) < 10 {

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/storage"
+	"github.com/mqtape/mqtape/topic"
 )
 
 // importString imports input into a new capture and returns its messages,
@@ -345,4 +347,38 @@ func FuzzDetect(f *testing.F) {
 			t.Fatalf("Detect(%q) = %q, but of its first %d bytes %q", head, whole, k, part)
 		}
 	})
+}
+
+// TestProblemTextBounded: a bad line whose error quotes megabytes of input
+// (a 10 MB topic) is reported and stored as an event in a few hundred
+// bytes, keeping what was bad and why, in every input format.
+func TestProblemTextBounded(t *testing.T) {
+	huge := "a/" + strings.Repeat("é", 5_000_000)
+	for _, tc := range []struct {
+		format Format
+		line   string
+	}{
+		{FormatJSONL, `{"topic":"` + huge + `","ts_ns":1700000000000000000,"payload":"x"}`},
+		{FormatMosquitto, `{"tst":"2023-11-14T22:13:20.000000Z+0000","topic":"` + huge + `","qos":0,"retain":0,"payloadlen":1,"payload":"x"}`},
+		{FormatMosquitto, huge + " x"},
+	} {
+		input := tc.line + "\n" + strings.Replace(tc.line, huge, "ok", 1) + "\n"
+		res, msgs, _, events, err := importString(t, []byte(input), Options{Format: tc.format})
+		if err != nil || len(msgs) != 1 || res.Bad != 1 {
+			t.Fatalf("%s: err %v, %d messages, %d bad", tc.format, err, len(msgs), res.Bad)
+		}
+		text := res.Problems[0].String()
+		if len(text) > 2*maxProblemText || !strings.Contains(text, "longer than 65535 bytes") ||
+			!strings.Contains(text, `"a/éé`) || !utf8.ValidString(text) {
+			t.Errorf("%s: problem of %d bytes: %.300q", tc.format, len(text), text)
+		}
+		if !errors.Is(res.Problems[0].Err, topic.ErrInvalidName) {
+			t.Errorf("%s: the shortened problem no longer wraps topic.ErrInvalidName", tc.format)
+		}
+		for _, e := range events {
+			if len(e.Detail) > 2*maxProblemText {
+				t.Errorf("%s: %s event of %d bytes", tc.format, e.Kind, len(e.Detail))
+			}
+		}
+	}
 }
