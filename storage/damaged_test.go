@@ -44,6 +44,11 @@ func TestDamagedRowsAreErrCorrupt(t *testing.T) {
 				_, readErr = c.Page(ctx, Query{})
 			}
 			damaged("read", readErr)
+			if strings.Contains(tc.stmt, "messages") && !strings.Contains(tc.stmt, "props") {
+				// info's statistics read the same columns (not props).
+				_, _, err := c.Stats(ctx)
+				damaged("stats", err)
+			}
 			out, err := OpenWrite(filepath.Join(t.TempDir(), "cut.db"))
 			if err != nil {
 				t.Fatal(err)

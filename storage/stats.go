@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -80,7 +81,7 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	if q.PayloadMatch != nil {
 		payload = "m.payload"
 	}
-	rows, err := c.r.QueryContext(ctx, "SELECT m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, "+payload+
+	rows, err := c.r.QueryContext(ctx, "SELECT m.seq, m.topic_id, m.ts_ns, length(m.payload), m.qos, m.retain, m.from_store, "+payload+
 		" FROM messages m"+where+" ORDER BY m.seq", args...)
 	if err != nil {
 		return Totals{}, nil, c.wrap("read messages", err)
@@ -93,16 +94,21 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	per := make(map[int64]*acc, len(topics))
 	var win, winCount int64 = -1, 0
 	for rows.Next() {
-		var tid, ts, size, qos int64
+		var seq, tid, ts, size, qos int64
 		var retain, fromStore bool
 		var body []byte
-		if err := rows.Scan(&tid, &ts, &size, &qos, &retain, &fromStore, &body); err != nil {
+		if err := rows.Scan(&seq, &tid, &ts, &size, &qos, &retain, &fromStore, &body); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
 		if q.PayloadMatch != nil && !q.PayloadMatch(body) {
 			continue
 		}
 		a := per[tid]
+		if _, ok := names[tid]; !ok && a == nil {
+			// As Messages says: the statistics of a topic without a name
+			// would hide the damage (info printed a nameless topic).
+			return Totals{}, nil, c.wrap("read messages", fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, seq))
+		}
 		if a == nil {
 			a = &acc{TopicStats: TopicStats{Topic: names[tid], FirstNS: ts, LastNS: ts}, win: -1}
 			per[tid] = a
