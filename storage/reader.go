@@ -101,6 +101,9 @@ func scanFull(s scanner, omitted ...*bool) (Message, error) {
 	if err == nil && !topic.Valid {
 		return m, fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, m.Seq)
 	}
+	if err == nil {
+		err = checkQoS(m.Seq, qos)
+	}
 	if m.Payload == nil && !m.PayloadOmitted {
 		m.Payload = []byte{}
 	}
@@ -111,6 +114,15 @@ func scanFull(s scanner, omitted ...*bool) (Message, error) {
 		}
 	}
 	return m, err
+}
+
+// checkQoS refuses a QoS outside 0–2 (what check reports): play would
+// send it, and the broker drop the connection.
+func checkQoS(seq, qos int64) error {
+	if qos < 0 || qos > 2 {
+		return fmt.Errorf("%w: message seq %d has QoS %d", ErrCorrupt, seq, qos)
+	}
+	return nil
 }
 
 // where builds the WHERE clause. ok is false when no topic matches, in which

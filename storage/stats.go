@@ -123,9 +123,10 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 		if retain || fromStore {
 			a.Retained++
 		}
-		if qos >= 0 && qos <= 2 {
-			a.QoS[qos]++
+		if err := checkQoS(seq, qos); err != nil {
+			return Totals{}, nil, c.wrap("read messages", err)
 		}
+		a.QoS[qos]++
 		sec := ts / 1e9
 		if sec != a.win {
 			a.win, a.winCount = sec, 0
