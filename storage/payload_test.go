@@ -52,6 +52,17 @@ func TestMaxPayloadAndPayload(t *testing.T) {
 	if want := []string{"small", "", "omitted", big[:100]}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("payloads %q, want %q", got, want)
 	}
+	// A PayloadMatch needs the payloads: MaxPayload gives way.
+	matched := 0
+	for m, err := range c.Messages(ctx, Query{MaxPayload: 100, PayloadMatch: func(p []byte) bool { return len(p) == len(big) }}) {
+		if err != nil || m.PayloadOmitted || string(m.Payload) != big {
+			t.Fatalf("seq %d: %v, omitted %v", m.Seq, err, m.PayloadOmitted)
+		}
+		matched++
+	}
+	if matched != 1 {
+		t.Errorf("the payload matcher selected %d messages, want 1", matched)
+	}
 	stop := errors.New("stop")
 	if err := c.Payload(ctx, 3, func([]byte) error { return stop }); err != stop {
 		t.Errorf("Payload returned %v, not fn's error", err)

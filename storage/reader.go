@@ -49,7 +49,8 @@ type Query struct {
 	// bytes: Messages yields such a message with PayloadOmitted set and a
 	// nil Payload, to be read on its own with Capture.Payload. A reader
 	// that must not hold several huge payloads at once uses it. Get and
-	// Prepare ignore it.
+	// Prepare ignore it, and so does a read with a PayloadMatch (which
+	// needs every payload).
 	MaxPayload int
 }
 
@@ -226,7 +227,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 			return
 		}
 		cols, extra := messageColumns, ""
-		if q.MaxPayload > 0 {
+		if q.MaxPayload > 0 && q.PayloadMatch == nil {
 			var payload string
 			payload, extra = omittedPayload(q.MaxPayload)
 			cols = strings.TrimSuffix(cols, "m.payload") + payload
@@ -246,7 +247,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		defer rows.Close()
 		yielded := 0
 		var omitted []*bool
-		if q.MaxPayload > 0 {
+		if extra != "" {
 			omitted = append(omitted, new(bool))
 		}
 		for rows.Next() {
