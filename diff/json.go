@@ -142,8 +142,12 @@ func formatLoc(loc []step) string {
 }
 
 // isJSONDoc reports whether a payload looks like a JSON object or array
-// (only those are compared field by field; scalars compare as bytes).
+// (only those are compared field by field; scalars, and payloads over
+// bigPayload, compare as bytes).
 func isJSONDoc(p []byte) bool {
+	if len(p) > bigPayload {
+		return false
+	}
 	t := bytes.TrimLeft(p, " \t\r\n")
 	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
 }

@@ -42,8 +42,18 @@ func (s DecodedSource) Get(ctx context.Context, seq int64) (storage.Message, err
 	return s.Capture.Get(ctx, seq) // its not-found error
 }
 
+// Payload calls fn with the payload of message seq as recorded: diff reads
+// payloads over its size limit (Query.MaxPayload) this way and compares
+// them byte by byte, never decoded.
+func (s DecodedSource) Payload(ctx context.Context, seq int64, fn func(p []byte) error) error {
+	return s.Capture.Payload(ctx, seq, fn)
+}
+
 func decodedMessage(d Decoded) storage.Message {
 	m := d.Message
+	if m.PayloadOmitted {
+		return m // read apart with Payload, as recorded
+	}
 	if r := d.Result; r.Err == nil && r.Selected && r.Format.Binary() && r.Value != nil {
 		m.Payload = r.Value
 	}

@@ -19,6 +19,7 @@ func TestDamagedRowsAreErrCorrupt(t *testing.T) {
 		{"text time", "UPDATE messages SET ts_ns = 'soon' WHERE seq = 5", `column "ts_ns"`},
 		{"blob qos", "UPDATE messages SET qos = x'00' WHERE seq = 5", `column "qos"`},
 		{"missing topic", "UPDATE messages SET topic_id = 999 WHERE seq = 5", "message seq 5 refers to topic id"},
+		{"qos 7", "UPDATE messages SET qos = 7 WHERE seq = 5", "message seq 5 has QoS 7"},
 		{"bad properties", "UPDATE messages SET props = '{' WHERE seq = 5", "message seq 5: MQTT 5 properties"},
 		{"bad session start", "UPDATE sessions SET started_ns = 'then' WHERE id = 1", `column "started_ns"`},
 		{"bad filters", "UPDATE sessions SET filters = '[' WHERE id = 1", "session 1: filters"},
@@ -44,6 +45,15 @@ func TestDamagedRowsAreErrCorrupt(t *testing.T) {
 				_, readErr = c.Page(ctx, Query{})
 			}
 			damaged("read", readErr)
+			if strings.Contains(tc.stmt, "messages") && !strings.Contains(tc.stmt, "props") {
+				// info's statistics read the same columns (not props).
+				_, _, err := c.Stats(ctx)
+				damaged("stats", err)
+			}
+			if tc.name == "qos 7" { // the inspector's rows
+				_, err := c.RowsBySeq(ctx, []int64{4, 5}, 10)
+				damaged("rows", err)
+			}
 			out, err := OpenWrite(filepath.Join(t.TempDir(), "cut.db"))
 			if err != nil {
 				t.Fatal(err)

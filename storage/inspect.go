@@ -266,6 +266,9 @@ func (c *Capture) scanRows(ctx context.Context, query string, args []any, limit,
 		if match != nil && !match(payload) {
 			continue
 		}
+		if err := checkQoS(r.Seq, qos); err != nil {
+			return nil, c.wrap("read messages", err)
+		}
 		r.QoS = byte(qos)
 		r.Preview = append([]byte{}, payload[:min(len(payload), preview)]...)
 		out = append(out, r)

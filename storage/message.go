@@ -19,6 +19,9 @@ type Message struct {
 	Dup       bool
 	PacketID  uint16
 	Payload   []byte
+	// PayloadOmitted: a read with Query.MaxPayload left the payload out
+	// (Payload is nil); Capture.Payload reads it.
+	PayloadOmitted bool
 	// ClientID is the publisher's client id when the capture was recorded
 	// inside the broker (mqtape serve); empty for subscriber recordings.
 	// Filled by Messages and Get (format version 2 and later).

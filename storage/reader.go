@@ -49,6 +49,13 @@ type Query struct {
 	AfterSeq, BeforeSeq int64
 	Desc                bool
 	Limit               int
+	// MaxPayload, when > 0, leaves out payloads longer than this many
+	// bytes: Messages yields such a message with PayloadOmitted set and a
+	// nil Payload, to be read on its own with Capture.Payload. A reader
+	// that must not hold several huge payloads at once uses it. Get and
+	// Prepare ignore it, and so does a read with a PayloadMatch (which
+	// needs every payload).
+	MaxPayload int
 }
 
 // messageColumns are the columns of a whole message, its payload as
@@ -77,17 +84,38 @@ func (c *Capture) clientColumn() string {
 	return ", " + client + ", " + props
 }
 
-// scanFull scans messageColumns plus clientColumn.
-func scanFull(s scanner) (Message, error) {
+// omittedPayload is the payload column and the extra column of a read
+// with Query.MaxPayload (see scanFull).
+func (c *Capture) omittedPayload(maxPayload int) (payload, extra string) {
+	n := strconv.Itoa(maxPayload)
+	// length() of a blob column reads its size only (so does sizeSQL of a
+	// compressed one), and the CASE does not load a payload it leaves out.
+	size := c.sizeSQL("m.")
+	return "CASE WHEN " + size + " > " + n + " THEN NULL ELSE " + c.payloadSQL("m.") + " END", ", " + size + " > " + n
+}
+
+// scanFull scans messageColumns plus clientColumn; with omitted, one more
+// column: whether the payload was left out (Query.MaxPayload).
+func scanFull(s scanner, omitted ...*bool) (Message, error) {
 	var m Message
 	var qos, pid int64
 	var topic, props sql.NullString
-	err := s.Scan(&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props)
+	dest := []any{&m.Seq, &m.Session, &m.TimeNS, &m.OffsetNS, &topic, &qos, &m.Retain, &m.FromStore, &m.Dup, &pid, &m.Payload, &m.ClientID, &props}
+	for _, o := range omitted {
+		dest = append(dest, o)
+	}
+	err := s.Scan(dest...)
+	if len(omitted) > 0 && *omitted[0] {
+		m.PayloadOmitted, m.Payload = true, nil
+	}
 	m.QoS, m.PacketID, m.Topic = byte(qos), uint16(pid), topic.String
 	if err == nil && !topic.Valid {
 		return m, fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, m.Seq)
 	}
-	if m.Payload == nil {
+	if err == nil {
+		err = checkQoS(m.Seq, qos)
+	}
+	if m.Payload == nil && !m.PayloadOmitted {
 		m.Payload = []byte{}
 	}
 	if err == nil {
@@ -120,6 +148,15 @@ func (q Query) inGo() func(m *Message) bool {
 		return q.MessageMatch
 	}
 	return func(m *Message) bool { return q.PayloadMatch(m.Payload) && q.MessageMatch(m) }
+}
+
+// checkQoS refuses a QoS outside 0–2 (what check reports): play would
+// send it, and the broker drop the connection.
+func checkQoS(seq, qos int64) error {
+	if qos < 0 || qos > 2 {
+		return fmt.Errorf("%w: message seq %d has QoS %d", ErrCorrupt, seq, qos)
+	}
+	return nil
 }
 
 // where builds the WHERE clause. ok is false when no topic matches, in which
@@ -222,7 +259,13 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		if !ok {
 			return
 		}
-		query := "SELECT " + c.messageColumns() + c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
+		cols, extra := c.messageColumns(), ""
+		if q.MaxPayload > 0 && q.PayloadMatch == nil {
+			var payload string
+			payload, extra = c.omittedPayload(q.MaxPayload)
+			cols = strings.TrimSuffix(cols, c.payloadSQL("m.")) + payload
+		}
+		query := "SELECT " + cols + c.clientColumn() + extra + messagesFrom + where + " ORDER BY m.seq"
 		if q.Desc {
 			query += " DESC"
 		}
@@ -237,8 +280,12 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 		}
 		defer rows.Close()
 		yielded := 0
+		var omitted []*bool
+		if extra != "" {
+			omitted = append(omitted, new(bool))
+		}
 		for rows.Next() {
-			m, err := scanFull(rows)
+			m, err := scanFull(rows, omitted...)
 			if err != nil {
 				yield(Message{}, c.wrap("read messages", err))
 				return
@@ -280,6 +327,35 @@ func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
 		return Message{}, c.wrap("read message", err)
 	}
 	return m, nil
+}
+
+// Payload calls fn with the payload of message seq, without the copy Get
+// makes: p is SQLite's value, valid only during the call (fn must not keep
+// it). With Query.MaxPayload, a huge payload is held once by mqtape instead
+// of twice.
+func (c *Capture) Payload(ctx context.Context, seq int64, fn func(p []byte) error) error {
+	rows, err := c.r.QueryContext(ctx, "SELECT "+c.payloadSQL("m.")+" FROM messages m WHERE m.seq = ?", seq)
+	if err != nil {
+		return c.wrap("read payload", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return c.wrap("read payload", err)
+		}
+		return c.wrap("read payload", fmt.Errorf("message seq %d: %w", seq, sql.ErrNoRows))
+	}
+	var p sql.RawBytes
+	if err := rows.Scan(&p); err != nil {
+		return c.wrap("read payload", err)
+	}
+	if p == nil {
+		p = sql.RawBytes{}
+	}
+	if err := fn(p); err != nil {
+		return err
+	}
+	return c.wrap("read payload", rows.Close())
 }
 
 // Count returns how many messages q selects (ignoring Limit).

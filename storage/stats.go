@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -111,6 +112,11 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 			}
 		}
 		a := per[tid]
+		if _, ok := names[tid]; !ok && a == nil {
+			// As Messages says: the statistics of a topic without a name
+			// would hide the damage (info printed a nameless topic).
+			return Totals{}, nil, c.wrap("read messages", fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, seq))
+		}
 		if a == nil {
 			a = &acc{TopicStats: TopicStats{Topic: names[tid], FirstNS: ts, LastNS: ts}, win: -1}
 			per[tid] = a
@@ -125,9 +131,10 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 		if retain || fromStore {
 			a.Retained++
 		}
-		if qos >= 0 && qos <= 2 {
-			a.QoS[qos]++
+		if err := checkQoS(seq, qos); err != nil {
+			return Totals{}, nil, c.wrap("read messages", err)
 		}
+		a.QoS[qos]++
 		sec := ts / 1e9
 		if sec != a.win {
 			a.win, a.winCount = sec, 0

@@ -19,6 +19,17 @@ m="$dir/mqtape"
 } > "$dir/in.jsonl"
 "$m" import "$dir/in.jsonl" -o "$dir/huge.db" --quiet
 "$m" import "$dir/in.jsonl" -o "$dir/other.db" --quiet
+# The same capture with other random bytes in the big payload: diff then
+# reads both payloads again for its report.
+{
+  sed -n 1p "$dir/in.jsonl"
+  printf '{"topic":"big","ts_ns":1700000000100000000,"payload_b64":"'
+  head -c $((size << 20)) /dev/urandom | base64 -w0
+  echo '"}'
+  sed -n 3p "$dir/in.jsonl"
+} > "$dir/changed.jsonl"
+"$m" import "$dir/changed.jsonl" -o "$dir/changed.db" --quiet
+rm "$dir/changed.jsonl"
 "$m" export "$dir/huge.db" > "$dir/export.jsonl"
 p=$((size * 1048576))
 echo "payload P = $size MiB; limit 3P + 100 MB = $(( (3 * p + 100000000) / 1000000 )) MB"
@@ -31,4 +42,5 @@ rss "export (JSON lines)" "$m" export "$dir/huge.db"
 rss "export --format csv" "$m" export --format csv "$dir/huge.db"
 rss "play --dry-run" "$m" play --dry-run "$dir/huge.db"
 rss "diff (two such captures)" "$m" diff "$dir/huge.db" "$dir/other.db"
+rss "diff (big payloads differ)" "$m" diff "$dir/huge.db" "$dir/changed.db"
 rss "import (its export)" "$m" import "$dir/export.jsonl" -o "$dir/imported.db" --quiet

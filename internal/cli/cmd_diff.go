@@ -25,9 +25,9 @@ Compare two captures for regression checks, A being the baseline:
     --size-tolerance;
   - per topic, the live messages in order: A's and B's are aligned (a lost
     message shows as one missing message, not as every later one changed);
-    JSON objects and arrays are compared field by field (key order and
-    number spelling do not matter; --ignore-field leaves fields out), other
-    payloads byte by byte; QoS and retain flags count too;
+    JSON objects and arrays up to 1 MiB are compared field by field (key
+    order and number spelling do not matter; --ignore-field leaves fields
+    out), other payloads byte by byte; QoS and retain flags count too;
   - messages that only moved within their topic's order are paired and
     listed as moved: MQTT orders messages per publisher and QoS only, so
     two recordings of the same traffic may interleave differently. They
