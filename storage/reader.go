@@ -53,8 +53,8 @@ type Query struct {
 	// bytes: Messages yields such a message with PayloadOmitted set and a
 	// nil Payload, to be read on its own with Capture.Payload. A reader
 	// that must not hold several huge payloads at once uses it. Get and
-	// Prepare ignore it, and so does a read with a PayloadMatch (which
-	// needs every payload).
+	// Prepare ignore it, and so does a read with a PayloadMatch or MessageMatch (which
+	// need every payload).
 	MaxPayload int
 }
 
@@ -260,7 +260,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 			return
 		}
 		cols, extra := c.messageColumns(), ""
-		if q.MaxPayload > 0 && q.PayloadMatch == nil {
+		if q.MaxPayload > 0 && q.inGo() == nil {
 			var payload string
 			payload, extra = c.omittedPayload(q.MaxPayload)
 			cols = strings.TrimSuffix(cols, c.payloadSQL("m.")) + payload

@@ -79,7 +79,7 @@ func cmdCheck(ctx context.Context, args []string, cio *cliIO) error {
 		printCheck(cio, rep)
 	}
 	if !rep.OK() {
-		return fmt.Errorf("%s: %w (%d problems)", o.file, storage.ErrCorrupt, len(rep.Problems))
+		return fmt.Errorf("%s: %w (%s)", o.file, storage.ErrCorrupt, humanize.Count(int64(len(rep.Problems)), "problem", "problems"))
 	}
 	return nil
 }
@@ -115,5 +115,14 @@ func printCheck(cio *cliIO, r *storage.CheckReport) {
 		fmt.Fprintln(w, "verdict:   OK")
 		return
 	}
-	fmt.Fprintf(w, "verdict:   DAMAGED (%d problems); mqtape recover %s -o NEW.db copies what can be read\n", len(r.Problems), r.Path)
+	problems := humanize.Count(int64(len(r.Problems)), "problem", "problems")
+	for _, p := range r.Problems {
+		if p.Check == "schema" {
+			// recover refuses such a file too: it reads only mqtape's schema.
+			fmt.Fprintf(w, "verdict:   DAMAGED (%s): its schema is not mqtape's, so no verb (recover included) reads it; "+
+				"the objects listed are not mqtape's\n", problems)
+			return
+		}
+	}
+	fmt.Fprintf(w, "verdict:   DAMAGED (%s); %s recover %s -o NEW.db copies what can be read\n", problems, cio.program, shellQuote(r.Path))
 }

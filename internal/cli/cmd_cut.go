@@ -96,7 +96,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	out.SetCompression(o.compress)
 	var written atomic.Int64
 	stop := newStatusLine(cio, o.quiet).start(func() string {
-		return fmt.Sprintf("cutting %s: %s messages", o.in, humanize.GroupDigits(written.Load()))
+		return fmt.Sprintf("cutting %s: %s", o.in, humanize.Count(written.Load(), "message", "messages"))
 	})
 	host, _ := os.Hostname()
 	res, runErr := storage.Cut(ctx, in, out, storage.CutOptions{Select: o.query, Version: version, Host: host, Progress: &written})

@@ -57,7 +57,8 @@ compared as their decoded values, field by field, --ignore-field applying
 (e.g. '**.timestamp' for Sparkplug); --no-decode compares their bytes.
 
 Exit codes (diff's own): 0 equal within the tolerances, 1 different,
-2 error (bad flag, unreadable or missing capture, ...), 130 interrupted.`
+2 error (bad flag, bad --decode, ...), 4 a file that is missing, not a
+capture, damaged or of a newer format (as for every verb), 130 interrupted.`
 
 const diffExamples = `  mqtape diff before.db after.db
   mqtape diff --ignore-field ts --ignore-field '**.seq' golden.db run.db
@@ -184,9 +185,10 @@ func cmdDiff(ctx context.Context, args []string, cio *cliIO) error {
 	case errors.Is(err, pflag.ErrHelp):
 		return err
 	}
-	// diff's errors exit 2 (like cmp and diff), whatever their kind.
+	// diff's errors exit 2 (like cmp and diff), except a file that is not a
+	// sound capture: 4, as for every verb. Both are above 1, "different".
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || exitCode(err) == exitCapture {
 		return err
 	}
 	return usageError{err}

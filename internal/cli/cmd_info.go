@@ -290,6 +290,11 @@ func printInfo(cio *cliIO, in Info, maxTopics int) {
 	printInfoEvents(w, cio.program, in)
 }
 
+// eventWidth is how many characters of an event's detail info prints (a
+// detail holds whatever a client sent, e.g. a 10 MB topic); --json has it
+// whole.
+const eventWidth = 240
+
 // printInfoEvents prints the event counts per kind (busiest first) and the
 // events Info holds.
 func printInfoEvents(w io.Writer, program string, in Info) {
@@ -313,6 +318,6 @@ func printInfoEvents(w io.Writer, program string, in Info) {
 			termsafe.String(shellQuote(in.File)))
 	}
 	for _, e := range in.Events {
-		fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, termsafe.String(e.Kind), termsafe.String(e.Detail))
+		fmt.Fprintf(w, "  %s  #%d %-20s %s\n", e.Time.Format(clock), e.Session, termsafe.String(e.Kind), termsafe.Cell(e.Detail, eventWidth))
 	}
 }

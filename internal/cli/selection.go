@@ -17,6 +17,7 @@ import (
 func checkNotEmpty(ctx context.Context, c *storage.Capture, file string, q storage.Query) error {
 	one := q
 	one.Limit, one.Desc = 1, false
+	one.MaxPayload = 1 // whether a message exists, not its payload (which may be huge)
 	for _, err := range c.Messages(ctx, one) {
 		if err != nil {
 			return err
