@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mqtape/mqtape/mqtt"
 )
@@ -533,6 +534,7 @@ type repairKey struct {
 const (
 	repairBack = "time or offset went back: raised to the previous message's"
 	repairQoS  = "QoS outside 0–2: set to 0"
+	repairSkew = "time and offset disagreed: the one that jumped recomputed from the other"
 )
 
 // repair counts one message of input session sess repaired as what.
@@ -556,11 +558,44 @@ func (m *messageCopier) fix(s *Session, sess, seq int64, msg *Message, qos int64
 	}
 	lastTS, seen := m.r.lastNS[s]
 	lastOff := m.lastOff[s]
+	if !seen {
+		lastTS, lastOff = s.startedNS, 0
+	}
+	m.fixSkew(sess, seq, msg, lastTS, lastOff)
 	if seen && (msg.TimeNS < lastTS || msg.OffsetNS < lastOff) {
 		msg.TimeNS, msg.OffsetNS = max(msg.TimeNS, lastTS), max(msg.OffsetNS, lastOff)
 		m.repair(sess, seq, repairBack)
 	}
 	m.lastOff[s] = msg.OffsetNS
+}
+
+// skewLimit is how far a message's wall-clock time may move against its
+// monotonic offset from the previous message's before recover takes one
+// of the two as damaged: clocks drift by milliseconds, and a flipped high
+// bit moves a time by days or years.
+const skewLimit = int64(time.Hour)
+
+// fixSkew repairs a message whose time and offset disagree by more than
+// skewLimit (measured against the previous message of its session, or the
+// session's start): the one that jumps less from the previous message is
+// kept and the other recomputed from it. Raising every later message to one
+// damaged time in the future (what the "went back" repair alone would do)
+// would move a whole recording by that much.
+func (m *messageCopier) fixSkew(sess, seq int64, msg *Message, lastTS, lastOff int64) {
+	drift := lastTS - lastOff // wall clock minus monotonic offset
+	if d := msg.TimeNS - msg.OffsetNS - drift; d <= skewLimit && d >= -skewLimit {
+		return
+	}
+	jumpT, jumpO := msg.TimeNS-lastTS, msg.OffsetNS-lastOff
+	switch {
+	case jumpO >= 0 && (jumpT < 0 || jumpO <= jumpT):
+		msg.TimeNS = msg.OffsetNS + drift
+	case jumpT >= 0:
+		msg.OffsetNS = msg.TimeNS - drift
+	default:
+		return // both went back: the "went back" repair raises them
+	}
+	m.repair(sess, seq, repairSkew)
 }
 
 // row copies one readable message; one whose topic name is unreadable is

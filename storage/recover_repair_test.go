@@ -31,6 +31,10 @@ func TestRecoverRepairsInvariants(t *testing.T) {
 		{"decreasing offset", "UPDATE messages SET offset_ns = 0, ts_ns = 5 WHERE seq = 10", repairBack, 10},
 		{"decreasing offset only", "UPDATE messages SET offset_ns = 0 WHERE seq = 30", repairBack, 30},
 		{"qos 7", "UPDATE messages SET qos = 7 WHERE seq = 20", repairQoS, 20},
+		// A flipped high bit of one time: that message is put back, not every
+		// later one raised to it.
+		{"time in the future", "UPDATE messages SET ts_ns = ts_ns + (1 << 55) WHERE seq = 40", repairSkew, 40},
+		{"offset in the future", "UPDATE messages SET offset_ns = offset_ns + (1 << 52) WHERE seq = 50", repairSkew, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := fixture(t, 100, 8, true)
