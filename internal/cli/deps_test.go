@@ -38,6 +38,7 @@ var importRules = []struct {
 	{"github.com/rivo/tview", "inspector"},
 	{"github.com/gdamore/tcell", "inspector"},
 	{"modernc.org/sqlite", "storage"},
+	{"github.com/parquet-go/parquet-go", "export"},
 }
 
 // forbiddenDeps: a package (its code and its tests) must not depend,

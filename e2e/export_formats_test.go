@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqtape/mqtape/internal/capturetest"
+	"github.com/mqtape/mqtape/mqtt"
+	"github.com/mqtape/mqtape/storage"
+)
+
+// exportParts writes the captures the export round trips read: part 1 has
+// two sessions (unicode topics, binary, empty and 1 MiB payloads, MQTT 5
+// properties, client ids, retained and duplicate flags), part 2 one
+// session, and an empty capture (a session without messages). It returns
+// their paths and every message in the order export writes them.
+func exportParts(t *testing.T) (parts []string, want []storage.Message) {
+	t.Helper()
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	big[100] = 0xff                                        // not UTF-8
+	format := byte(1)
+	props := &mqtt.Properties{ContentType: "application/json", PayloadFormat: &format,
+		UserProperties: []mqtt.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}}}
+	t0 := int64(1_796_000_000_123_456_789) // above 2^53: must stay exact
+	msg := func(off time.Duration, topic string, qos byte, payload []byte) storage.Message {
+		return storage.Message{TimeNS: t0 + int64(off), OffsetNS: int64(off), Topic: topic, QoS: qos, Payload: payload}
+	}
+	s1 := []storage.Message{
+		msg(1*time.Millisecond, "plant/line1/temp", 1, []byte(`{"t":21.5,"unit":"C"}`)),
+		msg(2*time.Millisecond, "ферма/温度/🌡", 0, []byte("température ✓")),
+		msg(3*time.Millisecond, "bin/frame", 2, []byte{0, 1, 2, 0xff, 0xfe, '\n'}),
+		msg(4*time.Millisecond, "empty", 0, nil),
+		msg(5*time.Millisecond, "big/blob", 1, big),
+		msg(6*time.Millisecond, "plant/line1/temp", 1, []byte(`{"t":21.6,"unit":"C"}`)),
+	}
+	s1[0].Retain, s1[0].FromStore = true, true
+	s1[1].Dup, s1[1].PacketID = true, 7
+	s1[5].Props, s1[5].ClientID = props, "sensor-7"
+	s2 := []storage.Message{msg(time.Hour+time.Millisecond, "plant/line1/temp", 0, []byte("22"))}
+	s2[0].OffsetNS = int64(time.Millisecond)
+	p3 := []storage.Message{msg(2*time.Hour, "text/plain", 0, []byte("hello\tworld\x1b[2J"))}
+	parts = []string{filepath.Join(dir, "part1.db"), filepath.Join(dir, "empty.db"), filepath.Join(dir, "part3.db")}
+	serve := storage.SessionInfo{Source: "serve", Broker: "mqtt://127.0.0.1:1883", ClientID: "mqtape-serve", Protocol: 5,
+		CleanSession: true, StartedNS: t0, Version: "test", Host: "h"}
+	capturetest.Write(t, parts[0], capturetest.Session{Info: serve, Messages: s1},
+		capturetest.Session{Messages: s2, Info: storage.SessionInfo{StartedNS: t0 + int64(time.Hour)}})
+	capturetest.Write(t, parts[1], capturetest.Session{Info: storage.SessionInfo{StartedNS: t0}})
+	capturetest.Write(t, parts[2], capturetest.Session{Messages: p3})
+	for _, p := range parts {
+		msgs, _, _ := capturetest.Read(t, p)
+		want = append(want, msgs...)
+	}
+	if len(want) != 8 {
+		t.Fatalf("fixture: %d messages", len(want))
+	}
+	return parts, want
+}
+
+// hyparquetFile is what e2e/js/readparquet.mjs prints.
+type hyparquetFile struct {
+	CreatedBy string `json:"created_by"`
+	NumRows   int64  `json:"num_rows"`
+	Schema    []struct {
+		Name, Type, Repetition string
+		Logical                *struct {
+			Type, Unit      string
+			IsAdjustedToUTC bool
+		}
+	}
+	Groups []struct {
+		Rows           int64
+		Codecs         []string
+		TopicEncodings []string
+	}
+	Rows []map[string]any
+}
+
+func readHyparquet(t *testing.T, node, path string) hyparquetFile {
+	t.Helper()
+	out, err := exec.Command(node, filepath.Join("js", "readparquet.mjs"), path).Output()
+	if err != nil {
+		t.Fatalf("hyparquet could not read %s: %v\n%s", path, err, stderrOf(err))
+	}
+	var f hyparquetFile
+	if err := json.Unmarshal(out, &f); err != nil {
+		t.Fatalf("readparquet.mjs: %v\n%.2000s", err, out)
+	}
+	return f
+}
+
+func stderrOf(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+// TestExportParquetHyparquet exports three parts (one empty) into one
+// Parquet file and reads it back with hyparquet, a JavaScript reader
+// independent of the Go library that wrote it: the schema the issue names
+// (types, logical types, nullability), zstd, a dictionary for topics, and
+// every value of every message.
+func TestExportParquetHyparquet(t *testing.T) {
+	node := nodeWith(t, "hyparquet")
+	parts, want := exportParts(t)
+	out := filepath.Join(t.TempDir(), "all.parquet")
+	code, stdout, stderr := runCLI(t, context.Background(), append([]string{"export", "--format", "parquet", "-o", out}, parts...)...)
+	if code != exitOK || stdout != "" || !strings.Contains(stderr, "exported 8 messages from 3 captures to "+out) {
+		t.Fatalf("export: exit %d\nstdout %q\nstderr %s", code, stdout, stderr)
+	}
+	f := readHyparquet(t, node, out)
+	if f.NumRows != int64(len(want)) || len(f.Rows) != len(want) || !strings.HasPrefix(f.CreatedBy, "mqtape version ") {
+		t.Fatalf("footer: %d rows (%d read), created_by %q", f.NumRows, len(f.Rows), f.CreatedBy)
+	}
+	checkParquetSchema(t, f)
+	for _, g := range f.Groups {
+		if strings.Join(g.Codecs, ",") != "ZSTD" || !strings.Contains(strings.Join(g.TopicEncodings, ","), "RLE_DICTIONARY") {
+			t.Errorf("row group: codecs %v, topic encodings %v", g.Codecs, g.TopicEncodings)
+		}
+	}
+	for i, m := range want {
+		checkParquetRow(t, f.Rows[i], &m)
+	}
+}
+
+func checkParquetSchema(t *testing.T, f hyparquetFile) {
+	t.Helper()
+	type col struct{ typ, rep, logical string }
+	wantCols := []struct {
+		name string
+		col
+	}{
+		{"seq", col{"INT64", "REQUIRED", "INTEGER"}}, {"session", col{"INT64", "REQUIRED", "INTEGER"}},
+		{"ts_ns", col{"INT64", "REQUIRED", "INTEGER"}}, {"time", col{"INT64", "REQUIRED", "TIMESTAMP NANOS utc"}},
+		{"offset_ns", col{"INT64", "REQUIRED", "INTEGER"}}, {"topic", col{"BYTE_ARRAY", "REQUIRED", "STRING"}},
+		{"qos", col{"INT32", "REQUIRED", "INTEGER"}}, {"retain", col{"BOOLEAN", "REQUIRED", ""}},
+		{"dup", col{"BOOLEAN", "REQUIRED", ""}}, {"from_store", col{"BOOLEAN", "REQUIRED", ""}},
+		{"client_id", col{"BYTE_ARRAY", "REQUIRED", "STRING"}}, {"payload", col{"BYTE_ARRAY", "REQUIRED", ""}},
+		{"payload_text", col{"BYTE_ARRAY", "OPTIONAL", "STRING"}}, {"decoded", col{"BYTE_ARRAY", "OPTIONAL", "JSON"}},
+		{"packet_id", col{"INT32", "REQUIRED", "INTEGER"}}, {"properties", col{"BYTE_ARRAY", "OPTIONAL", "JSON"}},
+	}
+	if len(f.Schema) != len(wantCols) {
+		t.Errorf("%d columns, want %d", len(f.Schema), len(wantCols))
+	}
+	for i, w := range wantCols {
+		if i >= len(f.Schema) {
+			break
+		}
+		c := f.Schema[i]
+		logical := ""
+		if c.Logical != nil {
+			logical = c.Logical.Type
+			if c.Logical.Unit != "" {
+				logical += " " + c.Logical.Unit
+			}
+			if c.Logical.IsAdjustedToUTC {
+				logical += " utc"
+			}
+		}
+		if got := (col{c.Type, c.Repetition, logical}); c.Name != w.name || got != w.col {
+			t.Errorf("column %d: %s %+v, want %s %+v", i, c.Name, got, w.name, w.col)
+		}
+	}
+}
+
+func checkParquetRow(t *testing.T, r map[string]any, m *storage.Message) {
+	t.Helper()
+	str := func(v int64) string { return strconv.FormatInt(v, 10) }
+	wantText := any(nil)
+	if utf8.Valid(m.Payload) {
+		wantText = string(m.Payload)
+	}
+	wantProps := any(nil)
+	if m.Props != nil {
+		j, _ := json.Marshal(m.Props)
+		json.Unmarshal(j, &wantProps)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"seq", r["seq"], str(m.Seq)}, {"session", r["session"], str(m.Session)}, {"ts_ns", r["ts_ns"], str(m.TimeNS)},
+		{"time", r["time"], m.Time().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z")},
+		{"offset_ns", r["offset_ns"], str(m.OffsetNS)}, {"topic", r["topic"], m.Topic},
+		{"qos", r["qos"], float64(m.QoS)}, {"retain", r["retain"], m.Retain}, {"dup", r["dup"], m.Dup},
+		{"from_store", r["from_store"], m.FromStore}, {"client_id", r["client_id"], m.ClientID},
+		{"payload", r["payload"], base64.StdEncoding.EncodeToString(m.Payload)},
+		{"payload_text", r["payload_text"], wantText}, {"decoded", r["decoded"], nil},
+		{"packet_id", r["packet_id"], float64(m.PacketID)},
+		{"properties", fmt.Sprint(r["properties"]), fmt.Sprint(wantProps)},
+	}
+	for _, c := range checks {
+		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+			t.Errorf("seq %d %s: %.100v, want %.100v", m.Seq, c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestExportParquetEmptyAndRefusals: an unselective export of a capture
+// without messages is a valid Parquet file of zero rows; an existing output
+// is never replaced (exit 4); a binary format needs -o; a selection that
+// matches nothing in any part is an error that leaves no file.
+func TestExportParquetEmptyAndRefusals(t *testing.T) {
+	node := nodeWith(t, "hyparquet")
+	parts, _ := exportParts(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.parquet")
+	if code, _, stderr := runCLI(t, context.Background(), "export", "--format", "parquet", "-o", empty, parts[1]); code != exitOK {
+		t.Fatalf("empty capture: exit %d\n%s", code, stderr)
+	}
+	if f := readHyparquet(t, node, empty); f.NumRows != 0 || len(f.Rows) != 0 || len(f.Schema) != 16 {
+		t.Errorf("empty export: %d rows, %d columns", f.NumRows, len(f.Schema))
+	}
+	before, _ := os.ReadFile(empty)
+	code, _, stderr := runCLI(t, context.Background(), "export", "--format", "parquet", "-o", empty, parts[0])
+	after, _ := os.ReadFile(empty)
+	if code != exitCapture || !strings.Contains(stderr, `output "`+empty+`": would overwrite an existing file`) || !bytes.Equal(before, after) {
+		t.Errorf("existing output: exit %d, file changed %v\n%s", code, !bytes.Equal(before, after), stderr)
+	}
+	code, _, stderr = runCLI(t, context.Background(), "export", "--format", "parquet", parts[0])
+	if code != exitUsage || !strings.Contains(stderr, "--format parquet writes a file: give -o FILE") {
+		t.Errorf("no -o: exit %d\n%s", code, stderr)
+	}
+	none := filepath.Join(dir, "none.parquet")
+	code, _, stderr = runCLI(t, context.Background(), "export", "--format", "parquet", "-o", none, "-t", "no/such", parts[0], parts[2])
+	if _, err := os.Stat(none); code != exitError || !strings.Contains(stderr, "nothing selected") ||
+		!strings.Contains(stderr, "(nor in the other 1 capture)") || err == nil {
+		t.Errorf("empty selection: exit %d, file %v\n%s", code, err, stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}

@@ -1,0 +1,120 @@
+package export
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/mqtape/mqtape/storage"
+)
+
+// ParquetRow is one message as a Parquet row: the schema of
+// `mqtape export --format parquet` (docs/capture-format.md, "Parquet
+// export"). Every column but payload_text, decoded and properties is
+// required.
+type ParquetRow struct {
+	Seq     int64 `parquet:"seq"`
+	Session int64 `parquet:"session"`
+	TsNS    int64 `parquet:"ts_ns"`
+	// Time is ts_ns again, as a TIMESTAMP(NANOS, UTC) for SQL engines.
+	Time      int64  `parquet:"time,timestamp(nanosecond:utc)"`
+	OffsetNS  int64  `parquet:"offset_ns"`
+	Topic     string `parquet:"topic,dict"`
+	QoS       int32  `parquet:"qos"`
+	Retain    bool   `parquet:"retain"`
+	Dup       bool   `parquet:"dup"`
+	FromStore bool   `parquet:"from_store"`
+	ClientID  string `parquet:"client_id,dict"`
+	Payload   []byte `parquet:"payload"`
+	// PayloadText is the payload as text, null when it is not UTF-8.
+	PayloadText *string `parquet:"payload_text,optional"`
+	// Decoded is the payload decoded to JSON where a decoder applies.
+	// Always null for now: the payload decoders (issue #18) fill it.
+	Decoded *string `parquet:"decoded,optional,json"`
+	// PacketID and Properties keep what JSON lines export keeps, so the
+	// export is lossless: the MQTT packet id, and the MQTT 5 properties
+	// as JSON (null when the message had none).
+	PacketID   int32   `parquet:"packet_id"`
+	Properties *string `parquet:"properties,optional,json"`
+}
+
+// Row groups close at whichever limit comes first: a reader streams one
+// row group at a time, and the writer holds one (compressed) in memory.
+const (
+	parquetGroupRows  = 64 << 10
+	parquetGroupBytes = 24 << 20 // payload and payload_text bytes before compression
+)
+
+// ParquetWriter writes messages as one Parquet file, in row groups that
+// keep its memory bounded whatever the capture's size.
+type ParquetWriter struct {
+	w     *parquet.GenericWriter[ParquetRow]
+	row   [1]ParquetRow
+	rows  int
+	bytes int
+}
+
+// NewParquetWriter returns a ParquetWriter to w (zstd compressed); version
+// is mqtape's, recorded as the file's created_by.
+func NewParquetWriter(w io.Writer, version string) *ParquetWriter {
+	return &ParquetWriter{w: parquet.NewGenericWriter[ParquetRow](w,
+		parquet.Compression(newZstdCodec()),
+		parquet.CreatedBy("mqtape", version, "mqtape"),
+		parquet.PageBufferSize(1<<20),
+		// Bounds and statistics of payloads would copy whole payloads
+		// into every page header and the footer: a 1 MiB payload would
+		// be written several times.
+		parquet.SkipPageBounds("payload"), parquet.SkipPageBounds("payload_text"),
+		parquet.SkipPageBounds("decoded"), parquet.SkipPageBounds("properties"),
+		parquet.SkipPageStatistics("payload"), parquet.SkipPageStatistics("payload_text"),
+		parquet.SkipPageStatistics("decoded"), parquet.SkipPageStatistics("properties"),
+		parquet.KeyValueMetadata("mqtape.schema", "1"))}
+}
+
+// Write adds one message.
+func (x *ParquetWriter) Write(m *storage.Message) error {
+	r := &x.row[0]
+	*r = ParquetRow{Seq: m.Seq, Session: m.Session, TsNS: m.TimeNS, Time: m.TimeNS, OffsetNS: m.OffsetNS,
+		Topic: m.Topic, QoS: int32(m.QoS), Retain: m.Retain, Dup: m.Dup, FromStore: m.FromStore,
+		ClientID: m.ClientID, Payload: m.Payload, PacketID: int32(m.PacketID)}
+	if utf8.Valid(m.Payload) {
+		s := string(m.Payload)
+		r.PayloadText = &s
+	}
+	if m.Props != nil {
+		j, err := json.Marshal(m.Props)
+		if err != nil {
+			return fmt.Errorf("parquet: message %d: properties: %w", m.Seq, err)
+		}
+		s := string(j)
+		r.Properties = &s
+	}
+	if _, err := x.w.Write(x.row[:]); err != nil {
+		return fmt.Errorf("parquet: write message %d: %w", m.Seq, err)
+	}
+	x.rows++
+	x.bytes += len(m.Payload)
+	if r.PayloadText != nil {
+		x.bytes += len(m.Payload)
+	}
+	*r = ParquetRow{} // hold no payload
+	if x.rows >= parquetGroupRows || x.bytes >= parquetGroupBytes {
+		x.rows, x.bytes = 0, 0
+		if err := x.w.Flush(); err != nil {
+			return fmt.Errorf("parquet: write row group: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close writes the last row group and the footer; it does not close the
+// underlying writer.
+func (x *ParquetWriter) Close() error {
+	if err := x.w.Close(); err != nil {
+		return fmt.Errorf("parquet: write footer: %w", err)
+	}
+	return nil
+}
