@@ -243,3 +243,121 @@ func TestExportParquetEmptyAndRefusals(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// mcapFile is what e2e/js/readmcap.mjs prints.
+type mcapFile struct {
+	Library    string
+	Statistics *struct {
+		MessageCount, ChunkCount json.Number
+		ChannelCount             int
+		ChannelMessageCounts     map[string]string
+	}
+	Channels []struct {
+		ID       int
+		Topic    string
+		Encoding string
+		Schema   int
+		Metadata map[string]string
+	}
+	Chunks            int
+	Compression       []string
+	DataCRCOK         bool `json:"data_crc_ok"`
+	Indexed, Streamed []mcapMessage
+}
+
+type mcapMessage struct {
+	Channel     int
+	Sequence    uint32
+	LogTime     string `json:"log_time"`
+	PublishTime string `json:"publish_time"`
+	Data        []byte
+}
+
+func readMCAP(t *testing.T, node, path string) mcapFile {
+	t.Helper()
+	out, err := exec.Command(node, filepath.Join("js", "readmcap.mjs"), path).Output()
+	if err != nil {
+		t.Fatalf("@mcap/core could not read %s: %v\n%s", path, err, stderrOf(err))
+	}
+	var f mcapFile
+	if err := json.Unmarshal(out, &f); err != nil {
+		t.Fatalf("readmcap.mjs: %v\n%.2000s", err, out)
+	}
+	return f
+}
+
+// TestExportMCAPReferenceReader exports three parts (one empty) into one
+// MCAP file and reads it with @mcap/core, the reference reader, indexed
+// (summary and chunk CRCs checked) and streamed: statistics, one json
+// channel per topic and QoS/retain/publisher with those in its metadata,
+// zstd chunks, the data section CRC, and every message's times, sequence
+// and data (JSON objects as they are, other text as {"text"}, binary as
+// {"base64"}).
+func TestExportMCAPReferenceReader(t *testing.T) {
+	node := nodeWith(t, "@mcap/core")
+	parts, want := exportParts(t)
+	out := filepath.Join(t.TempDir(), "all.mcap")
+	code, _, stderr := runCLI(t, context.Background(), append([]string{"export", "--format", "mcap", "-o", out}, parts...)...)
+	if code != exitOK {
+		t.Fatalf("export: exit %d\n%s", code, stderr)
+	}
+	f := readMCAP(t, node, out)
+	if !strings.HasPrefix(f.Library, "mqtape ") || f.Statistics == nil || f.Statistics.MessageCount != "8" ||
+		!f.DataCRCOK || strings.Join(f.Compression, ",") != "zstd" || f.Chunks < 2 {
+		t.Fatalf("file: library %q, statistics %+v, data CRC ok %v, %d chunks %v", f.Library, f.Statistics, f.DataCRCOK, f.Chunks, f.Compression)
+	}
+	type key struct{ topic, qos, retain, store, client string }
+	channels := map[int]key{}
+	for _, c := range f.Channels {
+		if c.Encoding != "json" || c.Schema != 0 {
+			t.Errorf("channel %d %q: encoding %q schema %d", c.ID, c.Topic, c.Encoding, c.Schema)
+		}
+		channels[c.ID] = key{c.Topic, c.Metadata["qos"], c.Metadata["retain"], c.Metadata["from_store"], c.Metadata["client_id"]}
+	}
+	// plant/line1/temp: QoS 1 from the retained store, QoS 1 from sensor-7,
+	// QoS 0: three channels; every other topic one.
+	if len(f.Channels) != 8 || f.Statistics.ChannelCount != 8 {
+		t.Errorf("%d channels: %v", len(f.Channels), channels)
+	}
+	for name, got := range map[string][]mcapMessage{"indexed": f.Indexed, "streamed": f.Streamed} {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d messages, want %d", name, len(got), len(want))
+		}
+		for i, m := range want {
+			g := got[i]
+			ts := strconv.FormatInt(m.TimeNS, 10)
+			k := key{m.Topic, strconv.Itoa(int(m.QoS)), strconv.FormatBool(m.Retain), strconv.FormatBool(m.FromStore), m.ClientID}
+			if channels[g.Channel] != k || g.LogTime != ts || g.PublishTime != ts || g.Sequence != uint32(m.Seq) ||
+				!bytes.Equal(g.Data, mcapData(m.Payload)) {
+				t.Errorf("%s message %d: channel %v time %s/%s seq %d data %.80q; want %v %s seq %d %.80q", name, i,
+					channels[g.Channel], g.LogTime, g.PublishTime, g.Sequence, g.Data, k, ts, m.Seq, mcapData(m.Payload))
+			}
+		}
+	}
+
+	empty := filepath.Join(t.TempDir(), "empty.mcap")
+	if code, _, stderr := runCLI(t, context.Background(), "export", "--format", "mcap", "-o", empty, parts[1]); code != exitOK {
+		t.Fatalf("empty capture: exit %d\n%s", code, stderr)
+	}
+	if e := readMCAP(t, node, empty); e.Statistics == nil || e.Statistics.MessageCount != "0" || len(e.Indexed) != 0 || !e.DataCRCOK {
+		t.Errorf("empty export: %+v", e)
+	}
+}
+
+// mcapData is what the MCAP export must carry for a payload.
+func mcapData(p []byte) []byte {
+	if t := bytes.TrimLeft(p, " \t\r\n"); len(t) > 0 && t[0] == '{' && json.Valid(p) {
+		return p
+	}
+	var v map[string]string
+	if utf8.Valid(p) {
+		v = map[string]string{"text": string(p)}
+	} else {
+		v = map[string]string{"base64": base64.StdEncoding.EncodeToString(p)}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}

@@ -266,6 +266,8 @@ func newExportSink(format string, dst io.Writer, tty bool) (exportSink, error) {
 	switch format {
 	case "parquet":
 		return export.NewParquetWriter(dst, version), nil
+	case "mcap":
+		return export.NewMCAPWriter(dst, version)
 	case "csv":
 		var out *termsafe.Writer
 		if tty {

@@ -63,7 +63,8 @@ var knownViolations = map[string]string{
 // TestDependencyDirection enforces the layering in STYLE.md for every
 // package of the module and its tests (go list -deps -test): paho only in
 // mqttclient, mochi only in broker, tview/tcell only in inspector, the
-// SQLite driver only in storage; mqtt depends on the standard library only;
+// SQLite driver only in storage, parquet-go only in export; mqtt and mcap
+// depend on the standard library only;
 // storage on the standard library, the SQLite driver and mqtt only;
 // recorder and replay never import each other; inspector never imports
 // recorder; topic and timespec are leaves; mqttclient knows no capture.
@@ -128,6 +129,7 @@ func TestDependencyDirection(t *testing.T) {
 		})
 	}
 	depRule("mqtt", pkgs.standard, "mqtt may depend on the standard library only")
+	depRule("mcap", pkgs.standard, "mcap (the MCAP writer) may depend on the standard library only")
 	depRule("storage", func(dep string) bool {
 		return pkgs.standard(dep) || dep == module+"/mqtt" || dep == "modernc.org/sqlite" || slices.Contains(sqlite.Deps, dep)
 	}, "storage may depend on the standard library, modernc.org/sqlite (with what it needs) and mqtt only")
