@@ -361,3 +361,84 @@ func mcapData(p []byte) []byte {
 	enc.Encode(v)
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
+
+// readmeSQL returns the statements of the README's SQL blocks in its
+// Parquet section.
+func readmeSQL(t *testing.T) []string {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "#### Parquet")
+	section, _, _ = strings.Cut(section, "\n#### ")
+	var stmts []string
+	for _, block := range strings.Split(section, "```sql\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		for _, s := range strings.Split(block, ";") {
+			if s = strings.TrimSpace(s); s != "" {
+				stmts = append(stmts, s)
+			}
+		}
+	}
+	return stmts
+}
+
+// TestReadmeDuckDBQueries runs the README's DuckDB queries over a
+// directory of two Parquet exports (the two halves of a demo recording,
+// as two recorders or two parts would give): DuckDB reads the files, every
+// query runs, and they count what the capture holds.
+func TestReadmeDuckDBQueries(t *testing.T) {
+	node := nodeWith(t, "@duckdb/node-api")
+	stmts := readmeSQL(t)
+	if len(stmts) != 3 {
+		t.Fatalf("the README's Parquet section has %d SQL statements, want 3", len(stmts))
+	}
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "demo.db")
+	if code, _, stderr := runCLI(t, context.Background(), "demo", "--duration", "3s", "-o", capture, "--quiet"); code != exitOK {
+		t.Fatalf("demo: exit %d\n%s", code, stderr)
+	}
+	os.Mkdir(filepath.Join(dir, "exports"), 0o755)
+	for i, half := range [][]string{{"--to", "1500ms"}, {"--from", "1500ms"}} {
+		out := filepath.Join(dir, "exports", fmt.Sprintf("part%d.parquet", i+1))
+		if code, _, stderr := runCLI(t, context.Background(), append([]string{"export", "--format", "parquet", "-o", out, capture}, half...)...); code != exitOK {
+			t.Fatalf("export %v: exit %d\n%s", half, code, stderr)
+		}
+	}
+	msgs, _, _ := capturetest.Read(t, capture)
+	cmd := exec.Command(node, filepath.Join("js", "duckdb.mjs"), dir)
+	in, _ := json.Marshal(stmts)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, stderrOf(err))
+	}
+	var results [][][]any
+	if err := json.Unmarshal(out, &results); err != nil || len(results) != 3 {
+		t.Fatalf("duckdb.mjs: %v\n%.2000s", err, out)
+	}
+	perMinute, stats := results[0], results[1]
+	total := 0
+	for _, r := range perMinute {
+		n, _ := strconv.Atoi(fmt.Sprint(r[2]))
+		total += n
+	}
+	telemetry := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m.Topic, "plant/") && strings.HasSuffix(m.Topic, "/telemetry") && json.Valid(m.Payload) {
+			telemetry++
+		}
+	}
+	statsN := 0
+	for _, r := range stats {
+		n, _ := strconv.Atoi(fmt.Sprint(r[1]))
+		statsN += n
+		if lo, hi := fmt.Sprint(r[2]), fmt.Sprint(r[4]); lo == "<nil>" || hi == "<nil>" {
+			t.Errorf("%v: no pressure_bar statistics", r)
+		}
+	}
+	if total != len(msgs) || telemetry == 0 || statsN != telemetry {
+		t.Errorf("per minute: %d messages of %d; statistics over %d of %d telemetry messages", total, len(msgs), statsN, telemetry)
+	}
+}
