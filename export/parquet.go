@@ -51,11 +51,22 @@ const (
 // ParquetWriter writes messages as one Parquet file, in row groups that
 // keep its memory bounded whatever the capture's size.
 type ParquetWriter struct {
-	w     *parquet.GenericWriter[ParquetRow]
-	row   [1]ParquetRow
-	rows  int
-	bytes int
+	w *parquet.GenericWriter[ParquetRow]
+	// batch holds rows until parquetBatchRows or parquetBatchBytes
+	// (parquet-go writes a batch much faster than as many single rows);
+	// arena holds their payloads.
+	batch []ParquetRow
+	arena []byte
+	rows  int // in the row group
+	bytes int // payload and payload_text bytes in the row group
 }
+
+// Rows are handed to parquet-go in batches of at most this many rows or
+// payload bytes.
+const (
+	parquetBatchRows  = 512
+	parquetBatchBytes = 1 << 20
+)
 
 // NewParquetWriter returns a ParquetWriter to w (zstd compressed); version
 // is mqtape's, recorded as the file's created_by.
@@ -74,15 +85,17 @@ func NewParquetWriter(w io.Writer, version string) *ParquetWriter {
 		parquet.KeyValueMetadata("mqtape.schema", "1"))}
 }
 
-// Write adds one message.
+// Write adds one message. It keeps no reference to m.
 func (x *ParquetWriter) Write(m *storage.Message) error {
-	r := &x.row[0]
-	*r = ParquetRow{Seq: m.Seq, Session: m.Session, TsNS: m.TimeNS, Time: m.TimeNS, OffsetNS: m.OffsetNS,
+	start := len(x.arena)
+	x.arena = append(x.arena, m.Payload...)
+	r := ParquetRow{Seq: m.Seq, Session: m.Session, TsNS: m.TimeNS, Time: m.TimeNS, OffsetNS: m.OffsetNS,
 		Topic: m.Topic, QoS: int32(m.QoS), Retain: m.Retain, Dup: m.Dup, FromStore: m.FromStore,
-		ClientID: m.ClientID, Payload: m.Payload, PacketID: int32(m.PacketID)}
+		ClientID: m.ClientID, Payload: x.arena[start:len(x.arena):len(x.arena)], PacketID: int32(m.PacketID)}
 	if utf8.Valid(m.Payload) {
 		s := string(m.Payload)
 		r.PayloadText = &s
+		x.bytes += len(m.Payload)
 	}
 	if m.Props != nil {
 		j, err := json.Marshal(m.Props)
@@ -92,16 +105,18 @@ func (x *ParquetWriter) Write(m *storage.Message) error {
 		s := string(j)
 		r.Properties = &s
 	}
-	if _, err := x.w.Write(x.row[:]); err != nil {
-		return fmt.Errorf("parquet: write message %d: %w", m.Seq, err)
-	}
+	x.batch = append(x.batch, r)
 	x.rows++
 	x.bytes += len(m.Payload)
-	if r.PayloadText != nil {
-		x.bytes += len(m.Payload)
+	if len(x.batch) >= parquetBatchRows || len(x.arena) >= parquetBatchBytes {
+		if err := x.writeBatch(); err != nil {
+			return err
+		}
 	}
-	*r = ParquetRow{} // hold no payload
 	if x.rows >= parquetGroupRows || x.bytes >= parquetGroupBytes {
+		if err := x.writeBatch(); err != nil {
+			return err
+		}
 		x.rows, x.bytes = 0, 0
 		if err := x.w.Flush(); err != nil {
 			return fmt.Errorf("parquet: write row group: %w", err)
@@ -110,9 +125,28 @@ func (x *ParquetWriter) Write(m *storage.Message) error {
 	return nil
 }
 
+// writeBatch hands the batch to parquet-go, which copies it.
+func (x *ParquetWriter) writeBatch() error {
+	if len(x.batch) == 0 {
+		return nil
+	}
+	if _, err := x.w.Write(x.batch); err != nil {
+		return fmt.Errorf("parquet: write messages %d to %d: %w", x.batch[0].Seq, x.batch[len(x.batch)-1].Seq, err)
+	}
+	clear(x.batch) // hold no payload
+	x.batch, x.arena = x.batch[:0], x.arena[:0]
+	if cap(x.arena) > 4*parquetBatchBytes {
+		x.arena = nil // after a big payload
+	}
+	return nil
+}
+
 // Close writes the last row group and the footer; it does not close the
 // underlying writer.
 func (x *ParquetWriter) Close() error {
+	if err := x.writeBatch(); err != nil {
+		return err
+	}
 	if err := x.w.Close(); err != nil {
 		return fmt.Errorf("parquet: write footer: %w", err)
 	}
