@@ -139,13 +139,7 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	var total int64 = -1 // unknown: no progress bar
 	toFile := o.out != "" && o.out != "-"
-	if toFile && cio.stderrTTY && !o.quiet {
-		if total, err = countAll(ctx, inputs, o.query); err != nil {
-			return err
-		}
-	}
 	dst := cio.stdout
 	var file *outputFile
 	if toFile {
@@ -154,13 +148,20 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 		}
 		dst = file
 	}
-	n, err := writeExport(ctx, o, inputs, dst, cio, total)
+	var total int64 = -1 // unknown: no progress bar
+	if toFile && cio.stderrTTY && !o.quiet {
+		total, err = countAll(ctx, inputs, o.query)
+	}
+	var n int64
+	if err == nil {
+		n, err = writeExport(ctx, o, inputs, dst, cio, total)
+	}
 	if err == nil && file != nil {
 		err = file.commit()
 	} else if file != nil {
 		file.abort()
 	}
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return errInterrupted
 	}
 	if err != nil {
