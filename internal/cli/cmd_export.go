@@ -32,13 +32,16 @@ ts_ns is above 2^53: JavaScript and jq read it rounded to a few hundred ns;
 use time, which is exact, in such tools.
 
 --format parquet writes one row per message (zstd, row groups of at most
-128Ki rows or 64 MiB of payload) for DuckDB, Spark, pandas or Polars:
+64Ki rows or 24 MiB of payload) for DuckDB, Spark, pandas or Polars:
 seq, session, ts_ns, offset_ns (INT64), time (TIMESTAMP, ns, UTC), topic
 (STRING, dictionary), qos (INT32), retain, dup, from_store (BOOLEAN),
 client_id (STRING), payload (BINARY), payload_text (STRING, null when not
 UTF-8), decoded (JSON, null: payload decoders are not in this build),
 packet_id (INT32), properties (JSON, null without MQTT 5 properties).
---format mcap writes an MCAP file for Foxglove (see the README, "MCAP").
+--format mcap writes an MCAP file for Foxglove: zstd chunks, one json channel
+per topic (and per QoS, retain flag, retained-store origin and publisher,
+which are in its metadata), JSON objects as they are, other payloads as
+{"text": …} or {"base64": …}; see the README, "MCAP".
 Both need -o: FILE, or - for a pipe (never a terminal).
 
 -o FILE is written under a temporary name and appears only when complete;
