@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqtape/mqtape/internal/capturetest"
+	"github.com/mqtape/mqtape/internal/testbroker"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -440,5 +442,37 @@ func TestReadmeDuckDBQueries(t *testing.T) {
 	}
 	if total != len(msgs) || telemetry == 0 || statsN != telemetry {
 		t.Errorf("per minute: %d messages of %d; statistics over %d of %d telemetry messages", total, len(msgs), statsN, telemetry)
+	}
+}
+
+// TestExportInterruptedLeavesNothing: Ctrl-C while a Parquet or MCAP file
+// is being written exits 130 and leaves neither the file nor its
+// temporary.
+func TestExportInterruptedLeavesNothing(t *testing.T) {
+	in := capturetest.WriteBig(t, 100_000)
+	for _, format := range []string{"parquet", "mcap"} {
+		t.Run(format, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out."+format)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, []string{"export", "--format", format, "-o", out, in}, io.Discard, io.Discard)
+			}()
+			started := testbroker.Eventually(10*time.Second, func() bool {
+				tmp, _ := filepath.Glob(filepath.Join(dir, ".out."+format+".tmp-*"))
+				return len(tmp) > 0
+			})
+			cancel()
+			code := <-done
+			if !started {
+				t.Fatalf("no temporary file appeared; exit %d", code)
+			}
+			left, _ := os.ReadDir(dir)
+			if code != exitInterrupted || len(left) != 0 {
+				t.Errorf("exit %d, left %v; want 130 and nothing", code, left)
+			}
+		})
 	}
 }
