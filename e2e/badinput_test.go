@@ -104,8 +104,9 @@ func shapes(dir string) map[string]verbShape {
 				{"-o", out("r"), "extra"}, {"-o", out("r"), "--password", "x"}, {"-o", out("r"), "-V", "6"}},
 			noArgs: true,
 		},
-		"info":   {read: func(p string) []string { return []string{p} }, flags: [][]string{{"a.db", "b.db"}, {"--json=maybe", "a.db"}}, noArgs: true},
-		"export": {read: func(p string) []string { return []string{p} }, flags: [][]string{{"--format", "xml", "x.db"}, {"--from", "yesterday", "x.db"}, {"--to", "1parsec", "x.db"}, {"--session", "-1", "x.db"}, {"-t", "a/#/b", "x.db"}, {"-x", "#/a", "x.db"}}, noArgs: true},
+		"info": {read: func(p string) []string { return []string{p} }, flags: [][]string{{"a.db", "b.db"}, {"--json=maybe", "a.db"}}, noArgs: true},
+		"export": {read: func(p string) []string { return []string{p} }, flags: [][]string{{"--format", "xml", "x.db"}, {"--from", "yesterday", "x.db"}, {"--to", "1parsec", "x.db"}, {"--session", "-1", "x.db"}, {"-t", "a/#/b", "x.db"}, {"-x", "#/a", "x.db"},
+			{"--format", "parquet", "x.db"}, {"--format", "mcap", "x.db"}}, noArgs: true},
 		"inspect": {read: func(p string) []string { return []string{p} },
 			broker:        func(u, good string) []string { return []string{"-b", u, good} },
 			validatesOnly: true,
@@ -174,6 +175,13 @@ func TestBadInputEveryVerb(t *testing.T) {
 	cases = append(cases,
 		badCase{"record", "empty output, unreachable broker", []string{"-o", env.files.empty, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.empty}},
 		badCase{"record", "capture output, unreachable broker", []string{"-o", env.files.good, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.good}})
+	// A whole-file export never replaces a file, and a capture it cannot read leaves no output.
+	pqOut := filepath.Join(env.files.dir, "out-export.parquet")
+	cases = append(cases,
+		badCase{"export", "parquet over an existing file", []string{"--format", "parquet", "-o", env.files.empty, env.files.good}, []int{exitCapture}, "would overwrite an existing file", []string{env.files.empty, env.files.good}},
+		badCase{"export", "mcap over an existing file", []string{"--format", "mcap", "-o", env.files.random, env.files.good}, []int{exitCapture}, "would overwrite an existing file", []string{env.files.random, env.files.good}},
+		badCase{"export", "parquet of a random file", []string{"--format", "parquet", "-o", pqOut, env.files.random}, []int{exitCapture}, "", []string{env.files.random}},
+		badCase{"export", "parquet of a good and a truncated part", []string{"--format", "parquet", "-o", pqOut, env.files.good, env.files.truncated}, []int{exitCapture}, "", []string{env.files.good, env.files.truncated}})
 	// A selection that contains nothing is an error before anything is sent or written.
 	cutOut := filepath.Join(env.files.dir, "out-cut-empty.db")
 	for _, c := range []struct {

@@ -21,14 +21,22 @@ import (
 // e2e/js/node_modules (.ci/run installs both) the test skips, except in CI.
 func mqttJS(t *testing.T) (node, script string) {
 	t.Helper()
-	node = testbroker.Binary(t, "node", "nodejs")
-	if _, err := os.Stat(filepath.Join("js", "node_modules", "mqtt")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("MQTT.js is not installed, but CI=true requires the interop test: (cd e2e/js && npm ci)")
-		}
-		t.Skip("MQTT.js not installed (cd e2e/js && npm ci); interop test skipped (it runs in CI)")
-	}
+	node = nodeWith(t, "mqtt")
 	return node, filepath.Join("js", "publish5.js")
+}
+
+// nodeWith returns node once the npm package pkg is installed in e2e/js;
+// without them (.ci/run installs both) the test skips, except in CI.
+func nodeWith(t *testing.T, pkg string) string {
+	t.Helper()
+	node := testbroker.Binary(t, "node", "nodejs")
+	if _, err := os.Stat(filepath.Join("js", "node_modules", pkg)); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed in e2e/js, but CI=true requires the interop test: (cd e2e/js && npm ci)", pkg)
+		}
+		t.Skipf("%s not installed (cd e2e/js && npm ci); interop test skipped (it runs in CI)", pkg)
+	}
+	return node
 }
 
 // TestServeMQTTJSv5Acks publishes through serve with MQTT.js 5, a client

@@ -45,7 +45,7 @@ func commands() []command {
 	return []command{
 		{"record", "record messages from a broker into a capture", cmdRecord},
 		{"info", "summarise a capture", cmdInfo},
-		{"export", "write a capture's messages as JSON lines or CSV", cmdExport},
+		{"export", "write captures' messages as JSON lines, CSV, Parquet or MCAP", cmdExport},
 		{"inspect", "browse, filter and decode a capture in a terminal UI", cmdInspect},
 		{"play", "replay a capture to a broker with its original timing", cmdPlay},
 		{"demo", "record a simulated device fleet on an embedded broker (no setup needed)", cmdDemo},
@@ -190,7 +190,7 @@ func exitCode(err error) int {
 		errors.Is(err, mqtt.ErrSubscribeDenied), errors.Is(err, mqtt.ErrTLSConfig):
 		return exitConnection
 	case errors.Is(err, storage.ErrNotCapture), errors.Is(err, storage.ErrNewerVersion),
-		errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrNotFound):
+		errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrNotFound), errors.Is(err, errWouldOverwrite):
 		return exitCapture
 	}
 	return exitError
@@ -215,7 +215,8 @@ Exit codes:
   1    error
   2    usage: bad flag, argument, broker URL or topic filter
   3    broker: unreachable, connection refused, subscription denied, TLS files
-  4    capture file: missing, not a capture, newer format, damaged
+  4    capture file: missing, not a capture, newer format, damaged; or an
+       output file that exists and would be replaced (export -o)
   130  interrupted (play)
 
 Environment:

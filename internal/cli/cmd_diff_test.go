@@ -68,8 +68,8 @@ func TestDiffExitCodes(t *testing.T) {
 		{"different", []string{a, b}, 1, "t: 22 → 23"},
 		{"field ignored", []string{"--ignore-field", "t", a, b}, 0, "equal"},
 		{"topic filter", []string{"-t", "home/door", a, b}, 0, "equal"},
-		{"missing file", []string{a, filepath.Join(dir, "nope.db")}, 2, ""},
-		{"not a capture", []string{a, filepath.Join(dir)}, 2, ""},
+		{"missing file", []string{a, filepath.Join(dir, "nope.db")}, 4, ""}, // as for every verb
+		{"not a capture", []string{a, filepath.Join(dir)}, 4, ""},
 		{"usage", []string{a}, 2, ""},
 	}
 	for _, tt := range tests {

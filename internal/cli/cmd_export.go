@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/export"
@@ -14,19 +16,41 @@ import (
 	"github.com/mqtape/mqtape/where"
 )
 
-const exportUsage = `export [flags] FILE
+const exportUsage = `export [flags] CAPTURE... [-o FILE]
 
-Write a capture's messages to stdout in seq order, as JSON lines (one object
-per message) or CSV with a header row. Streams in constant memory.
+Write captures' messages in seq order (several captures one after the
+other, in the order given) as JSON lines (one object per message; "ndjson"
+is the same), CSV with a header row, Parquet or MCAP. Streams in constant
+memory.
 
-Fields: seq, session, time (RFC 3339, ns, UTC), ts_ns (Unix ns), offset_ns
-(monotonic ns since the session started), topic, qos, retain, dup, packet_id,
-from_store (1: sent from the broker's retained store at subscribe time),
-client_id (the publisher, in captures made by mqtape serve; else empty),
-payload_b64 (always), payload (the text, only when valid UTF-8), and
-properties (MQTT 5 only, when present: content_type, payload_format,
-message_expiry, response_topic, correlation_data_b64, user_properties as a
-list of {"key","value"} in order, subscription_ids).
+JSON lines and CSV fields: seq, session, time (RFC 3339, ns, UTC), ts_ns
+(Unix ns), offset_ns (monotonic ns since the session started), topic, qos,
+retain, dup, packet_id, from_store (1: sent from the broker's retained store
+at subscribe time), client_id (the publisher, in captures made by mqtape
+serve; else empty), payload_b64 (always), payload (the text, only when valid
+UTF-8), and properties (MQTT 5 only, when present: content_type,
+payload_format, message_expiry, response_topic, correlation_data_b64,
+user_properties as a list of {"key","value"} in order, subscription_ids).
+ts_ns is above 2^53: JavaScript and jq read it rounded to a few hundred ns;
+use time, which is exact, in such tools.
+
+--format parquet writes one row per message (zstd, row groups of at most
+64Ki rows or 24 MiB of payload) for DuckDB, Spark, pandas or Polars:
+seq, session, ts_ns, offset_ns (INT64), time (TIMESTAMP, ns, UTC), topic
+(STRING, dictionary), qos (INT32), retain, dup, from_store (BOOLEAN),
+client_id (STRING), payload (BINARY), payload_text (STRING, null when not
+UTF-8), decoded (JSON: the value a binary decoder read, else null),
+packet_id (INT32), properties (JSON, null without MQTT 5 properties).
+--format mcap writes an MCAP file for Foxglove: zstd chunks, one json channel
+per topic (and per QoS, retain flag, retained-store origin and publisher,
+which are in its metadata), JSON objects as they are, other payloads as
+{"text": …} or {"base64": …}, payloads a binary decoder read as their
+decoded JSON; see the README, "MCAP".
+Both need -o: FILE, or - for a pipe (never a terminal).
+
+-o FILE is written under a temporary name and appears only when complete;
+an existing FILE is never replaced (exit 4). Without -o, JSON lines and CSV
+go to stdout. On a terminal, writing a file shows a progress bar.
 
 decoded: the payload as a binary or compressed decoder read it (Sparkplug B,
 protobuf, CBOR, MessagePack, gzip+…), a JSON value; decode_error: why the
@@ -35,7 +59,7 @@ metrics carry the name and datatype of the latest NBIRTH/DBIRTH of their edge
 node or device even when the message has only aliases; seq_gap: true marks
 a seq that does not follow the edge node's previous message, and
 unresolved_alias: true an alias no birth in the capture names. In CSV,
-decoded is JSON text. --no-decode leaves both out. The decoders the capture
+decoded is JSON text. --no-decode leaves both out. The decoders each capture
 carries (mqtape decoders) apply after --decode.
 
 --where QUERY keeps the messages whose decoded value (else JSON payload)
@@ -46,12 +70,16 @@ Terms, separated by spaces, must all hold:
 A selection that contains nothing (--from past the end, a -t/-x that
 matches no topic, a --where that matches no message) is an error (exit 1) that says what the capture holds: its
 topics, or its sessions and their span; --from not before --to is a usage
-error (exit 2).
+error (exit 2). Without selection flags, a capture with no messages gives
+an empty export.
 
 JSON escapes the control characters a terminal acts on (C0, DEL, C1, bidi
 overrides) as \uXXXX: parsed, the values are exactly the capture's. CSV to a
 file or pipe is byte-exact; CSV to a terminal shows those characters as
 \x1b or ⟨U+202E⟩ instead of obeying them.
+
+Exit codes: 0 done, 1 error (nothing selected), 2 usage, 4 a capture is not
+readable or -o FILE exists, 130 interrupted (nothing is left behind).
 
 ` + decodeFlagsHelp
 
@@ -65,6 +93,9 @@ const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --no-decode capture.db
   mqtape export --where '.celsius>25' -t 'plant/+/temp' capture.db
   mqtape export --where 'metric:"Node Control/Rebirth"=true' -t 'spBv1.0/#' capture.db
+  mqtape export --format parquet -o exports/rec1.parquet rec1.db rec1-2.db
+  mqtape export --format parquet -o - capture.db | aws s3 cp - s3://bucket/capture.parquet
+  mqtape export --format mcap -x '$SYS/#' -o capture.mcap capture.db
 `
 
 type exportOptions struct {
@@ -74,14 +105,23 @@ type exportOptions struct {
 	where    where.Query
 	wheres   []string // --where as given
 	format   string
-	file     string
+	files    []string
+	out      string // "" stdout, "-" stdout for binary formats too
+	quiet    bool
+	query    storage.Query
 }
+
+// exportFormats are the formats --format takes, and their canonical names.
+var exportFormats = map[string]string{"jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl", "csv": "csv",
+	"parquet": "parquet", "mcap": "mcap"}
 
 func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	var o exportOptions
 	fs := newFlagSet("export", exportUsage, exportExamples, cio)
-	fs.StringVar(&o.format, "format", "jsonl", "jsonl or csv")
+	fs.StringVar(&o.format, "format", "jsonl", "jsonl (or ndjson), csv, parquet or mcap")
+	fs.StringVarP(&o.out, "output", "o", "", "write to this new file (- for stdout); parquet and mcap need it")
 	o.sel.register(fs, true)
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no summary")
 	o.decoders.register(fs)
 	fs.BoolVar(&o.noDecode, "no-decode", false, "leave decoded and decode_error out")
 	fs.StringArrayVar(&o.wheres, "where", nil, "only messages whose decoded value matches QUERY, e.g. '.celsius>25' (repeatable, ANDed)")
@@ -95,24 +135,40 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 	if o.noDecode && (len(o.decoders.rules) > 0 || len(o.decoders.protos) > 0) {
 		return o, usagef("--no-decode with --decode or --proto: choose one")
 	}
-	if o.format != "jsonl" && o.format != "csv" && o.format != "json" {
-		return o, usagef("--format %q: use jsonl or csv", o.format)
+	format, ok := exportFormats[o.format]
+	if !ok {
+		return o, usagef("--format %q: use jsonl, ndjson, csv, parquet or mcap", o.format)
 	}
-	o.file, err = oneFile(fs)
+	o.format = format
+	if binaryFormat(o.format) && o.out == "" {
+		return o, usagef("--format %s writes a file: give -o FILE (or -o - for a pipe)", o.format)
+	}
+	if fs.NArg() == 0 {
+		return o, usagef("missing capture file argument")
+	}
+	o.files = fs.Args()
+	o.query, err = o.sel.query()
 	return o, err
 }
 
+func binaryFormat(format string) bool { return format == "parquet" || format == "mcap" }
+
 // ExportRecord is one exported message (see package export).
 type ExportRecord = export.Record
+
+// exportSink is one output format.
+type exportSink interface {
+	Write(m *storage.Message, res decode.Result) error
+	Close() error // writes what is buffered (and a footer); not the file
+}
 
 func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	o, err := parseExport(args, cio)
 	if err != nil {
 		return err
 	}
-	q, err := o.sel.query()
-	if err != nil {
-		return err
+	if o.out == "-" && binaryFormat(o.format) && cio.stdoutTTY {
+		return usagef("-o -: stdout is a terminal: %s is binary; give -o FILE or pipe the output", o.format)
 	}
 	var reg *decode.Registry
 	if !o.noDecode {
@@ -120,65 +176,208 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 			return err
 		}
 	}
-	c, err := storage.Open(o.file)
+	inputs, err := openExportInputs(ctx, o)
+	defer func() {
+		for _, c := range inputs {
+			c.Close()
+		}
+	}()
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := checkNotEmpty(ctx, c, o.file, q); err != nil {
-		return err
-	}
-	if reg != nil {
-		if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil {
+	toFile := o.out != "" && o.out != "-"
+	dst := cio.stdout
+	var file *outputFile
+	if toFile {
+		if file, err = createOutput(o.out); err != nil {
 			return err
 		}
+		dst = file
 	}
+	var total int64 = -1 // unknown: no progress bar
+	if toFile && cio.stderrTTY && !o.quiet {
+		total, err = countAll(ctx, inputs, o.query)
+	}
+	var n int64
+	if err == nil {
+		n, err = writeExport(ctx, o, inputs, reg, dst, cio, total)
+	}
+	if err == nil && file != nil {
+		err = file.commit()
+	} else if file != nil {
+		file.abort()
+	}
+	if err != nil && ctx.Err() != nil {
+		return errInterrupted
+	}
+	if err != nil {
+		return err
+	}
+	if toFile && !o.quiet {
+		fmt.Fprintf(cio.stderr, "exported %s from %s to %s (%s)\n", humanize.Count(n, "message", "messages"),
+			humanize.Count(int64(len(inputs)), "capture", "captures"), o.out, humanBytes(fileSize(o.out)))
+	}
+	return nil
+}
+
+// openExportInputs opens the captures and refuses a selection that
+// contains nothing in all of them (an unselective export of captures
+// without messages is an empty export).
+func openExportInputs(ctx context.Context, o exportOptions) ([]*storage.Capture, error) {
+	var inputs []*storage.Capture
+	selected := false
+	for _, path := range o.files {
+		c, err := storage.Open(path)
+		if err != nil {
+			return inputs, err
+		}
+		inputs = append(inputs, c)
+		if o.out != "" && o.out != "-" {
+			if err := notSameFile(path, o.out); err != nil {
+				return inputs, err
+			}
+		}
+		if !selected {
+			one := o.query
+			one.Limit = 1
+			one.MaxPayload = 1 // whether a message exists, not its payload
+			for _, err := range c.Messages(ctx, one) {
+				if err != nil {
+					return inputs, err
+				}
+				selected = true
+			}
+		}
+	}
+	if selected || !o.sel.selective() {
+		return inputs, nil
+	}
+	// What the first capture holds says why nothing was selected.
+	err := checkNotEmpty(ctx, inputs[0], o.files[0], o.query)
+	if err != nil && len(inputs) > 1 {
+		err = fmt.Errorf("%w (nor in the other %s)", err, humanize.Count(int64(len(inputs)-1), "capture", "captures"))
+	}
+	return inputs, err
+}
+
+func countAll(ctx context.Context, inputs []*storage.Capture, q storage.Query) (int64, error) {
+	var total int64
+	for _, c := range inputs {
+		n, err := c.Count(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// writeExport writes the selected messages of every input to dst and
+// returns how many it wrote. total > 0 shows a progress bar.
+func writeExport(ctx context.Context, o exportOptions, inputs []*storage.Capture, reg *decode.Registry, dst io.Writer,
+	cio *cliIO, total int64) (int64, error) {
+	sink, err := newExportSink(o.format, dst, cio.stdoutTTY && o.out == "")
+	if err != nil {
+		return 0, err
+	}
+	var written atomic.Int64
+	stop := newStatusLine(cio, o.quiet || total < 0).start(func() string {
+		n := written.Load()
+		frac := 1.0
+		if total > 0 {
+			frac = float64(n) / float64(total)
+		}
+		return fmt.Sprintf("exporting to %s [%s] %s/%s messages", o.out, progressBar(frac), humanize.GroupDigits(n),
+			humanize.GroupDigits(total))
+	})
+	defer stop()
+	var read int64
+	for _, c := range inputs {
+		creg := reg
+		if reg != nil {
+			var err error
+			if creg, err = withCapture(ctx, reg, c, cio.stderr); err != nil { // the decoders c carries
+				return written.Load(), err
+			}
+		}
+		for d, err := range export.Decode(ctx, c, o.query, creg) {
+			if err != nil {
+				return written.Load(), err
+			}
+			read++
+			if !o.where.Empty() && !o.where.MatchJSON(d.Value()) {
+				continue
+			}
+			if err := sink.Write(&d.Message, d.Result); err != nil {
+				return written.Load(), err // e.g. stdout closed (| head)
+			}
+			written.Add(1)
+		}
+	}
+	if err := sink.Close(); err != nil {
+		return written.Load(), err
+	}
+	if written.Load() == 0 && read > 0 {
+		// Like an empty -t/--from selection (checkNotEmpty): nothing
+		// exported is an error that says what was there.
+		return 0, fmt.Errorf("nothing selected: --where %s matches none of the %s selected in %s",
+			strings.Join(o.wheres, " "), humanize.Count(read, "message", "messages"), strings.Join(o.files, ", "))
+	}
+	return written.Load(), nil
+}
+
+// newExportSink returns the writer of one format to dst; tty: dst is a
+// terminal.
+func newExportSink(format string, dst io.Writer, tty bool) (exportSink, error) {
 	// The payloads are streamed: a message of size P needs no copy of it.
 	// JSON goes through termsafe's JSON filter (\u escapes, the same
 	// values); CSV to a terminal through its text filter.
-	var w *export.Writer
-	var out *termsafe.Writer
-	if o.format == "csv" {
-		dst := io.Writer(cio.stdout)
-		if cio.stdoutTTY {
-			out = termsafe.NewWriter(cio.stdout)
+	switch format {
+	case "parquet":
+		return export.NewParquetWriter(dst, version), nil
+	case "mcap":
+		return export.NewMCAPWriter(dst, version)
+	case "csv":
+		var out *termsafe.Writer
+		if tty {
+			out = termsafe.NewWriter(dst)
 			dst = out
 		}
-		if w, err = export.NewCSVWriter(dst); err != nil {
-			return err
-		}
-	} else {
-		out = termsafe.NewJSONWriter(cio.stdout)
-		w = export.NewJSONWriter(out)
+		w, err := export.NewCSVWriter(dst)
+		return textSink{w, out}, err
 	}
-	defer w.Flush()
-	var read, written int64
-	for d, err := range export.Decode(ctx, c, q, reg) {
-		if err != nil {
-			return err
-		}
-		read++
-		if !o.where.Empty() && !o.where.MatchJSON(d.Value()) {
-			continue
-		}
-		written++
-		if err := w.Write(&d.Message, d.Result); err != nil {
-			return err // e.g. stdout closed (| head)
-		}
-	}
-	if err := w.Flush(); err != nil {
+	out := termsafe.NewJSONWriter(dst)
+	return textSink{export.NewJSONWriter(out), out}, nil
+}
+
+// textSink is JSON lines or CSV, through a termsafe filter or not.
+type textSink struct {
+	*export.Writer
+	out *termsafe.Writer // nil: none
+}
+
+func (s textSink) Close() error {
+	if err := s.Flush(); err != nil {
 		return err
 	}
-	if out != nil {
-		if err := out.Flush(); err != nil {
-			return err
-		}
-	}
-	if written == 0 && read > 0 {
-		// Like an empty -t/--from selection (checkNotEmpty): nothing
-		// exported is an error that says what was there.
-		return fmt.Errorf("nothing selected: --where %s matches none of the %s selected in %s",
-			strings.Join(o.wheres, " "), humanize.Count(read, "message", "messages"), o.file)
+	if s.out != nil {
+		return s.out.Flush()
 	}
 	return nil
+}
+
+// selective: any selection flag is set.
+func (s *selectFlags) selective() bool {
+	return len(s.topics)+len(s.exclude) > 0 || s.from != "" || s.to != "" || s.session != 0
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }

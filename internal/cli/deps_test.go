@@ -39,7 +39,9 @@ var importRules = []struct {
 	{"github.com/gdamore/tcell", "inspector"},
 	{"modernc.org/sqlite", "storage"},
 	{"github.com/bufbuild/protocompile", "decode"},
-	{"github.com/klauspost/compress", "storage"},
+	{"github.com/parquet-go/parquet-go", "export"},
+	// klauspost/compress (zstd) has no rule: storage compresses payloads
+	// with it and export Parquet pages and MCAP chunks.
 }
 
 // forbiddenDeps: a package (its code and its tests) must not depend,
@@ -67,9 +69,10 @@ var knownViolations = map[string]string{
 // TestDependencyDirection enforces the layering in STYLE.md for every
 // package of the module and its tests (go list -deps -test): paho only in
 // mqttclient, mochi only in broker, tview/tcell only in inspector, the
-// SQLite driver only in storage; mqtt depends on the standard library only;
-// storage on the standard library, the SQLite driver, klauspost/compress (zstd,
-// only there) and mqtt only;
+// SQLite driver only in storage, parquet-go only in export; mqtt and mcap
+// depend on the standard library only;
+// storage on the standard library, the SQLite driver, klauspost/compress (zstd)
+// and mqtt only;
 // recorder and replay never import each other; inspector never imports
 // recorder; topic and timespec are leaves; mqttclient knows no capture;
 // decode (the only protocompile importer) knows no capture either.
@@ -134,6 +137,7 @@ func TestDependencyDirection(t *testing.T) {
 		})
 	}
 	depRule("mqtt", pkgs.standard, "mqtt may depend on the standard library only")
+	depRule("mcap", pkgs.standard, "mcap (the MCAP writer) may depend on the standard library only")
 	depRule("storage", func(dep string) bool {
 		return pkgs.standard(dep) || dep == module+"/mqtt" || dep == "modernc.org/sqlite" || slices.Contains(sqlite.Deps, dep) ||
 			under(dep, "github.com/klauspost/compress")

@@ -29,14 +29,19 @@ func playStatus(pr replay.Progress, plan *replay.Plan, loop int) string {
 	} else if msgs > 0 {
 		frac = float64(pr.Published) / float64(msgs)
 	}
-	frac = min(max(frac, 0), 1)
-	const width = 20
-	filled := int(frac * width)
-	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
+	bar := progressBar(frac)
 	eta := "--:--"
 	if !pr.Paused {
 		eta = fmtElapsed(atSpeed(max(total-pr.Position, 0), pr.Speed))
 	}
 	return fmt.Sprintf("%s %s/%s [%s] %s/%s msgs  %s  %s  ETA %s", state, fmtElapsed(pr.Position), fmtElapsed(total), bar,
 		humanize.GroupDigits(pr.Published), humanize.GroupDigits(msgs), late, speed, eta)
+}
+
+// progressBar draws frac (0 to 1) as a bar of 20 cells: play's and
+// export's progress lines.
+func progressBar(frac float64) string {
+	const width = 20
+	filled := int(min(max(frac, 0), 1) * width)
+	return strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
 }
