@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"strings"
 
@@ -171,11 +170,10 @@ func (c *Capture) Close() error {
 
 func openDB(path, params string) (*sql.DB, error) {
 	registerPayloadFunction()
-	u := url.URL{Scheme: "file", Opaque: escapePath(path)}
 	// trusted_schema=OFF: SQL the file defines (views, triggers, defaults)
 	// may not call functions with side effects; validateSchema refuses
 	// such objects anyway.
-	dsn := u.String() + "?_pragma=busy_timeout(5000)&_pragma=trusted_schema(0)&" + params
+	dsn := fileURI(path, "_pragma=busy_timeout(5000)&_pragma=trusted_schema(0)&"+params)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open capture %q: %w", path, err)
