@@ -30,16 +30,17 @@ const srcSchema = "mqtape_src"
 
 // payloadRef is where a payload left out of a read is copied from: row seq
 // of the capture file path, whose payload as published is the SQL
-// expression expr over the row alias "m.".
+// expression expr over the row alias "m.". Errors name the file name (the
+// capture the user gave: recover may read a temporary copy of it).
 type payloadRef struct {
-	path string
-	expr string
-	seq  int64
+	path, name string
+	expr       string
+	seq        int64
 }
 
 // refTo is the payloadRef of message seq of c.
 func (c *Capture) refTo(seq int64) payloadRef {
-	return payloadRef{path: c.path, expr: c.payloadSQL("m."), seq: seq}
+	return payloadRef{path: c.path, name: c.path, expr: c.payloadSQL("m."), seq: seq}
 }
 
 // fileURI is the SQLite URI filename of path (params: its query, may be
@@ -74,7 +75,7 @@ func (s *Session) copyPayload(ctx context.Context, m *Message, ref payloadRef, n
 		return nil
 	}
 	s.forgetNames(ctx, before) // after the connection went back to the pool
-	src := (&Capture{path: ref.path}).wrap(fmt.Sprintf("copy the payload of message seq %d", ref.seq), err)
+	src := (&Capture{path: ref.name}).wrap(fmt.Sprintf("copy the payload of message seq %d", ref.seq), err)
 	if errors.Is(src, ErrCorrupt) {
 		return src
 	}

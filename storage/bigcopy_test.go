@@ -3,10 +3,12 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -165,5 +167,43 @@ func TestHugePayloadsCompressed(t *testing.T) {
 				mustCheck(t, out)
 			}
 		})
+	}
+}
+
+// TestHugePayloadDamaged: a huge payload whose overflow pages are damaged
+// is left out by recover (counted, with a note) while the rest is copied,
+// and makes cut fail with ErrCorrupt naming the input rather than write a
+// shorter copy.
+func TestHugePayloadDamaged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)
+	in := writeSessions(t, filepath.Join(dir, "in.db"), testSession{
+		info: SessionInfo{Source: "subscriber", StartedNS: t0},
+		msgs: []Message{
+			{OffsetNS: 0, Topic: "a", Payload: []byte("1")},
+			{OffsetNS: 1e9, Topic: "big", Payload: big},
+			{OffsetNS: 2e9, Topic: "a", Payload: []byte("2")},
+		}})
+	// The payload's 64 overflow pages fill the middle of the file.
+	corruptPage(t, in, pageCount(t, in)/2, 0xff)
+
+	rep, err := Recover(ctx, in, filepath.Join(dir, "rec.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Messages != 2 || rep.LostMessages != 1 || !strings.Contains(strings.Join(rep.Notes, "\n"), "1 messages left out: their payload could not be read") {
+		t.Fatalf("recover copied %d, lost %d; notes %q", rep.Messages, rep.LostMessages, rep.Notes)
+	}
+	_, got, _ := readAll(t, filepath.Join(dir, "rec.db"))
+	if describeMsgs(got) != "s1 0.0s a=1\ns1 2.0s a=2" {
+		t.Fatalf("recovered:\n%s", describeMsgs(got))
+	}
+	mustCheck(t, filepath.Join(dir, "rec.db"))
+
+	ic, oc := openPair(t, in, filepath.Join(dir, "cut.db"))
+	_, err = Cut(ctx, ic, oc, CutOptions{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), in) {
+		t.Fatalf("cut of a damaged huge payload: %v, want ErrCorrupt naming %s", err, in)
 	}
 }

@@ -656,7 +656,7 @@ func (m *messageCopier) copyBig(s *Session, sess, seq, tid int64, msg Message, q
 	lastNS, seen := m.r.lastNS[s]
 	m.fix(s, sess, seq, &msg, qos)
 	m.r.lastNS[s] = max(lastNS, msg.TimeNS)
-	ref := payloadRef{path: m.r.src.path, expr: payloadExpr(m.r.src.version, m.r.src.codec, "m."), seq: seq}
+	ref := payloadRef{path: m.r.src.path, name: m.r.rep.In, expr: payloadExpr(m.r.src.version, m.r.src.codec, "m."), seq: seq}
 	err := s.copyPayload(m.r.ctx, &msg, ref, m.r.lastNS[s])
 	if errors.Is(err, ErrCorrupt) {
 		m.lastOff[s] = lastOff
