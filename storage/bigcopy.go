@@ -15,9 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 )
 
 // bigPayload is the payload size above which cut, merge and recover copy a
@@ -29,18 +27,19 @@ const bigPayload = 1 << 20
 const srcSchema = "mqtape_src"
 
 // payloadRef is where a payload left out of a read is copied from: row seq
-// of the capture file path, whose payload as published is the SQL
-// expression expr over the row alias "m.". Errors name the file name (the
-// capture the user gave: recover may read a temporary copy of it).
+// of the capture file SQLite opens through uri (read-only), whose payload
+// as published is the SQL expression expr over the row alias "m.". Errors
+// name the file name (the capture the user gave: recover may read a
+// temporary copy of it).
 type payloadRef struct {
-	path, name string
-	expr       string
-	seq        int64
+	uri, name string
+	expr      string
+	seq       int64
 }
 
 // refTo is the payloadRef of message seq of c.
 func (c *Capture) refTo(seq int64) payloadRef {
-	return payloadRef{path: c.path, name: c.path, expr: c.payloadSQL("m."), seq: seq}
+	return payloadRef{uri: fileURI(c.path, c.readURI), name: c.path, expr: c.payloadSQL("m."), seq: seq}
 }
 
 // fileURI is the SQLite URI filename of path (params: its query, may be
@@ -51,16 +50,6 @@ func fileURI(path, params string) string {
 		return u.String()
 	}
 	return u.String() + "?" + params
-}
-
-// readOnlyURI is the URI a finished capture is read through without
-// leaving a file beside it (immutable when it has no write-ahead log, as
-// openReadDB opens it).
-func readOnlyURI(path string) string {
-	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
-		return fileURI(path, "mode=ro&immutable=1")
-	}
-	return fileURI(path, "mode=ro")
 }
 
 // copyPayload writes m as the next message of s in a transaction of its
@@ -92,7 +81,7 @@ func (s *Session) copyTx(ctx context.Context, m *Message, ref payloadRef, nowNS 
 	defer conn.Close()
 	// ATTACH and DETACH cannot run inside a transaction; the source is
 	// read-only and the connection's trusted_schema=OFF holds for it too.
-	if _, err := conn.ExecContext(ctx, "ATTACH DATABASE ? AS "+srcSchema, readOnlyURI(ref.path)); err != nil {
+	if _, err := conn.ExecContext(ctx, "ATTACH DATABASE ? AS "+srcSchema, ref.uri); err != nil {
 		return err
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DETACH DATABASE "+srcSchema)

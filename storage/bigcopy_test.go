@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,6 +83,12 @@ func TestHugePayloadsCopiedInSQLite(t *testing.T) {
 	in, msgs := bigInput(t, dir)
 	other := filepath.Join(dir, "other.db")
 	copyFile(t, in, other)
+	files := dirNames(t, dir)
+	defer func() {
+		if after := dirNames(t, dir); !slices.Equal(after, files) {
+			t.Errorf("files beside the inputs: %v, before %v", after, files)
+		}
+	}()
 	carried := []Message{msgs[0], msgs[1], msgs[3], msgs[4]}
 	carried[1].PacketID = 0 // a carried retained message has none
 	cases := []struct {
@@ -206,4 +213,39 @@ func TestHugePayloadDamaged(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), in) {
 		t.Fatalf("cut of a damaged huge payload: %v, want ErrCorrupt naming %s", err, in)
 	}
+}
+
+// TestHugePayloadFromLiveCapture: cut copies a huge payload that is still
+// only in the write-ahead log of a capture being recorded.
+func TestHugePayloadFromLiveCapture(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "live.db")
+	live, err := OpenWrite(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	s, err := live.BeginSession(ctx, SessionInfo{Source: "subscriber", StartedNS: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{0xa5, 0x5a, 0}, bigPayload)
+	msgs := []Message{{TimeNS: t0, Topic: "big", Payload: big}, {TimeNS: t0 + 1, OffsetNS: 1, Topic: "a", Payload: []byte("1")}}
+	if err := s.Write(ctx, msgs, nil, t0+1); err != nil {
+		t.Fatal(err)
+	}
+	if !walHasData(in) {
+		t.Fatal("the test needs the payload in the write-ahead log")
+	}
+	out := filepath.Join(dir, "cut.db")
+	ic, oc := openPair(t, in, out)
+	if _, err := Cut(ctx, ic, oc, CutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := oc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ := readAll(t, out)
+	samePayloads(t, got, msgs)
 }

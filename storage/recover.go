@@ -146,6 +146,7 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 type damaged struct {
 	path      string
 	db        *sql.DB
+	uri       string // how db opened path (openReadDB)
 	version   int
 	clients   bool   // has the clients table (format 2)
 	codec     *codec // decompresses payloads (format 4)
@@ -173,11 +174,11 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 			d.truncated = strings.TrimPrefix(err.Error(), fmt.Sprintf("open capture %q: ", path))
 		}
 	}
-	db, err := openReadDB(ctx, path, "_pragma=writable_schema(1)")
+	db, uri, err := openReadDB(ctx, path, "_pragma=writable_schema(1)")
 	if err != nil {
 		return nil, err
 	}
-	d.db = db
+	d.db, d.uri = db, uri
 	d.codec = newCodec(db)
 	c := &Capture{path: path}
 	var appID, version int
@@ -281,18 +282,21 @@ func pageAlignedCopy(path, dir string) (string, error) {
 // before it could checkpoint) it is opened read-only the usual way, so
 // what the log holds is read too; the reader leaves the -wal and -shm as
 // it found them. A capture opened immutable does not see a recording
-// started into it later.
-func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
+// started into it later. uri is how SQLite was told to open it ("mode=ro",
+// maybe with "&immutable=1"): the URI parameters that open it the same
+// way elsewhere (fileURI).
+func openReadDB(ctx context.Context, path, extra string) (db *sql.DB, uri string, err error) {
 	params := "mode=ro"
 	if extra != "" {
 		params += "&" + extra
 	}
 	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
-		return openDB(path, params+"&immutable=1")
+		db, err := openDB(path, params+"&immutable=1")
+		return db, "mode=ro&immutable=1", err
 	}
-	db, err := openDB(path, params)
+	db, err = openDB(path, params)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// In a directory nobody may write to (a read-only mount) SQLite cannot
 	// create the -shm it needs and refuses to open the file. When no log
@@ -300,10 +304,11 @@ func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
 	var n int
 	err = db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&n)
 	if err == nil || !strings.Contains(err.Error(), "unable to open") || walHasData(path) {
-		return db, nil // other errors are for the caller to meet and word
+		return db, "mode=ro", nil // other errors are for the caller to meet and word
 	}
 	db.Close()
-	return openDB(path, params+"&immutable=1")
+	db, err = openDB(path, params+"&immutable=1")
+	return db, "mode=ro&immutable=1", err
 }
 
 // recovery is one run of Recover.
@@ -656,7 +661,7 @@ func (m *messageCopier) copyBig(s *Session, sess, seq, tid int64, msg Message, q
 	lastNS, seen := m.r.lastNS[s]
 	m.fix(s, sess, seq, &msg, qos)
 	m.r.lastNS[s] = max(lastNS, msg.TimeNS)
-	ref := payloadRef{path: m.r.src.path, name: m.r.rep.In, expr: payloadExpr(m.r.src.version, m.r.src.codec, "m."), seq: seq}
+	ref := payloadRef{uri: fileURI(m.r.src.path, m.r.src.uri), name: m.r.rep.In, expr: payloadExpr(m.r.src.version, m.r.src.codec, "m."), seq: seq}
 	err := s.copyPayload(m.r.ctx, &msg, ref, m.r.lastNS[s])
 	if errors.Is(err, ErrCorrupt) {
 		m.lastOff[s] = lastOff

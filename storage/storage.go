@@ -56,6 +56,9 @@ type Capture struct {
 	// them for the writer (nil: stored as they are).
 	codec *codec
 	zip   *compressor
+	// readURI: the URI parameters the read pool opened the file with
+	// (openReadDB); a payload copy attaches it the same way.
+	readURI string
 }
 
 // DeferIndexes makes the sessions that end from now on leave the per-topic
@@ -76,11 +79,11 @@ func Open(path string) (*Capture, error) {
 	if err := sniff(path, false); err != nil {
 		return nil, err
 	}
-	r, err := openReadDB(context.Background(), path, "")
+	r, uri, err := openReadDB(context.Background(), path, "")
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{path: path, r: r}
+	c := &Capture{path: path, r: r, readURI: uri}
 	if err := c.check(context.Background(), false); err != nil {
 		r.Close()
 		return nil, err
@@ -143,7 +146,7 @@ func OpenWrite(path string) (*Capture, error) {
 		w.Close()
 		return nil, err
 	}
-	c.r = r
+	c.r, c.readURI = r, "mode=ro"
 	c.codec = newCodec(r)
 	return c, nil
 }
