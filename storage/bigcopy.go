@@ -7,7 +7,9 @@ package storage
 // the read (Query.MaxPayload) and copied inside SQLite instead: the source
 // file is attached read-only to the writer's connection and one
 // INSERT … SELECT moves the payload from its row to the new one, so only
-// SQLite's value and its record hold it.
+// SQLite's value and its record hold it (a payload stored compressed is
+// decompressed once more, in Go, by mqtape_payload). It is stored as
+// published, also in a session that compresses.
 
 import (
 	"context"
