@@ -183,7 +183,7 @@ func checkFile(ctx context.Context, rep *CheckReport, src *damaged) {
 	}
 	// openDamaged reads past a malformed schema (to salvage what it can);
 	// a reader that does not would refuse the file.
-	if strict, err := openReadDB(ctx, path, ""); err == nil {
+	if strict, _, err := openReadDB(ctx, path, ""); err == nil {
 		var n int
 		if err := strict.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
 			rep.problem(Finding{Check: "schema", Detail: "unreadable: " + err.Error()})

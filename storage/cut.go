@@ -118,7 +118,7 @@ func cutSession(ctx context.Context, in *Capture, w *SessionWriter, s SessionInf
 	}
 	for _, m := range state {
 		m.TimeNS, m.OffsetNS, m.Retain, m.FromStore, m.Dup, m.PacketID = start, 0, true, true, false, 0
-		if err := w.Add(ctx, m); err != nil {
+		if err := w.AddFrom(ctx, m, in); err != nil {
 			return 0, false, err
 		}
 	}
@@ -163,6 +163,7 @@ func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, fr
 	whole := sel.Match == nil && sel.TopicIDs == nil && sel.QoS == nil && sel.FromStore == nil &&
 		len(sel.PayloadContains) == 0 && sel.inGo() == nil
 	var got, prev int64
+	sel.MaxPayload = bigPayload // copied inside SQLite (AddFrom)
 	for m, err := range in.Messages(ctx, sel) {
 		if err != nil {
 			return err
@@ -173,7 +174,7 @@ func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, fr
 		got, prev = got+1, m.Seq
 		m.OffsetNS -= from
 		m.TimeNS = max(m.TimeNS, start)
-		if err := w.Add(ctx, m); err != nil {
+		if err := w.AddFrom(ctx, m, in); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -188,17 +189,19 @@ func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, fr
 
 // retainedAt returns the retained state of a session's selected topics just
 // before offset from: per topic the last message sent from the retained
-// store or recorded with retain=1, unless an empty one cleared it.
+// store or recorded with retain=1, unless an empty one cleared it. A huge
+// payload is left out (Query.MaxPayload): Cut copies it with AddFrom.
 func retainedAt(ctx context.Context, c *Capture, session int64, match func(string) bool, from int64) ([]Message, error) {
 	state := map[string]Message{}
-	for m, err := range c.Messages(ctx, Query{Session: session, Match: match, ToOffset: &from}) {
+	q := Query{Session: session, Match: match, ToOffset: &from, MaxPayload: bigPayload}
+	for m, err := range c.Messages(ctx, q) {
 		if err != nil {
 			return nil, err
 		}
 		if !m.Retain && !m.FromStore {
 			continue
 		}
-		if len(m.Payload) == 0 {
+		if len(m.Payload) == 0 && !m.PayloadOmitted {
 			delete(state, m.Topic)
 		} else {
 			state[m.Topic] = m

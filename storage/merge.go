@@ -97,7 +97,8 @@ func (h *mergeHead) startNext(ctx context.Context) (bool, error) {
 		in := h.rest[0]
 		h.rest = h.rest[1:]
 		h.stop()
-		h.next, h.stop = iter.Pull2(h.c.Messages(ctx, Query{Session: in.id}))
+		// A huge payload is left out of the read; AddFrom copies it.
+		h.next, h.stop = iter.Pull2(h.c.Messages(ctx, Query{Session: in.id, MaxPayload: bigPayload}))
 		h.order = in.order
 		m, err, ok := h.next()
 		if err != nil {
@@ -155,21 +156,32 @@ func newMergePlan(opts MergeOptions) *mergePlan {
 	}
 }
 
-// storeKey identifies a retained-store message by what a subscriber gets:
-// topic, QoS, payload and properties (not the subscription identifiers).
-func storeKey(m *Message) [32]byte {
+// storeKey identifies a retained-store message of c by what a subscriber
+// gets: topic, QoS, payload and properties (not the subscription
+// identifiers). A payload the read left out is hashed as SQLite holds it.
+func storeKey(ctx context.Context, c *Capture, m *Message) ([32]byte, error) {
 	h := sha256.New()
 	h.Write([]byte(m.Topic)) // a topic name has no NUL
 	h.Write([]byte{0, m.QoS})
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(m.Payload))))
-	h.Write(m.Payload)
+	payload := func(p []byte) error {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
+		h.Write(p)
+		return nil
+	}
+	var k [32]byte
+	if m.PayloadOmitted {
+		if err := c.Payload(ctx, m.Seq, payload); err != nil {
+			return k, err
+		}
+	} else {
+		payload(m.Payload)
+	}
 	if q := m.Props.OfMessage(); q != nil {
 		b, _ := json.Marshal(q)
 		h.Write(b)
 	}
-	var k [32]byte
 	h.Sum(k[:0])
-	return k
+	return k, nil
 }
 
 // stop releases the input sessions still being read.
@@ -313,13 +325,16 @@ func (p *mergePlan) writeNext(ctx context.Context, w *SessionWriter, progress *a
 	m.OffsetNS = max(m.TimeNS-p.info.StartedNS, 0)
 	dup := false
 	if m.FromStore {
-		k := storeKey(&m)
+		k, err := storeKey(ctx, top.c, &m)
+		if err != nil {
+			return err
+		}
 		dup = p.stored[k]
 		p.stored[k] = true
 	}
 	if dup {
 		p.dupes++
-	} else if err := w.Add(ctx, m); err != nil {
+	} else if err := w.AddFrom(ctx, m, top.c); err != nil {
 		return err
 	}
 	if progress != nil && !dup {

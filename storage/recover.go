@@ -146,6 +146,7 @@ func Recover(ctx context.Context, in, out string) (*RecoverReport, error) {
 type damaged struct {
 	path      string
 	db        *sql.DB
+	uri       string // how db opened path (openReadDB)
 	version   int
 	clients   bool   // has the clients table (format 2)
 	codec     *codec // decompresses payloads (format 4)
@@ -173,11 +174,11 @@ func openDamaged(ctx context.Context, path string) (*damaged, error) {
 			d.truncated = strings.TrimPrefix(err.Error(), fmt.Sprintf("open capture %q: ", path))
 		}
 	}
-	db, err := openReadDB(ctx, path, "_pragma=writable_schema(1)")
+	db, uri, err := openReadDB(ctx, path, "_pragma=writable_schema(1)")
 	if err != nil {
 		return nil, err
 	}
-	d.db = db
+	d.db, d.uri = db, uri
 	d.codec = newCodec(db)
 	c := &Capture{path: path}
 	var appID, version int
@@ -281,18 +282,21 @@ func pageAlignedCopy(path, dir string) (string, error) {
 // before it could checkpoint) it is opened read-only the usual way, so
 // what the log holds is read too; the reader leaves the -wal and -shm as
 // it found them. A capture opened immutable does not see a recording
-// started into it later.
-func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
+// started into it later. uri is how SQLite was told to open it ("mode=ro",
+// maybe with "&immutable=1"): the URI parameters that open it the same
+// way elsewhere (fileURI).
+func openReadDB(ctx context.Context, path, extra string) (db *sql.DB, uri string, err error) {
 	params := "mode=ro"
 	if extra != "" {
 		params += "&" + extra
 	}
 	if _, err := os.Lstat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
-		return openDB(path, params+"&immutable=1")
+		db, err := openDB(path, params+"&immutable=1")
+		return db, "mode=ro&immutable=1", err
 	}
-	db, err := openDB(path, params)
+	db, err = openDB(path, params)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// In a directory nobody may write to (a read-only mount) SQLite cannot
 	// create the -shm it needs and refuses to open the file. When no log
@@ -300,10 +304,11 @@ func openReadDB(ctx context.Context, path, extra string) (*sql.DB, error) {
 	var n int
 	err = db.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&n)
 	if err == nil || !strings.Contains(err.Error(), "unable to open") || walHasData(path) {
-		return db, nil // other errors are for the caller to meet and word
+		return db, "mode=ro", nil // other errors are for the caller to meet and word
 	}
 	db.Close()
-	return openDB(path, params+"&immutable=1")
+	db, err = openDB(path, params+"&immutable=1")
+	return db, "mode=ro&immutable=1", err
 }
 
 // recovery is one run of Recover.
@@ -470,8 +475,14 @@ func (r *recovery) beginSessions() error {
 // copyMessages copies the messages in seq order, in batches of one session.
 func (r *recovery) copyMessages() error {
 	db := r.src.db
-	cols := messageCols("seq, session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, payload", 11,
-		r.src.clients, r.src.version)
+	// A huge payload is left out of the read (NULL) and copied inside
+	// SQLite (copyBig); the last column is every payload's size.
+	size := sizeExpr(r.src.version, "")
+	cols := messageCols(fmt.Sprintf("seq, session, ts_ns, offset_ns, topic_id, qos, retain, from_store, dup, packet_id, "+
+		"CASE WHEN %s > %d THEN NULL ELSE payload END", size, bigPayload), 11, r.src.clients, r.src.version)
+	cols.list += ", " + size
+	cols.size = cols.n
+	cols.n++
 	m := &messageCopier{r: r, cols: cols, seqMax: max(r.maxSeq, maxKey(r.ctx, db, "messages", "seq")),
 		lastOff: make(map[*Session]int64), repairs: make(map[repairKey]*Repair)}
 	w := &walker{q: db, cols: cols.n, maxKey: m.seqMax,
@@ -497,7 +508,7 @@ func (r *recovery) copyMessages() error {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their topic name was unreadable", r.rep.NoTopic))
 	}
 	if m.badPayloads > 0 {
-		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their compressed payload is damaged "+
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%d messages left out: their payload could not be read "+
 			"(the first: %v)", m.badPayloads, m.firstBadPayload))
 	}
 	return nil
@@ -610,7 +621,8 @@ func (m *messageCopier) row(seq int64, v []any) error {
 		return nil
 	}
 	msg := m.message(v, name)
-	if z := m.cols.zip; z > 0 && v[z] != nil {
+	big := asInt(v[m.cols.size]) > bigPayload
+	if z := m.cols.zip; z > 0 && v[z] != nil && !big {
 		p, err := m.r.src.codec.decode(asInt(v[z]), asInt(v[z+1]), seq, msg.Payload)
 		if err != nil {
 			if m.badPayloads++; m.firstBadPayload == nil {
@@ -626,10 +638,47 @@ func (m *messageCopier) row(seq int64, v []any) error {
 	if err != nil {
 		return err
 	}
+	if big {
+		return m.copyBig(s, sess, seq, tid, msg, asInt(v[5]), asInt(v[m.cols.size]))
+	}
 	m.fix(s, sess, seq, &msg, asInt(v[5]))
 	if err := m.add(s, msg); err != nil {
 		return err
 	}
+	m.r.topicsUsed[tid] = true
+	return nil
+}
+
+// copyBig writes message seq of input session sess (output session s),
+// whose payload of size bytes the read left out, after the batch: its
+// payload is copied inside SQLite. One whose payload cannot be read is
+// left out and counted with the damaged payloads.
+func (m *messageCopier) copyBig(s *Session, sess, seq, tid int64, msg Message, qos, size int64) error {
+	if err := m.flush(); err != nil {
+		return err
+	}
+	lastOff := m.lastOff[s]
+	lastNS, seen := m.r.lastNS[s]
+	m.fix(s, sess, seq, &msg, qos)
+	m.r.lastNS[s] = max(lastNS, msg.TimeNS)
+	ref := payloadRef{uri: fileURI(m.r.src.path, m.r.src.uri), name: m.r.rep.In, expr: payloadExpr(m.r.src.version, m.r.src.codec, "m."), seq: seq}
+	err := s.copyPayload(m.r.ctx, &msg, ref, m.r.lastNS[s])
+	if errors.Is(err, ErrCorrupt) {
+		m.lastOff[s] = lastOff
+		if m.r.lastNS[s] = lastNS; !seen {
+			delete(m.r.lastNS, s)
+		}
+		if m.badPayloads++; m.firstBadPayload == nil {
+			m.firstBadPayload = err
+		}
+		m.r.rep.LostMessages++
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m.r.rep.Messages++
+	m.r.rep.Bytes += size
 	m.r.topicsUsed[tid] = true
 	return nil
 }
@@ -798,6 +847,7 @@ type msgCols struct {
 	client int // index of client_ref, -1 without the clients table
 	props  int // index of props, -1 before format 3
 	zip    int // index of zstd_dict (then payload_size), -1 before format 4
+	size   int // index of the payload's size as published (copyMessages)
 }
 
 // messageCols adds to a list of n columns the optional message columns of

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -88,6 +89,45 @@ func (w *SessionWriter) StartSession(ctx context.Context, startNS int64, reason 
 // Add queues one message of the open session. m.OffsetNS is relative to the
 // session start; m.Seq and m.Session are ignored.
 func (w *SessionWriter) Add(ctx context.Context, m Message) error {
+	if m.PayloadOmitted {
+		return fmt.Errorf("write message: its payload was left out of the read (SessionWriter.AddFrom copies it)")
+	}
+	w.order(&m)
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	w.msgs = append(w.msgs, m)
+	w.size += len(m.Payload) + len(m.Topic) + 64
+	w.Messages++
+	if len(w.msgs) >= sessionBatchMessages || w.size >= sessionBatchBytes {
+		return w.Flush(ctx)
+	}
+	return nil
+}
+
+// AddFrom is Add for a message read from src: one whose payload the read
+// left out (Query.MaxPayload, for a huge payload) gets it copied from
+// message m.Seq of src inside SQLite, in a transaction of its own after
+// what is queued, so that mqtape never holds it.
+func (w *SessionWriter) AddFrom(ctx context.Context, m Message, src *Capture) error {
+	if !m.PayloadOmitted {
+		return w.Add(ctx, m)
+	}
+	if w.sess == nil {
+		return fmt.Errorf("write message: no session is open")
+	}
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	ref := src.refTo(m.Seq)
+	w.order(&m)
+	w.Messages++
+	return w.sess.copyPayload(ctx, &m, ref, time.Now().UnixNano())
+}
+
+// order keeps the open session's times and offsets from going back
+// (counted in Clamped) and notes MQTT 5 properties.
+func (w *SessionWriter) order(m *Message) {
 	clamped := false
 	if m.TimeNS < w.lastTS {
 		m.TimeNS, clamped = w.lastTS, true
@@ -100,16 +140,6 @@ func (w *SessionWriter) Add(ctx context.Context, m Message) error {
 	}
 	w.lastTS, w.lastOff = m.TimeNS, m.OffsetNS
 	w.props5 = w.props5 || m.Props.OfMessage() != nil
-	if m.Payload == nil {
-		m.Payload = []byte{}
-	}
-	w.msgs = append(w.msgs, m)
-	w.size += len(m.Payload) + len(m.Topic) + 64
-	w.Messages++
-	if len(w.msgs) >= sessionBatchMessages || w.size >= sessionBatchBytes {
-		return w.Flush(ctx)
-	}
-	return nil
 }
 
 // Event queues one event of the open session (e.OffsetNS relative to its

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"strings"
 
@@ -57,6 +56,9 @@ type Capture struct {
 	// them for the writer (nil: stored as they are).
 	codec *codec
 	zip   *compressor
+	// readURI: the URI parameters the read pool opened the file with
+	// (openReadDB); a payload copy attaches it the same way.
+	readURI string
 }
 
 // DeferIndexes makes the sessions that end from now on leave the per-topic
@@ -77,11 +79,11 @@ func Open(path string) (*Capture, error) {
 	if err := sniff(path, false); err != nil {
 		return nil, err
 	}
-	r, err := openReadDB(context.Background(), path, "")
+	r, uri, err := openReadDB(context.Background(), path, "")
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{path: path, r: r}
+	c := &Capture{path: path, r: r, readURI: uri}
 	if err := c.check(context.Background(), false); err != nil {
 		r.Close()
 		return nil, err
@@ -144,7 +146,7 @@ func OpenWrite(path string) (*Capture, error) {
 		w.Close()
 		return nil, err
 	}
-	c.r = r
+	c.r, c.readURI = r, "mode=ro"
 	c.codec = newCodec(r)
 	return c, nil
 }
@@ -171,11 +173,10 @@ func (c *Capture) Close() error {
 
 func openDB(path, params string) (*sql.DB, error) {
 	registerPayloadFunction()
-	u := url.URL{Scheme: "file", Opaque: escapePath(path)}
 	// trusted_schema=OFF: SQL the file defines (views, triggers, defaults)
 	// may not call functions with side effects; validateSchema refuses
 	// such objects anyway.
-	dsn := u.String() + "?_pragma=busy_timeout(5000)&_pragma=trusted_schema(0)&" + params
+	dsn := fileURI(path, "_pragma=busy_timeout(5000)&_pragma=trusted_schema(0)&"+params)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open capture %q: %w", path, err)

@@ -172,16 +172,25 @@ func (s *Session) Write(ctx context.Context, msgs []Message, events []Event, now
 	if s.zip {
 		s.c.zip.commit(err == nil)
 	}
-	if err != nil && len(s.topics)+len(s.clients) != before {
-		// Rows interned in the rolled-back transaction are gone.
-		s.c.topicIDs, s.c.clientIDs = nil, nil
-		if topics, clients, lerr := s.c.names(ctx); lerr == nil {
-			s.topics, s.clients = topics, clients
-		} else {
-			s.topics, s.clients = make(map[string]int64), make(map[string]int64)
-		}
+	if err != nil {
+		s.forgetNames(ctx, before)
 	}
 	return s.c.wrap("write batch", err)
+}
+
+// forgetNames reloads the interned names after a transaction rolled back
+// (before: how many the caches held when it began): rows interned in it
+// are gone.
+func (s *Session) forgetNames(ctx context.Context, before int) {
+	if len(s.topics)+len(s.clients) == before {
+		return
+	}
+	s.c.topicIDs, s.c.clientIDs = nil, nil
+	if topics, clients, err := s.c.names(ctx); err == nil {
+		s.topics, s.clients = topics, clients
+	} else {
+		s.topics, s.clients = make(map[string]int64), make(map[string]int64)
+	}
 }
 
 // rowsPerInsert is how many rows one INSERT statement carries: multi-row

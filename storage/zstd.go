@@ -203,17 +203,24 @@ func checkDict(id int64, b []byte) error {
 // payloadSQL is the SQL expression of the payload as published of the
 // messages row alias (e.g. "m."), decompressed when it is stored
 // compressed.
-func (c *Capture) payloadSQL(alias string) string {
-	if c.version < compressionVersion {
+func (c *Capture) payloadSQL(alias string) string { return payloadExpr(c.version, c.codec, alias) }
+
+// payloadExpr is payloadSQL for a file of format version whose payloads k
+// decompresses.
+func payloadExpr(version int, k *codec, alias string) string {
+	if version < compressionVersion {
 		return alias + "payload"
 	}
 	return fmt.Sprintf("CASE WHEN %[1]szstd_dict IS NULL THEN %[1]spayload ELSE "+
-		"mqtape_payload(%[1]spayload, %[1]szstd_dict, %[1]spayload_size, %[1]sseq, %[2]d) END", alias, c.codec.token)
+		"mqtape_payload(%[1]spayload, %[1]szstd_dict, %[1]spayload_size, %[1]sseq, %[2]d) END", alias, k.token)
 }
 
 // sizeSQL is the SQL expression of the payload's length as published.
-func (c *Capture) sizeSQL(alias string) string {
-	if c.version < compressionVersion {
+func (c *Capture) sizeSQL(alias string) string { return sizeExpr(c.version, alias) }
+
+// sizeExpr is sizeSQL for a file of format version.
+func sizeExpr(version int, alias string) string {
+	if version < compressionVersion {
 		return "length(" + alias + "payload)"
 	}
 	return fmt.Sprintf("coalesce(%[1]spayload_size, length(%[1]spayload))", alias)

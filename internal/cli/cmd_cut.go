@@ -25,7 +25,9 @@ the retained store, so 'mqtape play OUT' restores the broker's retained
 state as it was at that moment. Events inside the slice are copied too.
 
 --from/--to take an offset into each session (90s, 1m30s) or an RFC 3339
-time; the slice is [from, to). IN is only read, never changed.
+time; the slice is [from, to). IN is only read, never changed. A payload
+over 1 MiB is copied inside SQLite, never held by mqtape (--compress stores
+it as published).
 
 A slice that contains nothing (--from past the end, a -t/-x that
 matches no topic) is an error (exit 1) that says what the capture holds: its

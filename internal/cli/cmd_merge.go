@@ -36,6 +36,8 @@ them first); a retained-store message identical to one already merged
 shared subscription may get the broker's retained store. The events of every input session are kept, in time order, and
 each input session is named by a "merged" event. Offsets count from the
 earliest input session's start. The inputs are only read, never changed.
+A payload over 1 MiB is copied inside SQLite, never held by mqtape
+(--compress stores it as published).
 
 Exit codes: 0 done, 1 error, 2 usage, 4 an input is not a readable capture
 (or OUT exists and is not a capture).`
