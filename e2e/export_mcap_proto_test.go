@@ -19,7 +19,8 @@ import (
 // protobuf channels with one protobuf schema named acme.v1.Reading whose
 // FileDescriptorSet loads on its own, and every message on them decodes
 // with that schema (as many as JSON export decodes); the payloads that do
-// not decode are on json channels.
+// not decode are on json channels. Two parts that carry the decoders
+// themselves export with one schema record.
 func TestExportMCAPProtobuf(t *testing.T) {
 	node := nodeWith(t, "@mcap/core")
 	path, protoFile, _ := recordDecodeCapture(t)
@@ -30,7 +31,41 @@ func TestExportMCAPProtobuf(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("export: exit %d\n%s", code, stderr)
 	}
-	f := readMCAP(t, node, out)
+	decoded := protobufMessages(t, readMCAP(t, node, out))
+	want := 0
+	for _, r := range exportLines(t, append(dec, path)...) {
+		if strings.HasPrefix(r["topic"].(string), "acme/") && r["decode_error"] == nil {
+			want++
+		}
+	}
+	if decoded != want || want != 2 {
+		t.Errorf("%d messages decode with the MCAP schema; JSON export decodes %d (want 2)", decoded, want)
+	}
+
+	// Two parts that carry the decoders and descriptors themselves (a
+	// schema each in mqtape): still one schema record.
+	if code, _, stderr := runCLI(t, context.Background(), append([]string{"decoders", "set", path}, dec...)...); code != exitOK {
+		t.Fatalf("decoders set: exit %d\n%s", code, stderr)
+	}
+	part2 := filepath.Join(t.TempDir(), "part2.db")
+	if code, _, stderr := runCLI(t, context.Background(), "cut", path, "-o", part2); code != exitOK {
+		t.Fatalf("cut: exit %d\n%s", code, stderr)
+	}
+	both := filepath.Join(t.TempDir(), "both.mcap")
+	if code, _, stderr := runCLI(t, context.Background(), "export", "--format", "mcap", "-o", both, path, part2); code != exitOK {
+		t.Fatalf("export of two parts: exit %d\n%s", code, stderr)
+	}
+	if n := protobufMessages(t, readMCAP(t, node, both)); n != 2*want {
+		t.Errorf("two parts: %d messages decode with the MCAP schema, want %d", n, 2*want)
+	}
+}
+
+// protobufMessages checks f's one protobuf schema (acme.v1.Reading, a
+// FileDescriptorSet that loads on its own), that acme/pb/1 and acme/gz/1
+// are its channels and every other topic a json channel, and decodes every
+// message on them with it: it returns how many did.
+func protobufMessages(t *testing.T, f mcapFile) int {
+	t.Helper()
 	if len(f.Schemas) != 1 || f.Schemas[0].Name != "acme.v1.Reading" || f.Schemas[0].Encoding != "protobuf" {
 		t.Fatalf("schemas: %+v", f.Schemas)
 	}
@@ -70,13 +105,5 @@ func TestExportMCAPProtobuf(t *testing.T) {
 		}
 		decoded++
 	}
-	want := 0
-	for _, r := range exportLines(t, append(dec, path)...) {
-		if strings.HasPrefix(r["topic"].(string), "acme/") && r["decode_error"] == nil {
-			want++
-		}
-	}
-	if decoded != want || want != 2 {
-		t.Errorf("%d messages decode with the MCAP schema; JSON export decodes %d (want 2)", decoded, want)
-	}
+	return decoded
 }
