@@ -16,7 +16,9 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -409,5 +411,52 @@ func TestSummary(t *testing.T) {
 		if got := Summary(json.RawMessage(c.value), c.max); got != c.want {
 			t.Errorf("Summary(%s, %d) = %q, want %q", c.value, c.max, got, c.want)
 		}
+	}
+}
+
+// TestDescriptorSetOfMessage: one message type's FileDescriptorSet holds its
+// file and everything it imports, imports first, and loads on its own;
+// a gzip+protobuf message's Result carries the decompressed protobuf bytes
+// and the schema that describes them, a failed one neither.
+func TestDescriptorSetOfMessage(t *testing.T) {
+	s := loadTestSchema(t)
+	b, err := s.DescriptorSet("acme.v1.Reading")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set descriptorpb.FileDescriptorSet
+	if err := proto.Unmarshal(b, &set); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range set.File {
+		names = append(names, f.GetName())
+	}
+	if got := strings.Join(names, " "); got != "google/protobuf/timestamp.proto units.proto reading.proto" {
+		t.Fatalf("files %s", got)
+	}
+	files, err := protodesc.NewFiles(&set)
+	if err != nil {
+		t.Fatalf("the set does not stand alone: %v", err)
+	}
+	if _, err := files.FindDescriptorByName("acme.v1.Reading"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DescriptorSet("acme.v1.Nope"); !errors.Is(err, ErrBadFormat) {
+		t.Fatalf("unknown message: %v", err)
+	}
+
+	reg, err := NewRegistry(mustRules(t, "r/#=gzip+protobuf:acme.v1.Reading"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := encodeReading(t, s, "s-1", 21.5, 3)
+	res := reg.NewDecoder().Decode("r/1", nil, gz(t, pb))
+	if res.Err != nil || !bytes.Equal(res.Raw, pb) || res.Schema != s {
+		t.Fatalf("decoded: raw %x schema %v err %v", res.Raw, res.Schema, res.Err)
+	}
+	bad := reg.NewDecoder().Decode("r/1", nil, gz(t, []byte{0xff}))
+	if bad.Err == nil || bad.Raw != nil || bad.Schema != nil {
+		t.Fatalf("undecodable: raw %x schema %v err %v", bad.Raw, bad.Schema, bad.Err)
 	}
 }

@@ -76,6 +76,14 @@ type Result struct {
 	Selected bool            // a decoder was selected (else the caller's default applies)
 	Value    json.RawMessage // the decoded value as compact JSON; nil when Err is set or nothing was selected
 	Err      error           // the selected decoder failed on this payload
+	// Raw is the payload with its content encoding undone (the protobuf
+	// bytes of a gzip+protobuf message): what the decoder read. Set, as
+	// Value, only when decoding succeeded; it may share the payload's bytes.
+	Raw []byte
+	// Schema is the protobuf schema the message was decoded with (protobuf
+	// only, when decoding succeeded): Schema.DescriptorSet(Format.Message)
+	// describes Raw.
+	Schema *Schema
 }
 
 // Decoder decodes the messages of one capture in seq order. It remembers
@@ -104,20 +112,24 @@ func (d *Decoder) Decode(name string, props *mqtt.Properties, payload []byte) Re
 		return Result{}
 	}
 	res := Result{Format: f, Selected: true}
-	v, err := d.decode(f, name, payload)
+	b, err := decompress(f.Encoding, payload)
+	var v json.RawMessage
+	if err == nil {
+		v, err = d.decode(f, name, b)
+	}
 	if err != nil {
 		res.Err = fmt.Errorf("%s: %w", f, err)
 		return res
 	}
-	res.Value = v
+	res.Value, res.Raw = v, b
+	if f.Kind == KindProtobuf {
+		res.Schema = d.reg.schema
+	}
 	return res
 }
 
-func (d *Decoder) decode(f Format, name string, payload []byte) (json.RawMessage, error) {
-	b, err := decompress(f.Encoding, payload)
-	if err != nil {
-		return nil, err
-	}
+// decode reads b, the payload with its content encoding undone.
+func (d *Decoder) decode(f Format, name string, b []byte) (json.RawMessage, error) {
 	switch f.Kind {
 	case KindJSON:
 		var buf bytes.Buffer

@@ -109,6 +109,33 @@ func (s *Schema) Marshal() ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(&set)
 }
 
+// DescriptorSet gives the serialized FileDescriptorSet that describes one
+// message type on its own: the file defining it and every file that file
+// imports, directly or not, each before the files that import it (what
+// MCAP's protobuf schemas and Foxglove expect).
+func (s *Schema) DescriptorSet(message string) ([]byte, error) {
+	md, err := s.Message(message)
+	if err != nil {
+		return nil, err
+	}
+	var set descriptorpb.FileDescriptorSet
+	seen := map[string]bool{}
+	var add func(f protoreflect.FileDescriptor)
+	add = func(f protoreflect.FileDescriptor) {
+		if seen[f.Path()] {
+			return
+		}
+		seen[f.Path()] = true
+		imports := f.Imports()
+		for i := range imports.Len() {
+			add(imports.Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
+	}
+	add(md.ParentFile())
+	return proto.MarshalOptions{Deterministic: true}.Marshal(&set)
+}
+
 // UnmarshalSchema reads a serialized FileDescriptorSet. Well-known types it
 // imports without including are taken from the built-in copies.
 func UnmarshalSchema(b []byte) (*Schema, error) {

@@ -254,6 +254,11 @@ type mcapFile struct {
 		ChannelCount             int
 		ChannelMessageCounts     map[string]string
 	}
+	Schemas []struct {
+		ID             int
+		Name, Encoding string
+		Data           []byte
+	}
 	Channels []struct {
 		ID       int
 		Topic    string

@@ -15,11 +15,13 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-// MCAP export (README, "MCAP"): one json channel (schemaless) per topic and
-// per combination of what an MCAP message has no room for: the QoS, the
+// MCAP export (README, "MCAP"): one channel per topic and per combination of what an MCAP message has no room for: the QoS, the
 // retain flag, whether the broker sent it from its retained store, and the
 // publisher's client id, all four in the channel's metadata. A capture
-// recorded by a subscriber at one QoS has one channel per topic. A JSON
+// recorded by a subscriber at one QoS has one channel per topic. A message
+// a protobuf decoder read (gzip+ and the like undone) goes in as its
+// protobuf bytes on a protobuf channel whose schema is the message type's
+// FileDescriptorSet; the rest go on json channels (schemaless). A JSON
 // object payload is the message as it is; any other payload becomes
 // {"text": "…"} (valid UTF-8) or {"base64": "…"}. log_time and publish_time
 // are both the receive time (MQTT carries no publish time); sequence is the
@@ -30,6 +32,13 @@ type mcapChannel struct {
 	topic, clientID   string
 	qos               byte
 	retain, fromStore bool
+	schema            uint16 // 0: json, else the protobuf schema's id
+}
+
+// protoType is a protobuf message type in the schema a capture carries.
+type protoType struct {
+	schema  *decode.Schema
+	message string
 }
 
 // MCAPWriter writes messages as one MCAP file, zstd-compressed chunks of
@@ -38,6 +47,8 @@ type MCAPWriter struct {
 	buf      *bufio.Writer
 	w        *mcap.Writer
 	channels map[mcapChannel]uint16
+	types    map[protoType]uint16 // schema ids
+	schemas  map[string]uint16    // schema ids by name and FileDescriptorSet: one record per distinct schema
 	data     bytes.Buffer
 	wrapped  bytes.Buffer // a decoded value that is not an object, wrapped
 }
@@ -51,33 +62,85 @@ func NewMCAPWriter(w io.Writer, version string) (*MCAPWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MCAPWriter{buf: buf, w: mw, channels: map[mcapChannel]uint16{}}, nil
+	return &MCAPWriter{buf: buf, w: mw, channels: map[mcapChannel]uint16{},
+		types: map[protoType]uint16{}, schemas: map[string]uint16{}}, nil
 }
 
 // Write adds one message. A payload a binary decoder read (Sparkplug B,
-// protobuf, CBOR, …) goes in as its decoded JSON value, so Foxglove shows
-// its fields: an object as it is, anything else as {"value": …}.
+// CBOR, …) goes in as its decoded JSON value, so Foxglove shows its fields:
+// an object as it is, anything else as {"value": …}; a protobuf one as its
+// protobuf bytes.
 func (x *MCAPWriter) Write(m *storage.Message, res decode.Result) error {
-	key := mcapChannel{m.Topic, m.ClientID, m.QoS, m.Retain, m.FromStore}
+	schema, err := x.schema(res)
+	if err != nil {
+		return err
+	}
+	key := mcapChannel{m.Topic, m.ClientID, m.QoS, m.Retain, m.FromStore, schema}
 	id, ok := x.channels[key]
 	if !ok {
-		if len(x.channels) > 0xffff {
-			return fmt.Errorf("mcap: more than 65,536 channels (topic, QoS, retain, publisher): MCAP channel ids are 16-bit; export fewer topics with -t/-x")
-		}
-		id = uint16(len(x.channels))
-		meta := map[string]string{"qos": strconv.Itoa(int(m.QoS)), "retain": strconv.FormatBool(m.Retain),
-			"from_store": strconv.FormatBool(m.FromStore)}
-		if m.ClientID != "" {
-			meta["client_id"] = m.ClientID
-		}
-		if err := x.w.AddChannel(mcap.Channel{ID: id, Topic: m.Topic, MessageEncoding: "json", Metadata: meta}); err != nil {
+		if id, err = x.addChannel(key); err != nil {
 			return err
 		}
-		x.channels[key] = id
+	}
+	data := res.Raw
+	if schema == 0 {
+		data = x.message(m.Payload, res)
 	}
 	t := uint64(max(m.TimeNS, 0))
-	return x.w.WriteMessage(mcap.Message{ChannelID: id, Sequence: uint32(m.Seq), LogTime: t, PublishTime: t,
-		Data: x.message(m.Payload, res)})
+	return x.w.WriteMessage(mcap.Message{ChannelID: id, Sequence: uint32(m.Seq), LogTime: t, PublishTime: t, Data: data})
+}
+
+// addChannel declares the channel of key.
+func (x *MCAPWriter) addChannel(key mcapChannel) (uint16, error) {
+	if len(x.channels) > 0xffff {
+		return 0, fmt.Errorf("mcap: more than 65,536 channels (topic, QoS, retain, publisher, schema): MCAP channel ids are 16-bit; export fewer topics with -t/-x")
+	}
+	id := uint16(len(x.channels))
+	meta := map[string]string{"qos": strconv.Itoa(int(key.qos)), "retain": strconv.FormatBool(key.retain),
+		"from_store": strconv.FormatBool(key.fromStore)}
+	if key.clientID != "" {
+		meta["client_id"] = key.clientID
+	}
+	enc := "json"
+	if key.schema != 0 {
+		enc = "protobuf"
+	}
+	err := x.w.AddChannel(mcap.Channel{ID: id, SchemaID: key.schema, Topic: key.topic, MessageEncoding: enc, Metadata: meta})
+	if err != nil {
+		return 0, err
+	}
+	x.channels[key] = id
+	return id, nil
+}
+
+// schema is the id of the protobuf schema of a message a protobuf decoder
+// read, declaring it the first time; 0 for any other message.
+func (x *MCAPWriter) schema(res decode.Result) (uint16, error) {
+	if res.Err != nil || !res.Selected || res.Format.Kind != decode.KindProtobuf || res.Schema == nil {
+		return 0, nil
+	}
+	t := protoType{res.Schema, res.Format.Message}
+	if id, ok := x.types[t]; ok {
+		return id, nil
+	}
+	set, err := res.Schema.DescriptorSet(t.message)
+	if err != nil {
+		return 0, fmt.Errorf("mcap: schema of %s: %w", t.message, err)
+	}
+	key := t.message + "\x00" + string(set)
+	id, ok := x.schemas[key]
+	if !ok {
+		if len(x.schemas) >= 0xffff {
+			return 0, fmt.Errorf("mcap: more than 65,535 protobuf schemas: MCAP schema ids are 16-bit")
+		}
+		id = uint16(len(x.schemas) + 1) // 0 is "no schema"
+		if err := x.w.AddSchema(mcap.Schema{ID: id, Name: t.message, Encoding: "protobuf", Data: set}); err != nil {
+			return 0, err
+		}
+		x.schemas[key] = id
+	}
+	x.types[t] = id
+	return id, nil
 }
 
 // message is the message as a JSON object: its decoded value, else its

@@ -37,6 +37,8 @@ const msg = m => ({ channel: m.channelId, sequence: m.sequence, log_time: m.logT
 process.stdout.write(JSON.stringify({
   library: reader.header.library,
   statistics: reader.statistics,
+  schemas: [...reader.schemasById.values()].map(s => ({ id: s.id, name: s.name, encoding: s.encoding,
+    data: Buffer.from(s.data).toString('base64') })),
   channels: [...reader.channelsById.values()].map(c => ({ id: c.id, topic: c.topic, encoding: c.messageEncoding,
     schema: c.schemaId, metadata: c.metadata })),
   chunks: reader.chunkIndexes.length,

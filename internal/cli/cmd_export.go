@@ -41,11 +41,14 @@ seq, session, ts_ns, offset_ns (INT64), time (TIMESTAMP, ns, UTC), topic
 client_id (STRING), payload (BINARY), payload_text (STRING, null when not
 UTF-8), decoded (JSON: the value a binary decoder read, else null),
 packet_id (INT32), properties (JSON, null without MQTT 5 properties).
---format mcap writes an MCAP file for Foxglove: zstd chunks, one json channel
-per topic (and per QoS, retain flag, retained-store origin and publisher,
-which are in its metadata), JSON objects as they are, other payloads as
-{"text": …} or {"base64": …}, payloads a binary decoder read as their
-decoded JSON; see the README, "MCAP".
+--format mcap writes an MCAP file for Foxglove: zstd chunks, one channel per
+topic (and per QoS, retain flag, retained-store origin and publisher, which
+are in its metadata). Messages a protobuf decoder read (--decode
+FILTER=protobuf:NAME, gzip+ etc. undone) are on protobuf channels, as their
+protobuf bytes, with the message type's FileDescriptorSet as schema; the
+rest on json channels: JSON objects as they are, payloads another binary
+decoder read as their decoded JSON, others as {"text": …} or {"base64": …};
+see the README, "MCAP".
 Both need -o: FILE, or - for a pipe (never a terminal).
 
 -o FILE is written under a temporary name and appears only when complete;
@@ -96,6 +99,8 @@ const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format parquet -o exports/rec1.parquet rec1.db rec1-2.db
   mqtape export --format parquet -o - capture.db | aws s3 cp - s3://bucket/capture.parquet
   mqtape export --format mcap -x '$SYS/#' -o capture.mcap capture.db
+  mqtape export --format mcap --decode 'acme/#=protobuf:acme.v1.Reading' \
+      --proto protos/reading.proto -o capture.mcap capture.db
 `
 
 type exportOptions struct {
