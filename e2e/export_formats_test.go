@@ -225,6 +225,9 @@ func TestExportParquetEmptyAndRefusals(t *testing.T) {
 	if f := readHyparquet(t, node, empty); f.NumRows != 0 || len(f.Rows) != 0 || len(f.Schema) != 16 {
 		t.Errorf("empty export: %d rows, %d columns", f.NumRows, len(f.Schema))
 	}
+	if fi, err := os.Stat(empty); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("export file mode %v (%v), want 0600 like a capture: it holds the same device data", fi.Mode().Perm(), err)
+	}
 	before, _ := os.ReadFile(empty)
 	code, _, stderr := runCLI(t, context.Background(), "export", "--format", "parquet", "-o", empty, parts[0])
 	after, _ := os.ReadFile(empty)
@@ -238,7 +241,7 @@ func TestExportParquetEmptyAndRefusals(t *testing.T) {
 	none := filepath.Join(dir, "none.parquet")
 	code, _, stderr = runCLI(t, context.Background(), "export", "--format", "parquet", "-o", none, "-t", "no/such", parts[0], parts[2])
 	if _, err := os.Stat(none); code != exitError || !strings.Contains(stderr, "nothing selected") ||
-		!strings.Contains(stderr, "(nor in the other 1 capture)") || err == nil {
+		!strings.Contains(stderr, "(nor in the other capture)") || err == nil {
 		t.Errorf("empty selection: exit %d, file %v\n%s", code, err, stderr)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {

@@ -263,7 +263,11 @@ func openExportInputs(ctx context.Context, o exportOptions) ([]*storage.Capture,
 	// What the first capture holds says why nothing was selected.
 	err := checkNotEmpty(ctx, inputs[0], o.files[0], o.query)
 	if err != nil && len(inputs) > 1 {
-		err = fmt.Errorf("%w (nor in the other %s)", err, humanize.Count(int64(len(inputs)-1), "capture", "captures"))
+		others := "the other capture"
+		if len(inputs) > 2 {
+			others = fmt.Sprintf("the other %d captures", len(inputs)-1)
+		}
+		err = fmt.Errorf("%w (nor in %s)", err, others)
 	}
 	return inputs, err
 }

@@ -29,7 +29,8 @@ func createOutput(path string) (*outputFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", path, err)
 	}
-	f.Chmod(0o644) // as a shell's > makes it (CreateTemp makes 0600)
+	// CreateTemp makes it 0600, which it keeps: an export holds the same
+	// device data as the capture, which mqtape also makes 0600.
 	return &outputFile{File: f, path: path}, nil
 }
 
