@@ -67,6 +67,69 @@ type pipeline struct {
 	mu       sync.Mutex
 	events   []storage.Event
 	countHit chan struct{}
+
+	// partBase is the offset (since start) at which the part being written
+	// began: messages are stamped relative to it (0 without --split).
+	partBase atomic.Int64
+	// spoolSwap hands the spooler the next part's spool (rotation).
+	spoolSwap   chan spoolSwap
+	spoolerExit chan struct{} // closed when the spooler has returned
+	// part is the part being written, for the goroutines other than the
+	// writer (the writer's batcher keeps its own).
+	partMu sync.Mutex
+	part   partState
+}
+
+// partState is the capture, session and spool being written.
+type partState struct {
+	capture *storage.Capture
+	sess    *storage.Session
+	spool   *storage.Spool
+}
+
+func (p *pipeline) setPart(c *storage.Capture, sess *storage.Session, spool *storage.Spool) {
+	p.partMu.Lock()
+	p.part = partState{c, sess, spool}
+	p.partMu.Unlock()
+}
+
+func (p *pipeline) currentPart() partState {
+	p.partMu.Lock()
+	defer p.partMu.Unlock()
+	return p.part
+}
+
+// spoolSwap asks the spooler to spool and acknowledge what waits, then
+// switch to spool; it answers on done.
+type spoolSwap struct {
+	spool *storage.Spool
+	done  chan error
+}
+
+// swapSpool hands the spooler the next part's spool (intake stopped).
+func (p *pipeline) swapSpool(s *storage.Spool) error {
+	req := spoolSwap{spool: s, done: make(chan error, 1)}
+	select {
+	case p.spoolSwap <- req:
+		return <-req.done
+	case <-p.spoolerExit:
+		return fmt.Errorf("%w: the spooler stopped before the part could change", ErrWriter)
+	}
+}
+
+// rebase makes a message's offset relative to the part being written
+// (called with intake held, so the part cannot change meanwhile). A
+// message stamped just before a rotation but queued after it is moved to
+// the part's start.
+func (p *pipeline) rebase(m *storage.Message) {
+	base := p.partBase.Load()
+	if base == 0 {
+		return
+	}
+	m.OffsetNS -= base
+	if m.OffsetNS < 0 {
+		m.OffsetNS, m.TimeNS = 0, m.TimeNS-m.OffsetNS
+	}
 }
 
 // item is a message waiting for the writer (and the spooler).
@@ -80,7 +143,7 @@ type item struct {
 
 func newPipeline(cfg Config) *pipeline {
 	p := &pipeline{cfg: cfg, clock: realClock{}, queue: make(chan item, cfg.QueueLen), ready: make(chan struct{}, 1),
-		spoolWake: make(chan struct{}, 1), countHit: make(chan struct{})}
+		spoolWake: make(chan struct{}, 1), countHit: make(chan struct{}), spoolSwap: make(chan spoolSwap)}
 	p.spoolTarget.Store(1)
 	return p
 }
@@ -130,6 +193,7 @@ func (p *pipeline) offer(it item) bool {
 	if !p.accepting.Load() {
 		return false
 	}
+	p.rebase(&it.m)
 	if n := p.received.Add(1); p.cfg.Count > 0 && n > p.cfg.Count {
 		p.received.Add(-1)
 		return false

@@ -13,8 +13,8 @@ import (
 // byte limit, and at every FlushInterval tick. Acknowledgements do not wait
 // for it (the spooler sends them). When ctx is cancelled (after
 // stopIntake) it drains the queue, commits and returns.
-func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *storage.Spool) error {
-	b := batcher{p: p, sess: sess, spool: spool, seen: make(map[string]struct{}),
+func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *storage.Spool, split *splitter) error {
+	b := batcher{p: p, sess: sess, spool: spool, split: split, seen: make(map[string]struct{}),
 		batch: make([]storage.Message, 0, p.cfg.BatchSize)}
 	tick := p.clock.NewTicker(p.cfg.FlushInterval)
 	defer tick.Stop()
@@ -42,8 +42,27 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *sto
 			if err := b.flush(); err != nil {
 				return err
 			}
+			if err := b.rotateIfDue(); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// rotateIfDue starts the next part when the one being written is full or
+// old enough (--split-size, --split-every).
+func (b *batcher) rotateIfDue() error {
+	if b.split == nil {
+		return nil
+	}
+	due, err := b.split.due(b.p.clock.Now())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrWriter, err)
+	}
+	if !due {
+		return nil
+	}
+	return b.rotate()
 }
 
 // batcher is the writer's state between commits.
@@ -55,6 +74,7 @@ type batcher struct {
 	queuedBytes int64
 	seen        map[string]struct{} // topics committed so far
 	lastDropped int64
+	split       *splitter // nil: one capture
 }
 
 // take moves what is queued into the batch, committing full batches.
@@ -83,12 +103,21 @@ func (b *batcher) flush() error {
 		return nil
 	}
 	p.commits++
+	if base := p.partBase.Load(); base > 0 {
+		for i := range events {
+			// Stamped before a rotation, written after it: at the part's start.
+			events[i].OffsetNS = max(0, events[i].OffsetNS-base)
+		}
+	}
 	// Never cancelled: a stop must not abandon a half-written batch.
 	if err := b.sess.Write(context.Background(), b.batch, events, p.clock.Now().UnixNano()); err != nil {
 		return fmt.Errorf("%w: %w", ErrWriter, err)
 	}
 	var bytes int64
 	for i := range b.batch {
+		if b.split != nil {
+			b.split.retained.Observe(&b.batch[i])
+		}
 		bytes += int64(len(b.batch[i].Payload))
 		if _, ok := b.seen[b.batch[i].Topic]; !ok {
 			b.seen[b.batch[i].Topic] = struct{}{}
@@ -167,6 +196,17 @@ func (p *pipeline) spooler(ctx context.Context, spool *storage.Spool, flush ackF
 		case <-g.quietC:
 			g.quietC = nil
 			if err := g.paused(); err != nil {
+				return err
+			}
+		case req := <-p.spoolSwap:
+			// A rotation (intake stopped): what waits goes to the old
+			// part's spool, then the new part's spool takes over.
+			err := g.handle()
+			if err == nil {
+				g.spool = req.spool
+			}
+			req.done <- err
+			if err != nil {
 				return err
 			}
 		case <-ctx.Done():
