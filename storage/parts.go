@@ -96,11 +96,12 @@ type PartStart struct {
 // event naming the previous part. A trigger snapshot or a rotation opens
 // its next part with it. On an error no file is left behind.
 func CreatePart(ctx context.Context, path string, info SessionInfo, ps PartStart) (*Capture, *Session, error) {
-	if _, err := os.Lstat(path); err == nil {
-		return nil, nil, fmt.Errorf("create part %q: %w", path, fs.ErrExist)
+	if err := createEmpty(path); err != nil {
+		return nil, nil, err
 	}
 	c, err := OpenWrite(path)
 	if err != nil {
+		RemoveCapture(path)
 		return nil, nil, err
 	}
 	s, err := beginPart(ctx, c, info, ps)
@@ -110,6 +111,31 @@ func CreatePart(ctx context.Context, path string, info SessionInfo, ps PartStart
 		return nil, nil, err
 	}
 	return c, s, nil
+}
+
+// createEmpty creates an empty capture (schema only) at path, which must
+// not exist: made under a temporary name and linked into place once
+// complete, so a process killed meanwhile leaves no half-made file at path
+// (a leftover PATH-creating is removed by the next attempt).
+func createEmpty(path string) error {
+	tmp := path + "-creating"
+	if err := RemoveCapture(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create part %q: %w", path, err)
+	}
+	c, err := OpenWrite(tmp)
+	if err == nil {
+		err = c.Close()
+	}
+	if err == nil {
+		err = os.Link(tmp, path) // fails if path exists, unlike rename
+	}
+	if rerr := RemoveCapture(tmp); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("create part %q: %w", path, err)
+	}
+	return nil
 }
 
 func beginPart(ctx context.Context, c *Capture, info SessionInfo, ps PartStart) (*Session, error) {

@@ -260,26 +260,37 @@ func (f *splitFlags) firstPart(ctx context.Context, cio *cliIO, output string, q
 		return output, nil, nil
 	}
 	name, n := storage.NextPartName(output, 1, time.Now())
-	if n > 1 {
-		prev := storage.PartName(output, n-1, time.Now())
-		if spools, err := storage.SpoolFiles(prev); err == nil && len(spools) > 0 {
-			c, err := storage.OpenWrite(prev)
-			if err != nil {
-				return "", nil, err
-			}
-			err = recoverSpool(ctx, cio, c, quiet)
-			if cerr := c.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return "", nil, fmt.Errorf("part %s: %w", prev, err)
-			}
+	// A recording killed during a rotation leaves spools in its last two
+	// parts at most.
+	for k := n - 1; k >= max(1, n-2); k-- {
+		if err := recoverPartSpool(ctx, cio, storage.PartName(output, k, time.Now()), quiet); err != nil {
+			return "", nil, err
 		}
 	}
 	id := make([]byte, 8)
 	rand.Read(id)
 	return name, &recorder.Split{Size: f.sizeB, Every: f.every, Keep: f.keep, MaxTotal: f.totalB,
 		Pattern: output, First: n, Recording: hex.EncodeToString(id)}, nil
+}
+
+// recoverPartSpool recovers the spool of a part left by a killed
+// recording, if it has one.
+func recoverPartSpool(ctx context.Context, cio *cliIO, part string, quiet bool) error {
+	if spools, err := storage.SpoolFiles(part); err != nil || len(spools) == 0 {
+		return nil
+	}
+	c, err := storage.OpenWrite(part)
+	if err != nil {
+		return err
+	}
+	err = recoverSpool(ctx, cio, c, quiet)
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("part %s: %w", part, err)
+	}
+	return nil
 }
 
 // lastPart names the part a split recording ended in (file otherwise).
