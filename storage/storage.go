@@ -53,6 +53,10 @@ type Capture struct {
 	deferIndex bool
 	// topicIDs, clientIDs: the writer's cache of interned names (names).
 	topicIDs, clientIDs map[string]int64
+	// label names a set of captures read as one (OpenSet), whose cleanup
+	// deletes the temporary capture they were read into.
+	label   string
+	cleanup func()
 }
 
 // DeferIndexes makes the sessions that end from now on leave the per-topic
@@ -62,7 +66,13 @@ type Capture struct {
 func (c *Capture) DeferIndexes() { c.deferIndex = true }
 
 // Path returns the file name the capture was opened with.
-func (c *Capture) Path() string { return c.path }
+// For captures read as one (OpenSet) it names the inputs.
+func (c *Capture) Path() string {
+	if c.label != "" {
+		return c.label
+	}
+	return c.path
+}
 
 // Version returns the capture's format version (PRAGMA user_version).
 func (c *Capture) Version() int { return c.version }
@@ -158,6 +168,11 @@ func (c *Capture) Close() error {
 		// checkpoint from truncating; the data is committed either way.
 		_, _ = c.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		errs = append(errs, c.w.Close())
+	}
+	c.r, c.w = nil, nil
+	if c.cleanup != nil {
+		c.cleanup()
+		c.cleanup = nil
 	}
 	return errors.Join(errs...)
 }

@@ -42,6 +42,7 @@ const cutExamples = `  mqtape cut big.db --from 10m --to 12m -o incident.db
 `
 
 type cutOptions struct {
+	inputs  []string // the captures read as one (openInputs)
 	sel     selectFlags
 	in, out string
 	quiet   bool
@@ -61,7 +62,7 @@ func parseCut(args []string, cio *cliIO) (cutOptions, error) {
 		return o, usagef("missing -o OUT")
 	}
 	var err error
-	if o.in, err = oneFile(fs); err != nil {
+	if o.inputs, o.in, err = captureArgs(fs); err != nil {
 		return o, err
 	}
 	o.query, err = o.sel.query()
@@ -73,14 +74,14 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	in, err := storage.Open(o.in)
+	if err := notAnInput(o.inputs, o.out); err != nil {
+		return err
+	}
+	in, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if err := notSameFile(o.in, o.out); err != nil {
-		return err
-	}
 	if err := checkNotEmpty(ctx, in, o.in, o.query); err != nil {
 		return err
 	}

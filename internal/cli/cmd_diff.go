@@ -168,7 +168,7 @@ func runDiff(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	var caps [2]*storage.Capture
 	for i, path := range []string{o.a, o.b} {
-		if caps[i], err = storage.Open(path); err != nil {
+		if caps[i], err = openInputs(ctx, cio, []string{path}); err != nil {
 			return err
 		}
 		defer caps[i].Close()

@@ -69,7 +69,7 @@ func TestDiffExitCodes(t *testing.T) {
 		{"field ignored", []string{"--ignore-field", "t", a, b}, 0, "equal"},
 		{"topic filter", []string{"-t", "home/door", a, b}, 0, "equal"},
 		{"missing file", []string{a, filepath.Join(dir, "nope.db")}, 2, ""},
-		{"not a capture", []string{a, filepath.Join(dir)}, 2, ""},
+		{"no captures in the directory", []string{a, t.TempDir()}, 2, ""},
 		{"usage", []string{a}, 2, ""},
 	}
 	for _, tt := range tests {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/internal/termsafe"
-	"github.com/mqtape/mqtape/storage"
 )
 
 const exportUsage = `export [flags] FILE
@@ -40,6 +39,7 @@ const exportExamples = `  mqtape export capture.db > capture.jsonl
 `
 
 type exportOptions struct {
+	inputs []string // the captures read as one (openInputs)
 	sel    selectFlags
 	format string
 	file   string
@@ -57,7 +57,7 @@ func parseExport(args []string, cio *cliIO) (exportOptions, error) {
 		return o, usagef("--format %q: use jsonl or csv", o.format)
 	}
 	var err error
-	o.file, err = oneFile(fs)
+	o.inputs, o.file, err = captureArgs(fs)
 	return o, err
 }
 
@@ -73,7 +73,7 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(o.file)
+	c, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

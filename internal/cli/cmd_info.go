@@ -41,6 +41,7 @@ const infoExamples = `  mqtape info capture.db
 const infoLastEvents = 20
 
 type infoOptions struct {
+	inputs []string // the captures read as one (openInputs)
 	json   bool
 	events bool
 	file   string
@@ -55,7 +56,7 @@ func parseInfo(args []string, cio *cliIO) (infoOptions, error) {
 		return o, err
 	}
 	var err error
-	o.file, err = oneFile(fs)
+	o.inputs, o.file, err = captureArgs(fs)
 	return o, err
 }
 
@@ -130,7 +131,7 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(o.file)
+	c, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

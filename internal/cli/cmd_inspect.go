@@ -8,7 +8,6 @@ import (
 	"github.com/mqtape/mqtape/inspector"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
-	"github.com/mqtape/mqtape/storage"
 )
 
 const inspectUsage = `inspect [flags] FILE
@@ -40,6 +39,7 @@ const inspectExamples = `  mqtape inspect capture.db
 `
 
 type inspectOptions struct {
+	inputs  []string // the captures read as one (openInputs)
 	conn    connFlags
 	filter  string
 	utc     bool
@@ -66,7 +66,7 @@ func parseInspect(args []string, cio *cliIO) (inspectOptions, error) {
 		return o, usagef("--poll %s: must not be negative", o.poll)
 	}
 	var err error
-	o.file, err = oneFile(fs)
+	o.inputs, o.file, err = captureArgs(fs)
 	return o, err
 }
 
@@ -81,7 +81,7 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(o.file)
+	c, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

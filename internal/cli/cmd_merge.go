@@ -61,8 +61,8 @@ func parseMerge(args []string, cio *cliIO) (mergeOptions, error) {
 	if o.out == "" {
 		return o, usagef("missing -o OUT")
 	}
-	if fs.NArg() < 2 {
-		return o, usagef("expected at least two captures to merge, got %d", fs.NArg())
+	if fs.NArg() < 1 {
+		return o, usagef("expected at least two captures to merge, got none")
 	}
 	o.inputs = fs.Args()
 	return o, nil
@@ -79,7 +79,14 @@ func cmdMerge(ctx context.Context, args []string, cio *cliIO) error {
 			c.Close()
 		}
 	}()
-	for _, path := range o.inputs {
+	files, err := storage.ExpandInputs(o.inputs)
+	if err != nil {
+		return err
+	}
+	if len(files) < 2 {
+		return usagef("expected at least two captures to merge, got %d", len(files))
+	}
+	for _, path := range files {
 		c, err := storage.Open(path)
 		if err != nil {
 			return err

@@ -63,6 +63,7 @@ const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883   
 `
 
 type playOptions struct {
+	inputs      []string // the captures read as one (openInputs)
 	conn        connFlags
 	sel         selectFlags
 	speedFlag   string
@@ -110,7 +111,7 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 		return o, err
 	}
 	var err error
-	if o.file, err = oneFile(fs); err != nil {
+	if o.inputs, o.file, err = captureArgs(fs); err != nil {
 		return o, err
 	}
 	if o.speed, err = replay.ParseSpeed(o.speedFlag); err != nil {
@@ -186,7 +187,7 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	capture, err := storage.Open(o.file)
+	capture, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}
