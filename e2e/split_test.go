@@ -102,3 +102,23 @@ func TestSplitKill9DuringRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectParts: the inspector opens the parts of a split recording
+// (a glob) as one capture: every message once.
+func TestInspectParts(t *testing.T) {
+	bin := testbroker.BuildMqtape(t)
+	dir := t.TempDir()
+	var msgs []storage.Message
+	for i := range 30 {
+		msgs = append(msgs, capturetest.Msg(time.Duration(i)*time.Second, "dev/1", 1, "x"))
+	}
+	msgs[0].Retain, msgs[0].FromStore = true, true
+	capturetest.WriteParts(t, dir, "r1", msgs, 10, 20)
+	term := runOnTerminal(t, bin, "inspect", filepath.Join(dir, "run-*.db"))
+	term.waitFor(t, "(3 files)")
+	term.waitFor(t, "30 messages")
+	term.master.Write([]byte("q"))
+	if code := term.wait(t); code != 0 {
+		t.Fatalf("inspect exit %d:\n%s", code, term.text())
+	}
+}

@@ -74,7 +74,7 @@ func (r *RetainedState) Messages() []Message {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b Message) int {
-		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.TimeNS, b.TimeNS), cmp.Compare(a.Topic, b.Topic))
+		return cmp.Or(cmp.Compare(a.TimeNS, b.TimeNS), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Topic, b.Topic))
 	})
 	return out
 }

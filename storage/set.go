@@ -113,7 +113,7 @@ func mergeInto(ctx context.Context, ins []*Capture, tmp string, opts MergeOption
 
 // setLabel names a set of captures: the first and last file and how many.
 func setLabel(files []string) string {
-	return fmt.Sprintf("%s … %s (%d files)", files[0], filepath.Base(files[len(files)-1]), len(files))
+	return fmt.Sprintf("%s … %s (%d files)", filepath.Base(files[0]), filepath.Base(files[len(files)-1]), len(files))
 }
 
 // partLinks returns the "split" links of c's sessions (the start link of
