@@ -10,7 +10,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const cutUsage = `cut [flags] IN -o OUT
+const cutUsage = `cut [flags] IN... -o OUT
 
 Copy a time and topic slice of a capture into OUT (a new capture, or one more
 session of an existing one). Each session of IN with messages in the slice
@@ -33,7 +33,11 @@ topics, or its sessions and their span; --from not before --to is a usage
 error (exit 2).
 
 Exit codes: 0 done, 1 error, 2 usage, 4 IN is not a readable capture (or
-OUT exists and is not a capture).`
+OUT exists and is not a capture).
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const cutExamples = `  mqtape cut big.db --from 10m --to 12m -o incident.db
   mqtape cut big.db -t 'plant/line1/#' -o line1.db

@@ -51,7 +51,10 @@ readings[0].t; * matches any one key or index, ** any depth (**.ts: every
 "ts"); repeatable.
 
 Exit codes (diff's own): 0 equal within the tolerances, 1 different,
-2 error (bad flag, unreadable or missing capture, ...), 130 interrupted.`
+2 error (bad flag, unreadable or missing capture, ...), 130 interrupted.
+
+A or B may be a directory or a quoted glob: the parts of a split recording
+read as one capture.`
 
 const diffExamples = `  mqtape diff before.db after.db
   mqtape diff --ignore-field ts --ignore-field '**.seq' golden.db run.db

@@ -8,7 +8,7 @@ import (
 	"github.com/mqtape/mqtape/internal/termsafe"
 )
 
-const exportUsage = `export [flags] FILE
+const exportUsage = `export [flags] FILE...
 
 Write a capture's messages to stdout in seq order, as JSON lines (one object
 per message) or CSV with a header row. Streams in constant memory.
@@ -30,7 +30,11 @@ error (exit 2).
 JSON escapes the control characters a terminal acts on (C0, DEL, C1, bidi
 overrides) as \uXXXX: parsed, the values are exactly the capture's. CSV to a
 file or pipe is byte-exact; CSV to a terminal shows those characters as
-\x1b or ⟨U+202E⟩ instead of obeying them.`
+\x1b or ⟨U+202E⟩ instead of obeying them.
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const exportExamples = `  mqtape export capture.db > capture.jsonl
   mqtape export --format csv -t 'plant/+/temp' capture.db > temps.csv

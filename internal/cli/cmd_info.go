@@ -16,7 +16,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const infoUsage = `info [--json] [--events] FILE
+const infoUsage = `info [--json] [--events] FILE...
 
 Summarise a capture: format version, recording sessions, totals, per-topic
 statistics and events (disconnects, denied subscriptions, drops): how many
@@ -29,7 +29,11 @@ on messages the broker sends from its retained store when the subscription
 is made; "from store" counts those.
 
 Control characters in data show visibly (\x1b, ⟨U+202E⟩); tables show at
-most 80 characters of a topic, --json every name whole.`
+most 80 characters of a topic, --json every name whole.
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const infoExamples = `  mqtape info capture.db
   mqtape info --events capture.db | grep auth_failed

@@ -10,7 +10,7 @@ import (
 	"github.com/mqtape/mqtape/replay"
 )
 
-const inspectUsage = `inspect [flags] FILE
+const inspectUsage = `inspect [flags] FILE...
 
 Browse, filter and decode a capture in a terminal UI. Opens captures of
 millions of messages instantly: the message table reads pages of rows on
@@ -30,7 +30,11 @@ Keys (? in the UI lists them all):
 
 The broker flags are used only by p. Like mqtape play, p connects with the
 MQTT version the capture was recorded with (an MQTT 5 capture replays with
-its messages' properties) unless -V says otherwise.`
+its messages' properties) unless -V says otherwise.
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const inspectExamples = `  mqtape inspect capture.db
   mqtape inspect --filter 'plant/+/temp qos>=1' capture.db

@@ -38,7 +38,11 @@ each input session is named by a "merged" event. Offsets count from the
 earliest input session's start. The inputs are only read, never changed.
 
 Exit codes: 0 done, 1 error, 2 usage, 4 an input is not a readable capture
-(or OUT exists and is not a capture).`
+(or OUT exists and is not a capture).
+
+Inputs may be directories or quoted globs. The parts of a split recording
+count each message once: the retained rows carried into a part are left out
+when its previous part is merged too.`
 
 const mergeExamples = `  mqtape merge rec1.db rec2.db rec3.db -o all.db
   mqtape merge site-a.db site-b.db -o both.db && mqtape info both.db

@@ -15,7 +15,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const playUsage = `play [flags] FILE
+const playUsage = `play [flags] FILE...
 
 Publish a capture's messages to a broker with their original timing: every
 message is scheduled against one absolute clock (deadline = start + offset /
@@ -52,7 +52,11 @@ is given: replaying into production by mistake is the worst accident.
 On a terminal a progress bar shows on stderr; keys: space pause/resume,
 → step one message while paused, + / - double / halve the speed, q or Ctrl-C
 stop (exit 130, with the report so far). The report gives the speed at the
-end, and the one it started with when + / - changed it.`
+end, and the one it started with when + / - changed it.
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883            # original timing, once
   mqtape play capture.db --speed 4 --loop 3 -t 'plant/#' -x 'plant/+/debug' --from 30s --to 2m
