@@ -69,10 +69,13 @@ type pipeline struct {
 	countHit chan struct{}
 
 	// partBase is the offset (since start) at which the part being written
-	// began: messages are stamped relative to it (0 without --split).
-	partBase atomic.Int64
-	// spoolSwap hands the spooler the next part's spool (rotation).
-	spoolSwap   chan spoolSwap
+	// began: messages are stamped relative to it (0 without --split);
+	// seamAt the offset of the seam where it took over.
+	partBase, seamAt atomic.Int64
+	// seam, during a rotation, tells the spooler where the next part's
+	// spool takes over (see spoolSeam).
+	seamMu      sync.Mutex
+	seam        *spoolSeam
 	spoolerExit chan struct{} // closed when the spooler has returned
 	// part is the part being written, for the goroutines other than the
 	// writer (the writer's batcher keeps its own).
@@ -99,37 +102,56 @@ func (p *pipeline) currentPart() partState {
 	return p.part
 }
 
-// spoolSwap asks the spooler to spool and acknowledge what waits, then
-// switch to spool; it answers on done.
-type spoolSwap struct {
-	spool *storage.Spool
-	done  chan error
+// spoolSeam is where a rotation switches spools: the first at items
+// handed to the spooler (p.handed) belong to the old part; the spooler
+// spools and acknowledges them into the old spool, closes oldDone, and
+// goes on at once with the new part's spool, ready on next. Intake
+// is held only while the seam is set: the writer never waits for the
+// spooler with intake stopped (an acknowledgement can wait for the client's
+// network goroutine, which waits for intake).
+type spoolSeam struct {
+	at      uint64
+	oldDone chan struct{}
+	next    chan *storage.Spool
 }
 
-// swapSpool hands the spooler the next part's spool (intake stopped).
-func (p *pipeline) swapSpool(s *storage.Spool) error {
-	req := spoolSwap{spool: s, done: make(chan error, 1)}
+func (p *pipeline) currentSeam() *spoolSeam {
+	p.seamMu.Lock()
+	defer p.seamMu.Unlock()
+	return p.seam
+}
+
+// setSeam marks the seam at what was handed so far (intake held), with the
+// next part's spool ready, and wakes the spooler, which may have nothing
+// pending.
+func (p *pipeline) setSeam(next *storage.Spool) *spoolSeam {
+	s := &spoolSeam{at: p.handed.Load(), oldDone: make(chan struct{}), next: make(chan *storage.Spool, 1)}
+	s.next <- next
+	p.seamMu.Lock()
+	p.seam = s
+	p.seamMu.Unlock()
 	select {
-	case p.spoolSwap <- req:
-		return <-req.done
-	case <-p.spoolerExit:
-		return fmt.Errorf("%w: the spooler stopped before the part could change", ErrWriter)
+	case p.spoolWake <- struct{}{}:
+	default:
 	}
+	return s
 }
 
 // rebase makes a message's offset relative to the part being written
 // (called with intake held, so the part cannot change meanwhile). A
-// message stamped just before a rotation but queued after it is moved to
-// the part's start.
+// message stamped just before a rotation but queued after it is stamped
+// again, now: stamps stay strictly increasing (a spool recovery relies on
+// it) and within the part.
 func (p *pipeline) rebase(m *storage.Message) {
 	base := p.partBase.Load()
 	if base == 0 {
 		return
 	}
-	m.OffsetNS -= base
-	if m.OffsetNS < 0 {
-		m.OffsetNS, m.TimeNS = 0, m.TimeNS-m.OffsetNS
+	if m.OffsetNS <= p.seamAt.Load() {
+		ts, off := p.stamp()
+		m.TimeNS, m.OffsetNS = ts, off
 	}
+	m.OffsetNS -= base
 }
 
 // item is a message waiting for the writer (and the spooler).
@@ -143,7 +165,7 @@ type item struct {
 
 func newPipeline(cfg Config) *pipeline {
 	p := &pipeline{cfg: cfg, clock: realClock{}, queue: make(chan item, cfg.QueueLen), ready: make(chan struct{}, 1),
-		spoolWake: make(chan struct{}, 1), countHit: make(chan struct{}), spoolSwap: make(chan spoolSwap)}
+		spoolWake: make(chan struct{}, 1), countHit: make(chan struct{})}
 	p.spoolTarget.Store(1)
 	return p
 }

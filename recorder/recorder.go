@@ -535,6 +535,9 @@ func (rec *recording) finish(reason string, runErr error) (Result, error) {
 	if err := rec.wk.stop(); err != nil && runErr == nil {
 		runErr, reason = err, StopError
 	}
+	if r.split != nil {
+		r.split.closing.Wait() // parts still being ended
+	}
 	if runErr != nil && reason != StopDenied {
 		r.event(storage.EventStopped, runErr.Error())
 	}

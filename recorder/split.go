@@ -48,7 +48,10 @@ type splitter struct {
 	// retained follows the retained state of what was committed: it opens
 	// the next part.
 	retained storage.RetainedState
-	finished []string // finished parts still on disk, oldest first
+	finished []string // finished parts still on disk, oldest first (mu)
+	// closing counts the parts being ended in the background.
+	closing sync.WaitGroup
+	pruneMu sync.Mutex
 	// info describes the next part's session (the filters as granted).
 	info func() storage.SessionInfo
 	// event records an event in the part being written.
@@ -98,21 +101,88 @@ func (s *splitter) snapshot() []PartInfo {
 	return append([]PartInfo(nil), s.parts...)
 }
 
-// rotate closes the part being written and opens the next. Intake is
-// stopped meanwhile (the network goroutine waits, the connection stays
-// up): everything received before the seam is committed to the old part,
-// everything after goes to the new one, and the spooler acknowledges what
-// it holds into the old part's spool before it switches.
+// rotate closes the part being written and opens the next, without
+// touching the connection or pausing acknowledgements. The next part is
+// prepared first (file, session, spool). Then intake is held just long
+// enough to mark the seam: everything queued and handed to the spooler
+// before it belongs to the old part, everything after to the new one, and
+// the spooler switches spools at the seam without waiting. Then the old
+// part's messages are committed, the new part gets the retained state as of
+// the seam, and the old part is ended in the background.
 func (b *batcher) rotate() error {
-	if err := b.lockIntake(); err != nil {
-		return err
-	}
-	err := b.rotateLocked()
-	b.p.handling.Unlock()
+	p, s := b.p, b.split
+	ctx := context.Background()
+	prepTS, prepOff := p.stamp()
+	name, n := storage.NextPartName(s.cfg.Pattern, s.n+1, time.Unix(0, prepTS))
+	info := s.info()
+	info.StartedNS = prepTS
+	capture, sess, err := storage.PreparePart(ctx, name, info)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: start the next part: %w", ErrWriter, err)
 	}
-	b.split.prune()
+	spool, err := capture.OpenSpool(sess)
+	if err == nil {
+		err = b.lockIntake()
+		if err != nil {
+			spool.Close()
+		}
+	}
+	if err != nil {
+		capture.Close()
+		storage.RemoveCapture(name)
+		return fmt.Errorf("%w: start the next part: %w", ErrWriter, err)
+	}
+	err = b.take() // everything queued before the seam
+	seam := p.setSeam(spool)
+	ts, off := p.stamp()
+	p.seamAt.Store(off)
+	p.partBase.Store(prepOff) // messages queued from now on belong to the next part
+	p.handling.Unlock()
+	if err == nil {
+		err = b.flush()
+	}
+	old, oldSess, oldSpool := s.capture, b.sess, b.spool
+	if err == nil {
+		err = storage.StartPart(ctx, sess, storage.PartStart{Recording: s.cfg.Recording, Number: n,
+			Previous: old.Path(), Retained: s.retained.Messages()}, ts)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrWriter, err)
+	}
+	select {
+	case <-seam.oldDone: // the old spool holds nothing more to commit
+	case <-p.spoolerExit:
+		// Stopping: the spooler handled everything that was handed to it
+		// (nothing comes after the seam), or it failed.
+		if p.pendingLen() > 0 {
+			return fmt.Errorf("%w: the spooler stopped during a rotation", ErrWriter)
+		}
+	}
+	b.sess, b.spool, b.base = sess, spool, prepOff
+	p.setPart(capture, sess, spool)
+	link := s.link()
+	link.Next = name
+	s.mu.Lock()
+	s.capture, s.n, s.started = capture, n, p.clock.Now()
+	s.parts = append(s.parts, PartInfo{Path: name})
+	s.mu.Unlock()
+	// Ending the old part rebuilds its topic index (seconds for a big
+	// part): in the background, while recording goes on in the next one.
+	s.closing.Add(1)
+	go func() {
+		defer s.closing.Done()
+		if err := oldSpool.Close(); err != nil {
+			p.event(storage.EventStopped, "delete spool: "+err.Error())
+		}
+		if err := storage.EndPart(context.Background(), old, oldSess, link, ts, p.dropped.Load()); err != nil {
+			p.event(storage.EventStopped, fmt.Sprintf("finish part %s: %v", filepath.Base(old.Path()), err))
+			return
+		}
+		s.mu.Lock()
+		s.finished = append(s.finished, old.Path())
+		s.mu.Unlock()
+		s.prune()
+	}()
 	return nil
 }
 
@@ -143,76 +213,46 @@ func (b *batcher) lockIntake() error {
 	}
 }
 
-func (b *batcher) rotateLocked() error {
-	p, s := b.p, b.split
-	if err := b.take(); err != nil {
-		return err
-	}
-	if err := b.flush(); err != nil {
-		return err
-	}
-	ts, off := p.stamp()
-	ctx := context.Background()
-	now := p.clock.Now()
-	name, n := storage.NextPartName(s.cfg.Pattern, s.n+1, time.Unix(0, ts))
-	info := s.info()
-	info.StartedNS = ts
-	old, oldSess, oldSpool := s.capture, b.sess, b.spool
-	capture, sess, err := storage.CreatePart(ctx, name, info,
-		storage.PartStart{Recording: s.cfg.Recording, Number: n, Previous: old.Path(), Retained: s.retained.Messages()})
-	if err != nil {
-		return fmt.Errorf("%w: start the next part: %w", ErrWriter, err)
-	}
-	spool, err := capture.OpenSpool(sess)
-	if err != nil {
-		capture.Close()
-		storage.RemoveCapture(name)
-		return fmt.Errorf("%w: start the next part: %w", ErrWriter, err)
-	}
-	if err := p.swapSpool(spool); err != nil {
-		return err
-	}
-	if err := oldSpool.Close(); err != nil {
-		p.event(storage.EventStopped, "delete spool: "+err.Error())
-	}
-	link := s.link()
-	link.Next = name
-	if err := storage.EndPart(ctx, old, oldSess, link, ts, p.dropped.Load()); err != nil {
-		return fmt.Errorf("%w: finish part %s: %w", ErrWriter, old.Path(), err)
-	}
-	p.partBase.Store(off)
-	b.sess, b.spool = sess, spool
-	p.setPart(capture, sess, spool)
-	s.mu.Lock()
-	s.capture, s.n, s.started = capture, n, now
-	s.finished = append(s.finished, old.Path())
-	s.parts = append(s.parts, PartInfo{Path: name})
-	s.mu.Unlock()
-	return nil
-}
-
-// prune deletes the oldest finished parts beyond Keep and MaxTotal.
+// prune deletes the oldest finished parts beyond Keep and MaxTotal (the
+// goroutines ending parts call it, one at a time).
 func (s *splitter) prune() {
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
+	s.mu.Lock()
+	current := s.capture
+	s.mu.Unlock()
 	over := func() bool {
-		if s.cfg.Keep > 0 && len(s.finished)+1 > s.cfg.Keep {
+		s.mu.Lock()
+		finished := append([]string(nil), s.finished...)
+		s.mu.Unlock()
+		if s.cfg.Keep > 0 && len(finished)+1 > s.cfg.Keep {
 			return true
 		}
-		if s.cfg.MaxTotal <= 0 {
+		if s.cfg.MaxTotal <= 0 || len(finished) == 0 {
 			return false
 		}
-		total, _ := s.capture.Size(context.Background())
-		for _, f := range s.finished {
+		total, _ := current.Size(context.Background())
+		for _, f := range finished {
 			if fi, err := os.Stat(f); err == nil {
 				total += fi.Size()
 			}
 		}
 		return total > s.cfg.MaxTotal
 	}
-	for len(s.finished) > 0 && over() {
+	for over() {
+		s.mu.Lock()
+		if len(s.finished) == 0 {
+			s.mu.Unlock()
+			return
+		}
 		victim := s.finished[0]
 		s.finished = s.finished[1:]
+		s.mu.Unlock()
 		err := storage.RemoveCapture(victim)
-		if err == nil {
+		if err != nil {
+			// Said in the part being written; it is not tried again.
+			s.event(storage.EventRetention, fmt.Sprintf("could not delete part %s: %v", filepath.Base(victim), err))
+		} else {
 			s.event(storage.EventRetention, "deleted part "+filepath.Base(victim))
 		}
 		s.mu.Lock()
@@ -222,9 +262,5 @@ func (s *splitter) prune() {
 			}
 		}
 		s.mu.Unlock()
-		if err != nil {
-			// Said in the part being written; it is not tried again.
-			s.event(storage.EventRetention, fmt.Sprintf("could not delete part %s: %v", filepath.Base(victim), err))
-		}
 	}
 }

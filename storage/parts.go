@@ -91,11 +91,29 @@ type PartStart struct {
 }
 
 // CreatePart creates the capture file path (which must not exist) and
-// begins its session (info.StartedNS is its start): the carried retained
-// state first, as from_store=1 rows stamped at the start, then a "split"
-// event naming the previous part. A trigger snapshot or a rotation opens
-// its next part with it. On an error no file is left behind.
+// begins its session (info.StartedNS is its start) with the carried
+// retained state and the "split" event naming the previous part
+// (PreparePart, then StartPart at the same time). A trigger snapshot or a
+// rotation opens its next part with it. On an error no file is left
+// behind.
 func CreatePart(ctx context.Context, path string, info SessionInfo, ps PartStart) (*Capture, *Session, error) {
+	c, s, err := PreparePart(ctx, path, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := StartPart(ctx, s, ps, info.StartedNS); err != nil {
+		c.Close()
+		RemoveCapture(path)
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
+// PreparePart creates the capture file path (which must not exist) and
+// begins its empty session (info.StartedNS is its start): a rotation
+// prepares the next part before the seam, so that the seam itself costs
+// no file creation. StartPart must follow before any message is written.
+func PreparePart(ctx context.Context, path string, info SessionInfo) (*Capture, *Session, error) {
 	if err := createEmpty(path); err != nil {
 		return nil, nil, err
 	}
@@ -104,13 +122,35 @@ func CreatePart(ctx context.Context, path string, info SessionInfo, ps PartStart
 		RemoveCapture(path)
 		return nil, nil, err
 	}
-	s, err := beginPart(ctx, c, info, ps)
+	s, err := c.BeginSession(ctx, info)
 	if err != nil {
 		c.Close()
 		RemoveCapture(path)
 		return nil, nil, err
 	}
 	return c, s, nil
+}
+
+// StartPart writes a prepared part's first rows: the carried retained
+// state (from_store=1, retain=1, stamped atNS, the seam) and the "split"
+// event naming the previous part.
+func StartPart(ctx context.Context, s *Session, ps PartStart, atNS int64) error {
+	off := max(0, atNS-s.startedNS)
+	carried := make([]Message, len(ps.Retained))
+	for i, m := range ps.Retained {
+		m.TimeNS, m.OffsetNS, m.FromStore, m.Retain = atNS, off, true, true
+		carried[i] = m
+	}
+	link := PartLink{Recording: ps.Recording, Part: ps.Number, Carried: len(carried)}
+	if ps.Previous != "" {
+		link.Previous = filepath.Base(ps.Previous)
+	}
+	detail, err := json.Marshal(link)
+	if err != nil {
+		return err
+	}
+	ev := []Event{{TimeNS: atNS, OffsetNS: off, Kind: EventSplit, Detail: string(detail)}}
+	return s.Write(ctx, carried, ev, atNS)
 }
 
 // createEmpty creates an empty capture (schema only) at path, which must
@@ -136,31 +176,6 @@ func createEmpty(path string) error {
 		return fmt.Errorf("create part %q: %w", path, err)
 	}
 	return nil
-}
-
-func beginPart(ctx context.Context, c *Capture, info SessionInfo, ps PartStart) (*Session, error) {
-	s, err := c.BeginSession(ctx, info)
-	if err != nil {
-		return nil, err
-	}
-	carried := make([]Message, len(ps.Retained))
-	for i, m := range ps.Retained {
-		m.TimeNS, m.OffsetNS, m.FromStore, m.Retain = info.StartedNS, 0, true, true
-		carried[i] = m
-	}
-	link := PartLink{Recording: ps.Recording, Part: ps.Number, Carried: len(carried)}
-	if ps.Previous != "" {
-		link.Previous = filepath.Base(ps.Previous)
-	}
-	detail, err := json.Marshal(link)
-	if err != nil {
-		return nil, err
-	}
-	ev := []Event{{TimeNS: info.StartedNS, Kind: EventSplit, Detail: string(detail)}}
-	if err := s.Write(ctx, carried, ev, info.StartedNS); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // EndPart ends a part's session (stop reason "split") after a "split"

@@ -39,7 +39,12 @@ for round in $(seq "$R"); do
     [ "$mode" = split ] && args=(--split-size "$SPLIT")
     /usr/bin/time -f "%U %S" -o "$OUT/time" timeout 120 "$OUT/mqtape" record -b "mqtt://127.0.0.1:$PORT" \
       -t 'bench/#' -q 1 --count "$N" --quiet "${args[@]}" -o "$OUT/rec/run.db" & SUB=$!
-    sleep 0.5
+    # Publish once the recorder has subscribed (its event is committed).
+    for _ in $(seq 100); do
+      f=$(ls "$OUT"/rec/*.db 2>/dev/null | head -1)
+      [ -n "$f" ] && [ "$(sqlite3 "$f" "SELECT count(*) FROM events WHERE kind='subscribed'" 2>/dev/null || echo 0)" -gt 0 ] && break
+      sleep 0.1
+    done
     t0=$(now)
     "$OUT/flood" -addr "127.0.0.1:$PORT" -n "$HALF" -size "$SIZE" -qos 1 -window 1000 -topic bench/a >/dev/null & P1=$!
     "$OUT/flood" -addr "127.0.0.1:$PORT" -n "$HALF" -size "$SIZE" -qos 1 -window 1000 -topic bench/b >/dev/null & P2=$!
