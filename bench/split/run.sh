@@ -28,6 +28,7 @@ go build -o "$OUT/flood" ./bench/record/flood
 source bench/lib.sh
 start_mosquitto "$OUT" "max_inflight_messages 0"
 trap 'kill $BROKER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 now() { date +%s.%N; }
 
 printf "%-6s %-8s %10s %6s %10s %12s\n" round mode received parts "msg/s" "cpu µs/msg"
@@ -41,7 +42,7 @@ for round in $(seq "$R"); do
       -t 'bench/#' -q 1 --count "$N" --quiet "${args[@]}" -o "$OUT/rec/run.db" & SUB=$!
     # Publish once the recorder has subscribed (its event is committed).
     for _ in $(seq 100); do
-      f=$(ls "$OUT"/rec/*.db 2>/dev/null | head -1)
+      f=$(ls "$OUT"/rec/*.db 2>/dev/null | head -1 || true)
       [ -n "$f" ] && [ "$(sqlite3 "$f" "SELECT count(*) FROM events WHERE kind='subscribed'" 2>/dev/null || echo 0)" -gt 0 ] && break
       sleep 0.1
     done
