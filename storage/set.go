@@ -20,7 +20,9 @@ func ExpandInputs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		var files []string
-		if fi, err := os.Stat(a); err == nil && fi.IsDir() {
+		fi, err := os.Stat(a)
+		isDir := err == nil && fi.IsDir()
+		if isDir {
 			m, err := filepath.Glob(filepath.Join(globEscape(a), "*.db"))
 			if err != nil {
 				return nil, fmt.Errorf("list captures in %q: %w", a, err)
@@ -41,7 +43,11 @@ func ExpandInputs(args []string) ([]string, error) {
 			return err != nil || !fi.Mode().IsRegular() || strings.HasSuffix(f, "-creating")
 		})
 		if len(files) == 0 {
-			return nil, fmt.Errorf("%q: %w: no capture files there", a, ErrNotFound)
+			what := "no *.db files in the directory"
+			if !isDir {
+				what = "the pattern matches no file"
+			}
+			return nil, fmt.Errorf("open captures %q: %w: %s", a, ErrNotFound, what)
 		}
 		slices.Sort(files)
 		out = append(out, files...)

@@ -94,7 +94,7 @@ func TestInspectRefusesBadFiles(t *testing.T) {
 		{"missing", []string{"inspect", filepath.Join(dir, "nope.db")}, exitCapture, "no such file"},
 		{"not a capture", []string{"inspect", write("notes.txt", []byte("hello, world"))}, exitCapture, "not an SQLite file"},
 		{"empty file", []string{"inspect", write("empty.db", nil)}, exitCapture, "empty file"},
-		{"directory without captures", []string{"inspect", t.TempDir()}, exitCapture, "no capture files there"},
+		{"directory without captures", []string{"inspect", t.TempDir()}, exitCapture, "no *.db files in the directory"},
 		{"truncated", []string{"inspect", write("cut.db", data[:len(data)/2])}, exitCapture, "truncated"},
 		{"newer version", []string{"inspect", write("newer.db", newer)}, exitCapture, "newer"},
 		{"bad filter", []string{"inspect", "--filter", "a/#/b", good}, exitUsage, "invalid topic filter"},
