@@ -177,3 +177,43 @@ func TestSplitRetention(t *testing.T) {
 		})
 	}
 }
+
+// --split-every starts a new part when the current one is old enough,
+// also when no message arrives.
+func TestSplitEvery(t *testing.T) {
+	b := startBroker(t)
+	pub := publisher(t, b, "pub")
+	dir := t.TempDir()
+	first := filepath.Join(dir, "t-0001.db")
+	r := startRecording(t, b, first, recorder.Config{Split: &recorder.Split{Every: 200 * time.Millisecond,
+		Pattern: filepath.Join(dir, "t-{n}.db"), First: 1, Recording: "e"}})
+	publish(t, pub, "a", 1, false, []byte("one"))
+	waitStored(t, r, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.rec.Stats().Part == first {
+		if time.Now().After(deadline) {
+			t.Fatal("no second part within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	publish(t, pub, "a", 1, false, []byte("two"))
+	waitStored(t, r, 2)
+	r.stop(t)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := map[string]string{}
+	for i, p := range r.res.Parts {
+		live, _, _ := partOf(t, p.Path)
+		for _, m := range live {
+			got[string(m.Payload)] = filepath.Base(p.Path)
+		}
+		_, sessions, _ := capturetest.Read(t, p.Path)
+		if want := storage.StopSplit; i < len(r.res.Parts)-1 && sessions[0].StopReason != want {
+			t.Errorf("%s: stop reason %q, want %q", p.Path, sessions[0].StopReason, want)
+		}
+	}
+	if got["one"] != "t-0001.db" || got["two"] == "" || got["two"] == "t-0001.db" {
+		t.Errorf("messages by part: %v, want one in t-0001.db and two in a later part", got)
+	}
+}
