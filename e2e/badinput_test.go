@@ -90,6 +90,9 @@ type verbShape struct {
 	flags         [][]string // each must exit 2
 	noArgs        bool       // running it without arguments is a usage error
 	verdict       bool       // prints a verdict/report on stdout even when it fails
+	// sets: it reads several captures as one, so a directory is the
+	// captures in it (here damaged ones: the first is named).
+	sets bool
 }
 
 func shapes(dir string) map[string]verbShape {
@@ -104,16 +107,16 @@ func shapes(dir string) map[string]verbShape {
 				{"-o", out("r"), "extra"}, {"-o", out("r"), "--password", "x"}, {"-o", out("r"), "-V", "6"}},
 			noArgs: true,
 		},
-		"info": {read: func(p string) []string { return []string{p} }, flags: [][]string{{"a.db", "b.db"}, {"--json=maybe", "a.db"}}, noArgs: true},
+		"info": {read: func(p string) []string { return []string{p} }, flags: [][]string{{"--json=maybe", "a.db"}}, noArgs: true, sets: true},
 		"export": {read: func(p string) []string { return []string{p} }, flags: [][]string{{"--format", "xml", "x.db"}, {"--from", "yesterday", "x.db"}, {"--to", "1parsec", "x.db"}, {"--session", "-1", "x.db"}, {"-t", "a/#/b", "x.db"}, {"-x", "#/a", "x.db"},
-			{"--format", "parquet", "x.db"}, {"--format", "mcap", "x.db"}}, noArgs: true},
+			{"--format", "parquet", "x.db"}, {"--format", "mcap", "x.db"}}, noArgs: true, sets: true},
 		"inspect": {read: func(p string) []string { return []string{p} },
 			broker:        func(u, good string) []string { return []string{"-b", u, good} },
 			validatesOnly: true,
-			flags: [][]string{{"--poll", "-1s", "x.db"}, {"--poll", "often", "x.db"}, {"a.db", "b.db"},
+			flags: [][]string{{"--poll", "-1s", "x.db"}, {"--poll", "often", "x.db"},
 				{"--decode", "a/#=xml", "x.db"}, {"--decode", "a/#=protobuf:x.Y", "x.db"}},
-			noArgs: true},
-		"play": {read: func(p string) []string { return []string{p} },
+			noArgs: true, sets: true},
+		"play": {read: func(p string) []string { return []string{p} }, sets: true,
 			broker: func(u, good string) []string { return []string{good, "-b", u, "--quiet"} },
 			flags: [][]string{{"--speed", "0", "x.db"}, {"--speed", "fast", "x.db"}, {"--loop", "-1", "x.db"}, {"--qos", "5", "x.db"},
 				{"--max-inflight", "0", "x.db"}, {"--retained", "maybe", "x.db"}, {"--remap", "nothing", "x.db"},
@@ -274,6 +277,9 @@ func (env badInputEnv) verbCases(v string, sh verbShape, known bool) []badCase {
 			codes := []int{exitCapture}
 			if v == "recover" && b.name == "truncated" {
 				codes = []int{exitOK} // it salvages what is left: a sound capture (and says it was damaged)
+			}
+			if sh.sets && b.name == "directory" {
+				b.msg = "open capture" // the first damaged capture in it, by name
 			}
 			cases = append(cases, badCase{v, "read " + b.name, sh.read(b.path), codes, b.msg, []string{b.path}})
 		}

@@ -219,7 +219,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{"unknown verb", []string{"frobnicate"}, exitUsage, "unknown command"},
 		{"info missing file", []string{"info", filepath.Join(dir, "nope.db")}, exitCapture, "no such file"},
 		{"info not capture", []string{"info", notCapture}, exitCapture, "not an mqtape capture"},
-		{"info directory", []string{"info", dir}, exitCapture, "is a directory"},
+		{"info directory without captures", []string{"info", dir}, exitCapture, "no *.db files in the directory"},
 		{"info no arg", []string{"info"}, exitUsage, "missing capture file"},
 		{"export bad format", []string{"export", "--format", "xml", notCapture}, exitUsage, "--format"},
 		{"export bad filter", []string{"export", "-t", "a/#/b", notCapture}, exitUsage, "invalid topic filter"},

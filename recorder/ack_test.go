@@ -29,7 +29,7 @@ func startRecorder(t *testing.T, cfg Config) (*Recorder, *workers, *storage.Sess
 		t.Fatal(err)
 	}
 	r.accepting.Store(true)
-	wk, err := startWorkers(ctx, r.pipeline, c, sess, nil)
+	wk, err := startWorkers(ctx, r.pipeline, c, sess, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,91 @@ type pipeline struct {
 	mu       sync.Mutex
 	events   []storage.Event
 	countHit chan struct{}
+
+	// partBase is the offset (since start) at which the part being written
+	// began: messages are stamped relative to it (0 without --split);
+	// seamAt the offset of the seam where it took over.
+	partBase, seamAt atomic.Int64
+	// seam, during a rotation, tells the spooler where the next part's
+	// spool takes over (see spoolSeam).
+	seamMu      sync.Mutex
+	seam        *spoolSeam
+	spoolerExit chan struct{} // closed when the spooler has returned
+	// part is the part being written, for the goroutines other than the
+	// writer (the writer's batcher keeps its own).
+	partMu sync.Mutex
+	part   partState
+}
+
+// partState is the capture, session and spool being written.
+type partState struct {
+	capture *storage.Capture
+	sess    *storage.Session
+	spool   *storage.Spool
+}
+
+func (p *pipeline) setPart(c *storage.Capture, sess *storage.Session, spool *storage.Spool) {
+	p.partMu.Lock()
+	p.part = partState{c, sess, spool}
+	p.partMu.Unlock()
+}
+
+func (p *pipeline) currentPart() partState {
+	p.partMu.Lock()
+	defer p.partMu.Unlock()
+	return p.part
+}
+
+// spoolSeam is where a rotation switches spools: the first at items
+// handed to the spooler (p.handed) belong to the old part; the spooler
+// spools and acknowledges them into the old spool, closes oldDone, and
+// goes on at once with the new part's spool, ready on next. Intake
+// is held only while the seam is set: the writer never waits for the
+// spooler with intake stopped (an acknowledgement can wait for the client's
+// network goroutine, which waits for intake).
+type spoolSeam struct {
+	at      uint64
+	oldDone chan struct{}
+	next    chan *storage.Spool
+}
+
+func (p *pipeline) currentSeam() *spoolSeam {
+	p.seamMu.Lock()
+	defer p.seamMu.Unlock()
+	return p.seam
+}
+
+// setSeam marks the seam at what was handed so far (intake held), with the
+// next part's spool ready, and wakes the spooler, which may have nothing
+// pending.
+func (p *pipeline) setSeam(next *storage.Spool) *spoolSeam {
+	s := &spoolSeam{at: p.handed.Load(), oldDone: make(chan struct{}), next: make(chan *storage.Spool, 1)}
+	s.next <- next
+	p.seamMu.Lock()
+	p.seam = s
+	p.seamMu.Unlock()
+	select {
+	case p.spoolWake <- struct{}{}:
+	default:
+	}
+	return s
+}
+
+// rebase makes a message's offset relative to the part being written
+// (called with intake held, so the part cannot change meanwhile). A
+// message stamped just before a rotation but queued after it is stamped
+// again, now: stamps stay strictly increasing (a spool recovery relies on
+// it) and within the part.
+func (p *pipeline) rebase(m *storage.Message) {
+	base := p.partBase.Load()
+	if base == 0 {
+		return
+	}
+	if m.OffsetNS <= p.seamAt.Load() {
+		ts, off := p.stamp()
+		m.TimeNS, m.OffsetNS = ts, off
+	}
+	m.OffsetNS -= base
 }
 
 // item is a message waiting for the writer (and the spooler).
@@ -130,6 +215,7 @@ func (p *pipeline) offer(it item) bool {
 	if !p.accepting.Load() {
 		return false
 	}
+	p.rebase(&it.m)
 	if n := p.received.Add(1); p.cfg.Count > 0 && n > p.cfg.Count {
 		p.received.Add(-1)
 		return false

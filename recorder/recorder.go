@@ -62,6 +62,8 @@ type Config struct {
 	QueueBytes    int64 // payload bytes waiting for the writer at most (default 16 MiB)
 	// Session describes the recording; StartedNS is set when it starts.
 	Session storage.SessionInfo
+	// Split, when set, rotates the recording into parts (Recorder only).
+	Split *Split
 }
 
 func (c *Config) defaults() {
@@ -104,6 +106,7 @@ type Stats struct {
 	Duplicates    int64 // redeliveries of messages already in the capture, not stored again
 	Connected     bool
 	Started       time.Time
+	Part          string // the part being written (split recordings)
 }
 
 // Result summarises a finished recording.
@@ -113,6 +116,7 @@ type Result struct {
 	StopReason string
 	Ended      time.Time
 	Filters    []storage.Filter
+	Parts      []PartInfo // the parts written, in order (split recordings)
 }
 
 // Recorder records one session as a subscriber. Create it with New, then
@@ -153,6 +157,8 @@ type Recorder struct {
 	// left). recent holds the previous session's last messages to spot them.
 	recent     map[dupKey]bool
 	duplicates atomic.Int64
+
+	split *splitter // nil: one capture
 }
 
 type dupKey struct {
@@ -210,7 +216,15 @@ func New(capture *storage.Capture, dial Dialer, cfg Config) *Recorder {
 func (r *Recorder) Stats() Stats {
 	return Stats{Received: r.received.Load(), Stored: r.stored.Load(), Bytes: r.bytes.Load(),
 		Topics: r.topics.Load(), Dropped: r.dropped.Load(), Reconnects: r.reconnects.Load(),
-		BrokerDropped: r.brokerDropped.Load(), BrokerCounts: r.sysSeen.Load() > 0, Duplicates: r.duplicates.Load(), Connected: r.connected.Load(), Started: r.start}
+		BrokerDropped: r.brokerDropped.Load(), BrokerCounts: r.sysSeen.Load() > 0, Duplicates: r.duplicates.Load(), Connected: r.connected.Load(), Started: r.start,
+		Part: r.partPath()}
+}
+
+func (r *Recorder) partPath() string {
+	if c := r.currentPart().capture; c != nil && r.split != nil {
+		return c.Path()
+	}
+	return ""
 }
 
 // onMessage runs on the MQTT client's network goroutine: stamp and queue.
@@ -423,7 +437,11 @@ func (r *Recorder) beginRecording(ctx context.Context, client Subscriber, info s
 	}
 	rec := &recording{r: r, ctx: ctx, client: client, sess: sess, res: Result{SessionID: sess.ID()}}
 	flush, _ := client.(ackFlusher)
-	if rec.wk, err = startWorkers(ctx, r.pipeline, r.capture, sess, flush); err != nil {
+	if r.cfg.Split != nil {
+		r.split = newSplitter(*r.cfg.Split, r.capture, r.clock.Now(), rec.partInfo(info), r.event)
+		r.event(storage.EventSplit, r.split.firstEvent())
+	}
+	if rec.wk, err = startWorkers(ctx, r.pipeline, r.capture, sess, flush, r.split); err != nil {
 		r.stopIntake()
 		return rec, r.end(context.WithoutCancel(ctx), sess, StopError, err)
 	}
@@ -467,7 +485,7 @@ func (rec *recording) subscribe() error {
 	r.mu.Lock()
 	rec.res.Filters = filters
 	r.mu.Unlock()
-	if err := rec.sess.SetFilters(context.WithoutCancel(rec.ctx), filters); err != nil {
+	if err := r.currentPart().sess.SetFilters(context.WithoutCancel(rec.ctx), filters); err != nil {
 		return fmt.Errorf("%w: %w", ErrWriter, err)
 	}
 	if ok == 0 {
@@ -517,13 +535,40 @@ func (rec *recording) finish(reason string, runErr error) (Result, error) {
 	if err := rec.wk.stop(); err != nil && runErr == nil {
 		runErr, reason = err, StopError
 	}
+	if r.split != nil {
+		r.split.closing.Wait() // parts still being ended
+	}
 	if runErr != nil && reason != StopDenied {
 		r.event(storage.EventStopped, runErr.Error())
 	}
 	r.sysDroppedAtStop(ctx, rec.client)
-	runErr = r.end(context.WithoutCancel(ctx), rec.sess, reason, runErr)
+	last := r.currentPart()
+	runErr = r.end(context.WithoutCancel(ctx), last.sess, reason, runErr)
+	if last.capture != r.capture {
+		// A part the writer opened: closed here (the caller closes its own).
+		if err := last.capture.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("%w: %w", ErrWriter, err)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec.res.Stats, rec.res.StopReason, rec.res.Ended = r.Stats(), reason, time.Now()
+	if r.split != nil {
+		rec.res.Parts = r.split.snapshot()
+	}
 	return rec.res, runErr
+}
+
+// partInfo returns the description of the next part's session: the
+// recording's, with the filters as the broker granted them.
+func (rec *recording) partInfo(base storage.SessionInfo) func() storage.SessionInfo {
+	return func() storage.SessionInfo {
+		info := base
+		rec.r.mu.Lock()
+		if rec.res.Filters != nil {
+			info.Filters = append([]storage.Filter(nil), rec.res.Filters...)
+		}
+		rec.r.mu.Unlock()
+		return info
+	}
 }

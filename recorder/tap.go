@@ -54,7 +54,7 @@ func (t *Tap) Start(ctx context.Context) error {
 		return err
 	}
 	t.sess = sess
-	if t.wk, err = startWorkers(ctx, t.pipeline, t.capture, sess, t); err != nil {
+	if t.wk, err = startWorkers(ctx, t.pipeline, t.capture, sess, t, nil); err != nil {
 		return t.end(context.WithoutCancel(ctx), sess, StopError, err)
 	}
 	t.accepting.Store(true)

@@ -25,11 +25,16 @@ type workers struct {
 
 // startWorkers opens the session's spool and starts the writer and the
 // spooler of p; flush (may be nil) sends the acknowledgements made so far.
-func startWorkers(ctx context.Context, p *pipeline, capture *storage.Capture, sess *storage.Session, flush ackFlusher) (*workers, error) {
+//
+// split (may be nil) rotates the recording into parts; the parts after the
+// first are opened and closed by the writer (see splitter).
+func startWorkers(ctx context.Context, p *pipeline, capture *storage.Capture, sess *storage.Session, flush ackFlusher, split *splitter) (*workers, error) {
 	spool, err := capture.OpenSpool(sess)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWriter, err)
 	}
+	p.setPart(capture, sess, spool)
+	p.spoolerExit = make(chan struct{})
 	bg := context.WithoutCancel(ctx)
 	wk := &workers{p: p, spool: spool, spoolerDone: make(chan error, 1), writerDone: make(chan error, 1),
 		failed: make(chan struct{})}
@@ -39,13 +44,14 @@ func startWorkers(ctx context.Context, p *pipeline, capture *storage.Capture, se
 	failed := make(chan struct{}, 2)
 	go func() {
 		err := p.spooler(spoolCtx, spool, flush)
+		close(p.spoolerExit)
 		if err != nil {
 			failed <- struct{}{}
 		}
 		wk.spoolerDone <- err
 	}()
 	go func() {
-		err := p.writer(writerCtx, sess, spool)
+		err := p.writer(writerCtx, sess, spool, split)
 		if err != nil {
 			failed <- struct{}{}
 		}
@@ -70,12 +76,13 @@ func (wk *workers) stop() error {
 	serr := <-wk.spoolerDone
 	wk.stopWriter()
 	werr := <-wk.writerDone
+	spool := wk.p.currentPart().spool // the last part's, after rotations
 	if werr == nil {
-		if err := wk.spool.Close(); err != nil {
+		if err := spool.Close(); err != nil {
 			wk.p.event(storage.EventStopped, "delete spool: "+err.Error())
 		}
 	} else {
-		wk.spool.Release()
+		spool.Release()
 	}
 	return errors.Join(werr, serr)
 }

@@ -13,8 +13,8 @@ import (
 // byte limit, and at every FlushInterval tick. Acknowledgements do not wait
 // for it (the spooler sends them). When ctx is cancelled (after
 // stopIntake) it drains the queue, commits and returns.
-func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *storage.Spool) error {
-	b := batcher{p: p, sess: sess, spool: spool, seen: make(map[string]struct{}),
+func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *storage.Spool, split *splitter) error {
+	b := batcher{p: p, sess: sess, spool: spool, split: split, seen: make(map[string]struct{}),
 		batch: make([]storage.Message, 0, p.cfg.BatchSize)}
 	tick := p.clock.NewTicker(p.cfg.FlushInterval)
 	defer tick.Stop()
@@ -43,7 +43,28 @@ func (p *pipeline) writer(ctx context.Context, sess *storage.Session, spool *sto
 				return err
 			}
 		}
+		if err := b.rotateIfDue(); err != nil {
+			return err
+		}
 	}
+}
+
+// rotateIfDue starts the next part when the one being written is full or
+// old enough (--split-size, --split-every).
+func (b *batcher) rotateIfDue() error {
+	if b.split == nil || b.rotating || !b.p.accepting.Load() {
+		return nil // not while stopping, nor inside a rotation
+	}
+	due, err := b.split.due(b.p.clock.Now())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrWriter, err)
+	}
+	if !due {
+		return nil
+	}
+	b.rotating = true
+	defer func() { b.rotating = false }()
+	return b.rotate()
 }
 
 // batcher is the writer's state between commits.
@@ -55,6 +76,9 @@ type batcher struct {
 	queuedBytes int64
 	seen        map[string]struct{} // topics committed so far
 	lastDropped int64
+	split       *splitter // nil: one capture
+	base        int64     // offset (since the pipeline's start) at which sess began
+	rotating    bool      // inside rotate (its take must not rotate again)
 }
 
 // take moves what is queued into the batch, committing full batches.
@@ -66,6 +90,10 @@ func (b *batcher) take() error {
 			b.queuedBytes += int64(len(it.m.Payload))
 			if len(b.batch) >= b.p.cfg.BatchSize {
 				if err := b.flush(); err != nil {
+					return err
+				}
+				// A flood fills parts between the writer's wake-ups.
+				if err := b.rotateIfDue(); err != nil {
 					return err
 				}
 			}
@@ -83,12 +111,21 @@ func (b *batcher) flush() error {
 		return nil
 	}
 	p.commits++
+	if base := b.base; base > 0 {
+		for i := range events {
+			// Stamped before a rotation, written after it: at the part's start.
+			events[i].OffsetNS = max(0, events[i].OffsetNS-base)
+		}
+	}
 	// Never cancelled: a stop must not abandon a half-written batch.
 	if err := b.sess.Write(context.Background(), b.batch, events, p.clock.Now().UnixNano()); err != nil {
 		return fmt.Errorf("%w: %w", ErrWriter, err)
 	}
 	var bytes int64
 	for i := range b.batch {
+		if b.split != nil {
+			b.split.retained.Observe(&b.batch[i])
+		}
 		bytes += int64(len(b.batch[i].Payload))
 		if _, ok := b.seen[b.batch[i].Topic]; !ok {
 			b.seen[b.batch[i].Topic] = struct{}{}
@@ -193,6 +230,7 @@ type grouper struct {
 	firstSince time.Time
 	items      []item
 	msgs       []storage.Message
+	done       uint64 // items handled so far (compared with a seam's at)
 }
 
 // woken: target messages wait, or the first of a group arrived.
@@ -200,6 +238,9 @@ func (g *grouper) woken() error {
 	n, target := g.p.pendingLen(), int(g.p.spoolTarget.Load())
 	switch {
 	case n == 0:
+		if seam := g.p.currentSeam(); seam != nil && seam.at == g.done {
+			return g.handle() // a rotation waits for the seam
+		}
 		return nil
 	case n >= target:
 		if n > target {
@@ -232,7 +273,8 @@ func (g *grouper) arm(n int) {
 	g.quietC = g.quiet.Chan()
 }
 
-// handle writes what waits to the spool, then acknowledges it.
+// handle writes what waits to the spool, then acknowledges it; at a
+// rotation's seam it switches to the next part's spool.
 func (g *grouper) handle() error {
 	if g.quietC != nil {
 		g.quiet.Stop()
@@ -243,10 +285,51 @@ func (g *grouper) handle() error {
 	items := p.pending
 	p.pending = g.items[:0]
 	p.pendMu.Unlock()
+	rest := items
+	for {
+		seam := p.currentSeam()
+		n := len(rest)
+		if seam != nil && g.done+uint64(n) > seam.at {
+			n = int(seam.at - g.done)
+		}
+		if err := g.spoolAndAck(rest[:n]); err != nil {
+			return err
+		}
+		g.done += uint64(n)
+		rest = rest[n:]
+		if seam == nil || g.done != seam.at {
+			break
+		}
+		if err := g.switchSpool(seam); err != nil {
+			return err
+		}
+	}
+	clear(items)
+	g.items = items[:0]
+	return nil
+}
+
+// switchSpool passes a rotation's seam: everything before it is in the old
+// spool and acknowledged; the next part's spool takes over.
+func (g *grouper) switchSpool(seam *spoolSeam) error {
+	close(seam.oldDone)
+	next := <-seam.next // ready before the seam was set: no wait
+	g.p.seamMu.Lock()
+	if g.p.seam == seam { // the next rotation may have set its seam already
+		g.p.seam = nil
+	}
+	g.p.seamMu.Unlock()
+	g.spool = next
+	return nil
+}
+
+// spoolAndAck appends items to the spool in one write, then acknowledges
+// them in order.
+func (g *grouper) spoolAndAck(items []item) error {
 	if len(items) == 0 {
-		g.items = items
 		return nil
 	}
+	p := g.p
 	g.msgs = g.msgs[:0]
 	for i := range items {
 		if !items[i].ackOnly {
@@ -265,8 +348,6 @@ func (g *grouper) handle() error {
 		g.flush.FlushAcks()
 	}
 	clear(g.msgs)
-	clear(items)
-	g.items = items
 	return nil
 }
 

@@ -1,11 +1,9 @@
 package storage
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync/atomic"
 )
 
@@ -192,27 +190,15 @@ func copySlice(ctx context.Context, in *Capture, w *SessionWriter, sel Query, fr
 // store or recorded with retain=1, unless an empty one cleared it. A huge
 // payload is left out (Query.MaxPayload): Cut copies it with AddFrom.
 func retainedAt(ctx context.Context, c *Capture, session int64, match func(string) bool, from int64) ([]Message, error) {
-	state := map[string]Message{}
+	var state RetainedState
 	q := Query{Session: session, Match: match, ToOffset: &from, MaxPayload: bigPayload}
 	for m, err := range c.Messages(ctx, q) {
 		if err != nil {
 			return nil, err
 		}
-		if !m.Retain && !m.FromStore {
-			continue
-		}
-		if len(m.Payload) == 0 && !m.PayloadOmitted {
-			delete(state, m.Topic)
-		} else {
-			state[m.Topic] = m
-		}
+		state.Observe(&m)
 	}
-	out := make([]Message, 0, len(state))
-	for _, m := range state {
-		out = append(out, m)
-	}
-	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.Seq, b.Seq) })
-	return out, nil
+	return state.Messages(), nil
 }
 
 // copySliceEvents copies the events of a session in [from, to) (offsets,

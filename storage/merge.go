@@ -48,12 +48,19 @@ type MergeReport struct {
 // (offsets count from it), the highest protocol, every broker, client id
 // and filter once, the sum of the drop counts. Every input session's
 // events are kept, in time order, each input session named by a "merged"
-// event carrying its input's path. The inputs are only read.
+// event carrying its input's path. The parts of a split recording given
+// together count each message once: the retained rows carried into a part
+// (PartLink.Carried) are left out when its previous part is an input too.
+// The inputs are only read.
 func Merge(ctx context.Context, ins []*Capture, out *Capture, opts MergeOptions) (MergeReport, error) {
 	p := newMergePlan(opts)
 	defer p.stop()
-	for _, c := range ins {
-		if err := p.addCapture(ctx, c); err != nil {
+	skips, err := carriedSkips(ctx, ins)
+	if err != nil {
+		return MergeReport{}, err
+	}
+	for i, c := range ins {
+		if err := p.addCapture(ctx, c, skips[i]); err != nil {
 			return MergeReport{}, err
 		}
 	}
@@ -89,6 +96,7 @@ type mergeInput struct {
 	id          int64
 	order       int
 	first, last int64
+	skip        int64 // seq through which the carried retained rows of a part go (0: none)
 }
 
 // startNext moves h on to its next session; false when it has none left.
@@ -98,7 +106,7 @@ func (h *mergeHead) startNext(ctx context.Context) (bool, error) {
 		h.rest = h.rest[1:]
 		h.stop()
 		// A huge payload is left out of the read; AddFrom copies it.
-		h.next, h.stop = iter.Pull2(h.c.Messages(ctx, Query{Session: in.id, MaxPayload: bigPayload}))
+		h.next, h.stop = iter.Pull2(h.c.Messages(ctx, Query{Session: in.id, AfterSeq: in.skip, MaxPayload: bigPayload}))
 		h.order = in.order
 		m, err, ok := h.next()
 		if err != nil {
@@ -193,7 +201,11 @@ func (p *mergePlan) stop() {
 
 // addCapture adds every session of c that has messages, in chains of
 // sessions that follow each other in time.
-func (p *mergePlan) addCapture(ctx context.Context, c *Capture) error {
+//
+// skip gives, per session, the seq through which its rows are left out:
+// the retained state carried into a part whose previous part is an input
+// too (carriedSkips).
+func (p *mergePlan) addCapture(ctx context.Context, c *Capture, skip map[int64]int64) error {
 	sessions, err := c.Sessions(ctx)
 	if err != nil {
 		return err
@@ -215,7 +227,7 @@ func (p *mergePlan) addCapture(ctx context.Context, c *Capture) error {
 		if !ok {
 			continue // no messages
 		}
-		inputs = append(inputs, mergeInput{id: s.ID, order: p.order, first: first, last: last})
+		inputs = append(inputs, mergeInput{id: s.ID, order: p.order, first: first, last: last, skip: skip[s.ID]})
 		p.order++
 		p.addInfo(s)
 		detail, _ := json.Marshal(map[string]any{"input": c.Path(), "session": s.ID, "source": s.Source,

@@ -59,6 +59,10 @@ type Capture struct {
 	// readURI: the URI parameters the read pool opened the file with
 	// (openReadDB); a payload copy attaches it the same way.
 	readURI string
+	// label names a set of captures read as one (OpenSet), whose cleanup
+	// deletes the temporary capture they were read into.
+	label   string
+	cleanup func()
 }
 
 // DeferIndexes makes the sessions that end from now on leave the per-topic
@@ -68,7 +72,13 @@ type Capture struct {
 func (c *Capture) DeferIndexes() { c.deferIndex = true }
 
 // Path returns the file name the capture was opened with.
-func (c *Capture) Path() string { return c.path }
+// For captures read as one (OpenSet) it names the inputs.
+func (c *Capture) Path() string {
+	if c.label != "" {
+		return c.label
+	}
+	return c.path
+}
 
 // Version returns the capture's format version (PRAGMA user_version).
 func (c *Capture) Version() int { return c.version }
@@ -167,6 +177,11 @@ func (c *Capture) Close() error {
 		// checkpoint from truncating; the data is committed either way.
 		_, _ = c.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		errs = append(errs, c.w.Close())
+	}
+	c.r, c.w = nil, nil
+	if c.cleanup != nil {
+		c.cleanup()
+		c.cleanup = nil
 	}
 	return errors.Join(errs...)
 }

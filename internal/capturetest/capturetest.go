@@ -156,3 +156,56 @@ func WriteBig(t testing.TB, n int) string {
 	}
 	return WriteOffsets(t, msgs)
 }
+
+// WriteParts writes msgs (their times given as offsets from the
+// recording's start) as a split recording into dir, a new part starting at
+// each index in cuts, the way record --split-size writes one
+// (storage.CreatePart, storage.EndPart: each part after the first starts
+// with the retained state carried forward). It returns the parts' paths
+// and the path of one unsplit capture of the same messages (whole.db).
+func WriteParts(t testing.TB, dir, recording string, msgs []storage.Message, cuts ...int) (parts []string, whole string) {
+	t.Helper()
+	const start = int64(1.7e18)
+	for i := range msgs {
+		msgs[i].TimeNS = start + msgs[i].OffsetNS
+	}
+	info := storage.SessionInfo{Source: "subscriber", Broker: "mqtt://x", ClientID: "t", Protocol: 4, CleanSession: true,
+		StartedNS: start, Version: "test", Host: "h"}
+	whole = filepath.Join(dir, "whole.db")
+	Write(t, whole, Session{Info: info, Messages: append([]storage.Message(nil), msgs...)})
+	ctx := context.Background()
+	bounds := append(append([]int{0}, cuts...), len(msgs))
+	var state storage.RetainedState
+	prev := ""
+	for k := 0; k+1 < len(bounds); k++ {
+		path := filepath.Join(dir, storage.PartName("run.db", k+1, time.Time{}))
+		if k > 0 {
+			info.StartedNS = (msgs[bounds[k]-1].TimeNS + msgs[bounds[k]].TimeNS) / 2
+		}
+		c, sess, err := storage.CreatePart(ctx, path, info, storage.PartStart{Recording: recording, Number: k + 1,
+			Previous: prev, Retained: state.Messages()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := append([]storage.Message(nil), msgs[bounds[k]:bounds[k+1]]...)
+		for i := range part {
+			part[i].OffsetNS = part[i].TimeNS - info.StartedNS
+			state.Observe(&part[i])
+		}
+		last := part[len(part)-1].TimeNS
+		if err := sess.Write(ctx, part, nil, last); err != nil {
+			t.Fatal(err)
+		}
+		if k+2 < len(bounds) {
+			next := filepath.Join(dir, storage.PartName("run.db", k+2, time.Time{}))
+			err = storage.EndPart(ctx, c, sess, storage.PartLink{Recording: recording, Part: k + 1, Next: next}, last+1, 0)
+		} else if err = sess.End(ctx, last, "count", 0); err == nil {
+			err = c.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, prev = append(parts, path), path
+	}
+	return parts, whole
+}

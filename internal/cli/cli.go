@@ -259,6 +259,16 @@ func oneFile(fs *pflag.FlagSet) (string, error) {
 	return "", usagef("expected one capture file, got %d arguments: %s", fs.NArg(), strings.Join(fs.Args(), " "))
 }
 
+// captureArgs returns the positional arguments naming the captures a
+// reading verb reads as one (files, directories, globs; see openInputs),
+// and a name for them in messages.
+func captureArgs(fs *pflag.FlagSet) ([]string, string, error) {
+	if fs.NArg() == 0 {
+		return nil, "", usagef("missing capture file argument")
+	}
+	return fs.Args(), strings.Join(fs.Args(), " "), nil
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isTerminalFd(f.Fd())

@@ -41,6 +41,19 @@ func TestParseRecord(t *testing.T) {
 			func(o recordOptions) bool {
 				return o.conn.username == "alice" && o.conn.insecure && o.conn.keepalive == 30*time.Second
 			}},
+		{[]string{"-o", "run.db", "--split-size", "512MiB", "--keep", "48"}, true, func(o recordOptions) bool {
+			return o.split.sizeB == 512<<20 && o.split.keep == 48 && o.split.on()
+		}},
+		{[]string{"-o", "p-%Y%m%d-{n}.db", "--split-every", "1h", "--max-total", "1GB"}, true, func(o recordOptions) bool {
+			return o.split.every == time.Hour && o.split.totalB == 1<<30
+		}},
+		{[]string{"-o", "x.db", "--split-size", "lots"}, false, nil},
+		{[]string{"-o", "x.db", "--split-size", "10KiB"}, false, nil},
+		{[]string{"-o", "x.db", "--split-every", "10ms"}, false, nil},
+		{[]string{"-o", "x.db", "--split-every", "1h", "--keep", "-1"}, false, nil},
+		{[]string{"-o", "x.db", "--keep", "3"}, false, nil},
+		{[]string{"-o", "x.db", "--max-total", "1GB"}, false, nil},
+		{[]string{"-o", "x-{n}.db"}, false, nil},
 		{[]string{}, false, nil},
 		{[]string{"-o", "x.db", "-q", "3"}, false, nil},
 		{[]string{"-o", "x.db", "-t", "a/#/b"}, false, nil},

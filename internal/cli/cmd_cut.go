@@ -10,7 +10,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const cutUsage = `cut [flags] IN -o OUT
+const cutUsage = `cut [flags] IN... -o OUT
 
 Copy a time and topic slice of a capture into OUT (a new capture, or one more
 session of an existing one). Each session of IN with messages in the slice
@@ -35,7 +35,11 @@ topics, or its sessions and their span; --from not before --to is a usage
 error (exit 2).
 
 Exit codes: 0 done, 1 error, 2 usage, 4 IN is not a readable capture (or
-OUT exists and is not a capture).`
+OUT exists and is not a capture).
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const cutExamples = `  mqtape cut big.db --from 10m --to 12m -o incident.db
   mqtape cut big.db -t 'plant/line1/#' -o line1.db
@@ -45,6 +49,7 @@ const cutExamples = `  mqtape cut big.db --from 10m --to 12m -o incident.db
 `
 
 type cutOptions struct {
+	inputs  []string // the captures read as one (openInputs)
 	sel     selectFlags
 	in, out string
 	quiet   bool
@@ -67,7 +72,7 @@ func parseCut(args []string, cio *cliIO) (cutOptions, error) {
 		return o, usagef("missing -o OUT")
 	}
 	var err error
-	if o.in, err = oneFile(fs); err != nil {
+	if o.inputs, o.in, err = captureArgs(fs); err != nil {
 		return o, err
 	}
 	o.query, err = o.sel.query()
@@ -79,14 +84,14 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	in, err := storage.Open(o.in)
+	if err := notAnInput(o.inputs, o.out); err != nil {
+		return err
+	}
+	in, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if err := notSameFile(o.in, o.out); err != nil {
-		return err
-	}
 	if err := checkNotEmpty(ctx, in, o.in, o.query); err != nil {
 		return err
 	}

@@ -58,7 +58,10 @@ compared as their decoded values, field by field, --ignore-field applying
 
 Exit codes (diff's own): 0 equal within the tolerances, 1 different,
 2 error (bad flag, bad --decode, ...), 4 a file that is missing, not a
-capture, damaged or of a newer format (as for every verb), 130 interrupted.`
+capture, damaged or of a newer format (as for every verb), 130 interrupted.
+
+A or B may be a directory or a quoted glob: the parts of a split recording
+read as one capture.`
 
 const diffExamples = `  mqtape diff before.db after.db
   mqtape diff --ignore-field ts --ignore-field '**.seq' golden.db run.db
@@ -201,7 +204,7 @@ func runDiff(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	var srcs [2]diff.Source
 	for i, path := range []string{o.a, o.b} {
-		c, err := storage.Open(path)
+		c, err := openInputs(ctx, cio, []string{path})
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,10 @@ func TestDiffExitCodes(t *testing.T) {
 	changed := sampleSessions()
 	changed[1][1].Payload = []byte(`{"t":23,"ts":3}`)
 	writeCapture(t, b, changed...)
+	notCapture := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notCapture, []byte("not a capture\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -69,7 +74,8 @@ func TestDiffExitCodes(t *testing.T) {
 		{"field ignored", []string{"--ignore-field", "t", a, b}, 0, "equal"},
 		{"topic filter", []string{"-t", "home/door", a, b}, 0, "equal"},
 		{"missing file", []string{a, filepath.Join(dir, "nope.db")}, 4, ""}, // as for every verb
-		{"not a capture", []string{a, filepath.Join(dir)}, 4, ""},
+		{"not a capture", []string{a, notCapture}, 4, ""},
+		{"no captures in the directory", []string{a, t.TempDir()}, 4, ""},
 		{"usage", []string{a}, 2, ""},
 	}
 	for _, tt := range tests {

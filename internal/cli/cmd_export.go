@@ -18,10 +18,12 @@ import (
 
 const exportUsage = `export [flags] CAPTURE... [-o FILE]
 
-Write captures' messages in seq order (several captures one after the
-other, in the order given) as JSON lines (one object per message; "ndjson"
-is the same), CSV with a header row, Parquet or MCAP. Streams in constant
-memory.
+Write a capture's messages in seq order as JSON lines (one object per
+message; "ndjson" is the same), CSV with a header row, Parquet or MCAP.
+Streams in constant memory. Several captures — files, a directory (its *.db
+files) or a quoted glob such as 'run-*.db' — are read as one capture in time
+order: the parts of a split recording (record --split-size) count every
+message once.
 
 JSON lines and CSV fields: seq, session, time (RFC 3339, ns, UTC), ts_ns
 (Unix ns), offset_ns (monotonic ns since the session started), topic, qos,
@@ -181,7 +183,7 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 			return err
 		}
 	}
-	inputs, err := openExportInputs(ctx, o)
+	inputs, err := openExportInputs(ctx, cio, o)
 	defer func() {
 		for _, c := range inputs {
 			c.Close()
@@ -223,53 +225,35 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	if toFile && !o.quiet {
 		fmt.Fprintf(cio.stderr, "exported %s from %s to %s (%s)\n", humanize.Count(n, "message", "messages"),
-			humanize.Count(int64(len(inputs)), "capture", "captures"), o.out, humanBytes(fileSize(o.out)))
+			strings.Join(o.files, " "), o.out, humanBytes(fileSize(o.out)))
 	}
 	return nil
 }
 
-// openExportInputs opens the captures and refuses a selection that
-// contains nothing in all of them (an unselective export of captures
+// openExportInputs opens the captures as one (openInputs) and refuses a
+// selection that contains nothing (an unselective export of captures
 // without messages is an empty export).
-func openExportInputs(ctx context.Context, o exportOptions) ([]*storage.Capture, error) {
-	var inputs []*storage.Capture
-	selected := false
-	for _, path := range o.files {
-		c, err := storage.Open(path)
+func openExportInputs(ctx context.Context, cio *cliIO, o exportOptions) ([]*storage.Capture, error) {
+	if o.out != "" && o.out != "-" {
+		files, err := storage.ExpandInputs(o.files)
 		if err != nil {
-			return inputs, err
+			return nil, err
 		}
-		inputs = append(inputs, c)
-		if o.out != "" && o.out != "-" {
+		for _, path := range files {
 			if err := notSameFile(path, o.out); err != nil {
-				return inputs, err
-			}
-		}
-		if !selected {
-			one := o.query
-			one.Limit = 1
-			one.MaxPayload = 1 // whether a message exists, not its payload
-			for _, err := range c.Messages(ctx, one) {
-				if err != nil {
-					return inputs, err
-				}
-				selected = true
+				return nil, err
 			}
 		}
 	}
-	if selected || !o.sel.selective() {
+	c, err := openInputs(ctx, cio, o.files)
+	if err != nil {
+		return nil, err
+	}
+	inputs := []*storage.Capture{c}
+	if !o.sel.selective() {
 		return inputs, nil
 	}
-	// What the first capture holds says why nothing was selected.
-	err := checkNotEmpty(ctx, inputs[0], o.files[0], o.query)
-	if err != nil && len(inputs) > 1 {
-		others := "the other capture"
-		if len(inputs) > 2 {
-			others = fmt.Sprintf("the other %d captures", len(inputs)-1)
-		}
-		err = fmt.Errorf("%w (nor in %s)", err, others)
-	}
-	return inputs, err
+	return inputs, checkNotEmpty(ctx, c, strings.Join(o.files, " "), o.query)
 }
 
 func countAll(ctx context.Context, inputs []*storage.Capture, q storage.Query) (int64, error) {

@@ -237,10 +237,21 @@ func fileExists(path string) bool {
 }
 
 // removeCapture deletes a capture this command created and could not fill.
-func removeCapture(path string) {
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(path + suffix)
+func removeCapture(path string) { storage.RemoveCapture(path) }
+
+// notAnInput refuses an output that is one of the inputs (files,
+// directories, globs).
+func notAnInput(inputs []string, out string) error {
+	files, err := storage.ExpandInputs(inputs)
+	if err != nil {
+		return err
 	}
+	for _, f := range files {
+		if err := notSameFile(f, out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // notSameFile refuses an output that is one of the inputs.

@@ -16,7 +16,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const infoUsage = `info [--json] [--events] FILE
+const infoUsage = `info [--json] [--events] FILE...
 
 Summarise a capture: format version, recording sessions, totals, per-topic
 statistics and events (disconnects, denied subscriptions, drops): how many
@@ -29,7 +29,11 @@ on messages the broker sends from its retained store when the subscription
 is made; "from store" counts those.
 
 Control characters in data show visibly (\x1b, ⟨U+202E⟩); tables show at
-most 80 characters of a topic, --json every name whole.`
+most 80 characters of a topic, --json every name whole.
+
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.`
 
 const infoExamples = `  mqtape info capture.db
   mqtape info --events capture.db | grep auth_failed
@@ -41,6 +45,7 @@ const infoExamples = `  mqtape info capture.db
 const infoLastEvents = 20
 
 type infoOptions struct {
+	inputs []string // the captures read as one (openInputs)
 	json   bool
 	events bool
 	file   string
@@ -55,7 +60,7 @@ func parseInfo(args []string, cio *cliIO) (infoOptions, error) {
 		return o, err
 	}
 	var err error
-	o.file, err = oneFile(fs)
+	o.inputs, o.file, err = captureArgs(fs)
 	return o, err
 }
 
@@ -135,7 +140,7 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(o.file)
+	c, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

@@ -9,10 +9,9 @@ import (
 	"github.com/mqtape/mqtape/inspector"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
-	"github.com/mqtape/mqtape/storage"
 )
 
-const inspectUsage = `inspect [flags] FILE
+const inspectUsage = `inspect [flags] FILE...
 
 Browse, filter and decode a capture in a terminal UI. Opens captures of
 millions of messages instantly: the message table reads pages of rows on
@@ -42,6 +41,10 @@ The table's payload column shows the decoded value on one line
 terms match decoded values, and the s page plots their numeric fields
 (Sparkplug metrics by name).
 
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.
+
 ` + decodeFlagsHelp
 
 const inspectExamples = `  mqtape inspect capture.db
@@ -54,6 +57,7 @@ const inspectExamples = `  mqtape inspect capture.db
 `
 
 type inspectOptions struct {
+	inputs  []string // the captures read as one (openInputs)
 	conn    connFlags
 	filter  string
 	utc     bool
@@ -82,7 +86,7 @@ func parseInspect(args []string, cio *cliIO) (inspectOptions, error) {
 		return o, usagef("--poll %s: must not be negative", o.poll)
 	}
 	var err error
-	o.file, err = oneFile(fs)
+	o.inputs, o.file, err = captureArgs(fs)
 	return o, err
 }
 
@@ -101,7 +105,7 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(o.file)
+	c, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

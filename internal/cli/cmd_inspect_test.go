@@ -30,7 +30,7 @@ func TestParseInspect(t *testing.T) {
 		}},
 		{[]string{"--poll", "0", "c.db"}, true, func(o inspectOptions) bool { return o.poll == 0 }},
 		{[]string{}, false, nil},
-		{[]string{"a.db", "b.db"}, false, nil},
+		{[]string{"a.db", "b.db"}, true, func(o inspectOptions) bool { return len(o.inputs) == 2 }}, // parts read as one
 		{[]string{"--poll", "-1s", "c.db"}, false, nil},
 		{[]string{"--bogus", "c.db"}, false, nil},
 	}
@@ -94,7 +94,7 @@ func TestInspectRefusesBadFiles(t *testing.T) {
 		{"missing", []string{"inspect", filepath.Join(dir, "nope.db")}, exitCapture, "no such file"},
 		{"not a capture", []string{"inspect", write("notes.txt", []byte("hello, world"))}, exitCapture, "not an SQLite file"},
 		{"empty file", []string{"inspect", write("empty.db", nil)}, exitCapture, "empty file"},
-		{"directory", []string{"inspect", dir}, exitCapture, "is a directory"},
+		{"directory without captures", []string{"inspect", t.TempDir()}, exitCapture, "no *.db files in the directory"},
 		{"truncated", []string{"inspect", write("cut.db", data[:len(data)/2])}, exitCapture, "truncated"},
 		{"newer version", []string{"inspect", write("newer.db", newer)}, exitCapture, "newer"},
 		{"bad filter", []string{"inspect", "--filter", "a/#/b", good}, exitUsage, "invalid topic filter"},

@@ -40,7 +40,11 @@ A payload over 1 MiB is copied inside SQLite, never held by mqtape
 (--compress stores it as published).
 
 Exit codes: 0 done, 1 error, 2 usage, 4 an input is not a readable capture
-(or OUT exists and is not a capture).`
+(or OUT exists and is not a capture).
+
+Inputs may be directories or quoted globs. The parts of a split recording
+count each message once: the retained rows carried into a part are left out
+when its previous part is merged too.`
 
 const mergeExamples = `  mqtape merge rec1.db rec2.db rec3.db -o all.db
   mqtape merge site-a.db site-b.db -o both.db && mqtape info both.db
@@ -66,8 +70,8 @@ func parseMerge(args []string, cio *cliIO) (mergeOptions, error) {
 	if o.out == "" {
 		return o, usagef("missing -o OUT")
 	}
-	if fs.NArg() < 2 {
-		return o, usagef("expected at least two captures to merge, got %d", fs.NArg())
+	if fs.NArg() < 1 {
+		return o, usagef("expected at least two captures to merge, got none")
 	}
 	o.inputs = fs.Args()
 	return o, nil
@@ -84,7 +88,14 @@ func cmdMerge(ctx context.Context, args []string, cio *cliIO) error {
 			c.Close()
 		}
 	}()
-	for _, path := range o.inputs {
+	files, err := storage.ExpandInputs(o.inputs)
+	if err != nil {
+		return err
+	}
+	if len(files) < 2 {
+		return usagef("expected at least two captures to merge, got %d", len(files))
+	}
+	for _, path := range files {
 		c, err := storage.Open(path)
 		if err != nil {
 			return err

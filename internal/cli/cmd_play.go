@@ -15,7 +15,7 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-const playUsage = `play [flags] FILE
+const playUsage = `play [flags] FILE...
 
 Publish a capture's messages to a broker with their original timing: every
 message is scheduled against one absolute clock (deadline = start + offset /
@@ -70,6 +70,10 @@ On a terminal a progress bar shows on stderr; keys: space pause/resume,
 stop (exit 130, with the report so far). The report gives the speed at the
 end, and the one it started with when + / - changed it.
 
+Several captures — files, a directory (its *.db files) or a quoted glob such as
+'run-*.db' — are read as one capture in time order: the parts of a split
+recording (record --split-size) count every message once.
+
 ` + decodeFlagsHelp
 
 const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883            # original timing, once
@@ -84,6 +88,7 @@ const playExamples = `  mqtape play capture.db --broker mqtt://127.0.0.1:1883   
 `
 
 type playOptions struct {
+	inputs       []string // the captures read as one (openInputs)
 	conn         connFlags
 	sel          selectFlags
 	speedFlag    string
@@ -135,7 +140,7 @@ func parsePlay(args []string, cio *cliIO) (playOptions, error) {
 		return o, err
 	}
 	var err error
-	if o.file, err = oneFile(fs); err != nil {
+	if o.inputs, o.file, err = captureArgs(fs); err != nil {
 		return o, err
 	}
 	if o.decode.given() && !o.dryRun {
@@ -218,7 +223,7 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	capture, err := storage.Open(o.file)
+	capture, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func TestParsePlay(t *testing.T) {
 		}},
 		{[]string{"c.db", "--from", "2026-11-26T10:00:00Z"}, true, func(o playOptions) bool { return o.query.FromTime != nil }},
 		{[]string{}, false, nil},
-		{[]string{"a.db", "b.db"}, false, nil},
+		{[]string{"a.db", "b.db"}, true, func(o playOptions) bool { return len(o.inputs) == 2 }}, // parts read as one
 		{[]string{"c.db", "--speed", "0"}, false, nil},
 		{[]string{"c.db", "--speed", "-2"}, false, nil},
 		{[]string{"c.db", "--speed", "fast"}, false, nil},

@@ -2,9 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -16,6 +20,7 @@ import (
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/topic"
+	"github.com/spf13/pflag"
 )
 
 type recordOptions struct {
@@ -31,6 +36,50 @@ type recordOptions struct {
 	compress      bool
 	output        string
 	decoders      decodeFlags
+	split         splitFlags
+}
+
+// splitFlags are record's rotation and retention flags.
+type splitFlags struct {
+	size, maxTotal string // as given (parseByteSize)
+	every          time.Duration
+	keep           int
+	sizeB, totalB  int64
+}
+
+func (f *splitFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.size, "split-size", "", "start the next part once the current one holds SIZE (e.g. 512MiB, 1GB)")
+	fs.DurationVar(&f.every, "split-every", 0, "start the next part after DURATION (e.g. 1h)")
+	fs.IntVar(&f.keep, "keep", 0, "keep at most N parts, the one being written included: the oldest finished parts are deleted (0: all)")
+	fs.StringVar(&f.maxTotal, "max-total", "", "delete the oldest finished parts while all parts take more than SIZE")
+}
+
+func (f *splitFlags) on() bool { return f.size != "" || f.every != 0 }
+
+// check validates the flags against the output pattern.
+func (f *splitFlags) check(output string) error {
+	var err error
+	if f.size != "" {
+		if f.sizeB, err = parseByteSize(f.size); err != nil || f.sizeB < 64<<10 {
+			return usagef("--split-size %q: want a size of at least 64KiB, e.g. 512MiB or 1GB", f.size)
+		}
+	}
+	if f.maxTotal != "" {
+		if f.totalB, err = parseByteSize(f.maxTotal); err != nil || f.totalB <= 0 {
+			return usagef("--max-total %q: want a size, e.g. 10GiB", f.maxTotal)
+		}
+	}
+	switch {
+	case f.every < 0 || (f.every > 0 && f.every < time.Second):
+		return usagef("--split-every %s: must be at least 1s", f.every)
+	case f.keep < 0:
+		return usagef("--keep must not be negative")
+	case !f.on() && (f.keep > 0 || f.maxTotal != ""):
+		return usagef("--keep and --max-total delete parts: they need --split-size or --split-every")
+	case !f.on() && strings.Contains(output, "{n}"):
+		return usagef("-o %q names parts ({n}): add --split-size or --split-every", output)
+	}
+	return nil
 }
 
 const recordUsage = `record [flags] -o FILE
@@ -47,6 +96,17 @@ counter (where it has one) is printed and stored.
 descriptors, not the file paths), so whoever opens it later sees decoded
 payloads without the .proto files; see mqtape decoders.
 
+--split-size and --split-every rotate the recording into parts, each a
+complete capture (it starts with the retained state known at its start and
+names its neighbours in "split" events); the broker connection stays up and
+no message is lost or repeated at a seam. -o is then a name pattern: {n} is
+the part number (4 digits), %Y %m %d %H %M %S the part's start (UTC);
+without them, -o run.db writes run-0001.db, run-0002.db, … (numbering goes
+on after the parts already there). --keep and --max-total delete the oldest
+finished parts of this recording, never the part being written. Each part
+carries the recording's decoders and --compress. Read the parts together
+with info, export, inspect, play, diff, cut or merge.
+
 ` + decodeFlagsHelp
 
 const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
@@ -56,6 +116,8 @@ const recordExamples = `  mqtape record -o capture.db                           
   mqtape record -V 5 -o props.db                                # MQTT 5: properties and the publisher's retain flag
   mqtape record --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto -o acme.db
   mqtape record --compress -o week.db                           # payloads zstd-compressed (JSON telemetry: about a third)
+  mqtape record --split-size 512MiB --keep 48 -o run.db         # run-0001.db, run-0002.db, …; the last 48 kept
+  mqtape record --split-every 1h --max-total 20GiB -o 'plant-%Y%m%d-%H.db'
 `
 
 func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
@@ -71,6 +133,7 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	fs.DurationVar(&o.flushInterval, "flush-interval", 100*time.Millisecond, "commit received messages at least this often")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
 	registerCompress(fs, &o.compress)
+	o.split.register(fs)
 	o.conn.register(fs)
 	o.decoders.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -91,6 +154,9 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 		return o, usagef("--flush-interval %s: must be between 1ns and 1m", o.flushInterval)
 	case !o.clean && o.conn.clientID == "":
 		return o, usagef("--clean=false needs a fixed --client-id (the broker keeps the session under that id)")
+	}
+	if err := o.split.check(o.output); err != nil {
+		return o, err
 	}
 	if err := topic.ValidateAll(o.topics); err != nil {
 		return o, err
@@ -118,13 +184,19 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	if err != nil {
 		return err
 	}
-	fi, statErr := os.Stat(o.output)
+	output, split, err := o.split.firstPart(ctx, cio, o.output, o.quiet)
+	if err != nil {
+		return err
+	}
+	fi, statErr := os.Stat(output)
 	isNew := statErr != nil
 	wasEmpty := statErr == nil && fi.Mode().IsRegular() && fi.Size() == 0
-	capture, err := storage.OpenWrite(o.output)
+	capture, err := storage.OpenWrite(output)
 	if err != nil {
 		if isNew {
-			os.Remove(o.output) // created, then failed (e.g. the disk is full): no half-made file behind
+			// Created and then failed (e.g. the disk is full): no
+			// half-made file behind.
+			os.Remove(output)
 		}
 		return err
 	}
@@ -136,9 +208,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 			// not leave an empty capture behind, nor turn an empty file
 			// into one.
 			if isNew {
-				os.Remove(o.output)
+				os.Remove(output)
 			} else if wasEmpty {
-				os.Truncate(o.output, 0)
+				os.Truncate(output, 0)
 			}
 		}
 	}()
@@ -165,7 +237,7 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 			// Only once connected: a failure is then the only line.
 			banner.Do(func() {
 				fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
-					copts.Broker, o.output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
+					copts.Broker, output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
 			})
 		}
 		return c, err
@@ -173,26 +245,30 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
 		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
 			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
+		Split: split,
 	})
 	status := newStatusLine(cio, o.quiet)
 	stopStatus := status.start(recordStatusLine(rec.Stats))
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
-	watchCapture(runCtx, o.output, 500*time.Millisecond, stopRun)
+	if split == nil {
+		// Parts come and go (retention deletes them): not watched.
+		watchCapture(runCtx, output, 500*time.Millisecond, stopRun)
+	}
 	res, err = rec.Run(runCtx)
 	stopStatus()
 	if err == nil && errors.Is(context.Cause(runCtx), errCaptureGone) {
-		err = rescueCapture(ctx, capture, o.output, res.Stored)
+		err = rescueCapture(ctx, capture, output, res.Stored)
 	}
 	if !isNew && !wasEmpty && res.SessionID != 0 {
 		err = errors.Join(err, storeDecoders(context.WithoutCancel(ctx), capture, decoders, true))
 	}
 	if res.SessionID != 0 && !o.quiet {
-		printRecordSummary(cio, o.output, res)
+		printRecordSummary(cio, output, res)
 	}
 	if err != nil {
 		if errors.Is(err, recorder.ErrWriter) {
-			return fmt.Errorf("%v (everything committed before this is intact in %s)", err, o.output)
+			return fmt.Errorf("%v (everything committed before this is intact in %s)", err, lastPart(output, res))
 		}
 		return err
 	}
@@ -208,6 +284,56 @@ func storeDecoders(ctx context.Context, capture *storage.Capture, d *storage.Dec
 		return nil
 	}
 	return capture.SetDecoders(ctx, *d)
+}
+
+// firstPart returns the file to record into: output itself, or with
+// --split-* the first free part name and the rotation's settings. The
+// spool of the part before it (a split recording killed before its last
+// part was closed) is recovered into that part first.
+func (f *splitFlags) firstPart(ctx context.Context, cio *cliIO, output string, quiet bool) (string, *recorder.Split, error) {
+	if !f.on() {
+		return output, nil, nil
+	}
+	name, n := storage.NextPartName(output, 1, time.Now())
+	// A recording killed during a rotation leaves spools in its last two
+	// parts at most.
+	for k := n - 1; k >= max(1, n-2); k-- {
+		if err := recoverPartSpool(ctx, cio, storage.PartName(output, k, time.Now()), quiet); err != nil {
+			return "", nil, err
+		}
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	return name, &recorder.Split{Size: f.sizeB, Every: f.every, Keep: f.keep, MaxTotal: f.totalB,
+		Pattern: output, First: n, Recording: hex.EncodeToString(id)}, nil
+}
+
+// recoverPartSpool recovers the spool of a part left by a killed
+// recording, if it has one.
+func recoverPartSpool(ctx context.Context, cio *cliIO, part string, quiet bool) error {
+	if spools, err := storage.SpoolFiles(part); err != nil || len(spools) == 0 {
+		return nil
+	}
+	c, err := storage.OpenWrite(part)
+	if err != nil {
+		return err
+	}
+	err = recoverSpool(ctx, cio, c, quiet)
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("part %s: %w", part, err)
+	}
+	return nil
+}
+
+// lastPart names the part a split recording ended in (file otherwise).
+func lastPart(file string, r recorder.Result) string {
+	if len(r.Parts) > 0 {
+		return r.Parts[len(r.Parts)-1].Path
+	}
+	return file
 }
 
 // recoverSpool adds to the capture what an earlier recorder, killed before
@@ -302,9 +428,13 @@ func recordStatus(s recorder.Stats, rate float64) string {
 	if s.BrokerDropped > 0 {
 		warn += fmt.Sprintf("  BROKER DROPPED %d", s.BrokerDropped)
 	}
-	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s",
+	part := ""
+	if s.Part != "" {
+		part = "  → " + filepath.Base(s.Part)
+	}
+	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s%s",
 		humanize.GroupDigits(s.Stored), humanize.GroupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
-		s.Reconnects, warn, conn)
+		s.Reconnects, part, warn, conn)
 }
 
 func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
@@ -317,6 +447,7 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 		humanize.Count(r.Stored, "message", "messages"), humanBytes(r.Bytes), humanize.Count(int64(r.Topics), "topic", "topics"),
 		el.Round(time.Millisecond), file, r.SessionID)
 	fmt.Fprintf(w, "stop reason: %s\n", r.StopReason)
+	printParts(w, r.Parts)
 	for _, f := range r.Filters {
 		g := fmt.Sprintf("granted QoS %d", f.Granted)
 		if f.Granted == 0x80 {
@@ -337,5 +468,24 @@ func printRecordSummary(cio *cliIO, file string, r recorder.Result) {
 			humanize.Count(r.BrokerDropped, "message", "messages"))
 	case r.BrokerCounts:
 		fmt.Fprintf(w, "broker dropped: 0 (its $SYS/broker/publish/messages/dropped, as of its last update)\n")
+	}
+}
+
+// printParts lists a split recording's parts.
+func printParts(w io.Writer, parts []recorder.PartInfo) {
+	if len(parts) < 2 {
+		return
+	}
+	var kept, deleted []string
+	for _, p := range parts {
+		if p.Deleted {
+			deleted = append(deleted, filepath.Base(p.Path))
+		} else {
+			kept = append(kept, filepath.Base(p.Path))
+		}
+	}
+	fmt.Fprintf(w, "parts: %s\n", strings.Join(kept, " "))
+	if len(deleted) > 0 {
+		fmt.Fprintf(w, "deleted by retention: %s\n", strings.Join(deleted, " "))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/mqtape/mqtape/internal/humanize"
@@ -121,4 +122,23 @@ func writeJSON(w io.Writer, v any) error {
 		return err
 	}
 	return jw.Flush()
+}
+
+// openInputs opens the captures named by args (files, directories of
+// captures, globs) read as one capture in time order: the parts of a split
+// recording, or several recordings, as merge reads them (storage.OpenSet).
+func openInputs(ctx context.Context, cio *cliIO, args []string) (*storage.Capture, error) {
+	files, err := storage.ExpandInputs(args)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	c, err := storage.OpenSet(ctx, files, storage.MergeOptions{Version: version, Host: host})
+	if err != nil && ctx.Err() != nil {
+		return nil, errInterrupted
+	}
+	if err == nil && len(files) > 1 {
+		fmt.Fprintf(cio.stderr, "reading %d captures as one (%s … %s)\n", len(files), files[0], files[len(files)-1])
+	}
+	return c, err
 }

@@ -1,0 +1,187 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// ExpandInputs turns the capture arguments of a reading verb into files:
+// a directory stands for the captures in it (*.db, by name), a name with
+// glob characters (* ? [) for the files it matches (by name); anything else
+// is one file. A directory or glob that names no file is an error.
+func ExpandInputs(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		var files []string
+		fi, err := os.Stat(a)
+		isDir := err == nil && fi.IsDir()
+		if isDir {
+			m, err := filepath.Glob(filepath.Join(globEscape(a), "*.db"))
+			if err != nil {
+				return nil, fmt.Errorf("list captures in %q: %w", a, err)
+			}
+			files = m
+		} else if strings.ContainsAny(a, "*?[") && errors.Is(err, fs.ErrNotExist) {
+			m, err := filepath.Glob(a)
+			if err != nil {
+				return nil, fmt.Errorf("capture pattern %q: %w", a, err)
+			}
+			files = m
+		} else {
+			out = append(out, a)
+			continue
+		}
+		files = slices.DeleteFunc(files, func(f string) bool {
+			fi, err := os.Stat(f)
+			return err != nil || !fi.Mode().IsRegular() || strings.HasSuffix(f, "-creating")
+		})
+		if len(files) == 0 {
+			what := "no *.db files in the directory"
+			if !isDir {
+				what = "the pattern matches no file"
+			}
+			return nil, fmt.Errorf("open captures %q: %w: %s", a, ErrNotFound, what)
+		}
+		slices.Sort(files)
+		out = append(out, files...)
+	}
+	return out, nil
+}
+
+func globEscape(dir string) string {
+	r := strings.NewReplacer("*", `\*`, "?", `\?`, "[", `\[`, `\`, `\\`)
+	return r.Replace(dir)
+}
+
+// OpenSet opens captures read as one: one file is simply opened (Open);
+// several — parts of one split recording, or of different recordings —
+// are read in time order as Merge writes them (the retained rows carried
+// into a part are left out when its previous part is among them, so every
+// message counts once), into a temporary capture under os.TempDir
+// ($TMPDIR) that Close deletes. The files are only read. Path returns the
+// inputs' names.
+func OpenSet(ctx context.Context, files []string, opts MergeOptions) (*Capture, error) {
+	if len(files) == 1 {
+		return Open(files[0])
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no capture given")
+	}
+	var ins []*Capture
+	defer func() {
+		for _, c := range ins {
+			c.Close()
+		}
+	}()
+	for _, f := range files {
+		c, err := Open(f)
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, c)
+	}
+	dir, err := os.MkdirTemp("", "mqtape-set-")
+	if err != nil {
+		return nil, fmt.Errorf("read %d captures as one: %w", len(files), err)
+	}
+	tmp := filepath.Join(dir, "set.db")
+	c, err := mergeInto(ctx, ins, tmp, opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c.label = setLabel(files)
+	c.cleanup = func() { os.RemoveAll(dir) }
+	return c, nil
+}
+
+func mergeInto(ctx context.Context, ins []*Capture, tmp string, opts MergeOptions) (*Capture, error) {
+	out, err := OpenWrite(tmp)
+	if err != nil {
+		return nil, err
+	}
+	_, err = Merge(ctx, ins, out, opts)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Open(tmp)
+}
+
+// setLabel names a set of captures: the first and last file and how many.
+func setLabel(files []string) string {
+	return fmt.Sprintf("%s … %s (%d files)", filepath.Base(files[0]), filepath.Base(files[len(files)-1]), len(files))
+}
+
+// partLinks returns the "split" links of c's sessions (the start link of
+// each part, by session id).
+func (c *Capture) partStarts(ctx context.Context) (map[int64]PartLink, error) {
+	events, err := c.Events(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]PartLink{}
+	for _, e := range events {
+		var l PartLink
+		if e.Kind != EventSplit || json.Unmarshal([]byte(e.Detail), &l) != nil || l.Next != "" {
+			continue
+		}
+		if _, seen := out[e.Session]; !seen {
+			out[e.Session] = l
+		}
+	}
+	return out, nil
+}
+
+// carriedSkips returns, per input and session, the seq through which a
+// part's carried retained rows go when its previous part (same recording)
+// is an input too: those rows repeat what the previous part holds.
+func carriedSkips(ctx context.Context, ins []*Capture) ([]map[int64]int64, error) {
+	type key struct{ rec, name string }
+	present := map[key]bool{}
+	starts := make([]map[int64]PartLink, len(ins))
+	for i, c := range ins {
+		s, err := c.partStarts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		starts[i] = s
+		for _, l := range s {
+			present[key{l.Recording, filepath.Base(c.Path())}] = true
+		}
+	}
+	skips := make([]map[int64]int64, len(ins))
+	for i, c := range ins {
+		skips[i] = map[int64]int64{}
+		for sess, l := range starts[i] {
+			if l.Previous == "" || l.Carried == 0 || !present[key{l.Recording, l.Previous}] {
+				continue
+			}
+			first, err := c.firstSeq(ctx, sess)
+			if err != nil {
+				return nil, err
+			}
+			skips[i][sess] = first + int64(l.Carried) - 1
+		}
+	}
+	return skips, nil
+}
+
+// firstSeq is the seq of a session's first message (0 when it has none).
+func (c *Capture) firstSeq(ctx context.Context, session int64) (int64, error) {
+	var first *int64
+	err := c.r.QueryRowContext(ctx, "SELECT first_seq FROM sessions WHERE id=?", session).Scan(&first)
+	if err != nil || first == nil {
+		return 0, c.wrap("read session", err)
+	}
+	return *first, nil
+}
