@@ -55,7 +55,7 @@ func TestParseExport(t *testing.T) {
 }
 
 // TestExportOutputFile: -o writes the same bytes as stdout, ndjson is
-// jsonl, several captures are written one after the other, an interrupted
+// jsonl, several captures are read as one, an interrupted
 // export leaves no file, and a binary format never goes to a terminal.
 func TestExportOutputFile(t *testing.T) {
 	a := capturetest.WriteOffsets(t, []storage.Message{capturetest.Msg(time.Millisecond, "a", 0, "1")})
