@@ -98,6 +98,7 @@ func OpenSet(ctx context.Context, files []string, opts MergeOptions) (*Capture, 
 		return nil, err
 	}
 	c.label = setLabel(files)
+	c.files = slices.Clone(files)
 	c.cleanup = func() { os.RemoveAll(dir) }
 	return c, nil
 }
@@ -108,6 +109,9 @@ func mergeInto(ctx context.Context, ins []*Capture, tmp string, opts MergeOption
 		return nil, err
 	}
 	_, err = Merge(ctx, ins, out, opts)
+	if err == nil {
+		err = describeSet(ctx, ins, out)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -115,6 +119,37 @@ func mergeInto(ctx context.Context, ins []*Capture, tmp string, opts MergeOption
 		return nil, err
 	}
 	return Open(tmp)
+}
+
+// describeSet gives the merged session of a set what its inputs say
+// rather than "merge": their source when they share one (the parts of one
+// recording are all "subscriber"), the stop reason of the input session
+// that ended last (the recording's own end, not a seam's "split"), and a
+// clean session when every input was one.
+func describeSet(ctx context.Context, ins []*Capture, out *Capture) error {
+	source, stop := "", ""
+	clean := true
+	var lastEnd int64 = -1
+	for i, c := range ins {
+		sessions, err := c.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		for j, s := range sessions {
+			if i == 0 && j == 0 {
+				source = s.Source
+			} else if s.Source != source {
+				source = ""
+			}
+			clean = clean && s.CleanSession
+			if s.Closed() && s.EndNS() >= lastEnd {
+				lastEnd, stop = s.EndNS(), s.StopReason
+			}
+		}
+	}
+	_, err := out.w.ExecContext(ctx, "UPDATE sessions SET source = coalesce(nullif(?, ''), source), "+
+		"stop_reason = coalesce(nullif(?, ''), stop_reason), clean_session = ?", source, stop, clean)
+	return out.wrap("describe the captures read as one", err)
 }
 
 // setLabel names a set of captures: the first and last file and how many.

@@ -62,6 +62,7 @@ type Capture struct {
 	// label names a set of captures read as one (OpenSet), whose cleanup
 	// deletes the temporary capture they were read into.
 	label   string
+	files   []string // the set's files (Files)
 	cleanup func()
 }
 
@@ -78,6 +79,15 @@ func (c *Capture) Path() string {
 		return c.label
 	}
 	return c.path
+}
+
+// Files returns the files the capture was read from: several for a set
+// read as one (OpenSet), else its own path.
+func (c *Capture) Files() []string {
+	if c.files != nil {
+		return c.files
+	}
+	return []string{c.path}
 }
 
 // Version returns the capture's format version (PRAGMA user_version).

@@ -161,8 +161,10 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 func buildInfo(ctx context.Context, c *storage.Capture, allEvents bool) (Info, error) {
 	info := Info{File: c.Path(), FormatVersion: c.Version(), Sessions: []infoSession{}, Topics: []infoTopic{},
 		EventCounts: map[string]int64{}, Events: []infoEvent{}}
-	if fi, err := os.Stat(c.Path()); err == nil {
-		info.FileBytes = fi.Size()
+	for _, f := range c.Files() { // a set read as one: all its files
+		if fi, err := os.Stat(f); err == nil {
+			info.FileBytes += fi.Size()
+		}
 	}
 	sessions, err := c.Sessions(ctx)
 	if err != nil {

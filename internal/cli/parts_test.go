@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,6 +73,24 @@ func TestVerbsReadPartsAsOne(t *testing.T) {
 	var info Info
 	if err := json.Unmarshal([]byte(run(append([]string{"info", "--json"}, parts...)...)), &info); err != nil || info.Totals.Messages != 30 {
 		t.Errorf("info of the parts: %d messages (%v), want 30", info.Totals.Messages, err)
+	}
+	// The session read from the parts is the recording's: its source, its
+	// clean flag, its last part's stop reason (not "merge"); the size is
+	// the parts' together.
+	var lastPart Info
+	json.Unmarshal([]byte(run("info", "--json", parts[len(parts)-1])), &lastPart)
+	var size int64
+	for _, p := range parts {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
+	}
+	if len(info.Sessions) != 1 || info.Sessions[0].Source != "subscriber" || !info.Sessions[0].CleanSession ||
+		info.Sessions[0].StopReason != lastPart.Sessions[0].StopReason || info.FileBytes != size {
+		t.Errorf("info of the parts: sessions %+v, %d bytes; want one subscriber session, clean, stopped %q, %d bytes",
+			info.Sessions, info.FileBytes, lastPart.Sessions[0].StopReason, size)
 	}
 	if out := run("diff", whole, glob); !strings.Contains(out, "equal") {
 		t.Errorf("diff whole.db with the parts: %s", out)
