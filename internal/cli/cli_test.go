@@ -49,6 +49,7 @@ func TestParseRecord(t *testing.T) {
 		}},
 		{[]string{"-o", "x.db", "--split-size", "lots"}, false, nil},
 		{[]string{"-o", "x.db", "--split-size", "10KiB"}, false, nil},
+		{[]string{"-o", "x.db", "--split-size", "512KiB"}, false, nil}, // below what an empty capture takes
 		{[]string{"-o", "x.db", "--split-every", "10ms"}, false, nil},
 		{[]string{"-o", "x.db", "--split-every", "1h", "--keep", "-1"}, false, nil},
 		{[]string{"-o", "x.db", "--keep", "3"}, false, nil},

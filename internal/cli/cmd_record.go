@@ -60,8 +60,10 @@ func (f *splitFlags) on() bool { return f.size != "" || f.every != 0 }
 func (f *splitFlags) check(output string) error {
 	var err error
 	if f.size != "" {
-		if f.sizeB, err = parseByteSize(f.size); err != nil || f.sizeB < 64<<10 {
-			return usagef("--split-size %q: want a size of at least 64KiB, e.g. 512MiB or 1GB", f.size)
+		// A new capture's tables and indexes alone take 832 KiB (64 KiB
+		// pages): below 1 MiB every batch would start a part.
+		if f.sizeB, err = parseByteSize(f.size); err != nil || f.sizeB < 1<<20 {
+			return usagef("--split-size %q: want a size of at least 1MiB (an empty capture already takes 832 KiB), e.g. 512MiB or 1GB", f.size)
 		}
 	}
 	if f.maxTotal != "" {
