@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/mqtape/mqtape/decode"
 	"github.com/mqtape/mqtape/export"
 	"github.com/mqtape/mqtape/storage"
 	"github.com/mqtape/mqtape/web"
@@ -77,9 +79,12 @@ func parseWeb(args []string, cio *cliIO) (webOptions, error) {
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	host, _, err := net.SplitHostPort(o.listen)
+	host, port, err := net.SplitHostPort(o.listen)
 	if err != nil {
 		return o, usagef("--listen %q: use HOST:PORT, e.g. 127.0.0.1:8080", o.listen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return o, usagef("--listen %q: bad port %q (0 to 65535; 0 picks a free one)", o.listen, port)
 	}
 	if !loopback(host) && o.token == "" {
 		b := make([]byte, 16)
@@ -114,16 +119,10 @@ func cmdWeb(ctx context.Context, args []string, cio *cliIO) error {
 		return err
 	}
 	defer c.Close()
-	if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil {
+	srv, err := webServer(ctx, c, reg, o, cio)
+	if err != nil {
 		return err
 	}
-	loc := time.Local
-	if o.utc {
-		loc = time.UTC
-	}
-	srv := web.New(web.Options{Source: c, Token: o.token, Location: loc,
-		Decode: export.NewResolver(c, reg).Decode,
-		Info:   func(ctx context.Context) (any, error) { return buildInfo(ctx, c, false) }})
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
@@ -132,6 +131,22 @@ func cmdWeb(ctx context.Context, args []string, cio *cliIO) error {
 	fmt.Fprintf(cio.stderr, "serving %s read-only (Ctrl-C stops)\n", o.file)
 	return serveUntilDone(ctx, &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}, ln)
+}
+
+// webServer is the server of capture c that o describes, decoding with
+// reg and the decoders c carries.
+func webServer(ctx context.Context, c *storage.Capture, reg *decode.Registry, o webOptions, cio *cliIO) (*web.Server, error) {
+	reg, err := withCapture(ctx, reg, c, cio.stderr)
+	if err != nil {
+		return nil, err
+	}
+	loc := time.Local
+	if o.utc {
+		loc = time.UTC
+	}
+	return web.New(web.Options{Source: c, Token: o.token, Location: loc,
+		Decode: export.NewResolver(c, reg).Decode,
+		Info:   func(ctx context.Context) (any, error) { return buildInfo(ctx, c, false) }}), nil
 }
 
 // webURL is the address to open: with the token when there is one, and
