@@ -6,6 +6,8 @@
 //	GET /api/messages?q=&after=&before=&limit=  messages as mqtape export writes them, and a cursor
 //	GET /api/topics                         every topic and its message count
 //	GET /api/events?q=&after=               new messages, as server-sent events (follow a recording)
+//	GET /api/narrow?q=&topic=               q with its topic terms replaced by topic (the topic tree)
+//	GET /api/unsafe                         the characters the page shows visibly (termsafe.Unsafe)
 //
 // Every other method is refused; the server only reads the capture.
 package web
@@ -99,6 +101,8 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("/api/messages", s.messages)
 	s.mux.HandleFunc("/api/topics", s.topics)
 	s.mux.HandleFunc("/api/events", s.events)
+	s.mux.HandleFunc("/api/narrow", s.narrow)
+	s.mux.HandleFunc("/api/unsafe", s.unsafe)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errors.New("no such API: "+r.URL.Path))
 	})

@@ -418,3 +418,42 @@ func writeOffsets(t *testing.T, n int) string {
 	}
 	return capturetest.WriteOffsets(t, msgs)
 }
+
+func TestNarrowReplacesTopicTerms(t *testing.T) {
+	ts := serve(t, writeOffsets(t, 3), web.Options{})
+	for _, tc := range []struct{ q, topic, want string }{
+		{"dev/1 qos>=1 .n>2", "dev/#", "dev/# qos>=1 .n>2"},
+		{"dev/0 payload:x", "", "payload:x"},
+		{"", `odd "name"/#`, `topic:"odd \"name\"/#"`},
+	} {
+		var r struct{ Q string }
+		get(t, ts.URL+"/api/narrow?q="+url.QueryEscape(tc.q)+"&topic="+url.QueryEscape(tc.topic), &r)
+		if r.Q != tc.want {
+			t.Errorf("narrow(%q, %q) = %q, want %q", tc.q, tc.topic, r.Q, tc.want)
+		}
+	}
+}
+
+func TestUnsafeRangesAreTermsafes(t *testing.T) {
+	ts := serve(t, writeOffsets(t, 1), web.Options{})
+	var u struct{ Ranges [][2]rune }
+	get(t, ts.URL+"/api/unsafe", &u)
+	in := func(r rune) bool {
+		for _, x := range u.Ranges {
+			if r >= x[0] && r <= x[1] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range []rune{0, 0x1b, 0x7f, 0x9b, 0x202e, 0x2066, 0x2028, 0x061c} {
+		if !in(r) {
+			t.Errorf("U+%04X is not in %v", r, u.Ranges)
+		}
+	}
+	for _, r := range []rune{' ', 'a', 0xe9, 0x4e2d, 0x1f600} {
+		if in(r) {
+			t.Errorf("U+%04X is in %v", r, u.Ranges)
+		}
+	}
+}
