@@ -68,14 +68,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		sel.AfterSeq, sel.BeforeSeq, sel.Limit = last, hi+1, q.Limit
 		for {
-			n, seq, err := s.writeMessages(ctx, &framer{w: w, open: "data: ", close: "\n\n"}, sel)
+			_, next, err := s.writeMessages(ctx, &framer{w: w, open: "data: ", close: "\n\n"}, sel, 0)
 			if err != nil {
 				return
 			}
-			if n < sel.Limit {
+			if next == 0 {
 				break
 			}
-			sel.AfterSeq = seq
+			sel.AfterSeq = next
 		}
 		last = hi
 		fmt.Fprintf(w, "event: seq\ndata: %d\n\n", hi)

@@ -86,13 +86,15 @@ func (s *Server) filterQuery(ctx context.Context, text string) (storage.Query, e
 	return f.Query(topics), nil
 }
 
-// messagesPage is the shape of /api/messages; Messages are written
-// streamed by writeMessages (as export writes them).
+// messages answers
 //
-//	{"messages": [RECORD, ...], "next": SEQ or null}
+//	{"messages": [RECORD, ...], "next": SEQ or null, "partial": true}
 //
-// next is the after= of the next page (before= of the previous one with
-// before=), null when this page holds the last match.
+// with the records streamed as export writes them. next is the after= of
+// the next page (the before= of the previous one with before=), null when
+// this page holds the last match; partial (only when true) says the
+// search stopped at its time budget before the page was full: ask again
+// from next.
 func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	q, err := s.selection(r)
 	if err != nil {
@@ -100,46 +102,71 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	fw := &framer{w: w, sep: ","}
 	io.WriteString(w, `{"messages":[`)
-	n, last, err := s.writeMessages(r.Context(), fw, q)
+	n, next, err := s.writeMessages(r.Context(), &framer{w: w, sep: ","}, q, s.o.ScanBudget)
 	if err != nil {
 		// The status is sent: end the JSON with the error, so the page
 		// and scripts see it.
 		fmt.Fprintf(w, `],"error":%q}`+"\n", err.Error())
 		return
 	}
-	next := "null"
-	if n == q.Limit {
-		next = strconv.FormatInt(last, 10)
+	tail := `],"next":null}`
+	if next > 0 {
+		tail = `],"next":` + strconv.FormatInt(next, 10)
+		if n < q.Limit {
+			tail += `,"partial":true`
+		}
+		tail += "}"
 	}
-	io.WriteString(w, `],"next":`+next+"}\n")
+	io.WriteString(w, tail+"\n")
 }
 
-// writeMessages writes the messages q selects as export does (decoded
-// values too) to w, a framer: n of them, the last with seq last.
-func (s *Server) writeMessages(ctx context.Context, w io.Writer, q storage.Query) (n int, last int64, err error) {
+// writeMessages writes up to q.Limit of the messages q selects as export
+// does (decoded values too) to w, a framer. next is the seq to go on from
+// (0: no more): the last one written when the page is full, or the last
+// one looked at when budget (> 0) ran out first.
+func (s *Server) writeMessages(ctx context.Context, w io.Writer, q storage.Query, budget time.Duration) (n int, next int64, err error) {
 	jw := termsafe.NewJSONWriter(w)
 	xw := export.NewJSONWriter(jw)
+	// What is checked in Go is checked here, so that a search through
+	// many messages that do not match can stop at its budget.
+	payloadMatch, messageMatch, limit := q.PayloadMatch, q.MessageMatch, q.Limit
+	inGo := payloadMatch != nil || messageMatch != nil
+	q.PayloadMatch, q.MessageMatch = nil, nil
+	if inGo {
+		q.Limit = 0
+	}
+	deadline := time.Now().Add(budget)
+	looked := 0
 	for m, err := range s.o.Source.Messages(ctx, q) {
 		if err != nil {
-			return n, last, err
+			return n, 0, err
+		}
+		if inGo && (payloadMatch != nil && !payloadMatch(m.Payload) || messageMatch != nil && !messageMatch(&m)) {
+			if looked++; budget > 0 && looked%256 == 0 && time.Now().After(deadline) {
+				next = m.Seq
+				break
+			}
+			continue
 		}
 		var res decode.Result
 		if s.o.Decode != nil {
 			if res, err = s.o.Decode(ctx, &m); err != nil {
-				return n, last, err
+				return n, 0, err
 			}
 		}
 		if err := xw.Write(&m, res); err != nil {
-			return n, last, err
+			return n, 0, err
 		}
-		n, last = n+1, m.Seq
+		if n++; n == limit {
+			next = m.Seq
+			break
+		}
 	}
 	if err := xw.Flush(); err != nil {
-		return n, last, err
+		return n, 0, err
 	}
-	return n, last, jw.Flush()
+	return n, next, jw.Flush()
 }
 
 // requestError answers 400 for a bad parameter, 500 otherwise.

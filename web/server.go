@@ -57,6 +57,11 @@ type Options struct {
 	Token string
 	// Poll is how often /api/events looks for new messages (default 250 ms).
 	Poll time.Duration
+	// ScanBudget is how long one /api/messages request reads the capture
+	// for a filter checked in Go (payload~REGEX, .PATH terms) before it
+	// answers with what it found and a cursor to go on from ("partial":
+	// true); default 250 ms.
+	ScanBudget time.Duration
 	// Location is the time zone of clock times in filters (default UTC).
 	Location *time.Location
 }
@@ -88,6 +93,9 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 func New(o Options) *Server {
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond
+	}
+	if o.ScanBudget <= 0 {
+		o.ScanBudget = 250 * time.Millisecond
 	}
 	if o.Location == nil {
 		o.Location = time.UTC

@@ -457,3 +457,36 @@ func TestUnsafeRangesAreTermsafes(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchStopsAtItsBudget: a filter checked in Go that matches little
+// answers within its budget with a cursor, and following the cursor finds
+// every match once.
+func TestSearchStopsAtItsBudget(t *testing.T) {
+	ts := serve(t, writeOffsets(t, 2000), web.Options{ScanBudget: time.Nanosecond})
+	var found []int64
+	requests, partial := 0, 0
+	after := "0"
+	for requests < 100 {
+		var p struct {
+			page
+			Partial bool
+		}
+		requests++
+		if code, _ := get(t, ts.URL+"/api/messages?q="+url.QueryEscape(".n>1995")+"&limit=5&after="+after, &p); code != 200 {
+			t.Fatalf("status %d: %s", code, p.Error)
+		}
+		for _, r := range p.Messages {
+			found = append(found, r.Seq)
+		}
+		if p.Partial {
+			partial++
+		}
+		if p.Next == nil {
+			break
+		}
+		after = fmt.Sprint(*p.Next)
+	}
+	if fmt.Sprint(found) != "[1997 1998 1999 2000]" || partial == 0 {
+		t.Errorf("found %v in %d requests (%d partial), want [1997 1998 1999 2000] and partial answers", found, requests, partial)
+	}
+}

@@ -165,18 +165,14 @@ async function loadFirst() {
   const gen = state.gen;
   status('loading…');
   try {
-    let page;
     if (state.follow) {
-      page = await api('api/messages', { q: state.q, before: '9223372036854775807', limit: PAGE });
+      const page = await api('api/messages', { q: state.q, before: '9223372036854775807', limit: PAGE });
       page.messages.reverse();
-      page.next = null;
-    } else {
-      const after = state.seq !== null ? Math.max(0, state.seq - 1) : 0;
-      page = await api('api/messages', { q: state.q, after, limit: PAGE });
+      if (gen !== state.gen) return;
+      appendRecords(page.messages);
+    } else if (!await fetchAfter(state.seq !== null ? Math.max(0, state.seq - 1) : 0, gen)) {
+      return;
     }
-    if (gen !== state.gen) return;
-    appendRecords(page.messages);
-    state.next = page.next;
     $('earlier').hidden = state.follow || state.records.length === 0 || state.records[0].seq <= 1;
     status(state.records.length === 0 ? 'no message matches' : '');
     const i = state.seq !== null ? state.records.findIndex((r) => r.seq === state.seq) : -1;
@@ -189,15 +185,31 @@ async function loadFirst() {
   }
 }
 
+// fetchAfter loads a page of matches after seq; a search the server
+// answers in parts (partial: its time budget ran out) goes on from its
+// cursor until the page is full or the capture ends. False: the view
+// changed meanwhile.
+async function fetchAfter(after, gen) {
+  let got = 0;
+  for (;;) {
+    const page = await api('api/messages', { q: state.q, after, limit: PAGE });
+    if (gen !== state.gen) return false;
+    appendRecords(page.messages);
+    got += page.messages.length;
+    state.next = page.next;
+    if (!page.partial || got >= PAGE) return true;
+    status('searching… at seq ' + page.next.toLocaleString('en'));
+    after = page.next;
+  }
+}
+
 async function loadMore() {
   if (state.loading || state.next === null || state.follow) return;
   state.loading = true;
   const gen = state.gen;
   try {
-    const page = await api('api/messages', { q: state.q, after: state.next, limit: PAGE });
-    if (gen !== state.gen) return;
-    appendRecords(page.messages);
-    state.next = page.next;
+    if (!await fetchAfter(state.next, gen)) return;
+    status('');
     endNote();
     charts();
   } catch (e) {
@@ -497,11 +509,13 @@ async function start() {
     const u = await api('api/unsafe');
     const cls = u.ranges.map(([a, b]) => '\\u{' + a.toString(16) + '}-\\u{' + b.toString(16) + '}').join('');
     unsafeRE = new RegExp('[' + cls + ']', 'gu');
-    const info = await api('api/info');
-    $('file').textContent = visible(info.file, false) + ' · ' + info.totals.messages.toLocaleString('en') + ' messages';
   } catch (e) {
     status(e.message, true);
   }
+  // The summary reads the whole capture: the rows do not wait for it.
+  api('api/info').then((info) => {
+    $('file').textContent = visible(info.file, false) + ' · ' + info.totals.messages.toLocaleString('en') + ' messages';
+  }).catch((e) => status(e.message, true));
   $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); applyFilter($('q').value.trim()); });
   $('plot-form').addEventListener('submit', (ev) => { ev.preventDefault(); state.field = $('field').value.trim(); writeURL(); plotChart(); });
   $('field').addEventListener('change', () => { state.field = $('field').value.trim(); writeURL(); plotChart(); });
