@@ -33,7 +33,7 @@ same view. Prints the URL on stdout and serves until Ctrl-C.
 FILE is one capture file (several parts read as one are to come). It is
 opened read-only and never modified.
 
-The page and its JSON API (GET only; every other method is refused):
+The page and its JSON API (GET and HEAD only; every other method gets 405):
   /api/info                            the summary, as info --json
   /api/messages?q=&after=&before=&limit=  records as export writes them, and
                                        "next" (the after= of the next page);
