@@ -31,7 +31,8 @@ selected message and follow are in the URL: copy it to show a colleague the
 same view. Prints the URL on stdout and serves until Ctrl-C.
 
 FILE is one capture file (several parts read as one are to come). It is
-opened read-only and never modified.
+opened read-only and never modified. To follow a recording, start mqtape
+web after the recorder: a file no recorder has open is read as finished.
 
 The page and its JSON API (GET and HEAD only; every other method gets 405):
   /api/info                            the summary, as info --json
