@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gdamore/tcell/v2"
+	"github.com/mqtape/mqtape/filter"
 	"github.com/rivo/tview"
 )
 
@@ -173,7 +174,7 @@ func (u *UI) helpText() string {
 		b.WriteString("\n")
 	}
 	b.WriteString("[yellow::b]filter line[-::-]\n")
-	b.WriteString(tview.Escape(filterHelp))
+	b.WriteString(tview.Escape(filter.Help))
 	b.WriteString("\n\n[yellow::b]mouse[-::-]\n  click a row or a tree node to select it; the wheel scrolls\n")
 	return b.String()
 }

@@ -48,7 +48,7 @@ func (u *UI) pollOnce(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	p, err := u.c.Prepare(ctx, snap.filter.selection(topics))
+	p, err := u.c.Prepare(ctx, snap.filter.Query(topics))
 	if err != nil {
 		return
 	}

@@ -24,11 +24,11 @@ func TestModelMatchesReference(t *testing.T) {
 	for _, tc := range modelReferenceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			listCap = tc.listCap
-			f, err := parseFilter(tc.query, filterEnv{start: time.Unix(0, t0), loc: time.UTC})
+			f, err := parseFilter(tc.query, filterEnv{Start: time.Unix(0, t0), Loc: time.UTC})
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := ref.c.Prepare(ctx, f.selection(ref.topics))
+			p, err := ref.c.Prepare(ctx, f.Query(ref.topics))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +227,7 @@ func TestModelGrowth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := c.Prepare(ctx, f.selection(topics()))
+		p, err := c.Prepare(ctx, f.Query(topics()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +251,7 @@ func TestModelGrowth(t *testing.T) {
 			t.Fatal(err)
 		}
 		for vi, v := range views {
-			p, err := c.Prepare(ctx, v.f.selection(topics()))
+			p, err := c.Prepare(ctx, v.f.Query(topics()))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,7 +21,7 @@ type Connector func(ctx context.Context, broker string, protocol int) (replay.Pu
 // replayQuery turns a filter into the replay's query, starting at seq
 // fromSeq.
 func replayQuery(f Filter, fromSeq int64) storage.Query {
-	q := f.selection(nil)
+	q := f.Query(nil)
 	q.AfterSeq = max(fromSeq-1, 0)
 	return q
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gdamore/tcell/v2"
 
+	"github.com/mqtape/mqtape/filter"
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/storage"
 )
@@ -104,10 +105,10 @@ func (u *UI) cancelPrompt() {
 }
 
 func (u *UI) filterEnv() filterEnv {
-	env := filterEnv{isTopic: func(s string) bool { return u.topicNames[s] }, start: time.Unix(0, u.firstNS), loc: u.loc}
+	env := filterEnv{IsTopic: func(s string) bool { return u.topicNames[s] }, Start: time.Unix(0, u.firstNS), Loc: u.loc}
 	if dec := u.opts.Decode; dec != nil {
 		ctx := u.ctx
-		env.values = func(m *storage.Message) []byte { return queryValue(ctx, dec, m) }
+		env.Values = func(m *storage.Message) []byte { return queryValue(ctx, dec, m) }
 	}
 	return env
 }
@@ -237,19 +238,19 @@ func (u *UI) applyFilter(text string) error {
 // prepare resolves a filter into a query, with the complement for counting
 // when the filter selects most messages by topic alone.
 func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
-	p, err := u.c.Prepare(ctx, f.selection(u.topics))
+	p, err := u.c.Prepare(ctx, f.Query(u.topics))
 	if err != nil {
 		return query{}, err
 	}
 	q := query{p: p}
-	if !f.topicOnly() || !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
+	if !f.TopicOnly() || !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
 		return q, nil
 	}
 	var in, out int64
 	comp := []int64{}
 	for _, t := range u.topics {
 		n := u.topicCounts[t.ID]
-		if f.matchTopic(t.Name) {
+		if f.MatchTopic(t.Name) {
 			in += n
 		} else {
 			out += n
@@ -322,7 +323,7 @@ func (u *UI) jump(text string) error {
 		ts := cur.TimeNS + int64(d)
 		target = func(ctx context.Context) (int64, error) { return u.c.SeqAtTime(ctx, ts) }
 	default:
-		p, err := parsePoint(text, u.filterEnv())
+		p, err := filter.ParsePoint(text, u.filterEnv())
 		if err != nil {
 			return fmt.Errorf("jump: %w", err)
 		}

@@ -198,7 +198,7 @@ func (u *UI) rateText(counts []float64, from, to int64, width int) string {
 func (u *UI) loadTopicStats() {
 	s := u.stats
 	horizon, gen := u.m.horizon, u.gen
-	q := u.filter.selection(u.topics)
+	q := u.filter.Query(u.topics)
 	q.BeforeSeq = horizon + 1
 	s.table.Clear()
 	s.table.SetCell(0, 0, tview.NewTableCell("computing per-topic statistics (reads the whole capture)…").SetTextColor(tcell.ColorAqua))

@@ -10,6 +10,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
 
+	"github.com/mqtape/mqtape/filter"
 	"github.com/mqtape/mqtape/storage"
 )
 
@@ -341,23 +342,8 @@ func (u *UI) treeChoose() {
 
 // replaceTopicTerms swaps the topic filters of a query for one ("" for none),
 // keeping its other terms.
-func (u *UI) replaceTopicTerms(query, filter string) string {
-	terms, _ := splitTerms(query)
-	var keep []string
-	if filter != "" {
-		if strings.ContainsAny(filter, " \t\"\\") {
-			filter = "topic:" + strconv.Quote(filter)
-		}
-		keep = append(keep, filter)
-	}
-	for _, t := range terms {
-		var probe Filter
-		if err := probe.addTerm(t, u.filterEnv()); err == nil && len(probe.Topics) > 0 {
-			continue
-		}
-		keep = append(keep, t.src)
-	}
-	return strings.Join(keep, " ")
+func (u *UI) replaceTopicTerms(query, topicFilter string) string {
+	return filter.ReplaceTopicTerms(query, topicFilter, u.filterEnv())
 }
 
 func (u *UI) toggleHelp() {

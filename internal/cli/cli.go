@@ -57,6 +57,7 @@ func commands() []command {
 		{"check", "verify a capture: SQLite's check and mqtape's invariants", cmdCheck},
 		{"recover", "copy what can be read from a damaged capture into a new one", cmdRecover},
 		{"decoders", "list or store the payload decoders a capture carries", cmdDecoders},
+		{"web", "serve a read-only view of a capture to a browser (and a JSON API)", cmdWeb},
 	}
 }
 

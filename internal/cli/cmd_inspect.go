@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mqtape/mqtape/export"
+	"github.com/mqtape/mqtape/filter"
 	"github.com/mqtape/mqtape/inspector"
 	"github.com/mqtape/mqtape/mqtt"
 	"github.com/mqtape/mqtape/replay"
@@ -124,7 +125,7 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 		opts.Location = time.UTC
 	}
 	err = inspector.Start(ctx, c, opts)
-	if errors.Is(err, inspector.ErrFilter) {
+	if errors.Is(err, filter.ErrFilter) {
 		return usagef("--filter: %v", err)
 	}
 	return err

@@ -54,6 +54,11 @@ var forbiddenDeps = map[string][]string{
 	// decode knows MQTT messages and the codec libraries, not captures:
 	// export, inspect and diff hand it payloads.
 	"decode": {"storage", "recorder", "replay", "inspector", "export", "diff", "cli"},
+	// web reads captures through storage and export; it knows no broker
+	// and not the terminal UI.
+	"web": {"recorder", "replay", "inspector", "mqttclient", "broker", "cli"},
+	// filter is the query language: storage queries, not the UI.
+	"filter": {"inspector", "recorder", "replay", "cli"},
 }
 
 // knownViolations break the rules today, each for the reason given, keyed

@@ -1,4 +1,4 @@
-package inspector
+package filter
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"github.com/mqtape/mqtape/storage"
 )
 
-var testEnv = filterEnv{
-	isTopic: func(s string) bool { return s == "heartbeat" },
-	start:   time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
-	loc:     time.UTC,
+var testEnv = Env{
+	IsTopic: func(s string) bool { return s == "heartbeat" },
+	Start:   time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
+	Loc:     time.UTC,
 }
 
 func TestParseFilter(t *testing.T) {
@@ -66,27 +66,27 @@ func TestParseFilter(t *testing.T) {
 		{"-5s..", "use an offset", true},
 	}
 	for _, tc := range cases {
-		f, err := parseFilter(tc.in, testEnv)
+		f, err := Parse(tc.in, testEnv)
 		switch {
 		case tc.err && err == nil:
-			t.Errorf("parseFilter(%q) = %q, want an error containing %q", tc.in, f.Describe(time.UTC), tc.want)
+			t.Errorf("Parse(%q) = %q, want an error containing %q", tc.in, f.Describe(time.UTC), tc.want)
 		case tc.err && (!strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrFilter)):
-			t.Errorf("parseFilter(%q) error %q, want one containing %q wrapping ErrFilter", tc.in, err, tc.want)
+			t.Errorf("Parse(%q) error %q, want one containing %q wrapping ErrFilter", tc.in, err, tc.want)
 		case !tc.err && err != nil:
-			t.Errorf("parseFilter(%q): %v", tc.in, err)
+			t.Errorf("Parse(%q): %v", tc.in, err)
 		case !tc.err && f.Describe(time.UTC) != tc.want:
-			t.Errorf("parseFilter(%q) = %q, want %q", tc.in, f.Describe(time.UTC), tc.want)
+			t.Errorf("Parse(%q) = %q, want %q", tc.in, f.Describe(time.UTC), tc.want)
 		}
 	}
 }
 
 func TestFilterSelection(t *testing.T) {
 	topics := []storage.Topic{{ID: 1, Name: "a/x"}, {ID: 2, Name: "a/y"}, {ID: 3, Name: "b"}, {ID: 4, Name: "$SYS/z"}}
-	f, err := parseFilter(`a/# !a/y # qos<2 !retained 30s..1m payload:x "y z" payload~^q`, testEnv)
+	f, err := Parse(`a/# !a/y # qos<2 !retained 30s..1m payload:x "y z" payload~^q`, testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := f.selection(topics)
+	s := f.Query(topics)
 	if got := s.TopicIDs; len(got) != 2 || got[0] != 1 || got[1] != 3 { // # does not match $SYS
 		t.Errorf("topic ids %v, want [1 3]", got)
 	}
@@ -97,10 +97,10 @@ func TestFilterSelection(t *testing.T) {
 	if !s.PayloadMatch([]byte("qq")) || s.PayloadMatch([]byte("xq")) {
 		t.Error("regexp predicate")
 	}
-	if none := (&Filter{Topics: []string{"nope/#"}}).selection(topics); none.TopicIDs == nil || len(none.TopicIDs) != 0 {
+	if none := (&Filter{Topics: []string{"nope/#"}}).Query(topics); none.TopicIDs == nil || len(none.TopicIDs) != 0 {
 		t.Errorf("no matching topic must select nothing, got %v", none.TopicIDs)
 	}
-	if all := (&Filter{}).selection(topics); all.TopicIDs != nil {
+	if all := (&Filter{}).Query(topics); all.TopicIDs != nil {
 		t.Errorf("no topic terms must select every topic, got %v", all.TopicIDs)
 	}
 }
@@ -111,7 +111,7 @@ func FuzzParseFilter(f *testing.F) {
 	}
 	topics := []storage.Topic{{ID: 1, Name: "a/b"}, {ID: 2, Name: ""}, {ID: 3, Name: "$x"}}
 	f.Fuzz(func(t *testing.T, s string) {
-		flt, err := parseFilter(s, testEnv)
+		flt, err := Parse(s, testEnv)
 		if err != nil {
 			if !errors.Is(err, ErrFilter) {
 				t.Fatalf("error %v does not wrap ErrFilter", err)
@@ -119,7 +119,7 @@ func FuzzParseFilter(f *testing.F) {
 			return
 		}
 		_ = flt.Describe(time.UTC)
-		sel := flt.selection(topics)
+		sel := flt.Query(topics)
 		if sel.PayloadMatch != nil {
 			sel.PayloadMatch([]byte(s))
 		}
@@ -132,7 +132,7 @@ func FuzzParseFilter(f *testing.F) {
 // TestFilterWhereTerms: the / line takes export --where's terms and
 // applies them to JSON payloads (with no decoder), ANDed with the rest.
 func TestFilterWhereTerms(t *testing.T) {
-	f, err := parseFilter(`plant/# .celsius>25 metric:"Node Control/Rebirth"=false ..90s`, testEnv)
+	f, err := Parse(`plant/# .celsius>25 metric:"Node Control/Rebirth"=false ..90s`, testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestFilterWhereTerms(t *testing.T) {
 	if d := f.Describe(time.UTC); !strings.Contains(d, ".celsius>25") || !strings.Contains(d, `metric:"Node Control/Rebirth"=false`) {
 		t.Errorf("describe %q", d)
 	}
-	sel := f.selection(nil)
+	sel := f.Query(nil)
 	hot := `{"celsius":26,"metrics":[{"name":"Node Control/Rebirth","value":false}]}`
 	for payload, want := range map[string]bool{
 		hot: true,
@@ -154,7 +154,7 @@ func TestFilterWhereTerms(t *testing.T) {
 			t.Errorf("%s: %v, want %v", payload, got, want)
 		}
 	}
-	if _, err := parseFilter(".celsius", testEnv); !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), "needs an operator") {
+	if _, err := Parse(".celsius", testEnv); !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), "needs an operator") {
 		t.Errorf(".celsius: %v", err)
 	}
 }
