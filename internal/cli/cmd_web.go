@@ -19,7 +19,7 @@ import (
 	"github.com/mqtape/mqtape/web"
 )
 
-const webUsage = `web [--listen ADDR] [--token T] [flags] FILE
+const webUsage = `web [--listen ADDR] [--token T] [flags] FILE...
 
 Serve a read-only view of a capture to a browser: a message table that pages
 through millions of messages, the filter language of inspect's / line, a
@@ -30,9 +30,12 @@ recorded (mqtape record -o FILE running) within a second. The filter, the
 selected message and follow are in the URL: copy it to show a colleague the
 same view. Prints the URL on stdout and serves until Ctrl-C.
 
-FILE is one capture file (several parts read as one are to come). It is
-opened read-only and never modified. To follow a recording, start mqtape
-web after the recorder: a file no recorder has open is read as finished.
+FILE is opened read-only and never modified. Several captures — files, a
+directory (its *.db files) or a quoted glob such as 'run-*.db' — are read as
+one capture in time order, like every reading verb (the parts of a split
+recording count every message once); they are read as they are when web
+starts, so follow works on one file. To follow a recording, start mqtape web
+after the recorder: a file no recorder has open is read as finished.
 
 The page and its JSON API (GET and HEAD only; every other method gets 405):
   /api/info                            the summary, as info --json
@@ -68,6 +71,7 @@ type webOptions struct {
 	utc    bool
 	decode decodeFlags
 	file   string
+	inputs []string // the captures read as one (openInputs)
 }
 
 func parseWeb(args []string, cio *cliIO) (webOptions, error) {
@@ -92,7 +96,7 @@ func parseWeb(args []string, cio *cliIO) (webOptions, error) {
 		rand.Read(b)
 		o.token = hex.EncodeToString(b)
 	}
-	o.file, err = oneFile(fs)
+	o.inputs, o.file, err = captureArgs(fs)
 	return o, err
 }
 
@@ -115,7 +119,7 @@ func cmdWeb(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(o.file)
+	c, err := openInputs(ctx, cio, o.inputs)
 	if err != nil {
 		return err
 	}

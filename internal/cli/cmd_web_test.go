@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,38 @@ func TestWebServesUntilCancelled(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", host); err == nil {
 		t.Error("still listening after it stopped")
+	}
+}
+
+// TestWebReadsPartsAsOne: web given the parts of a split recording (a
+// glob) serves them as one capture, every message once, like every
+// reading verb.
+func TestWebReadsPartsAsOne(t *testing.T) {
+	_, parts, _ := splitFixture(t)
+	glob := filepath.Join(filepath.Dir(parts[0]), "run-*.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"web", glob}, pw, &stderr); pw.Close() }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	resp, err := http.Get(strings.TrimSpace(line) + "api/messages?limit=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Messages []struct{ Seq int64 } }
+	json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if len(p.Messages) != 30 {
+		t.Errorf("%d messages from the 3 parts, want the recording's 30 (carried retained rows once)", len(p.Messages))
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d: %s", code, stderr.String())
 	}
 }
