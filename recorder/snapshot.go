@@ -227,10 +227,10 @@ func (s *Snapshotter) Run(ctx context.Context) (Result, error) {
 	if s.part != nil {
 		err = errors.Join(err, s.finishPart(reason, err))
 	}
+	res := Result{Stats: s.Stats(), StopReason: reason, Ended: s.clock.Now()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res := Result{Stats: s.Stats(), StopReason: reason, Ended: s.clock.Now(), Filters: s.filters,
-		Parts: append([]PartInfo(nil), s.parts...)}
+	res.Filters, res.Parts = s.filters, append([]PartInfo(nil), s.parts...)
 	if len(res.Parts) > 0 {
 		res.SessionID = 1
 	}
@@ -326,8 +326,8 @@ func (s *Snapshotter) loop(ctx context.Context) (string, error) {
 
 // take handles one received message.
 func (s *Snapshotter) take(ctx context.Context, a arrival, post clockTimer) error {
-	s.handled.Add(1)
-	if a.m.Topic == "" { // only to acknowledge
+	defer s.handled.Add(1) // once handled: tests wait for it
+	if a.m.Topic == "" {   // only to acknowledge
 		return s.ack(a.ack)
 	}
 	if s.part != nil && a.m.TimeNS > s.part.postUntil {
@@ -422,6 +422,7 @@ func (s *Snapshotter) trigger(ctx context.Context, idx int, at int64, post clock
 // first message and moves the ring into its batch (committed at the next
 // flush).
 func (s *Snapshotter) openPart(ctx context.Context, at int64) error {
+	ctx = context.WithoutCancel(ctx) // a part once begun is finished
 	s.evict(at)
 	ring := s.ring[s.head:]
 	startNS := at - 1 // the carried retained rows come just before the first message
