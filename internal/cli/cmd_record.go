@@ -37,6 +37,7 @@ type recordOptions struct {
 	output        string
 	decoders      decodeFlags
 	split         splitFlags
+	ring          ringFlags
 }
 
 // splitFlags are record's rotation and retention flags.
@@ -134,6 +135,7 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
 	registerCompress(fs, &o.compress)
 	o.split.register(fs)
+	o.ring.register(fs)
 	o.conn.register(fs)
 	o.decoders.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -155,8 +157,13 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	case !o.clean && o.conn.clientID == "":
 		return o, usagef("--clean=false needs a fixed --client-id (the broker keeps the session under that id)")
 	}
-	if err := o.split.check(o.output); err != nil {
+	if err := o.ring.check(&o, fs.Changed); err != nil {
 		return o, err
+	}
+	if !o.ring.on() {
+		if err := o.split.check(o.output); err != nil {
+			return o, err
+		}
 	}
 	if err := topic.ValidateAll(o.topics); err != nil {
 		return o, err
@@ -183,6 +190,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	decoders, err := o.decoders.toStore(ctx) // usage errors before touching the capture
 	if err != nil {
 		return err
+	}
+	if o.ring.on() {
+		return runSnapshots(ctx, cio, &o, recordDialer(cio, &o, copts, o.output), o.recorderConfig(copts), decoders)
 	}
 	output, split, err := o.split.firstPart(ctx, cio, o.output, o.quiet)
 	if err != nil {
@@ -222,31 +232,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		return err
 	}
 
-	var subs []mqtt.Subscription
-	for _, t := range o.topics {
-		subs = append(subs, mqtt.Subscription{Filter: t, QoS: byte(o.qos)})
-	}
-	if len(subs) == 0 {
-		subs = []mqtt.Subscription{{Filter: "#", QoS: byte(o.qos)}}
-	}
-	host, _ := os.Hostname()
-	var banner sync.Once
-	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
-		c, err := connect(ctx, copts, h)
-		if err == nil && !o.quiet {
-			// Only once connected: a failure is then the only line.
-			banner.Do(func() {
-				fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
-					copts.Broker, output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
-			})
-		}
-		return c, err
-	}, recorder.Config{
-		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
-		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
-			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
-		Split: split,
-	})
+	cfg := o.recorderConfig(copts)
+	cfg.Split = split
+	rec := recorder.New(capture, recordDialer(cio, &o, copts, output), cfg)
 	status := newStatusLine(cio, o.quiet)
 	stopStatus := status.start(recordStatusLine(rec.Stats))
 	runCtx, stopRun := context.WithCancelCause(ctx)
@@ -273,6 +261,49 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		return err
 	}
 	return nil
+}
+
+// subscriptions are the filters to subscribe to ('#' by default).
+func (o *recordOptions) subscriptions() []mqtt.Subscription {
+	var subs []mqtt.Subscription
+	for _, t := range o.topics {
+		subs = append(subs, mqtt.Subscription{Filter: t, QoS: byte(o.qos)})
+	}
+	if len(subs) == 0 {
+		subs = []mqtt.Subscription{{Filter: "#", QoS: byte(o.qos)}}
+	}
+	return subs
+}
+
+// recorderConfig is the recording's configuration from the flags.
+func (o *recordOptions) recorderConfig(copts mqtt.Options) recorder.Config {
+	host, _ := os.Hostname()
+	return recorder.Config{
+		Filters: o.subscriptions(), Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
+		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
+			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
+	}
+}
+
+// recordDialer connects with copts and, once connected the first time,
+// says what is being recorded where.
+func recordDialer(cio *cliIO, o *recordOptions, copts mqtt.Options, output string) recorder.Dialer {
+	var banner sync.Once
+	return func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
+		c, err := connect(ctx, copts, h)
+		if err == nil && !o.quiet {
+			// Only once connected: a failure is then the only line.
+			banner.Do(func() {
+				what := "recording"
+				if o.ring.on() {
+					what = fmt.Sprintf("recording snapshots (ring %s, trigger %q, post %s; SIGUSR1 triggers by hand) of", o.ring.ring, o.ring.trigger, o.ring.post)
+				}
+				fmt.Fprintf(cio.stderr, "%s %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
+					what, copts.Broker, output, strings.Join(filterNames(o.subscriptions(), o.sys), " "), o.qos)
+			})
+		}
+		return c, err
+	}
 }
 
 // storeDecoders stores record's --decode/--proto (nil: none given) when
@@ -431,6 +462,9 @@ func recordStatus(s recorder.Stats, rate float64) string {
 	part := ""
 	if s.Part != "" {
 		part = "  → " + filepath.Base(s.Part)
+	}
+	if s.Ring != nil {
+		part += "  " + ringStatus(s.Ring)
 	}
 	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s%s",
 		humanize.GroupDigits(s.Stored), humanize.GroupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
