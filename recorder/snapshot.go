@@ -85,12 +85,11 @@ type Snapshotter struct {
 	resub   func()
 
 	// Owned by the loop.
-	ring     []storage.Message
-	head     int
-	base     storage.RetainedState // the retained state before the ring's first message
-	part     *snapPart             // the part being written, nil when armed
-	next     int                   // the next part number to try
-	previous string                // the last part written
+	ring []storage.Message
+	head int
+	base storage.RetainedState // the retained state before the ring's first message
+	part *snapPart             // the part being written, nil when armed
+	next int                   // the next part number to try
 }
 
 // snapPart is a snapshot being written.
@@ -443,8 +442,10 @@ func (s *Snapshotter) openPart(ctx context.Context, at int64) error {
 		err = s.snap.Setup(ctx, c)
 	}
 	if err == nil {
+		// No previous part: snapshots are not contiguous, so the carried
+		// state may hold what no other part has (readers keep it).
 		err = storage.StartPart(ctx, sess, storage.PartStart{Recording: s.snap.Recording, Number: n,
-			Previous: s.previous, Retained: s.base.Messages()}, startNS)
+			Retained: s.base.Messages()}, startNS)
 	}
 	if err != nil {
 		c.Close()
@@ -550,22 +551,19 @@ func (s *Snapshotter) finishPart(reason string, runErr error) error {
 	err := s.flush(ctx)
 	endNS := s.stamp()
 	if reason == "" {
-		if err == nil {
-			err = storage.EndPart(ctx, p.capture, p.sess, storage.PartLink{Recording: s.snap.Recording, Part: p.number}, endNS, 0)
-		}
-	} else {
-		if runErr != nil {
-			err = errors.Join(err, p.sess.Write(ctx, nil, []storage.Event{{TimeNS: endNS, OffsetNS: endNS - p.startNS,
-				Kind: storage.EventStopped, Detail: runErr.Error()}}, endNS))
-		}
-		err = errors.Join(err, p.sess.End(ctx, endNS, reason, 0), p.capture.Close())
+		reason = storage.StopSnapshot
 	}
-	s.previous = p.capture.Path()
+	if runErr != nil {
+		err = errors.Join(err, p.sess.Write(ctx, nil, []storage.Event{{TimeNS: endNS, OffsetNS: endNS - p.startNS,
+			Kind: storage.EventStopped, Detail: runErr.Error()}}, endNS))
+	}
+	err = errors.Join(err, p.sess.End(ctx, endNS, reason, 0), p.capture.Close())
+	path := p.capture.Path()
 	s.part = nil
 	s.capturing.Store(false)
 	s.snapshots.Add(1)
 	if err != nil {
-		return fmt.Errorf("%w: finish snapshot %s: %w", ErrWriter, s.previous, err)
+		return fmt.Errorf("%w: finish snapshot %s: %w", ErrWriter, path, err)
 	}
 	return nil
 }

@@ -94,7 +94,10 @@ func snapshotPart(t *testing.T, path string) (live, carried []string, snaps []st
 	for _, m := range c {
 		carried = append(carried, m.Topic+"="+string(m.Payload))
 	}
-	_, _, events := capturetest.Read(t, path)
+	_, sessions, events := capturetest.Read(t, path)
+	if sessions[0].StopReason != storage.StopSnapshot {
+		t.Errorf("%s: stop reason %q, want %q", path, sessions[0].StopReason, storage.StopSnapshot)
+	}
 	for _, e := range events {
 		if e.Kind == storage.EventSnapshot {
 			var s storage.SnapshotEvent

@@ -330,6 +330,10 @@ func NextPartName(pattern string, n int, start time.Time) (string, int) {
 	}
 }
 
+// StopSnapshot is the stop reason of a trigger snapshot's session that
+// ended with its post-window.
+const StopSnapshot = "snapshot"
+
 // EventSnapshot marks what made a trigger snapshot (record --ring): its
 // detail is a SnapshotEvent as JSON. A snapshot part has one for the
 // trigger that opened it and one for each trigger that extended it.
