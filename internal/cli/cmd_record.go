@@ -108,6 +108,21 @@ finished parts of this recording, never the part being written. Each part
 carries the recording's decoders and --compress. Read the parts together
 with info, export, inspect, play, diff, cut or merge.
 
+--ring DURATION records trigger snapshots: the last DURATION of traffic is
+kept in memory (at most --ring-size of payloads and topics, 256MiB by
+default; the oldest go first) and nothing is written until a message
+matches --trigger QUERY (inspect's / language: topic filters, payload~REGEX,
+payload:TEXT, qos>=1, .PATH OP VALUE on JSON payloads; topic filters ORed, other
+terms ANDed). Then one part
+is written (named like --split-* parts from -o) holding the ring and
+everything for --post after the trigger; a trigger inside the post-window
+extends it; then the ring starts filling again. SIGUSR1 (kill -USR1 PID)
+triggers by hand. Each part starts with the retained state known at its
+first message and passes check. Messages in the ring are acknowledged when
+they enter it: a snapshot recorder trades the kill -9 guarantee for memory
+(a kill loses the ring, which is never written); messages of a post-window
+are acknowledged once committed to their part.
+
 ` + decodeFlagsHelp
 
 const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
@@ -119,6 +134,9 @@ const recordExamples = `  mqtape record -o capture.db                           
   mqtape record --compress -o week.db                           # payloads zstd-compressed (JSON telemetry: about a third)
   mqtape record --split-size 512MiB --keep 48 -o run.db         # run-0001.db, run-0002.db, …; the last 48 kept
   mqtape record --split-every 1h --max-total 20GiB -o 'plant-%Y%m%d-%H.db'
+  mqtape record --ring 5m --trigger 'alarms/#' --post 1m -o incident.db   # incident-0001.db: 5 min before, 1 min after
+  mqtape record --ring 30s --ring-size 64MiB --trigger 'plant/# payload~FAULT' -o 'fault-%Y%m%d-%H%M%S.db'
+  mqtape record --ring 2m --trigger '.temp>90' --post 30s -o hot.db & kill -USR1 $!   # SIGUSR1: snapshot now
 `
 
 func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
