@@ -382,7 +382,9 @@ func ringCost(m *storage.Message) int64 { return int64(len(m.Payload) + len(m.To
 // oldest while it holds more than RingSize; the retained state follows.
 func (s *Snapshotter) evict(now int64) {
 	limit := now - int64(s.snap.Ring)
-	for s.head < len(s.ring) && (s.ring[s.head].TimeNS < limit || s.ringBytes.Load() > s.snap.RingSize) {
+	// The newest message stays even when it alone is over RingSize (it
+	// may be the trigger).
+	for s.head < len(s.ring) && (s.ring[s.head].TimeNS < limit || (s.ringBytes.Load() > s.snap.RingSize && s.head < len(s.ring)-1)) {
 		m := &s.ring[s.head]
 		s.base.Observe(m)
 		s.ringMsgs.Add(-1)
