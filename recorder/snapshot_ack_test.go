@@ -76,6 +76,31 @@ func TestSnapshotAcks(t *testing.T) {
 	}
 }
 
+// The ring ages while traffic is quiet: what is older than Ring leaves it
+// at the next tick, without a new message.
+func TestSnapshotRingAgesWithoutTraffic(t *testing.T) {
+	clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	handlers := make(chan mqtt.Handlers, 1)
+	s := NewSnapshotter(func(_ context.Context, h mqtt.Handlers) (Subscriber, error) {
+		handlers <- h
+		return grantAll{}, nil
+	}, Config{FlushInterval: time.Second, Snapshot: &Snapshot{Ring: 10 * time.Second,
+		Pattern: filepath.Join(t.TempDir(), "s.db"), Trigger: func(*storage.Message) bool { return false }}})
+	s.SetClock(clock)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	h := <-handlers
+	h.Message(mqtt.Message{Topic: "a/1", Payload: []byte("x")})
+	until(t, func() bool { return s.Stats().Ring.Messages == 1 })
+	clock.Advance(11 * time.Second)
+	until(t, func() bool { r := s.Stats().Ring; return r.Messages == 0 && r.Evicted == 1 && r.Bytes == 0 })
+}
+
 // until waits (up to 10 s) for cond.
 func until(t *testing.T, cond func() bool) {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 	"github.com/mqtape/mqtape/broker"
 	"github.com/mqtape/mqtape/internal/capturetest"
 	"github.com/mqtape/mqtape/internal/testbroker"
+	"github.com/mqtape/mqtape/recorder"
 )
 
 // record --ring writes nothing until the trigger, then a part holding the
@@ -87,5 +88,19 @@ func TestManualTriggerOnSIGUSR1(t *testing.T) {
 	case <-manual:
 	case <-time.After(10 * time.Second):
 		t.Fatal("SIGUSR1 did not trigger")
+	}
+}
+
+func TestRingStatus(t *testing.T) {
+	got := recordStatus(recorder.Stats{Started: time.Now(), Connected: true,
+		Ring: &recorder.RingStats{Messages: 1234, Bytes: 64 << 20, Size: 256 << 20, Evicted: 7, Snapshots: 2}}, 0)
+	for _, want := range []string{"ring 1,234 msgs", "(25% of 256", "evicted 7", "snapshots 2", "armed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("status %q lacks %q", got, want)
+		}
+	}
+	got = recordStatus(recorder.Stats{Started: time.Now(), Ring: &recorder.RingStats{Size: 1 << 20, Capturing: true}}, 0)
+	if !strings.Contains(got, "WRITING SNAPSHOT") {
+		t.Errorf("status %q: want WRITING SNAPSHOT while a post-window runs", got)
 	}
 }
