@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -87,6 +89,7 @@ func (f *ringFlags) snapshotConfig(o *recordOptions, decoders *storage.Decoders,
 func runSnapshots(ctx context.Context, cio *cliIO, o *recordOptions, dial recorder.Dialer, cfg recorder.Config, decoders *storage.Decoders) error {
 	manual, stopManual := manualTrigger()
 	defer stopManual()
+	defer roomForRing(cio, o.ring.sizeB)()
 	cfg.Snapshot = o.ring.snapshotConfig(o, decoders, manual)
 	s := recorder.NewSnapshotter(dial, cfg)
 	status := newStatusLine(cio, o.quiet)
@@ -97,6 +100,22 @@ func runSnapshots(ctx context.Context, cio *cliIO, o *recordOptions, dial record
 		printSnapshotSummary(cio, res)
 	}
 	return err
+}
+
+// roomForRing raises the garbage collector's soft memory limit (set by
+// tuneMemory for a recorder whose heap is its small queue) by the ring's
+// size, unless GOMEMLIMIT is set: a full ring under the old limit made the
+// collector run all the time. It returns the function that restores it.
+func roomForRing(cio *cliIO, size int64) func() {
+	if cio.getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	old := debug.SetMemoryLimit(-1)
+	if old == math.MaxInt64 {
+		return func() {} // no limit (tests, or tuneMemory not run)
+	}
+	debug.SetMemoryLimit(old + size)
+	return func() { debug.SetMemoryLimit(old) }
 }
 
 // ringStatus is the ring's part of the live status line.
