@@ -52,8 +52,9 @@ type RingStats struct {
 
 // arrival is a received message on its way to the snapshot loop.
 type arrival struct {
-	m   storage.Message
-	ack func()
+	m       storage.Message
+	ack     func()
+	ackOnly bool // outside the filters: acknowledged in turn, not kept
 }
 
 // Snapshotter runs a trigger-snapshot recording. Create it with
@@ -163,7 +164,7 @@ func (s *Snapshotter) onMessage(m mqtt.Message) {
 	if !s.subscribed(m.Topic) {
 		if m.QoS > 0 && m.Ack != nil {
 			s.stamped.Add(1)
-			s.in <- arrival{ack: m.Ack} // acknowledged in turn, not kept
+			s.in <- arrival{ack: m.Ack, ackOnly: true}
 		}
 		return
 	}
@@ -230,9 +231,6 @@ func (s *Snapshotter) Run(ctx context.Context) (Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res.Filters, res.Parts = s.filters, append([]PartInfo(nil), s.parts...)
-	if len(res.Parts) > 0 {
-		res.SessionID = 1
-	}
 	return res, err
 }
 
