@@ -181,7 +181,11 @@ func TestBadInputEveryVerb(t *testing.T) {
 	// A capture file must stay untouched when recording into it fails.
 	cases = append(cases,
 		badCase{"record", "empty output, unreachable broker", []string{"-o", env.files.empty, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.empty}},
-		badCase{"record", "capture output, unreachable broker", []string{"-o", env.files.good, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.good}})
+		badCase{"record", "capture output, unreachable broker", []string{"-o", env.files.good, "-b", env.closedURL, "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.good}},
+		badCase{"record", "snapshots, bad trigger query", []string{"-o", env.files.good, "-b", env.closedURL, "--ring", "1m", "--trigger", "payload~(", "--quiet"}, []int{exitUsage}, "--trigger", []string{env.files.good}},
+		badCase{"record", "snapshots, trigger for a capture", []string{"-o", env.files.good, "-b", env.closedURL, "--ring", "1m", "--trigger", "session:2", "--quiet"}, []int{exitUsage}, "not from live traffic", []string{env.files.good}},
+		badCase{"record", "snapshots, bad ring size", []string{"-o", env.files.good, "-b", env.closedURL, "--ring", "1m", "--trigger", "a/#", "--ring-size", "lots", "--quiet"}, []int{exitUsage}, "--ring-size", []string{env.files.good}},
+		badCase{"record", "snapshots, unreachable broker", []string{"-o", env.files.good, "-b", env.closedURL, "--ring", "1m", "--trigger", "a/#", "--quiet"}, []int{exitConnection}, "unreachable", []string{env.files.good}})
 	// A whole-file export never replaces a file, and a capture it cannot read leaves no output.
 	pqOut := filepath.Join(env.files.dir, "out-export.parquet")
 	cases = append(cases,

@@ -64,6 +64,8 @@ type Config struct {
 	Session storage.SessionInfo
 	// Split, when set, rotates the recording into parts (Recorder only).
 	Split *Split
+	// Snapshot configures a trigger-snapshot recording (NewSnapshotter).
+	Snapshot *Snapshot
 }
 
 func (c *Config) defaults() {
@@ -106,7 +108,8 @@ type Stats struct {
 	Duplicates    int64 // redeliveries of messages already in the capture, not stored again
 	Connected     bool
 	Started       time.Time
-	Part          string // the part being written (split recordings)
+	Part          string     // the part being written (split recordings)
+	Ring          *RingStats // trigger-snapshot recordings only
 }
 
 // Result summarises a finished recording.
@@ -139,10 +142,7 @@ type Recorder struct {
 	// messages come in a burst right after each (re)subscribe, one per
 	// topic: the burst ends at the first retain=0 message, a second
 	// message on a topic, or 200 ms without a message.
-	burstMu     sync.Mutex
-	inBurst     bool
-	burstTopics map[string]bool
-	burstLast   time.Time
+	burst storeBurst
 
 	// sysSeen counts values of the broker's dropped counter received;
 	// sysUpdate wakes sysDroppedAtStop for each.
@@ -253,7 +253,7 @@ func (r *Recorder) onMessage(m mqtt.Message) {
 	}
 	fromStore := m.Retain // MQTT 3.1.1: only messages from the retained store carry retain=1
 	if r.cfg.Session.Protocol == 5 {
-		fromStore = r.fromStoreBurst(m)
+		fromStore = r.burst.fromStore(m)
 	}
 	it := item{m: storage.Message{TimeNS: ts, OffsetNS: off, Topic: m.Topic, QoS: m.QoS, Retain: m.Retain,
 		FromStore: fromStore, Dup: m.Dup, PacketID: m.PacketID, Payload: m.Payload, Props: m.Props}}
@@ -265,25 +265,35 @@ func (r *Recorder) onMessage(m mqtt.Message) {
 	r.offer(it)
 }
 
-// startBurst is called before each (re)subscribe.
-func (r *Recorder) startBurst() {
-	r.burstMu.Lock()
-	r.inBurst, r.burstTopics, r.burstLast = true, make(map[string]bool), time.Now()
-	r.burstMu.Unlock()
+// storeBurst tells, under MQTT 5 with retain-as-published, the broker's
+// retained store from live retained publishes (see Recorder.burst).
+type storeBurst struct {
+	mu     sync.Mutex
+	in     bool
+	topics map[string]bool
+	last   time.Time
 }
 
-func (r *Recorder) fromStoreBurst(m mqtt.Message) bool {
-	r.burstMu.Lock()
-	defer r.burstMu.Unlock()
-	if !r.inBurst {
+// start is called before each (re)subscribe.
+func (b *storeBurst) start() {
+	b.mu.Lock()
+	b.in, b.topics, b.last = true, make(map[string]bool), time.Now()
+	b.mu.Unlock()
+}
+
+// fromStore reports whether m is part of the burst from the retained store.
+func (b *storeBurst) fromStore(m mqtt.Message) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.in {
 		return false
 	}
 	now := time.Now()
-	if !m.Retain || r.burstTopics[m.Topic] || now.Sub(r.burstLast) > 200*time.Millisecond {
-		r.inBurst = false
+	if !m.Retain || b.topics[m.Topic] || now.Sub(b.last) > 200*time.Millisecond {
+		b.in = false
 		return false
 	}
-	r.burstTopics[m.Topic], r.burstLast = true, now
+	b.topics[m.Topic], b.last = true, now
 	return true
 }
 
@@ -463,7 +473,7 @@ func (rec *recording) subscribe() error {
 		// MQTT 5: keep the publisher's retain flag (ignored by 3.1.1).
 		subs[i].RetainAsPublished = true
 	}
-	r.startBurst()
+	r.burst.start()
 	if !r.subscribed(sysDropped) {
 		subs = append(subs, mqtt.Subscription{Filter: sysDropped, QoS: 0})
 	}

@@ -329,3 +329,22 @@ func NextPartName(pattern string, n int, start time.Time) (string, int) {
 		}
 	}
 }
+
+// StopSnapshot is the stop reason of a trigger snapshot's session that
+// ended with its post-window.
+const StopSnapshot = "snapshot"
+
+// EventSnapshot marks what made a trigger snapshot (record --ring): its
+// detail is a SnapshotEvent as JSON. A snapshot part has one for the
+// trigger that opened it and one for each trigger that extended it.
+const EventSnapshot = "snapshot"
+
+// SnapshotEvent is the detail of a "snapshot" event.
+type SnapshotEvent struct {
+	Reason string `json:"reason"`          // "trigger" (a message matched --trigger) or "manual" (SIGUSR1)
+	Seq    int64  `json:"seq,omitempty"`   // the triggering message's seq in this part (reason "trigger")
+	Topic  string `json:"topic,omitempty"` // its topic
+	// PostUntilNS is when the post-window ends as of this trigger (Unix ns).
+	PostUntilNS int64 `json:"post_until_ns"`
+	Evicted     int64 `json:"evicted"` // messages the ring had dropped (age or --ring-size) before this snapshot, since recording started
+}

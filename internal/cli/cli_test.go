@@ -47,6 +47,20 @@ func TestParseRecord(t *testing.T) {
 		{[]string{"-o", "p-%Y%m%d-{n}.db", "--split-every", "1h", "--max-total", "1GB"}, true, func(o recordOptions) bool {
 			return o.split.every == time.Hour && o.split.totalB == 1<<30
 		}},
+		{[]string{"-o", "snap-{n}.db", "--ring", "5m", "--trigger", "alarms/# payload~FAULT", "--post", "30s", "--ring-size", "64MiB"}, true,
+			func(o recordOptions) bool {
+				return o.ring.ring == 5*time.Minute && o.ring.post == 30*time.Second && o.ring.sizeB == 64<<20 && o.ring.predicate != nil
+			}},
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "a/#"}, true, func(o recordOptions) bool { return o.ring.sizeB == 256<<20 }},
+		{[]string{"-o", "x.db", "--ring", "1m"}, false, nil},                           // no --trigger
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "payload~("}, false, nil}, // bad regexp
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "session:2"}, false, nil}, // not for live traffic
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "a/#", "--ring-size", "1KiB"}, false, nil},
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "a/#", "--post", "-1s"}, false, nil},
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "a/#", "--split-size", "1GB"}, false, nil},
+		{[]string{"-o", "x.db", "--ring", "1m", "--trigger", "a/#", "--count", "5"}, false, nil},
+		{[]string{"-o", "x.db", "--trigger", "a/#"}, false, nil}, // needs --ring
+		{[]string{"-o", "x.db", "--post", "5s"}, false, nil},
 		{[]string{"-o", "x.db", "--split-size", "lots"}, false, nil},
 		{[]string{"-o", "x.db", "--split-size", "10KiB"}, false, nil},
 		{[]string{"-o", "x.db", "--split-size", "512KiB"}, false, nil}, // below what an empty capture takes

@@ -37,6 +37,7 @@ type recordOptions struct {
 	output        string
 	decoders      decodeFlags
 	split         splitFlags
+	ring          ringFlags
 }
 
 // splitFlags are record's rotation and retention flags.
@@ -109,6 +110,21 @@ finished parts of this recording, never the part being written. Each part
 carries the recording's decoders and --compress. Read the parts together
 with info, export, inspect, play, diff, cut or merge.
 
+--ring DURATION records trigger snapshots: the last DURATION of traffic is
+kept in memory (at most --ring-size of payloads and topics, 256MiB by
+default; the oldest go first) and nothing is written until a message
+matches --trigger QUERY (inspect's / language: topic filters, payload~REGEX,
+payload:TEXT, qos>=1, .PATH OP VALUE on JSON payloads; topic filters ORed, other
+terms ANDed). Then one part
+is written (named like --split-* parts from -o) holding the ring and
+everything for --post after the trigger; a trigger inside the post-window
+extends it; then the ring starts filling again. SIGUSR1 (kill -USR1 PID)
+triggers by hand. Each part starts with the retained state known at its
+first message and passes check. Messages in the ring are acknowledged when
+they enter it: a snapshot recorder trades the kill -9 guarantee for memory
+(a kill loses the ring, which is never written); messages of a post-window
+are acknowledged once committed to their part.
+
 ` + decodeFlagsHelp
 
 const recordExamples = `  mqtape record -o capture.db                                   # '#' at QoS 2 on mqtt://127.0.0.1:1883
@@ -120,6 +136,9 @@ const recordExamples = `  mqtape record -o capture.db                           
   mqtape record --compress -o week.db                           # payloads zstd-compressed (JSON telemetry: about a third)
   mqtape record --split-size 512MiB --keep 48 -o run.db         # run-0001.db, run-0002.db, …; the last 48 kept
   mqtape record --split-every 1h --max-total 20GiB -o 'plant-%Y%m%d-%H.db'
+  mqtape record --ring 5m --trigger 'alarms/#' --post 1m -o incident.db   # incident-0001.db: 5 min before, 1 min after
+  mqtape record --ring 30s --ring-size 64MiB --trigger 'plant/# payload~FAULT' -o 'fault-%Y%m%d-%H%M%S.db'
+  mqtape record --ring 2m --trigger '.temp>90' --post 30s -o hot.db & kill -USR1 $!   # SIGUSR1: snapshot now
 `
 
 func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
@@ -136,6 +155,7 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no live status line or summary")
 	registerCompress(fs, &o.compress)
 	o.split.register(fs)
+	o.ring.register(fs)
 	o.conn.register(fs)
 	o.decoders.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -157,8 +177,13 @@ func parseRecord(args []string, cio *cliIO) (recordOptions, error) {
 	case !o.clean && o.conn.clientID == "":
 		return o, usagef("--clean=false needs a fixed --client-id (the broker keeps the session under that id)")
 	}
-	if err := o.split.check(o.output); err != nil {
+	if err := o.ring.check(&o, fs.Changed); err != nil {
 		return o, err
+	}
+	if !o.ring.on() {
+		if err := o.split.check(o.output); err != nil {
+			return o, err
+		}
 	}
 	if err := topic.ValidateAll(o.topics); err != nil {
 		return o, err
@@ -185,6 +210,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 	decoders, err := o.decoders.toStore(ctx) // usage errors before touching the capture
 	if err != nil {
 		return err
+	}
+	if o.ring.on() {
+		return runSnapshots(ctx, cio, &o, recordDialer(cio, &o, copts, o.output), o.recorderConfig(copts), decoders)
 	}
 	output, split, err := o.split.firstPart(ctx, cio, o.output, o.quiet)
 	if err != nil {
@@ -224,31 +252,9 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		return err
 	}
 
-	var subs []mqtt.Subscription
-	for _, t := range o.topics {
-		subs = append(subs, mqtt.Subscription{Filter: t, QoS: byte(o.qos)})
-	}
-	if len(subs) == 0 {
-		subs = []mqtt.Subscription{{Filter: "#", QoS: byte(o.qos)}}
-	}
-	host, _ := os.Hostname()
-	var banner sync.Once
-	rec := recorder.New(capture, func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
-		c, err := connect(ctx, copts, h)
-		if err == nil && !o.quiet {
-			// Only once connected: a failure is then the only line.
-			banner.Do(func() {
-				fmt.Fprintf(cio.stderr, "recording %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
-					copts.Broker, output, strings.Join(filterNames(subs, o.sys), " "), o.qos)
-			})
-		}
-		return c, err
-	}, recorder.Config{
-		Filters: subs, Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
-		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
-			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
-		Split: split,
-	})
+	cfg := o.recorderConfig(copts)
+	cfg.Split = split
+	rec := recorder.New(capture, recordDialer(cio, &o, copts, output), cfg)
 	status := newStatusLine(cio, o.quiet)
 	stopStatus := status.start(recordStatusLine(rec.Stats))
 	runCtx, stopRun := context.WithCancelCause(ctx)
@@ -275,6 +281,49 @@ func cmdRecord(ctx context.Context, args []string, cio *cliIO) (err error) {
 		return err
 	}
 	return nil
+}
+
+// subscriptions are the filters to subscribe to ('#' by default).
+func (o *recordOptions) subscriptions() []mqtt.Subscription {
+	var subs []mqtt.Subscription
+	for _, t := range o.topics {
+		subs = append(subs, mqtt.Subscription{Filter: t, QoS: byte(o.qos)})
+	}
+	if len(subs) == 0 {
+		subs = []mqtt.Subscription{{Filter: "#", QoS: byte(o.qos)}}
+	}
+	return subs
+}
+
+// recorderConfig is the recording's configuration from the flags.
+func (o *recordOptions) recorderConfig(copts mqtt.Options) recorder.Config {
+	host, _ := os.Hostname()
+	return recorder.Config{
+		Filters: o.subscriptions(), Sys: o.sys, Count: o.count, Duration: o.duration, FlushInterval: o.flushInterval,
+		Session: storage.SessionInfo{Source: "subscriber", Broker: copts.Broker.String(), ClientID: copts.ClientID,
+			Protocol: copts.ProtocolVersion, CleanSession: o.clean, Version: version, Host: host},
+	}
+}
+
+// recordDialer connects with copts and, once connected the first time,
+// says what is being recorded where.
+func recordDialer(cio *cliIO, o *recordOptions, copts mqtt.Options, output string) recorder.Dialer {
+	var banner sync.Once
+	return func(ctx context.Context, h mqtt.Handlers) (recorder.Subscriber, error) {
+		c, err := connect(ctx, copts, h)
+		if err == nil && !o.quiet {
+			// Only once connected: a failure is then the only line.
+			banner.Do(func() {
+				what := "recording"
+				if o.ring.on() {
+					what = fmt.Sprintf("recording snapshots (ring %s, trigger %q, post %s; SIGUSR1 triggers by hand) of", o.ring.ring, o.ring.trigger, o.ring.post)
+				}
+				fmt.Fprintf(cio.stderr, "%s %s → %s (filters %s, QoS %d); Ctrl-C to stop\n",
+					what, copts.Broker, output, strings.Join(filterNames(o.subscriptions(), o.sys), " "), o.qos)
+			})
+		}
+		return c, err
+	}
 }
 
 // storeDecoders stores record's --decode/--proto (nil: none given) when
@@ -433,6 +482,9 @@ func recordStatus(s recorder.Stats, rate float64) string {
 	part := ""
 	if s.Part != "" {
 		part = "  → " + filepath.Base(s.Part)
+	}
+	if s.Ring != nil {
+		part += "  " + ringStatus(s.Ring)
 	}
 	return fmt.Sprintf("%s msgs  %s msg/s  %s  %d topics  %s  reconnects %d%s%s%s",
 		humanize.GroupDigits(s.Stored), humanize.GroupDigits(int64(rate)), humanBytes(s.Bytes), s.Topics, fmtElapsed(el),
