@@ -38,7 +38,7 @@ func TestParseWeb(t *testing.T) {
 		{[]string{"--listen", "8080", "c.db"}, false, nil},
 		{[]string{"--listen", "127.0.0.1:70000", "c.db"}, false, nil},
 		{[]string{}, false, nil},
-		{[]string{"a.db", "b.db"}, false, nil},
+		{[]string{"a.db", "b.db"}, true, func(o webOptions) bool { return len(o.inputs) == 2 }}, // read as one
 	}
 	for _, tt := range tests {
 		o, err := parseWeb(tt.args, testIO())

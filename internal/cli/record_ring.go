@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mqtape/mqtape/inspector"
+	"github.com/mqtape/mqtape/filter"
 	"github.com/mqtape/mqtape/internal/humanize"
 	"github.com/mqtape/mqtape/recorder"
 	"github.com/mqtape/mqtape/storage"
@@ -63,7 +63,7 @@ func (f *ringFlags) check(o *recordOptions, changed func(string) bool) error {
 	if f.sizeB, err = parseByteSize(f.size); err != nil || f.sizeB < 64<<10 {
 		return usagef("--ring-size %q: want a size of at least 64KiB, e.g. 256MiB", f.size)
 	}
-	if f.predicate, err = inspector.Predicate(f.trigger, nil); err != nil {
+	if f.predicate, err = filter.Predicate(f.trigger, nil); err != nil {
 		return usagef("--trigger %q: %v", f.trigger, err)
 	}
 	return nil

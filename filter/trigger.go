@@ -1,4 +1,4 @@
-package inspector
+package filter
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 // only when they have MQTT structure (a/b, +, #, $...); else payload text.
 // values, when set, gives the decoded value that .PATH and metric: terms
 // read (nil: the JSON payload).
-func Predicate(text string, values func(m *storage.Message) []byte) (func(m *storage.Message) bool, error) {
-	f, err := parseFilter(text, filterEnv{values: values})
+func Predicate(text string, values ValueFunc) (func(m *storage.Message) bool, error) {
+	f, err := Parse(text, Env{Values: values})
 	if err != nil {
 		return nil, err
 	}
@@ -27,9 +27,9 @@ func Predicate(text string, values func(m *storage.Message) []byte) (func(m *sto
 	case f.From != nil || f.To != nil:
 		return nil, fmt.Errorf("%w: a time range selects from a capture, not from live traffic", ErrFilter)
 	}
-	q := f.selection(nil)
+	q := f.Query(nil)
 	return func(m *storage.Message) bool {
-		if !f.matchTopic(m.Topic) {
+		if !f.MatchTopic(m.Topic) {
 			return false
 		}
 		if f.QoS != nil && !slices.Contains(f.QoS, m.QoS) {
