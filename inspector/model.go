@@ -63,10 +63,24 @@ type query struct {
 	// faster (plant/# of a plant capture counts in milliseconds).
 	comp *storage.Prepared
 	lo   int64 // with comp: the capture's first seq
+	// rank: a topic-only filter counts from the rank index (two bucket
+	// reads at most) instead of over the capture.
+	rank *ranked
 }
 
 // count returns the number of matches with seq in [from, through].
 func (q query) count(ctx context.Context, from, through int64) (int64, error) {
+	if from > through {
+		return 0, nil
+	}
+	if q.rank != nil {
+		a, err := q.rank.before(ctx, q.p, from)
+		if err != nil {
+			return 0, err
+		}
+		b, err := q.rank.before(ctx, q.p, through+1)
+		return b - a, err
+	}
 	if q.comp == nil {
 		return q.p.Count(ctx, from, through)
 	}
@@ -293,6 +307,9 @@ func (m *model) fetchAnchored(ctx context.Context, p int64, n int) ([]storage.Ro
 // seqAtRow finds the seq of row r by binary search on counts (a fallback for
 // rows far from every anchor; the UI always anchors its jumps).
 func (m *model) seqAtRow(ctx context.Context, r int64) (int64, error) {
+	if m.q.rank != nil {
+		return m.q.rank.seqAtRow(ctx, m.q.p, r, m.horizon)
+	}
 	lo, hi := int64(0), m.horizon
 	for lo < hi { // smallest seq s with count(<= s) > r
 		mid := lo + (hi-lo)/2

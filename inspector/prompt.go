@@ -242,7 +242,14 @@ func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
 		return query{}, err
 	}
 	q := query{p: p}
-	if !f.topicOnly() || !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
+	if !f.topicOnly() {
+		return q, nil
+	}
+	if u.rank != nil {
+		q.rank = &ranked{r: u.rank, ids: f.selection(u.topics).TopicIDs}
+		return q, nil
+	}
+	if !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
 		return q, nil
 	}
 	var in, out int64
@@ -430,8 +437,8 @@ func (u *UI) snapshot() liveSnap {
 	return u.live
 }
 
-// countTopics counts messages per topic for the tree (reading only the
-// topic index) and checks that the seqs have no gaps.
+// countTopics counts messages per topic for the tree and the rank index
+// (reading only the topic index) and checks that the seqs have no gaps.
 func (u *UI) countTopics() {
 	lo, hi, topics := u.lo, u.hi, u.topics
 	u.spawn(func(ctx context.Context) {
@@ -442,11 +449,13 @@ func (u *UI) countTopics() {
 			})
 			return
 		}
-		counts, err := u.c.TopicCounts(ctx, lo, hi)
+		buckets, err := u.c.TopicBuckets(ctx, 0, hi, rankShift)
 		if err != nil {
 			u.post(func() { u.fail(err) })
 			return
 		}
+		rank := newRankIndex(buckets, hi, rankShift)
+		counts := rank.totals()
 		trie := newTopicTrie()
 		var sum int64
 		for _, t := range topics {
@@ -454,7 +463,7 @@ func (u *UI) countTopics() {
 			sum += counts[t.ID]
 		}
 		u.post(func() {
-			u.topicCounts = counts
+			u.topicCounts, u.rank = counts, rank
 			u.setTrie(trie, hi, sum == hi-lo+1)
 		})
 	})

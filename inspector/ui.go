@@ -77,7 +77,10 @@ type UI struct {
 	gapless    bool // seqs lo..hi have no gaps (checked by the topic count)
 	// topicCounts are messages per topic id up to trieHorizon.
 	topicCounts map[int64]int64
-	multiDay    bool
+	// rank ranks the rows of topic filters (nil until the topic count is
+	// done; see rankIndex).
+	rank     *rankIndex
+	multiDay bool
 
 	// View state (UI goroutine).
 	filter      Filter
