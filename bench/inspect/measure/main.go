@@ -35,7 +35,7 @@ func main() {
 	var order []string
 	var rss []int64
 	for run := range *runs {
-		steps, hwm, err := measure(*bin, *capture, fmt.Sprintf("mqtape-measure-%d", run))
+		steps, hwm, err := measure(*bin, *capture, fmt.Sprintf("mqtape-measure-%d-%d", os.Getpid(), run))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "measure:", err)
 			os.Exit(1)
