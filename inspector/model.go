@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/mqtape/mqtape/storage"
 )
@@ -82,14 +83,27 @@ func (q query) count(ctx context.Context, from, through int64) (int64, error) {
 		return b - a, err
 	}
 	if q.comp == nil {
-		return q.p.Count(ctx, from, through)
+		return countSQL(ctx, q.p, from, through)
 	}
 	from = max(from, q.lo)
 	if through < from {
 		return 0, nil
 	}
-	n, err := q.comp.Count(ctx, from, through)
+	n, err := countSQL(ctx, q.comp, from, through)
 	return through - from + 1 - n, err
+}
+
+// countHook, when set (tests), sees the seq range of every count the
+// inspector asks SQLite for.
+var countHook atomic.Pointer[func(from, through int64)]
+
+// countSQL counts p's matches in [from, through] in SQLite: the one place
+// the inspector reads a range of the capture to count it.
+func countSQL(ctx context.Context, p *storage.Prepared, from, through int64) (int64, error) {
+	if hook := countHook.Load(); hook != nil {
+		(*hook)(from, through)
+	}
+	return p.Count(ctx, from, through)
 }
 
 type cachedPage struct {

@@ -78,16 +78,16 @@ func (rk *ranked) before(ctx context.Context, p *storage.Prepared, x int64) (int
 		if err != nil {
 			return 0, err
 		}
-		m, err := p.Count(ctx, r.horizon+1, x-1)
+		m, err := countSQL(ctx, p, r.horizon+1, x-1)
 		return n + m, err
 	}
 	b := x >> r.shift
 	lo, hi := b<<r.shift, (b+1)<<r.shift
 	if x-lo <= hi-x || hi > r.horizon+1 {
-		n, err := p.Count(ctx, lo, x-1)
+		n, err := countSQL(ctx, p, lo, x-1)
 		return rk.r.boundary(rk.ids, b) + n, err
 	}
-	n, err := p.Count(ctx, x, hi-1)
+	n, err := countSQL(ctx, p, x, hi-1)
 	return rk.r.boundary(rk.ids, b+1) - n, err
 }
 
