@@ -190,9 +190,11 @@ func (u *UI) applyFilter(text string) error {
 	}
 	horizon, lo, gapless := u.m.horizon, u.lo, u.gapless
 	payload := f.HasPayload()
+	wait := u.waitRank(&f)
 	u.spawnCtx(ctx, func(ctx context.Context) {
 		var m *model
 		var err error
+		q = wait(ctx, q)
 		if f.Empty() && gapless {
 			m = newContiguousModel(u.c, q.p, lo, horizon)
 		} else {
@@ -232,6 +234,35 @@ func (u *UI) applyFilter(text string) error {
 		})
 	})
 	return nil
+}
+
+// waitRank returns what a filter job calls first: for a topic filter
+// applied while the topic count runs, it waits for the rank index (the same
+// pass as one count at most) and ranks with it instead of counting; for
+// anything else it returns the query as it is.
+func (u *UI) waitRank(f *Filter) func(ctx context.Context, q query) query {
+	done := u.rankDone
+	select {
+	case <-done:
+		return func(_ context.Context, q query) query { return q }
+	default:
+	}
+	if !f.topicOnly() {
+		return func(_ context.Context, q query) query { return q }
+	}
+	ids := f.selection(u.topics).TopicIDs
+	return func(ctx context.Context, q query) query {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return q
+		}
+		// u.rank was set before done was closed and never changes after.
+		if u.rank != nil {
+			q.rank, q.comp = &ranked{r: u.rank, ids: ids}, nil
+		}
+		return q
+	}
 }
 
 // prepare resolves a filter into a query, with the complement for counting
@@ -446,12 +477,13 @@ func (u *UI) countTopics() {
 			u.post(func() {
 				u.topicCounts = map[int64]int64{}
 				u.setTrie(newTopicTrie(), 0, true)
+				close(u.rankDone)
 			})
 			return
 		}
 		buckets, err := u.c.TopicBuckets(ctx, 0, hi, rankShift)
 		if err != nil {
-			u.post(func() { u.fail(err) })
+			u.post(func() { u.fail(err); close(u.rankDone) })
 			return
 		}
 		rank := newRankIndex(buckets, hi, rankShift)
@@ -464,6 +496,7 @@ func (u *UI) countTopics() {
 		}
 		u.post(func() {
 			u.topicCounts, u.rank = counts, rank
+			close(u.rankDone)
 			u.setTrie(trie, hi, sum == hi-lo+1)
 		})
 	})

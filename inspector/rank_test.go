@@ -94,3 +94,38 @@ func TestTopicFilterCountsNothing(t *testing.T) {
 		t.Errorf("widest count spans %d seqs; want at most a bucket (%d)", widest, 1<<rankShift)
 	}
 }
+
+// TestStartFilterWaitsForRank starts with a topic filter (inspect --filter):
+// it is applied with the first frame, before the topic count can hand its
+// rank index over, and waits for it instead of counting the capture.
+func TestStartFilterWaitsForRank(t *testing.T) {
+	defer func(s uint) { rankShift = s }(rankShift)
+	rankShift = 6
+	ref := newModelReference(t)
+	var mu sync.Mutex
+	var widest int64
+	hook := func(from, through int64) {
+		mu.Lock()
+		widest = max(widest, min(through, ref.hi)-max(from, ref.lo)+1)
+		mu.Unlock()
+	}
+	countHook.Store(&hook)
+	defer countHook.Store(nil)
+	h := startOn(t, ref.c, Options{Filter: "a/#"}, 120, 30)
+	h.press(tcell.KeyEnd)
+	var total int64
+	h.state(func(u *UI) { total = u.m.total })
+	f, _ := parseFilter("a/#", filterEnv{})
+	p, err := ref.c.Prepare(context.Background(), f.selection(ref.topics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(preparedSeqs(t, p, ref.hi))); total != want || !h.contains("filter: topic a/#") {
+		t.Fatalf("total %d, want %d:\n%s", total, want, h.text())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if widest > 1<<rankShift {
+		t.Errorf("widest count spans %d seqs; want at most a bucket (%d)", widest, 1<<rankShift)
+	}
+}

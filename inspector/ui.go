@@ -79,7 +79,11 @@ type UI struct {
 	topicCounts map[int64]int64
 	// rank ranks the rows of topic filters (nil until the topic count is
 	// done; see rankIndex).
-	rank     *rankIndex
+	rank *rankIndex
+	// rankDone is closed once the topic count has ended and rank is set
+	// (or stays nil after an error): a topic filter applied before then
+	// waits for it rather than counting the capture.
+	rankDone chan struct{}
 	multiDay bool
 
 	// View state (UI goroutine).
@@ -136,7 +140,7 @@ type UI struct {
 // only what the first screen needs; counts and statistics load in the
 // background once Run starts.
 func New(app *tview.Application, c *storage.Capture, opts Options) (*UI, error) {
-	u := &UI{app: app, c: c, opts: opts, loc: opts.Location, follow: opts.Follow}
+	u := &UI{app: app, c: c, opts: opts, loc: opts.Location, follow: opts.Follow, rankDone: make(chan struct{})}
 	if u.loc == nil {
 		u.loc = time.Local
 	}
