@@ -188,32 +188,11 @@ func (u *UI) applyFilter(text string) error {
 	if sel := u.selected(); sel != nil {
 		keep = sel.Seq
 	}
-	horizon, lo, gapless := u.m.horizon, u.lo, u.gapless
-	payload := f.HasPayload()
+	v := viewJob{c: u.c, q: q, payload: f.HasPayload(), empty: f.Empty(), horizon: u.m.horizon, lo: u.lo,
+		gapless: u.gapless, keep: keep}
 	wait := u.waitRank(&f)
 	u.spawnCtx(ctx, func(ctx context.Context) {
-		var m *model
-		var err error
-		q = wait(ctx, q)
-		if f.Empty() && gapless {
-			m = newContiguousModel(u.c, q.p, lo, horizon)
-		} else {
-			m, err = buildModel(ctx, u.c, q, payload, horizon)
-		}
-		row := int64(0)
-		if err == nil && keep > 0 {
-			var at int64
-			var ok bool
-			if row, at, ok = m.locate(keep); !ok {
-				var found bool
-				row, at, found, err = countRow(ctx, q, horizon, keep)
-				if !found {
-					row = m.total - 1
-				} else {
-					m.addAnchor(anchor{row, at})
-				}
-			}
-		}
+		m, row, err := wait(ctx, v)
 		if ctx.Err() != nil {
 			return // superseded
 		}
@@ -236,32 +215,85 @@ func (u *UI) applyFilter(text string) error {
 	return nil
 }
 
-// waitRank returns what a filter job calls first: for a topic filter
-// applied while the topic count runs, it waits for the rank index (the same
-// pass as one count at most) and ranks with it instead of counting; for
-// anything else it returns the query as it is.
-func (u *UI) waitRank(f *Filter) func(ctx context.Context, q query) query {
+// viewJob is what a filter job needs to build its model (off the UI
+// goroutine).
+type viewJob struct {
+	c              *storage.Capture
+	q              query
+	payload, empty bool
+	horizon, lo    int64
+	gapless        bool
+	keep           int64 // the selected seq to stay on (0: none)
+}
+
+// build counts the model and the row of the first match at or after keep.
+func (v viewJob) build(ctx context.Context) (m *model, row int64, err error) {
+	if v.empty && v.gapless {
+		m = newContiguousModel(v.c, v.q.p, v.lo, v.horizon)
+	} else if m, err = buildModel(ctx, v.c, v.q, v.payload, v.horizon); err != nil {
+		return nil, 0, err
+	}
+	if v.keep <= 0 {
+		return m, 0, nil
+	}
+	row, at, ok := m.locate(v.keep)
+	if ok {
+		return m, row, nil
+	}
+	row, at, found, err := countRow(ctx, v.q, v.horizon, v.keep)
+	if !found {
+		return m, m.total - 1, err
+	}
+	m.addAnchor(anchor{row, at})
+	return m, row, err
+}
+
+// waitRank returns how a filter job builds its model. A topic filter
+// applied while the topic count runs (inspect --filter, or typed at once)
+// counts as before and, at the same time, waits for the rank index: the
+// first to finish wins, so a small topic shows at once and a wildcard over
+// most of the capture is ranked, never counted, once the index is in.
+func (u *UI) waitRank(f *Filter) func(ctx context.Context, v viewJob) (*model, int64, error) {
 	done := u.rankDone
+	plain := func(ctx context.Context, v viewJob) (*model, int64, error) { return v.build(ctx) }
 	select {
 	case <-done:
-		return func(_ context.Context, q query) query { return q }
+		return plain
 	default:
 	}
 	if !f.topicOnly() {
-		return func(_ context.Context, q query) query { return q }
+		return plain
 	}
 	ids := f.selection(u.topics).TopicIDs
-	return func(ctx context.Context, q query) query {
+	return func(ctx context.Context, v viewJob) (*model, int64, error) {
+		type result struct {
+			m   *model
+			row int64
+			err error
+		}
+		counted := make(chan result, 1)
+		countCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			m, row, err := v.build(countCtx)
+			counted <- result{m, row, err}
+		}()
 		select {
-		case <-done:
+		case r := <-counted:
+			return r.m, r.row, r.err
 		case <-ctx.Done():
-			return q
+			return nil, 0, ctx.Err()
+		case <-done:
 		}
 		// u.rank was set before done was closed and never changes after.
-		if u.rank != nil {
-			q.rank, q.comp = &ranked{r: u.rank, ids: ids}, nil
+		if u.rank == nil {
+			r := <-counted
+			return r.m, r.row, r.err
 		}
-		return q
+		cancel()
+		<-counted // stopped: nothing reads the capture behind the UI's back
+		v.q.rank, v.q.comp = &ranked{r: u.rank, ids: ids}, nil
+		return v.build(ctx)
 	}
 }
 
