@@ -58,14 +58,9 @@ type model struct {
 // query is a prepared filter with the fastest way to count it.
 type query struct {
 	p *storage.Prepared
-	// comp is the complement of a topic-only filter that selects most
-	// messages of a gapless capture: counting reads index entries, so
-	// counting the few other topics and subtracting from the seq range is
-	// faster (plant/# of a plant capture counts in milliseconds).
-	comp *storage.Prepared
-	lo   int64 // with comp: the capture's first seq
-	// rank: a topic-only filter counts from the rank index (two bucket
-	// reads at most) instead of over the capture.
+	// rank: a topic-only filter counts from the rank index (the sum of its
+	// topics' counts at a bucket boundary and one count inside the bucket)
+	// instead of over the capture.
 	rank *ranked
 }
 
@@ -74,23 +69,15 @@ func (q query) count(ctx context.Context, from, through int64) (int64, error) {
 	if from > through {
 		return 0, nil
 	}
-	if q.rank != nil {
-		a, err := q.rank.before(ctx, q.p, from)
-		if err != nil {
-			return 0, err
-		}
-		b, err := q.rank.before(ctx, q.p, through+1)
-		return b - a, err
-	}
-	if q.comp == nil {
+	if q.rank == nil {
 		return countSQL(ctx, q.p, from, through)
 	}
-	from = max(from, q.lo)
-	if through < from {
-		return 0, nil
+	a, err := q.rank.before(ctx, q.p, from)
+	if err != nil {
+		return 0, err
 	}
-	n, err := countSQL(ctx, q.comp, from, through)
-	return through - from + 1 - n, err
+	b, err := q.rank.before(ctx, q.p, through+1)
+	return b - a, err
 }
 
 // countHook, when set (tests), sees the seq range of every count the

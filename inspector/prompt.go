@@ -292,47 +292,23 @@ func (u *UI) waitRank(f *Filter) func(ctx context.Context, v viewJob) (*model, i
 		}
 		cancel()
 		<-counted // stopped: nothing reads the capture behind the UI's back
-		v.q.rank, v.q.comp = &ranked{r: u.rank, ids: ids}, nil
+		v.q.rank = &ranked{r: u.rank, ids: ids}
 		return v.build(ctx)
 	}
 }
 
-// prepare resolves a filter into a query, with the complement for counting
-// when the filter selects most messages by topic alone.
+// prepare resolves a filter into a query, ranked by the rank index when
+// the filter is by topic alone and the index is in.
 func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
-	p, err := u.c.Prepare(ctx, f.selection(u.topics))
+	sel := f.selection(u.topics)
+	p, err := u.c.Prepare(ctx, sel)
 	if err != nil {
 		return query{}, err
 	}
 	q := query{p: p}
-	if !f.topicOnly() {
-		return q, nil
+	if f.topicOnly() && u.rank != nil {
+		q.rank = &ranked{r: u.rank, ids: sel.TopicIDs}
 	}
-	if u.rank != nil {
-		q.rank = &ranked{r: u.rank, ids: f.selection(u.topics).TopicIDs}
-		return q, nil
-	}
-	if !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
-		return q, nil
-	}
-	var in, out int64
-	comp := []int64{}
-	for _, t := range u.topics {
-		n := u.topicCounts[t.ID]
-		if f.matchTopic(t.Name) {
-			in += n
-		} else {
-			out += n
-			comp = append(comp, t.ID)
-		}
-	}
-	if in <= out {
-		return q, nil
-	}
-	if q.comp, err = u.c.Prepare(ctx, storage.Query{TopicIDs: comp}); err != nil {
-		return query{}, err
-	}
-	q.lo = u.lo
 	return q, nil
 }
 
