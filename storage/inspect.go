@@ -275,6 +275,11 @@ func (p *Prepared) spreadRows(ctx context.Context, from, through int64, limit, p
 	var rest []Row
 	for _, id := range p.spread {
 		rs, err := p.rowsFrom(ctx, messagesByTopic, "m.topic_id = ?", []any{id}, from, through, limit-len(out), preview, desc)
+		if err != nil && ctx.Err() == nil {
+			// The index may have been dropped since (a recording started).
+			rs, err = p.rowsFrom(ctx, messagesFrom, "", nil, from, through, limit-len(out), preview, desc)
+			return append(out, rs...), err
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -505,7 +510,8 @@ func (c *Capture) TopicBuckets(ctx context.Context, from, through int64, shift u
 	if err != nil {
 		return nil, err
 	}
-	query := "SELECT topic_id, count(*) FROM messages WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
+	const plain = "SELECT topic_id, count(*) FROM messages WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
+	query := plain
 	if indexed && len(ids) > 0 {
 		query = "SELECT topic_id, count(*) FROM messages INDEXED BY " + topicIndex + " WHERE topic_id IN (" + joinInts(ids) +
 			") AND seq >= ? AND seq <= ? GROUP BY topic_id"
@@ -513,15 +519,24 @@ func (c *Capture) TopicBuckets(ctx context.Context, from, through int64, shift u
 	first, last := from>>shift, through>>shift
 	for b := first; b <= last; b++ {
 		a, z := max(from, b<<shift), min(through, (b+1)<<shift-1)
-		if err := c.countBucket(ctx, query, a, z, func(id, n int64) {
+		counts := make(map[int64]int64)
+		add := func(id, n int64) { counts[id] = n }
+		err := c.countBucket(ctx, query, a, z, add)
+		if err != nil && query != plain && ctx.Err() == nil {
+			// The index may have been dropped since (a recording started).
+			query, counts = plain, make(map[int64]int64)
+			err = c.countBucket(ctx, query, a, z, add)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for id, n := range counts {
 			v := out[id]
 			if v == nil {
 				v = make([]int64, last-first+1)
 				out[id] = v
 			}
 			v[b-first] = n
-		}); err != nil {
-			return nil, err
 		}
 	}
 	return out, nil

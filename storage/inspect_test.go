@@ -488,3 +488,55 @@ func TestSpreadRowsMatchReference(t *testing.T) {
 		}
 	}
 }
+
+// TestSpreadAndBucketsAfterIndexDropped: a recording that starts on the
+// capture while it is inspected drops the topic index; selections prepared
+// before, and the bucket counts, read on without it.
+func TestSpreadAndBucketsAfterIndexDropped(t *testing.T) {
+	ctx := context.Background()
+	fixture, all := inspectFixture(t)
+	defer func(w int64) { spreadWindow = w }(spreadWindow)
+	spreadWindow = 5
+	w, err := OpenWrite(fixture.Path()) // its -wal makes readers see what it writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	c, err := Open(fixture.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.Prepare(ctx, Query{TopicIDs: []int64{1, 3, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.spread) < 2 {
+		t.Fatalf("spread = %v; want the topic ids", p.spread)
+	}
+	before, err := p.Rows(ctx, 0, 1<<62, 50, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin(t, w) // drops the topic index
+	if indexed, err := c.HasTopicIndex(ctx); indexed || err != nil {
+		t.Fatalf("HasTopicIndex = %v, %v after a session began", indexed, err)
+	}
+	after, err := p.Rows(ctx, 0, 1<<62, 50, 4)
+	if err != nil || !slices.Equal(rowSeqs(after), rowSeqs(before)) {
+		t.Errorf("Rows without the index = %v, %v; want %v", rowSeqs(after), err, rowSeqs(before))
+	}
+	buckets, err := c.TopicBuckets(ctx, 1, int64(len(all)), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, v := range buckets {
+		for _, n := range v {
+			sum += n
+		}
+	}
+	if sum != int64(len(all)) {
+		t.Errorf("TopicBuckets without the index counted %d messages, want %d", sum, len(all))
+	}
+}
