@@ -282,6 +282,7 @@ func (u *UI) waitRank(f *Filter) func(ctx context.Context, v viewJob) (*model, i
 		case r := <-counted:
 			return r.m, r.row, r.err
 		case <-ctx.Done():
+			<-counted // stopped by ctx too
 			return nil, 0, ctx.Err()
 		case <-done:
 		}
