@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/mqtape/mqtape/storage"
 )
@@ -57,25 +58,39 @@ type model struct {
 // query is a prepared filter with the fastest way to count it.
 type query struct {
 	p *storage.Prepared
-	// comp is the complement of a topic-only filter that selects most
-	// messages of a gapless capture: counting reads index entries, so
-	// counting the few other topics and subtracting from the seq range is
-	// faster (plant/# of a plant capture counts in milliseconds).
-	comp *storage.Prepared
-	lo   int64 // with comp: the capture's first seq
+	// rank: a topic-only filter counts from the rank index (the sum of its
+	// topics' counts at a bucket boundary and one count inside the bucket)
+	// instead of over the capture.
+	rank *ranked
 }
 
 // count returns the number of matches with seq in [from, through].
 func (q query) count(ctx context.Context, from, through int64) (int64, error) {
-	if q.comp == nil {
-		return q.p.Count(ctx, from, through)
-	}
-	from = max(from, q.lo)
-	if through < from {
+	if from > through {
 		return 0, nil
 	}
-	n, err := q.comp.Count(ctx, from, through)
-	return through - from + 1 - n, err
+	if q.rank == nil {
+		return countSQL(ctx, q.p, from, through)
+	}
+	a, err := q.rank.before(ctx, q.p, from)
+	if err != nil {
+		return 0, err
+	}
+	b, err := q.rank.before(ctx, q.p, through+1)
+	return b - a, err
+}
+
+// countHook, when set (tests), sees the seq range of every count the
+// inspector asks SQLite for.
+var countHook atomic.Pointer[func(from, through int64)]
+
+// countSQL counts p's matches in [from, through] in SQLite: the one place
+// the inspector reads a range of the capture to count it.
+func countSQL(ctx context.Context, p *storage.Prepared, from, through int64) (int64, error) {
+	if hook := countHook.Load(); hook != nil {
+		(*hook)(from, through)
+	}
+	return p.Count(ctx, from, through)
 }
 
 type cachedPage struct {
@@ -293,6 +308,9 @@ func (m *model) fetchAnchored(ctx context.Context, p int64, n int) ([]storage.Ro
 // seqAtRow finds the seq of row r by binary search on counts (a fallback for
 // rows far from every anchor; the UI always anchors its jumps).
 func (m *model) seqAtRow(ctx context.Context, r int64) (int64, error) {
+	if m.q.rank != nil {
+		return m.q.rank.seqAtRow(ctx, m.q.p, r, m.horizon)
+	}
 	lo, hi := int64(0), m.horizon
 	for lo < hi { // smallest seq s with count(<= s) > r
 		mid := lo + (hi-lo)/2

@@ -189,30 +189,11 @@ func (u *UI) applyFilter(text string) error {
 	if sel := u.selected(); sel != nil {
 		keep = sel.Seq
 	}
-	horizon, lo, gapless := u.m.horizon, u.lo, u.gapless
-	payload := f.HasPayload()
+	v := viewJob{c: u.c, q: q, payload: f.HasPayload(), empty: f.Empty(), horizon: u.m.horizon, lo: u.lo,
+		gapless: u.gapless, keep: keep}
+	wait := u.waitRank(&f)
 	u.spawnCtx(ctx, func(ctx context.Context) {
-		var m *model
-		var err error
-		if f.Empty() && gapless {
-			m = newContiguousModel(u.c, q.p, lo, horizon)
-		} else {
-			m, err = buildModel(ctx, u.c, q, payload, horizon)
-		}
-		row := int64(0)
-		if err == nil && keep > 0 {
-			var at int64
-			var ok bool
-			if row, at, ok = m.locate(keep); !ok {
-				var found bool
-				row, at, found, err = countRow(ctx, q, horizon, keep)
-				if !found {
-					row = m.total - 1
-				} else {
-					m.addAnchor(anchor{row, at})
-				}
-			}
-		}
+		m, row, err := wait(ctx, v)
 		if ctx.Err() != nil {
 			return // superseded
 		}
@@ -235,35 +216,101 @@ func (u *UI) applyFilter(text string) error {
 	return nil
 }
 
-// prepare resolves a filter into a query, with the complement for counting
-// when the filter selects most messages by topic alone.
+// viewJob is what a filter job needs to build its model (off the UI
+// goroutine).
+type viewJob struct {
+	c              *storage.Capture
+	q              query
+	payload, empty bool
+	horizon, lo    int64
+	gapless        bool
+	keep           int64 // the selected seq to stay on (0: none)
+}
+
+// build counts the model and the row of the first match at or after keep.
+func (v viewJob) build(ctx context.Context) (m *model, row int64, err error) {
+	if v.empty && v.gapless {
+		m = newContiguousModel(v.c, v.q.p, v.lo, v.horizon)
+	} else if m, err = buildModel(ctx, v.c, v.q, v.payload, v.horizon); err != nil {
+		return nil, 0, err
+	}
+	if v.keep <= 0 {
+		return m, 0, nil
+	}
+	row, at, ok := m.locate(v.keep)
+	if ok {
+		return m, row, nil
+	}
+	row, at, found, err := countRow(ctx, v.q, v.horizon, v.keep)
+	if !found {
+		return m, m.total - 1, err
+	}
+	m.addAnchor(anchor{row, at})
+	return m, row, err
+}
+
+// waitRank returns how a filter job builds its model. A topic filter
+// applied while the topic count runs (inspect --filter, or typed at once)
+// counts as before and, at the same time, waits for the rank index: the
+// first to finish wins, so a small topic shows at once and a wildcard over
+// most of the capture is ranked, never counted, once the index is in.
+func (u *UI) waitRank(f *Filter) func(ctx context.Context, v viewJob) (*model, int64, error) {
+	done := u.rankDone
+	plain := func(ctx context.Context, v viewJob) (*model, int64, error) { return v.build(ctx) }
+	select {
+	case <-done:
+		return plain
+	default:
+	}
+	if !f.TopicOnly() {
+		return plain
+	}
+	ids := f.Query(u.topics).TopicIDs
+	return func(ctx context.Context, v viewJob) (*model, int64, error) {
+		type result struct {
+			m   *model
+			row int64
+			err error
+		}
+		counted := make(chan result, 1)
+		countCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			m, row, err := v.build(countCtx)
+			counted <- result{m, row, err}
+		}()
+		select {
+		case r := <-counted:
+			return r.m, r.row, r.err
+		case <-ctx.Done():
+			<-counted // stopped by ctx too
+			return nil, 0, ctx.Err()
+		case <-done:
+		}
+		// u.rank was set before done was closed and never changes after.
+		if u.rank == nil {
+			r := <-counted
+			return r.m, r.row, r.err
+		}
+		cancel()
+		<-counted // stopped: nothing reads the capture behind the UI's back
+		v.q.rank = &ranked{r: u.rank, ids: ids}
+		return v.build(ctx)
+	}
+}
+
+// prepare resolves a filter into a query, ranked by the rank index when
+// the filter is by topic alone and the index is in.
 func (u *UI) prepare(ctx context.Context, f *Filter) (query, error) {
-	p, err := u.c.Prepare(ctx, f.Query(u.topics))
+	sel := f.Query(u.topics)
+	p, err := u.c.Prepare(ctx, sel)
 	if err != nil {
 		return query{}, err
 	}
 	q := query{p: p}
-	if !f.TopicOnly() || !u.gapless || u.topicCounts == nil || u.trieHorizon != u.m.horizon {
-		return q, nil
+	if f.TopicOnly() && u.rank != nil {
+		q.rank = &ranked{r: u.rank, ids: sel.TopicIDs}
 	}
-	var in, out int64
-	comp := []int64{}
-	for _, t := range u.topics {
-		n := u.topicCounts[t.ID]
-		if f.MatchTopic(t.Name) {
-			in += n
-		} else {
-			out += n
-			comp = append(comp, t.ID)
-		}
-	}
-	if in <= out {
-		return q, nil
-	}
-	if q.comp, err = u.c.Prepare(ctx, storage.Query{TopicIDs: comp}); err != nil {
-		return query{}, err
-	}
-	q.lo = u.lo
 	return q, nil
 }
 
@@ -431,8 +478,8 @@ func (u *UI) snapshot() liveSnap {
 	return u.live
 }
 
-// countTopics counts messages per topic for the tree (reading only the
-// topic index) and checks that the seqs have no gaps.
+// countTopics counts messages per topic for the tree and the rank index
+// (reading only the topic index) and checks that the seqs have no gaps.
 func (u *UI) countTopics() {
 	lo, hi, topics := u.lo, u.hi, u.topics
 	u.spawn(func(ctx context.Context) {
@@ -440,14 +487,17 @@ func (u *UI) countTopics() {
 			u.post(func() {
 				u.topicCounts = map[int64]int64{}
 				u.setTrie(newTopicTrie(), 0, true)
+				close(u.rankDone)
 			})
 			return
 		}
-		counts, err := u.c.TopicCounts(ctx, lo, hi)
+		buckets, err := u.c.TopicBuckets(ctx, 0, hi, rankShift)
 		if err != nil {
-			u.post(func() { u.fail(err) })
+			u.post(func() { u.fail(err); close(u.rankDone) })
 			return
 		}
+		rank := newRankIndex(buckets, hi, rankShift)
+		counts := rank.totals()
 		trie := newTopicTrie()
 		var sum int64
 		for _, t := range topics {
@@ -455,7 +505,8 @@ func (u *UI) countTopics() {
 			sum += counts[t.ID]
 		}
 		u.post(func() {
-			u.topicCounts = counts
+			u.topicCounts, u.rank = counts, rank
+			close(u.rankDone)
 			u.setTrie(trie, hi, sum == hi-lo+1)
 		})
 	})

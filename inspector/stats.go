@@ -201,7 +201,9 @@ func (u *UI) loadTopicStats() {
 	q := u.filter.Query(u.topics)
 	q.BeforeSeq = horizon + 1
 	s.table.Clear()
-	s.table.SetCell(0, 0, tview.NewTableCell("computing per-topic statistics (reads the whole capture)…").SetTextColor(tcell.ColorAqua))
+	if !u.fillTopicCounts() {
+		s.table.SetCell(0, 0, tview.NewTableCell("computing per-topic statistics (reads the whole capture)…").SetTextColor(tcell.ColorAqua))
+	}
 	s.running++
 	u.spawn(func(ctx context.Context) {
 		tot, per, err := u.c.StatsOf(ctx, q)
@@ -221,11 +223,38 @@ func (u *UI) loadTopicStats() {
 	})
 }
 
-func (u *UI) fillTopicTable() {
-	s := u.stats
-	if s.totals == nil {
-		return
+// fillTopicCounts shows the per-topic counts the topic tree already has
+// while the statistics pass runs (the other columns fill in when it ends),
+// when they cover the view: no filter or a topic-only one, no growth since.
+func (u *UI) fillTopicCounts() bool {
+	f := u.filter
+	if u.topicCounts == nil || u.trieHorizon != u.m.horizon || !(f.Empty() || f.TopicOnly()) {
+		return false
 	}
+	var tot storage.Totals
+	var per []storage.TopicStats
+	for _, t := range u.topics {
+		if n := u.topicCounts[t.ID]; n > 0 && (f.Empty() || f.MatchTopic(t.Name)) {
+			per = append(per, storage.TopicStats{Topic: t.Name, Count: n})
+			tot.Messages += n
+		}
+	}
+	tot.Topics = len(per)
+	sort.SliceStable(per, func(i, j int) bool { return per[i].Count > per[j].Count })
+	u.drawTopicTable(&tot, per, true)
+	return true
+}
+
+func (u *UI) fillTopicTable() {
+	if u.stats.totals != nil {
+		u.drawTopicTable(u.stats.totals, u.stats.perTopic, false)
+	}
+}
+
+// drawTopicTable shows per-topic statistics; partial: only the counts are
+// known yet, the other columns show "…".
+func (u *UI) drawTopicTable(tot *storage.Totals, per []storage.TopicStats, partial bool) {
+	s := u.stats
 	t := s.table
 	t.Clear()
 	titles := []string{"TOPIC", "COUNT", "BYTES", "AVG/s", "PEAK/s", "FIRST", "LAST"}
@@ -242,9 +271,12 @@ func (u *UI) fillTopicTable() {
 	}
 	row := 1
 	add := func(name string, ts storage.TopicStats, color tcell.Color) {
-		cells := []string{tview.Escape(sanitize(name)), humanize.GroupDigits(ts.Count), humanSize(int(ts.Bytes)),
-			strconv.FormatFloat(s.totals.AvgRate(ts.Count), 'f', 2, 64), humanize.GroupDigits(ts.PeakRate),
-			time.Unix(0, ts.FirstNS).In(u.loc).Format(layout), time.Unix(0, ts.LastNS).In(u.loc).Format(layout)}
+		cells := []string{tview.Escape(sanitize(name)), humanize.GroupDigits(ts.Count), "…", "…", "…", "…", "…"}
+		if !partial {
+			cells = append(cells[:2], humanSize(int(ts.Bytes)), strconv.FormatFloat(tot.AvgRate(ts.Count), 'f', 2, 64),
+				humanize.GroupDigits(ts.PeakRate), time.Unix(0, ts.FirstNS).In(u.loc).Format(layout),
+				time.Unix(0, ts.LastNS).In(u.loc).Format(layout))
+		}
 		for i, v := range cells {
 			c := tview.NewTableCell(v).SetTextColor(color)
 			if i > 0 && i < 5 {
@@ -258,7 +290,6 @@ func (u *UI) fillTopicTable() {
 		row++
 	}
 	// The first row sums up what the filter selects, like every other row.
-	tot := s.totals
 	first := "all " + humanize.Count(int64(tot.Topics), "topic", "topics")
 	if !u.filter.Empty() {
 		first = "the filter's " + humanize.Count(int64(tot.Topics), "topic", "topics")
@@ -270,7 +301,7 @@ func (u *UI) fillTopicTable() {
 		t.SetCell(row, 0, tview.NewTableCell("no messages match the filter").SetTextColor(tcell.ColorGray))
 	}
 	shown := 0
-	for _, ts := range s.perTopic {
+	for _, ts := range per {
 		if shown++; shown <= maxStatsRows {
 			add(ts.Topic, ts, tcell.ColorAqua)
 		}
@@ -282,6 +313,9 @@ func (u *UI) fillTopicTable() {
 	title := " topics (by count) "
 	if !u.filter.Empty() {
 		title = fmt.Sprintf(" topics matching the filter: %d of %d ", shown, len(u.topics))
+	}
+	if partial {
+		title += "— computing bytes, rates and times… "
 	}
 	t.SetTitle(title)
 	t.ScrollToBeginning()

@@ -86,3 +86,43 @@ func TestStatsFollowFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsShowCountsFirst: the statistics page shows the topic tree's
+// per-topic counts at once (no filter, or a topic filter) and fills in the
+// other columns when the pass over the capture ends (seconds on 10 million
+// messages). The first state is read on the UI goroutine right after s, so
+// the pass cannot have handed over yet.
+func TestStatsShowCountsFirst(t *testing.T) {
+	h := start(t, fixture(t), Options{}, 120, 40)
+	for _, filter := range []string{"", "status/#"} {
+		if filter != "" {
+			h.press('/', tcell.KeyCtrlU, filter, tcell.KeyEnter)
+		}
+		var first []string
+		var title string
+		h.state(func(u *UI) {
+			u.toggleStats()
+			title = u.stats.table.GetTitle()
+			tb := u.stats.table
+			for r := range tb.GetRowCount() {
+				var cells []string
+				for c := range tb.GetColumnCount() {
+					cells = append(cells, tb.GetCell(r, c).Text)
+				}
+				first = append(first, strings.Join(cells, "|"))
+			}
+		})
+		h.settle()
+		final := h.statsRows()
+		if len(first) != len(final) || len(first) < 3 || !strings.Contains(title, "computing bytes, rates and times") {
+			t.Fatalf("filter %q: first table (title %q):\n%s\nfinal:\n%s", filter, title, strings.Join(first, "\n"), strings.Join(final, "\n"))
+		}
+		for i := 1; i < len(first); i++ { // the topic and the count are final; the rest is "…"
+			a, b := strings.Split(first[i], "|"), strings.Split(final[i], "|")
+			if a[0] != b[0] || a[1] != b[1] || a[2] != "…" || a[6] != "…" {
+				t.Errorf("filter %q row %d: first %q, final %q", filter, i, first[i], final[i])
+			}
+		}
+		h.press('s')
+	}
+}

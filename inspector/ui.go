@@ -77,7 +77,14 @@ type UI struct {
 	gapless    bool // seqs lo..hi have no gaps (checked by the topic count)
 	// topicCounts are messages per topic id up to trieHorizon.
 	topicCounts map[int64]int64
-	multiDay    bool
+	// rank ranks the rows of topic filters (nil until the topic count is
+	// done; see rankIndex).
+	rank *rankIndex
+	// rankDone is closed once the topic count has ended and rank is set
+	// (or stays nil after an error): a topic filter applied before then
+	// waits for it rather than counting the capture.
+	rankDone chan struct{}
+	multiDay bool
 
 	// View state (UI goroutine).
 	filter      Filter
@@ -133,7 +140,7 @@ type UI struct {
 // only what the first screen needs; counts and statistics load in the
 // background once Run starts.
 func New(app *tview.Application, c *storage.Capture, opts Options) (*UI, error) {
-	u := &UI{app: app, c: c, opts: opts, loc: opts.Location, follow: opts.Follow}
+	u := &UI{app: app, c: c, opts: opts, loc: opts.Location, follow: opts.Follow, rankDone: make(chan struct{})}
 	if u.loc == nil {
 		u.loc = time.Local
 	}

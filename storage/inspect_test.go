@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mqtape/mqtape/mqtt"
@@ -394,5 +395,148 @@ func TestPreparedReadsWholeMessages(t *testing.T) {
 	}
 	if tot, per, err := c.StatsOf(ctx, q); err != nil || tot.Messages != 1 || len(per) != 1 || per[0].Count != 1 {
 		t.Errorf("StatsOf = %+v %+v %v", tot, per, err)
+	}
+}
+
+func TestTopicBucketsMatchReference(t *testing.T) {
+	ctx := context.Background()
+	c, all := inspectFixture(t)
+	topics, _ := c.Topics(ctx)
+	name := map[int64]string{}
+	for _, tp := range topics {
+		name[tp.ID] = tp.Name
+	}
+	for _, tc := range []struct {
+		from, through int64
+		shift         uint
+	}{{100, 500, 5}, {1, int64(len(all)), 6}, {33, 33, 4}, {0, 1 << 20, 8}, {7, 3, 2}} {
+		got, err := c.TopicBuckets(ctx, tc.from, tc.through, tc.shift)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]int64{}
+		if tc.from <= tc.through {
+			nb := tc.through>>tc.shift - tc.from>>tc.shift + 1
+			for _, m := range all {
+				if m.Seq < tc.from || m.Seq > tc.through {
+					continue
+				}
+				if want[m.Topic] == nil {
+					want[m.Topic] = make([]int64, nb)
+				}
+				want[m.Topic][m.Seq>>tc.shift-tc.from>>tc.shift]++
+			}
+		}
+		gotNamed := map[string][]int64{}
+		for id, v := range got {
+			gotNamed[name[id]] = v
+		}
+		if fmt.Sprint(gotNamed) != fmt.Sprint(want) {
+			t.Errorf("TopicBuckets(%d, %d, %d) = %v, want %v", tc.from, tc.through, tc.shift, gotNamed, want)
+		}
+	}
+}
+
+// TestSpreadRowsMatchReference pages selections of several topics with the
+// seq-order window too small, so the rest is read topic by topic through
+// the index and merged, in both directions.
+func TestSpreadRowsMatchReference(t *testing.T) {
+	ctx := context.Background()
+	c, _ := inspectFixture(t) // the reference is Seqs (one query in seq order)
+	defer func(w int64) { spreadWindow = w }(spreadWindow)
+	sels := map[string]Query{
+		"ids":   {TopicIDs: []int64{1, 3, 4}},
+		"match": {Match: func(name string) bool { return strings.HasPrefix(name, "a/") || name == "b" }, QoS: []byte{0, 1}},
+	}
+	for name, sel := range sels {
+		p, err := c.Prepare(ctx, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.spread) < 2 {
+			t.Fatalf("%s: spread = %v; want the topic ids", name, p.spread)
+		}
+		var want []int64
+		for seq, err := range p.Seqs(ctx, 0, 1<<62) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, seq)
+		}
+		for _, window := range []int64{1, 7, 1 << 20} {
+			spreadWindow = window
+			for _, r := range [][2]int64{{0, 1 << 62}, {150, 450}, {599, 601}} {
+				var win []int64
+				for _, s := range want {
+					if s >= r[0] && s <= r[1] {
+						win = append(win, s)
+					}
+				}
+				for _, limit := range []int{1, 10, 1000} {
+					rows, err := p.Rows(ctx, r[0], r[1], limit, 4)
+					if got, w := rowSeqs(rows), win[:min(limit, len(win))]; err != nil || !slices.Equal(got, w) {
+						t.Errorf("%s window %d: Rows(%v, %d) = %v, %v; want %v", name, window, r, limit, got, err, w)
+					}
+					back, err := p.RowsBefore(ctx, r[0], r[1], limit, 4)
+					w := slices.Clone(win)
+					slices.Reverse(w)
+					if got := rowSeqs(back); err != nil || !slices.Equal(got, w[:min(limit, len(w))]) {
+						t.Errorf("%s window %d: RowsBefore(%v, %d) = %v, %v; want %v", name, window, r, limit, got, err, w[:min(limit, len(w))])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSpreadAndBucketsAfterIndexDropped: a recording that starts on the
+// capture while it is inspected drops the topic index; selections prepared
+// before, and the bucket counts, read on without it.
+func TestSpreadAndBucketsAfterIndexDropped(t *testing.T) {
+	ctx := context.Background()
+	fixture, all := inspectFixture(t)
+	defer func(w int64) { spreadWindow = w }(spreadWindow)
+	spreadWindow = 5
+	w, err := OpenWrite(fixture.Path()) // its -wal makes readers see what it writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	c, err := Open(fixture.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.Prepare(ctx, Query{TopicIDs: []int64{1, 3, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.spread) < 2 {
+		t.Fatalf("spread = %v; want the topic ids", p.spread)
+	}
+	before, err := p.Rows(ctx, 0, 1<<62, 50, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin(t, w) // drops the topic index
+	if indexed, err := c.HasTopicIndex(ctx); indexed || err != nil {
+		t.Fatalf("HasTopicIndex = %v, %v after a session began", indexed, err)
+	}
+	after, err := p.Rows(ctx, 0, 1<<62, 50, 4)
+	if err != nil || !slices.Equal(rowSeqs(after), rowSeqs(before)) {
+		t.Errorf("Rows without the index = %v, %v; want %v", rowSeqs(after), err, rowSeqs(before))
+	}
+	buckets, err := c.TopicBuckets(ctx, 1, int64(len(all)), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, v := range buckets {
+		for _, n := range v {
+			sum += n
+		}
+	}
+	if sum != int64(len(all)) {
+		t.Errorf("TopicBuckets without the index counted %d messages, want %d", sum, len(all))
 	}
 }

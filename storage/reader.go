@@ -70,6 +70,13 @@ func (c *Capture) messageColumns() string {
 // capture) is an error when read, not silently left out.
 const messagesFrom = " FROM messages m LEFT JOIN topics t ON t.id = m.topic_id"
 
+// messagesNotIndexed and messagesByTopic are messagesFrom reading messages
+// in seq order (the rowid) or through the topic index.
+const (
+	messagesNotIndexed = " FROM messages m NOT INDEXED LEFT JOIN topics t ON t.id = m.topic_id"
+	messagesByTopic    = " FROM messages m INDEXED BY " + topicIndex + " LEFT JOIN topics t ON t.id = m.topic_id"
+)
+
 // clientColumn is the extra columns Messages and Get read after
 // messageColumns: the publisher's client id (format version 2 and later)
 // and the MQTT 5 properties (version 3 and later).

@@ -94,14 +94,18 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	}
 	per := make(map[int64]*acc, len(topics))
 	var win, winCount int64 = -1, 0
+	var tid, ts, size, stored, qos, flags, seq int64
+	var body []byte
+	var mprops sql.NullString
+	dest := []any{&tid, &ts, &size, &stored, &qos, &flags, &seq}
+	if match != nil {
+		dest = append(dest, &body, &mprops)
+	}
 	for rows.Next() {
-		var tid, ts, size, stored, qos, seq int64
-		var retain, fromStore bool
-		var body []byte
-		var mprops sql.NullString
-		if err := rows.Scan(&tid, &ts, &size, &stored, &qos, &retain, &fromStore, &body, &seq, &mprops); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return Totals{}, nil, c.wrap("read messages", err)
 		}
+		retain, fromStore := flags&1 != 0, flags&2 != 0
 		if match != nil {
 			m := Message{Seq: seq, TimeNS: ts, Topic: names[tid], QoS: byte(qos), Retain: retain, FromStore: fromStore, Payload: body}
 			if m.Props, err = parseProps(seq, mprops); err != nil {
@@ -167,18 +171,21 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	return tot, out, nil
 }
 
-// statsQuery reads what StatsOf counts of each message: the payload and
-// properties only when checks in Go need them.
+// statsQuery reads what StatsOf counts of each message, as few columns as
+// possible (each column read costs about as much as the row): the retain
+// and from_store flags in one, the payload and properties only when checks
+// in Go need them.
 func (c *Capture) statsQuery(q Query, where string) string {
-	payload, props := "NULL", "NULL"
+	cols := "m.topic_id, m.ts_ns, " + c.sizeSQL("m.") + ", length(m.payload), m.qos, " +
+		"(m.retain != 0) + 2 * (m.from_store != 0), m.seq"
 	if q.inGo() != nil {
-		payload = c.payloadSQL("m.")
+		props := "NULL"
+		if q.MessageMatch != nil && c.version >= 3 {
+			props = "m.props"
+		}
+		cols += ", " + c.payloadSQL("m.") + ", " + props
 	}
-	if q.MessageMatch != nil && c.version >= 3 {
-		props = "m.props"
-	}
-	return "SELECT m.topic_id, m.ts_ns, " + c.sizeSQL("m.") + ", length(m.payload), m.qos, m.retain, m.from_store, " + payload +
-		", m.seq, " + props + " FROM messages m" + where + " ORDER BY m.seq"
+	return "SELECT " + cols + " FROM messages m" + where + " ORDER BY m.seq"
 }
 
 // recorded is how long the sessions q selects ran, each clipped to q's time
