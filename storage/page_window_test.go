@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -75,7 +76,7 @@ func TestPagesOfManyTopics(t *testing.T) {
 				t.Errorf("%s after %d: %v, want %v", sel.name, after, got, want)
 			}
 		}
-		for _, before := range []int64{0, 100, 16500, 30000, 40001} {
+		for _, before := range []int64{0, 100, 16500, 30000, 40001, math.MaxInt64} { // the web page asks "from the end" with the largest seq
 			q := sel.q
 			q.BeforeSeq, q.Desc, q.Limit = before, true, 50
 			var want []int64

@@ -344,11 +344,16 @@ func (c *Capture) pageWindow(q Query) (near, far string, arg []any) {
 	switch {
 	case !q.Desc:
 		return "m.seq <= ?", "m.seq > ?", []any{q.AfterSeq + pageWindow}
-	case q.BeforeSeq > 0:
-		return "m.seq >= ?", "m.seq < ?", []any{q.BeforeSeq - pageWindow}
 	}
-	return "m.seq >= (SELECT max(seq) FROM messages) - " + strconv.Itoa(pageWindow),
-		"m.seq < (SELECT max(seq) FROM messages) - " + strconv.Itoa(pageWindow), nil
+	// Backwards from before= (a web page's "from the end" asks with the
+	// largest seq there is), or from the last message.
+	end := "(SELECT max(seq) + 1 FROM messages)"
+	var args []any
+	if q.BeforeSeq > 0 {
+		end, args = "min(?, "+end+")", []any{q.BeforeSeq}
+	}
+	w := strconv.Itoa(pageWindow)
+	return "m.seq >= " + end + " - " + w, "m.seq < " + end + " - " + w, args
 }
 
 // and adds cond to a WHERE clause (which may be empty).
