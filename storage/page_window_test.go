@@ -1,4 +1,4 @@
-package storage_test
+package storage
 
 import (
 	"context"
@@ -8,9 +8,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/mqtape/mqtape/internal/capturetest"
-	"github.com/mqtape/mqtape/storage"
 )
 
 // TestPagesOfManyTopics: a page (Limit) of a query over many topics is
@@ -21,17 +18,27 @@ import (
 func TestPagesOfManyTopics(t *testing.T) {
 	ctx := context.Background()
 	const n = 40000 // more than twice the window
-	var msgs []storage.Message
+	var msgs []Message
 	for i := range n {
 		topic := fmt.Sprintf("plant/%d/temp", i%50)
 		if i%997 == 0 {
 			topic = fmt.Sprintf("rare/%d", i%3)
 		}
-		msgs = append(msgs, capturetest.Msg(time.Duration(i)*time.Millisecond, topic, byte(i%3), "{}"))
+		off := int64(i) * int64(time.Millisecond)
+		msgs = append(msgs, Message{TimeNS: 1e18 + off, OffsetNS: off, Topic: topic, QoS: byte(i % 3), Payload: []byte("{}")})
 	}
 	path := filepath.Join(t.TempDir(), "c.db")
-	capturetest.Write(t, path, capturetest.Session{Messages: msgs})
-	c, err := storage.Open(path)
+	w, err := OpenWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := begin(t, w).Write(ctx, msgs, nil, 1e18+n*int64(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +56,7 @@ func TestPagesOfManyTopics(t *testing.T) {
 		}
 		return ids
 	}
-	seqs := func(q storage.Query) []int64 {
+	seqs := func(q Query) []int64 {
 		var out []int64
 		for m, err := range c.Messages(ctx, q) {
 			if err != nil {
@@ -61,10 +68,10 @@ func TestPagesOfManyTopics(t *testing.T) {
 	}
 	for _, sel := range []struct {
 		name string
-		q    storage.Query
+		q    Query
 	}{
-		{"common topics, qos 1-2", storage.Query{TopicIDs: idsOf("plant/"), QoS: []byte{1, 2}}},
-		{"rare topics", storage.Query{TopicIDs: idsOf("rare/")}},
+		{"common topics, qos 1-2", Query{TopicIDs: idsOf("plant/"), QoS: []byte{1, 2}}},
+		{"rare topics", Query{TopicIDs: idsOf("rare/")}},
 	} {
 		all := seqs(sel.q) // no limit: the plain query
 		for _, after := range []int64{0, 100, 16000, 16384, 20000, 39990} {
