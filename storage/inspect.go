@@ -381,32 +381,35 @@ func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Se
 		if len(conds) > 0 {
 			w = " WHERE " + strings.Join(conds, " AND ")
 		}
-		query := "SELECT " + p.c.messageColumns() + p.c.clientColumn() + messagesFrom + w + " ORDER BY m.seq"
-		if desc {
-			query += " DESC"
-		}
-		rows, err := p.c.r.QueryContext(ctx, query, args...)
+		p.stream(ctx, w, args, desc, yield)
+	}
+}
+
+// stream yields the whole messages of a WHERE clause that pass the checks
+// in Go, in seq order (descending with desc).
+func (p *Prepared) stream(ctx context.Context, where string, args []any, desc bool, yield func(Message, error) bool) {
+	query := "SELECT " + p.c.messageColumns() + p.c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
+	if desc {
+		query += " DESC"
+	}
+	rows, err := p.c.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		yield(Message{}, p.c.wrap("read messages", err))
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanFull(rows)
 		if err != nil {
 			yield(Message{}, p.c.wrap("read messages", err))
 			return
 		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanFull(rows)
-			if err != nil {
-				yield(Message{}, p.c.wrap("read messages", err))
-				return
-			}
-			if !p.matches(&m) {
-				continue
-			}
-			if !yield(m, nil) {
-				return
-			}
+		if p.matches(&m) && !yield(m, nil) {
+			return
 		}
-		if err := rows.Err(); err != nil {
-			yield(Message{}, p.c.wrap("read messages", err))
-		}
+	}
+	if err := rows.Err(); err != nil {
+		yield(Message{}, p.c.wrap("read messages", err))
 	}
 }
 
@@ -420,29 +423,7 @@ func (p *Prepared) matches(m *Message) bool {
 func (p *Prepared) full(ctx context.Context, from, through int64, desc bool) iter.Seq2[Message, error] {
 	return func(yield func(Message, error) bool) {
 		where, args := p.whereRange(from, through)
-		query := "SELECT " + p.c.messageColumns() + p.c.clientColumn() + messagesFrom + where + " ORDER BY m.seq"
-		if desc {
-			query += " DESC"
-		}
-		rows, err := p.c.r.QueryContext(ctx, query, args...)
-		if err != nil {
-			yield(Message{}, p.c.wrap("read messages", err))
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanFull(rows)
-			if err != nil {
-				yield(Message{}, p.c.wrap("read messages", err))
-				return
-			}
-			if p.matches(&m) && !yield(m, nil) {
-				return
-			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(Message{}, p.c.wrap("read messages", err))
-		}
+		p.stream(ctx, where, args, desc, yield)
 	}
 }
 
