@@ -481,27 +481,14 @@ func (rec *recording) subscribe() error {
 	if err != nil {
 		return err
 	}
-	var filters []storage.Filter
-	ok := 0
-	for i, f := range r.cfg.Filters {
-		filters = append(filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: int(granted[i])})
-		if granted[i] == 0x80 {
-			r.event(storage.EventSubscribeDeny, fmt.Sprintf("%s (SUBACK 0x80)", f.Filter))
-		} else {
-			ok++
-			r.event(storage.EventSubscribed, fmt.Sprintf("%s granted QoS %d", f.Filter, granted[i]))
-		}
-	}
+	filters, refused := grantedFilters(r.cfg.Filters, granted, r.event)
 	r.mu.Lock()
 	rec.res.Filters = filters
 	r.mu.Unlock()
 	if err := r.currentPart().sess.SetFilters(context.WithoutCancel(rec.ctx), filters); err != nil {
 		return fmt.Errorf("%w: %w", ErrWriter, err)
 	}
-	if ok == 0 {
-		return fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqtt.ErrSubscribeDenied)
-	}
-	return nil
+	return refused
 }
 
 // resubscribe runs after a reconnect: with a clean session the broker
@@ -581,4 +568,25 @@ func (rec *recording) partInfo(base storage.SessionInfo) func() storage.SessionI
 		rec.r.mu.Unlock()
 		return info
 	}
+}
+
+// grantedFilters describes the subscriptions as the broker granted them,
+// recording a subscribed or subscribe_denied event for each; the error
+// says the broker refused every one (SUBACK 0x80).
+func grantedFilters(subs []mqtt.Subscription, granted []byte, event func(kind, detail string)) ([]storage.Filter, error) {
+	var filters []storage.Filter
+	ok := 0
+	for i, f := range subs {
+		filters = append(filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: int(granted[i])})
+		if granted[i] == 0x80 {
+			event(storage.EventSubscribeDeny, fmt.Sprintf("%s (SUBACK 0x80)", f.Filter))
+		} else {
+			ok++
+			event(storage.EventSubscribed, fmt.Sprintf("%s granted QoS %d", f.Filter, granted[i]))
+		}
+	}
+	if ok == 0 {
+		return filters, fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqtt.ErrSubscribeDenied)
+	}
+	return filters, nil
 }

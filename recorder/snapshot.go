@@ -244,24 +244,11 @@ func (s *Snapshotter) subscribe(ctx context.Context, client Subscriber) error {
 	if err != nil {
 		return err
 	}
-	var filters []storage.Filter
-	ok := 0
-	for i, f := range s.cfg.Filters {
-		filters = append(filters, storage.Filter{Filter: f.Filter, QoS: f.QoS, Granted: int(granted[i])})
-		if granted[i] == 0x80 {
-			s.event(storage.EventSubscribeDeny, fmt.Sprintf("%s (SUBACK 0x80)", f.Filter))
-		} else {
-			ok++
-			s.event(storage.EventSubscribed, fmt.Sprintf("%s granted QoS %d", f.Filter, granted[i]))
-		}
-	}
+	filters, refused := grantedFilters(s.cfg.Filters, granted, s.event)
 	s.mu.Lock()
 	s.filters = filters
 	s.mu.Unlock()
-	if ok == 0 {
-		return fmt.Errorf("%w: the broker refused every topic filter (SUBACK 0x80)", mqtt.ErrSubscribeDenied)
-	}
-	return nil
+	return refused
 }
 
 func (s *Snapshotter) onConnected(reconnect bool) {
