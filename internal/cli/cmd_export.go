@@ -183,17 +183,20 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 			return err
 		}
 	}
-	inputs, err := openExportInputs(ctx, cio, o)
-	defer func() {
-		for _, c := range inputs {
-			c.Close()
-		}
-	}()
+	c, err := openExportInput(ctx, cio, o)
+	if c != nil {
+		defer c.Close()
+	}
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		if reg, err = withCapture(ctx, reg, c, cio.stderr); err != nil { // the decoders c carries
+			return err
+		}
 	}
 	toFile := o.out != "" && o.out != "-"
 	dst := cio.stdout
@@ -206,11 +209,11 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	var total int64 = -1 // unknown: no progress bar
 	if toFile && cio.stderrTTY && !o.quiet {
-		total, err = countAll(ctx, inputs, o.query)
+		total, err = c.Count(ctx, o.query)
 	}
 	var n int64
 	if err == nil {
-		n, err = writeExport(ctx, o, inputs, reg, dst, cio, total)
+		n, err = writeExport(ctx, o, c, reg, dst, cio, total)
 	}
 	if err == nil && file != nil {
 		err = file.commit()
@@ -230,10 +233,10 @@ func cmdExport(ctx context.Context, args []string, cio *cliIO) error {
 	return nil
 }
 
-// openExportInputs opens the captures as one (openInputs) and refuses a
+// openExportInput opens the captures as one (openInputs) and refuses a
 // selection that contains nothing (an unselective export of captures
 // without messages is an empty export).
-func openExportInputs(ctx context.Context, cio *cliIO, o exportOptions) ([]*storage.Capture, error) {
+func openExportInput(ctx context.Context, cio *cliIO, o exportOptions) (*storage.Capture, error) {
 	if o.out != "" && o.out != "-" {
 		files, err := storage.ExpandInputs(o.files)
 		if err != nil {
@@ -249,28 +252,15 @@ func openExportInputs(ctx context.Context, cio *cliIO, o exportOptions) ([]*stor
 	if err != nil {
 		return nil, err
 	}
-	inputs := []*storage.Capture{c}
 	if !o.sel.selective() {
-		return inputs, nil
+		return c, nil
 	}
-	return inputs, checkNotEmpty(ctx, c, strings.Join(o.files, " "), o.query)
+	return c, checkNotEmpty(ctx, c, strings.Join(o.files, " "), o.query)
 }
 
-func countAll(ctx context.Context, inputs []*storage.Capture, q storage.Query) (int64, error) {
-	var total int64
-	for _, c := range inputs {
-		n, err := c.Count(ctx, q)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
-}
-
-// writeExport writes the selected messages of every input to dst and
-// returns how many it wrote. total > 0 shows a progress bar.
-func writeExport(ctx context.Context, o exportOptions, inputs []*storage.Capture, reg *decode.Registry, dst io.Writer,
+// writeExport writes the selected messages of c to dst and returns how
+// many it wrote. total > 0 shows a progress bar.
+func writeExport(ctx context.Context, o exportOptions, c *storage.Capture, reg *decode.Registry, dst io.Writer,
 	cio *cliIO, total int64) (int64, error) {
 	sink, err := newExportSink(o.format, dst, cio.stdoutTTY && o.out == "")
 	if err != nil {
@@ -288,27 +278,18 @@ func writeExport(ctx context.Context, o exportOptions, inputs []*storage.Capture
 	})
 	defer stop()
 	var read int64
-	for _, c := range inputs {
-		creg := reg
-		if reg != nil {
-			var err error
-			if creg, err = withCapture(ctx, reg, c, cio.stderr); err != nil { // the decoders c carries
-				return written.Load(), err
-			}
+	for d, err := range export.Decode(ctx, c, o.query, reg) {
+		if err != nil {
+			return written.Load(), err
 		}
-		for d, err := range export.Decode(ctx, c, o.query, creg) {
-			if err != nil {
-				return written.Load(), err
-			}
-			read++
-			if !o.where.Empty() && !o.where.MatchJSON(d.Value()) {
-				continue
-			}
-			if err := sink.Write(&d.Message, d.Result); err != nil {
-				return written.Load(), err // e.g. stdout closed (| head)
-			}
-			written.Add(1)
+		read++
+		if !o.where.Empty() && !o.where.MatchJSON(d.Value()) {
+			continue
 		}
+		if err := sink.Write(&d.Message, d.Result); err != nil {
+			return written.Load(), err // e.g. stdout closed (| head)
+		}
+		written.Add(1)
 	}
 	if err := sink.Close(); err != nil {
 		return written.Load(), err
