@@ -350,7 +350,7 @@ func numericFields(value []byte) []string {
 	}
 	var out []string
 	where.Metrics(jsonDoc(value), func(name string, v any) bool {
-		if _, ok := number(v); ok && !slices.Contains(out, where.MetricTerm(name)) {
+		if _, ok := where.Number(v); ok && !slices.Contains(out, where.MetricTerm(name)) {
 			out = append(out, where.MetricTerm(name))
 		}
 		return true
@@ -380,22 +380,6 @@ func jsonDoc(b []byte) any {
 		return nil
 	}
 	return doc
-}
-
-// number is a JSON number (or a number protojson wrote as a string) as a
-// float.
-func number(v any) (float64, bool) {
-	var s string
-	switch x := v.(type) {
-	case json.Number:
-		s = string(x)
-	case string:
-		s = x
-	default:
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
 }
 
 // nextField plots the next numeric field.
@@ -510,7 +494,7 @@ func numberAt(payload []byte, path string) (float64, bool) {
 		found := false
 		where.Metrics(jsonDoc(payload), func(name string, value any) bool {
 			if where.MetricTerm(name) == path {
-				v, found = number(value)
+				v, found = where.Number(value)
 			}
 			return !found
 		})

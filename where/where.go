@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"regexp"
 	"strconv"
@@ -334,6 +335,18 @@ func order(got, want any) (int, bool) {
 		return 1, true
 	}
 	return 0, false
+}
+
+// Number is a JSON value the query language compares as a number (a JSON
+// number, or a number protojson wrote as a string) as a float64: what the
+// inspector's plots draw.
+func Number(v any) (float64, bool) {
+	f, ok := numeric(v)
+	if !ok {
+		return 0, false
+	}
+	x, _ := f.Float64()
+	return x, !math.IsInf(x, 0)
 }
 
 func numeric(v any) (*big.Float, bool) {
