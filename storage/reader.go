@@ -318,7 +318,7 @@ func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 			}
 			return yielded, true
 		}
-		if q.Limit <= 0 || !strings.Contains(where, "m.topic_id IN (") {
+		if q.Limit <= 0 || (q.TopicIDs == nil && q.Match == nil) {
 			pass(messagesFrom, where, args, q.Limit)
 			return
 		}
