@@ -164,6 +164,11 @@ func TestWebInBrowser(t *testing.T) {
 			t.Errorf("row %d of %q, want %q", i, topics, termsafe.String(h.topic))
 		}
 	}
+	// The header: the file and how many messages it holds (from /api/topics).
+	header := eval(t, ctx, chromedp.Poll[string](`document.getElementById('file').textContent || false`))
+	if want := fmt.Sprintf("%s · %d messages", live.path, len(webHostile)+40); header != want {
+		t.Errorf("header %q, want %q", header, want)
+	}
 	page(t, ctx, chromedp.KeyEvent("j"), chromedp.KeyEvent("j"))
 	if search := eval(t, ctx, chromedp.Evaluate[string](`location.search`)); search != "?seq=2" {
 		t.Errorf("after j j the URL has %q, want ?seq=2", search)

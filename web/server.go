@@ -45,6 +45,9 @@ type DecodeFunc func(ctx context.Context, m *storage.Message) (decode.Result, er
 // Options configure a Server.
 type Options struct {
 	Source Source
+	// Name names the capture (its file, or the files read as one) in the
+	// page's header and /api/topics.
+	Name string
 	// Info is the body of /api/info (mqtape info --json).
 	Info func(ctx context.Context) (any, error)
 	// Decode decodes payloads for the decoded field, the payload preview
@@ -58,9 +61,11 @@ type Options struct {
 	// Poll is how often /api/events looks for new messages (default 250 ms).
 	Poll time.Duration
 	// ScanBudget is how long one /api/messages request reads the capture
-	// for a filter checked in Go (payload~REGEX, .PATH terms) before it
-	// answers with what it found and a cursor to go on from ("partial":
-	// true); default 250 ms.
+	// for a filter that reads payloads (payload text, payload~REGEX, .PATH
+	// terms) before it answers with what it found and a cursor to go on
+	// from ("partial": true), so that the page shows the first matches of
+	// a search through millions of messages while it goes on; default
+	// 100 ms.
 	ScanBudget time.Duration
 	// Location is the time zone of clock times in filters (default UTC).
 	Location *time.Location
@@ -95,7 +100,7 @@ func New(o Options) *Server {
 		o.Poll = 250 * time.Millisecond
 	}
 	if o.ScanBudget <= 0 {
-		o.ScanBudget = 250 * time.Millisecond
+		o.ScanBudget = 100 * time.Millisecond
 	}
 	if o.Location == nil {
 		o.Location = time.UTC

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -488,5 +489,53 @@ func TestSearchStopsAtItsBudget(t *testing.T) {
 	}
 	if fmt.Sprint(found) != "[1997 1998 1999 2000]" || partial == 0 {
 		t.Errorf("found %v in %d requests (%d partial), want [1997 1998 1999 2000] and partial answers", found, requests, partial)
+	}
+}
+
+// TestTextSearchAnswersInWindows: a payload text term (tested inside
+// SQLite, reading every payload) is read in windows of seqs with the
+// budget checked between them, so a search that matches little answers
+// in parts; following the cursor, after= and before= alike, finds every
+// match once, in order.
+func TestTextSearchAnswersInWindows(t *testing.T) {
+	defer web.SetScanWindow(64)()
+	ts := serve(t, writeOffsets(t, 2000), web.Options{ScanBudget: time.Nanosecond})
+	var want []int64
+	for i := int64(99); i < 2000; i += 100 {
+		want = append(want, i+1) // payload {"n":i} is seq i+1
+	}
+	for _, dir := range []string{"after", "before"} {
+		var found []int64
+		requests, partial := 0, 0
+		cursor := "0"
+		if dir == "before" {
+			cursor = "9223372036854775807"
+		}
+		for requests < 200 {
+			var p struct {
+				page
+				Partial bool
+			}
+			requests++
+			if code, _ := get(t, ts.URL+"/api/messages?q="+url.QueryEscape("payload:99}")+"&limit=3&"+dir+"="+cursor, &p); code != 200 {
+				t.Fatalf("status %d: %s", code, p.Error)
+			}
+			for _, r := range p.Messages {
+				found = append(found, r.Seq)
+			}
+			if p.Partial {
+				partial++
+			}
+			if p.Next == nil {
+				break
+			}
+			cursor = fmt.Sprint(*p.Next)
+		}
+		if dir == "before" {
+			slices.Reverse(found)
+		}
+		if fmt.Sprint(found) != fmt.Sprint(want) || partial < 10 {
+			t.Errorf("%s: found %v in %d requests (%d partial), want %v in answers of which most are partial", dir, found, requests, partial, want)
+		}
 	}
 }

@@ -10,8 +10,10 @@ type topicCount struct {
 	Count int64  `json:"count"`
 }
 
-// topics answers {"topics": [{"topic", "count"}, ...] (by name),
-// "messages": N, "max_seq": SEQ}: the page builds its topic tree from it.
+// topics answers {"file": NAME, "topics": [{"topic", "count"}, ...] (by
+// name), "messages": N, "max_seq": SEQ}: the page builds its topic tree
+// and its header from it (not from /api/info, which reads the whole
+// capture).
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	lo, hi, err := s.o.Source.SeqBounds(ctx)
@@ -30,10 +32,11 @@ func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := struct {
+		File     string       `json:"file"`
 		Topics   []topicCount `json:"topics"`
 		Messages int64        `json:"messages"`
 		MaxSeq   int64        `json:"max_seq"`
-	}{Topics: []topicCount{}, MaxSeq: hi}
+	}{Topics: []topicCount{}, MaxSeq: hi, File: s.o.Name}
 	for _, t := range topics {
 		if n := counts[t.ID]; n > 0 {
 			out.Topics = append(out.Topics, topicCount{t.Name, n})

@@ -149,7 +149,7 @@ func webServer(ctx context.Context, c *storage.Capture, reg *decode.Registry, o 
 	if o.utc {
 		loc = time.UTC
 	}
-	return web.New(web.Options{Source: c, Token: o.token, Location: loc,
+	return web.New(web.Options{Source: c, Name: c.Path(), Token: o.token, Location: loc,
 		Decode: export.NewResolver(c, reg).Decode,
 		Info:   func(ctx context.Context) (any, error) { return buildInfo(ctx, c, false) }}), nil
 }

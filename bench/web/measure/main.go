@@ -153,12 +153,21 @@ func page(base, chromium string, add func(string, time.Duration)) error {
 		if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](submit)); err != nil {
 			return err
 		}
-		ms, err := chromedp.Run(tctx, chromedp.Poll[float64](`document.getElementById('status').textContent === '' && `+
+		// Submitting clears the table at once: the first row is a match.
+		ms, err := chromedp.Run(tctx, chromedp.Poll[float64](`document.querySelector('#rows tr') && performance.now() - window.__t`,
+			chromedp.WithPollingInterval(5*time.Millisecond)))
+		if err != nil {
+			return fmt.Errorf("filter %q: %w", f.q, err)
+		}
+		add("page: "+f.name+", first rows", time.Duration(ms*float64(time.Millisecond)))
+		// A search answered in parts says "searching…" until its page is
+		// full or the capture ends.
+		ms, err = chromedp.Run(tctx, chromedp.Poll[float64](`document.getElementById('status').textContent === '' && `+
 			`document.querySelector('#rows tr') && performance.now() - window.__t`, chromedp.WithPollingInterval(5*time.Millisecond)))
 		if err != nil {
 			return fmt.Errorf("filter %q: %w", f.q, err)
 		}
-		add("page: "+f.name, time.Duration(ms*float64(time.Millisecond)))
+		add("page: "+f.name+", done", time.Duration(ms*float64(time.Millisecond)))
 	}
 	return nil
 }
