@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,10 @@ func serveCLI(t *testing.T, path string, args ...string) (addr string, stop func
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Fatal("serve did not stop")
+			// Seen once under a loaded CI: say where it hangs.
+			var stacks bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+			t.Fatalf("serve did not stop within 10 s of its context's end; its stderr: %s\ngoroutines:\n%s", errb.String(), stacks.String())
 		}
 		return code, errb.String()
 	}
