@@ -38,13 +38,7 @@ type firefoxPage struct {
 func TestWebInFirefox(t *testing.T) {
 	node := nodeWith(t, "puppeteer-core")
 	firefox := testbroker.Binary(t, "firefox-esr", "firefox-esr")
-	live := newLiveCapture(t)
-	for _, h := range webHostile {
-		live.write(h.topic, h.payload)
-	}
-	for i := range 40 {
-		live.write(fmt.Sprintf("plant/%d/temp", i%4), fmt.Sprintf(`{"celsius":%d}`, 20+i))
-	}
+	live := newWebCapture(t)
 	base := startWeb(t, live.path)
 	out, err := exec.Command(node, filepath.Join("js", "firefox.mjs"), firefox, base).Output()
 	if err != nil {

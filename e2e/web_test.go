@@ -131,7 +131,10 @@ const jsTopics = `Array.from(document.querySelectorAll('#rows tr td.topic'), td 
 // browser: the filter comes from the URL, hostile topics and payloads stay
 // text (shown as termsafe shows them), j selects and puts seq in the URL,
 // and ?follow=1 shows messages written while the page is open.
-func TestWebInBrowser(t *testing.T) {
+// newWebCapture is the capture of the page tests: the hostile messages,
+// then 40 plant/N/temp readings (N = i%4, celsius 20+i).
+func newWebCapture(t *testing.T) *liveCapture {
+	t.Helper()
 	live := newLiveCapture(t)
 	for _, h := range webHostile {
 		live.write(h.topic, h.payload)
@@ -139,6 +142,11 @@ func TestWebInBrowser(t *testing.T) {
 	for i := range 40 {
 		live.write(fmt.Sprintf("plant/%d/temp", i%4), fmt.Sprintf(`{"celsius":%d}`, 20+i))
 	}
+	return live
+}
+
+func TestWebInBrowser(t *testing.T) {
+	live := newWebCapture(t)
 	base := startWeb(t, live.path)
 	ctx := browser(t)
 

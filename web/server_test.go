@@ -459,21 +459,23 @@ func TestUnsafeRangesAreTermsafes(t *testing.T) {
 	}
 }
 
-// TestSearchStopsAtItsBudget: a filter checked in Go that matches little
-// answers within its budget with a cursor, and following the cursor finds
-// every match once.
-func TestSearchStopsAtItsBudget(t *testing.T) {
-	ts := serve(t, writeOffsets(t, 2000), web.Options{ScanBudget: time.Nanosecond})
-	var found []int64
-	requests, partial := 0, 0
-	after := "0"
-	for requests < 100 {
+// pages follows /api/messages?q=Q&limit=L from cursor dir= (after or
+// before) to the end, returning the seqs found in order, how many requests
+// it took and how many answers were partial.
+func pages(t *testing.T, base, q string, limit int, dir string) (found []int64, requests, partial int) {
+	t.Helper()
+	cursor := "0"
+	if dir == "before" {
+		cursor = "9223372036854775807"
+	}
+	for requests < 200 {
 		var p struct {
 			page
 			Partial bool
 		}
 		requests++
-		if code, _ := get(t, ts.URL+"/api/messages?q="+url.QueryEscape(".n>1995")+"&limit=5&after="+after, &p); code != 200 {
+		u := fmt.Sprintf("%s/api/messages?q=%s&limit=%d&%s=%s", base, url.QueryEscape(q), limit, dir, cursor)
+		if code, _ := get(t, u, &p); code != 200 {
 			t.Fatalf("status %d: %s", code, p.Error)
 		}
 		for _, r := range p.Messages {
@@ -485,8 +487,20 @@ func TestSearchStopsAtItsBudget(t *testing.T) {
 		if p.Next == nil {
 			break
 		}
-		after = fmt.Sprint(*p.Next)
+		cursor = fmt.Sprint(*p.Next)
 	}
+	if dir == "before" {
+		slices.Reverse(found)
+	}
+	return found, requests, partial
+}
+
+// TestSearchStopsAtItsBudget: a filter checked in Go that matches little
+// answers within its budget with a cursor, and following the cursor finds
+// every match once.
+func TestSearchStopsAtItsBudget(t *testing.T) {
+	ts := serve(t, writeOffsets(t, 2000), web.Options{ScanBudget: time.Nanosecond})
+	found, requests, partial := pages(t, ts.URL, ".n>1995", 5, "after")
 	if fmt.Sprint(found) != "[1997 1998 1999 2000]" || partial == 0 {
 		t.Errorf("found %v in %d requests (%d partial), want [1997 1998 1999 2000] and partial answers", found, requests, partial)
 	}
@@ -505,35 +519,7 @@ func TestTextSearchAnswersInWindows(t *testing.T) {
 		want = append(want, i+1) // payload {"n":i} is seq i+1
 	}
 	for _, dir := range []string{"after", "before"} {
-		var found []int64
-		requests, partial := 0, 0
-		cursor := "0"
-		if dir == "before" {
-			cursor = "9223372036854775807"
-		}
-		for requests < 200 {
-			var p struct {
-				page
-				Partial bool
-			}
-			requests++
-			if code, _ := get(t, ts.URL+"/api/messages?q="+url.QueryEscape("payload:99}")+"&limit=3&"+dir+"="+cursor, &p); code != 200 {
-				t.Fatalf("status %d: %s", code, p.Error)
-			}
-			for _, r := range p.Messages {
-				found = append(found, r.Seq)
-			}
-			if p.Partial {
-				partial++
-			}
-			if p.Next == nil {
-				break
-			}
-			cursor = fmt.Sprint(*p.Next)
-		}
-		if dir == "before" {
-			slices.Reverse(found)
-		}
+		found, requests, partial := pages(t, ts.URL, "payload:99}", 3, dir)
 		if fmt.Sprint(found) != fmt.Sprint(want) || partial < 10 {
 			t.Errorf("%s: found %v in %d requests (%d partial), want %v in answers of which most are partial", dir, found, requests, partial, want)
 		}
