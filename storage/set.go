@@ -87,6 +87,15 @@ func OpenSet(ctx context.Context, files []string, opts MergeOptions) (*Capture, 
 		}
 		ins = append(ins, c)
 	}
+	if opts.InPlace {
+		c, err := openParts(ctx, files, ins, opts)
+		if c != nil || err != nil {
+			if c != nil {
+				ins = nil // the set owns them
+			}
+			return c, err
+		}
+	}
 	dir, err := os.MkdirTemp("", "mqtape-set-")
 	if err != nil {
 		return nil, fmt.Errorf("read %d captures as one: %w", len(files), err)
@@ -127,26 +136,15 @@ func mergeInto(ctx context.Context, ins []*Capture, tmp string, opts MergeOption
 // that ended last (the recording's own end, not a seam's "split"), and a
 // clean session when every input was one.
 func describeSet(ctx context.Context, ins []*Capture, out *Capture) error {
-	source, stop := "", ""
-	clean := true
-	var lastEnd int64 = -1
-	for i, c := range ins {
+	var all []SessionInfo
+	for _, c := range ins {
 		sessions, err := c.Sessions(ctx)
 		if err != nil {
 			return err
 		}
-		for j, s := range sessions {
-			if i == 0 && j == 0 {
-				source = s.Source
-			} else if s.Source != source {
-				source = ""
-			}
-			clean = clean && s.CleanSession
-			if s.Closed() && s.EndNS() >= lastEnd {
-				lastEnd, stop = s.EndNS(), s.StopReason
-			}
-		}
+		all = append(all, sessions...)
 	}
+	source, stop, clean := setDescription(all)
 	_, err := out.w.ExecContext(ctx, "UPDATE sessions SET source = coalesce(nullif(?, ''), source), "+
 		"stop_reason = coalesce(nullif(?, ''), stop_reason), clean_session = ?", source, stop, clean)
 	return out.wrap("describe the captures read as one", err)
