@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -122,7 +123,9 @@ func openParts(ctx context.Context, files []string, ins []*Capture, opts MergeOp
 
 // partSessions returns each input's one session; ok is false unless every
 // input is a part (one session that a "split" event starts) of the same
-// recording, given in part order.
+// recording, each one following the one before it (a part missing between
+// two: the later one's carried retained rows, which the merge keeps only
+// where they differ from what came before, make a merge).
 func partSessions(ctx context.Context, ins []*Capture) (sessions []SessionInfo, ok bool, err error) {
 	recording, number := "", 0
 	for i, c := range ins {
@@ -135,7 +138,7 @@ func partSessions(ctx context.Context, ins []*Capture) (sessions []SessionInfo, 
 			return nil, false, err
 		}
 		l, isPart := starts[ss[0].ID]
-		if !isPart || (i > 0 && (l.Recording != recording || l.Part <= number)) {
+		if !isPart || (i > 0 && (l.Recording != recording || l.Part <= number || l.Previous != filepath.Base(ins[i-1].path))) {
 			return nil, false, nil
 		}
 		recording, number = l.Recording, l.Part

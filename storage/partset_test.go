@@ -25,7 +25,7 @@ type splitRecording struct {
 // them (carried into the following parts), new topics appearing in later
 // parts. With live the last part's session is left open (its writer in
 // the result).
-func writeSplit(t *testing.T, dir string, rng *rand.Rand, n int, cuts []int, live bool) *splitRecording {
+func writeSplit(t *testing.T, dir, recording string, rng *rand.Rand, n int, cuts []int, live bool) *splitRecording {
 	t.Helper()
 	ctx := context.Background()
 	start := t0
@@ -62,7 +62,7 @@ func writeSplit(t *testing.T, dir string, rng *rand.Rand, n int, cuts []int, liv
 		if k > 0 {
 			info.StartedNS = (msgs[bounds[k]-1].TimeNS + msgs[bounds[k]].TimeNS) / 2
 		}
-		c, sess, err := CreatePart(ctx, path, info, PartStart{Recording: "rec1", Number: k + 1, Previous: prev, Retained: state.Messages()})
+		c, sess, err := CreatePart(ctx, path, info, PartStart{Recording: recording, Number: k + 1, Previous: prev, Retained: state.Messages()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func writeSplit(t *testing.T, dir string, rng *rand.Rand, n int, cuts []int, liv
 		switch {
 		case k+2 < len(bounds):
 			next := filepath.Join(dir, PartName("run.db", k+2, time.Time{}))
-			err = EndPart(ctx, c, sess, PartLink{Recording: "rec1", Part: k + 1, Next: next}, lastTS+1, int64(k))
+			err = EndPart(ctx, c, sess, PartLink{Recording: recording, Part: k + 1, Next: next}, lastTS+1, int64(k))
 		case live:
 			r.last, r.sess = c, sess
 			t.Cleanup(func() { c.Close() })
@@ -370,12 +370,78 @@ func TestPartsInPlaceReadAsMerged(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 19))
-			r := writeSplit(t, t.TempDir(), rng, 40+rng.IntN(20), []int{12, 21, 33}, false)
+			r := writeSplit(t, t.TempDir(), "rec1", rng, 40+rng.IntN(20), []int{12, 21, 33}, false)
 			merged, in := openBoth(t, r.parts)
 			if n, _ := in.Count(context.Background(), Query{}); n != int64(len(r.msgs)) {
 				t.Fatalf("%d messages read, %d recorded", n, len(r.msgs))
 			}
 			checkSameAsMerged(t, merged, in)
 		})
+	}
+}
+
+// TestPartsInPlaceLive: the last part still being recorded is followed as
+// a single live capture is: new messages and topics appear in the set.
+func TestPartsInPlaceLive(t *testing.T) {
+	ctx := context.Background()
+	r := writeSplit(t, t.TempDir(), "rec1", rand.New(rand.NewPCG(7, 19)), 30, []int{10, 20}, true)
+	_, in := openBoth(t, r.parts)
+	_, hi, err := in.SeqBounds(ctx)
+	if err != nil || hi != 30 {
+		t.Fatalf("SeqBounds: last %d (%v), want 30", hi, err)
+	}
+	last := r.msgs[len(r.msgs)-1].TimeNS
+	more := []Message{{TimeNS: last + 1e9, OffsetNS: 5e9, Topic: "new/topic", Payload: []byte("a")},
+		{TimeNS: last + 2e9, OffsetNS: 6e9, Topic: "dev/0", Payload: []byte("b")}}
+	if err := r.sess.Write(ctx, more, nil, last+2e9); err != nil {
+		t.Fatal(err)
+	}
+	if _, hi, err = in.SeqBounds(ctx); err != nil || hi != 32 {
+		t.Fatalf("SeqBounds after two more: last %d (%v), want 32", hi, err)
+	}
+	topics, err := in.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	for _, tp := range topics {
+		if tp.Name == "new/topic" {
+			id = tp.ID
+		}
+	}
+	counts, err := in.TopicCounts(ctx, 31, 32)
+	if err != nil || id == 0 || counts[id] != 1 || len(counts) != 2 {
+		t.Fatalf("new topic id %d, counts of the new messages %v (%v)", id, counts, err)
+	}
+	got := collect(t, in.Messages(ctx, Query{AfterSeq: 30}))
+	if len(got) != 2 || got[0].Topic != "new/topic" || got[1].Seq != 32 || got[1].Session != 1 {
+		t.Fatalf("messages after 30: %+v", got)
+	}
+	s, err := in.Sessions(ctx)
+	if err != nil || s[0].EndedNS != last+2e9 {
+		t.Fatalf("session end %d (%v), want the last message's time %d", s[0].EndedNS, err, last+2e9)
+	}
+}
+
+// TestPartsNotOneRecordingMerged: files that are not the parts of one
+// recording in order are merged as before.
+func TestPartsNotOneRecordingMerged(t *testing.T) {
+	ctx := context.Background()
+	a := writeSplit(t, t.TempDir(), "rec1", rand.New(rand.NewPCG(1, 2)), 30, []int{10, 20}, false)
+	b := writeSplit(t, t.TempDir(), "rec2", rand.New(rand.NewPCG(3, 4)), 20, []int{10}, false)
+	for name, files := range map[string][]string{
+		"out of order":       {a.parts[1], a.parts[0]},
+		"a part missing":     {a.parts[0], a.parts[2]},
+		"two recordings":     {a.parts[0], b.parts[1]},
+		"a part and a whole": {a.parts[0], writeSessions(t, filepath.Join(t.TempDir(), "x.db"), testSession{info: SessionInfo{Source: "subscriber", StartedNS: t0}, msgs: []Message{at(1, "x")}})},
+	} {
+		c, err := OpenSet(ctx, files, MergeOptions{InPlace: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.parts != nil {
+			t.Errorf("%s: read in place", name)
+		}
+		c.Close()
 	}
 }
