@@ -36,7 +36,7 @@ func (s *partSet) messages(ctx context.Context, q Query) iter.Seq2[Message, erro
 			if q.Limit > 0 {
 				pq.Limit = q.Limit - n
 			}
-			for m, err := range p.c.Messages(ctx, pq) {
+			for m, err := range s.use(p).Messages(ctx, pq) {
 				if err != nil {
 					yield(Message{}, err)
 					return
@@ -64,7 +64,7 @@ func (s *partSet) count(ctx context.Context, q Query) (int64, error) {
 		if !ok {
 			continue
 		}
-		k, err := p.c.Count(ctx, pq)
+		k, err := s.use(p).Count(ctx, pq)
 		if err != nil {
 			return 0, err
 		}
@@ -87,7 +87,7 @@ func (s *partSet) get(ctx context.Context, seq int64) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	m, err := p.c.Get(ctx, local)
+	m, err := s.use(p).Get(ctx, local)
 	if err == nil {
 		s.globalize(p, &m)
 	}
@@ -99,7 +99,7 @@ func (s *partSet) payload(ctx context.Context, seq int64, fn func(p []byte) erro
 	if err != nil {
 		return err
 	}
-	return p.c.Payload(ctx, local, fn)
+	return s.use(p).Payload(ctx, local, fn)
 }
 
 func (s *partSet) topicList(ctx context.Context) ([]Topic, error) {
@@ -118,7 +118,7 @@ func (s *partSet) topicList(ctx context.Context) ([]Topic, error) {
 func (s *partSet) last(ctx context.Context) (seq, ts int64, err error) {
 	for i := len(s.parts) - 1; i >= 0; i-- {
 		p := s.parts[i]
-		first, last, err := p.bounds(ctx)
+		first, last, err := s.bounds(ctx, p)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -127,7 +127,7 @@ func (s *partSet) last(ctx context.Context) (seq, ts int64, err error) {
 		}
 		ts := p.lastTS
 		if p.live {
-			if ts, err = p.c.tsAt(ctx, last); err != nil {
+			if ts, err = s.use(p).tsAt(ctx, last); err != nil {
 				return 0, 0, err
 			}
 		}
@@ -177,7 +177,7 @@ func (s *partSet) statsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	if q, ok := s.query(q); ok {
 		for _, p := range s.parts {
 			if pq, ok := s.partQuery(p, q); ok {
-				if err := p.c.scanStats(ctx, pq, acc); err != nil {
+				if err := s.use(p).scanStats(ctx, pq, acc); err != nil {
 					return Totals{}, nil, err
 				}
 			}
@@ -190,7 +190,7 @@ func (s *partSet) statsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 func (s *partSet) size(ctx context.Context) (int64, error) {
 	var n int64
 	for _, p := range s.parts {
-		k, err := p.c.Size(ctx)
+		k, err := s.use(p).Size(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -201,7 +201,7 @@ func (s *partSet) size(ctx context.Context) (int64, error) {
 
 func (s *partSet) hasTopicIndex(ctx context.Context) (bool, error) {
 	for _, p := range s.parts {
-		if ok, err := p.c.HasTopicIndex(ctx); err != nil || !ok {
+		if ok, err := s.use(p).HasTopicIndex(ctx); err != nil || !ok {
 			return false, err
 		}
 	}
@@ -216,7 +216,7 @@ func (s *partSet) topicCounts(ctx context.Context, from, through int64, out map[
 		if !ok {
 			continue
 		}
-		counts, err := p.c.TopicCounts(ctx, a, z)
+		counts, err := s.use(p).TopicCounts(ctx, a, z)
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (s *partSet) prevOnTopic(ctx context.Context, seq int64, topic string) (Mes
 		if !ok {
 			continue
 		}
-		m, found, err := p.c.PrevOnTopic(ctx, z+1, topic)
+		m, found, err := s.use(p).PrevOnTopic(ctx, z+1, topic)
 		if err != nil {
 			return Message{}, false, err
 		}
@@ -272,14 +272,14 @@ func (s *partSet) prevOnTopic(ctx context.Context, seq int64, topic string) (Mes
 
 func (s *partSet) seqAtTime(ctx context.Context, tsNS int64) (int64, error) {
 	for _, p := range s.parts {
-		first, last, err := p.bounds(ctx)
+		first, last, err := s.bounds(ctx, p)
 		if err != nil {
 			return 0, err
 		}
 		if first > last || (!p.live && p.lastTS < tsNS) {
 			continue
 		}
-		local, err := p.c.SeqAtTime(ctx, tsNS)
+		local, err := s.use(p).SeqAtTime(ctx, tsNS)
 		if err != nil {
 			return 0, err
 		}
@@ -320,7 +320,7 @@ func (s *partSet) rowsBySeq(ctx context.Context, seqs []int64, preview int) ([]R
 	parts, locals := s.bySeq(seqs)
 	var out []Row
 	for i, p := range parts {
-		rows, err := p.c.RowsBySeq(ctx, locals[i], preview)
+		rows, err := s.use(p).RowsBySeq(ctx, locals[i], preview)
 		if err != nil {
 			return nil, err
 		}
@@ -336,7 +336,7 @@ func (s *partSet) messagesBySeq(ctx context.Context, seqs []int64) iter.Seq2[Mes
 	return func(yield func(Message, error) bool) {
 		parts, locals := s.bySeq(seqs)
 		for i, p := range parts {
-			for m, err := range p.c.MessagesBySeq(ctx, locals[i]) {
+			for m, err := range s.use(p).MessagesBySeq(ctx, locals[i]) {
 				if err == nil {
 					s.globalize(p, &m)
 				}
@@ -384,7 +384,7 @@ func (sp *setPrepared) part(ctx context.Context, p *setPart) (*Prepared, error) 
 	pp := &Prepared{c: p.c, none: true}
 	if ok {
 		var err error
-		if pp, err = p.c.Prepare(ctx, pq); err != nil {
+		if pp, err = sp.s.use(p).Prepare(ctx, pq); err != nil {
 			return nil, err
 		}
 	}
@@ -408,6 +408,7 @@ func (sp *setPrepared) each(ctx context.Context, from, through int64, desc bool,
 		if err != nil {
 			return err
 		}
+		sp.s.use(p)
 		if more, err := fn(p, pp, a, z); err != nil || !more {
 			return err
 		}

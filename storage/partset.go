@@ -25,7 +25,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"time"
 )
 
 // partSet is a split recording's parts read in place.
@@ -36,6 +35,9 @@ type partSet struct {
 	events []Event
 	dec    Decoders
 	ver    int
+
+	lruMu sync.Mutex
+	lru   []*setPart // the parts read last, the latest first (use)
 
 	mu     sync.Mutex // guards the topic numbering (the last part may add topics)
 	topics []Topic    // by global id - 1
@@ -55,10 +57,30 @@ type setPart struct {
 	toLocal          map[int64]int64
 }
 
-// partsPoolIdle is how long a part's idle SQLite connection is kept: a set
-// of hundreds of parts must not hold a connection (and its page cache) per
-// part it once read.
-const partsPoolIdle = 5 * time.Second
+// openPartsMax is how many parts keep an idle SQLite connection (and its
+// page cache) between reads: the ones read last. A set of hundreds of
+// parts must not hold a connection per part it once read; a part read
+// again after that opens one (a fraction of a millisecond).
+const openPartsMax = 8
+
+// use returns p's capture for a read, keeping an idle connection for the
+// openPartsMax parts read last and none for the others.
+func (s *partSet) use(p *setPart) *Capture {
+	s.lruMu.Lock()
+	defer s.lruMu.Unlock()
+	if i := slices.Index(s.lru, p); i >= 0 {
+		copy(s.lru[1:i+1], s.lru[:i])
+		s.lru[0] = p
+		return p.c
+	}
+	p.c.r.SetMaxIdleConns(1)
+	s.lru = slices.Insert(s.lru, 0, p)
+	if len(s.lru) > openPartsMax {
+		s.lru[openPartsMax].c.r.SetMaxIdleConns(0) // closes its idle connection
+		s.lru = s.lru[:openPartsMax]
+	}
+	return p.c
+}
 
 // openParts reads ins, the parts of one split recording, in place. It
 // returns nil (and no error) when they are not that: several sessions in a
@@ -78,8 +100,6 @@ func openParts(ctx context.Context, files []string, ins []*Capture, opts MergeOp
 	var prevLast int64
 	var prevTS int64 = math.MinInt64
 	for i, c := range ins {
-		c.r.SetMaxIdleConns(1)
-		c.r.SetConnMaxIdleTime(partsPoolIdle)
 		sess := sets[i]
 		p := &setPart{c: c, live: i == len(ins)-1, toGlobal: map[int64]int64{}, toLocal: map[int64]int64{}}
 		_, last, ok, err := c.sessionTimes(ctx, sess.ID)
@@ -110,6 +130,7 @@ func openParts(ctx context.Context, files []string, ins []*Capture, opts MergeOp
 		if err := s.addTopics(ctx, p); err != nil {
 			return nil, err
 		}
+		c.r.SetMaxIdleConns(0) // until read (use)
 	}
 	if prevLast == 0 {
 		return nil, nil // no message: the merge is as cheap
@@ -227,11 +248,11 @@ func (s *partSet) close() error {
 
 // bounds returns p's local seq range [first, last]: the last part's end is
 // read again (a recording may still be writing it).
-func (p *setPart) bounds(ctx context.Context) (first, last int64, err error) {
+func (s *partSet) bounds(ctx context.Context, p *setPart) (first, last int64, err error) {
 	if !p.live {
 		return p.first, p.last, nil
 	}
-	last, err = p.c.MaxSeq(ctx)
+	last, err = s.use(p).MaxSeq(ctx)
 	return p.first, last, err
 }
 

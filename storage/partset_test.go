@@ -445,3 +445,31 @@ func TestPartsNotOneRecordingMerged(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestPartsInPlaceConnections: a set of many parts keeps an idle
+// connection only for the parts read last, however many a read went
+// through.
+func TestPartsInPlaceConnections(t *testing.T) {
+	ctx := context.Background()
+	var cuts []int
+	for i := 1; i < 20; i++ {
+		cuts = append(cuts, 5*i)
+	}
+	r := writeSplit(t, t.TempDir(), "rec1", rand.New(rand.NewPCG(5, 19)), 100, cuts, false)
+	_, in := openBoth(t, r.parts)
+	if _, _, err := in.Stats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(collect(t, in.Messages(ctx, Query{Desc: true}))); n != 100 {
+		t.Fatalf("%d messages read, want 100", n)
+	}
+	open := 0
+	for _, p := range in.parts.parts {
+		if p.c.r.Stats().OpenConnections > 0 {
+			open++
+		}
+	}
+	if open > openPartsMax {
+		t.Errorf("%d of %d parts hold a connection after reading them all, want at most %d", open, len(r.parts), openPartsMax)
+	}
+}
