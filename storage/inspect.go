@@ -515,48 +515,69 @@ func (c *Capture) TopicBuckets(ctx context.Context, from, through int64, shift u
 	if from > through {
 		return out, nil
 	}
-	topics, err := c.Topics(ctx)
+	query, err := c.bucketQuery(ctx)
 	if err != nil {
 		return nil, err
+	}
+	first, last := from>>shift, through>>shift
+	for b := first; b <= last; b++ {
+		counts := make(map[int64]int64)
+		err := c.countRange(ctx, &query, max(from, b<<shift), min(through, (b+1)<<shift-1), counts)
+		if err != nil {
+			return nil, err
+		}
+		addBucket(out, counts, b-first, last-first+1)
+	}
+	return out, nil
+}
+
+// addBucket puts one bucket's counts (by topic id) into TopicBuckets'
+// result.
+func addBucket(out map[int64][]int64, counts map[int64]int64, b, buckets int64) {
+	for id, n := range counts {
+		v := out[id]
+		if v == nil {
+			v = make([]int64, buckets)
+			out[id] = v
+		}
+		v[b] = n
+	}
+}
+
+// plainBucket is the query of countRange without the topic index.
+const plainBucket = "SELECT topic_id, count(*) FROM messages WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
+
+// bucketQuery returns the query countRange counts a seq range with: with
+// the topic index, one that seeks every topic's range of the index.
+func (c *Capture) bucketQuery(ctx context.Context) (string, error) {
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		return "", err
 	}
 	ids := make([]int64, len(topics))
 	for i, t := range topics {
 		ids[i] = t.ID
 	}
 	indexed, err := c.HasTopicIndex(ctx)
-	if err != nil {
-		return nil, err
+	if err != nil || !indexed || len(ids) == 0 {
+		return plainBucket, err
 	}
-	const plain = "SELECT topic_id, count(*) FROM messages WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
-	query := plain
-	if indexed && len(ids) > 0 {
-		query = "SELECT topic_id, count(*) FROM messages INDEXED BY " + topicIndex + " WHERE topic_id IN (" + joinInts(ids) +
-			") AND seq >= ? AND seq <= ? GROUP BY topic_id"
+	return "SELECT topic_id, count(*) FROM messages INDEXED BY " + topicIndex + " WHERE topic_id IN (" + joinInts(ids) +
+		") AND seq >= ? AND seq <= ? GROUP BY topic_id", nil
+}
+
+// countRange counts the messages per topic id among seq [from, through]
+// into counts with *query (bucketQuery), which becomes the plain one when
+// the topic index has been dropped since (a recording started).
+func (c *Capture) countRange(ctx context.Context, query *string, from, through int64, counts map[int64]int64) error {
+	add := func(id, n int64) { counts[id] = n }
+	err := c.countBucket(ctx, *query, from, through, add)
+	if err != nil && *query != plainBucket && ctx.Err() == nil {
+		*query = plainBucket
+		clear(counts)
+		err = c.countBucket(ctx, *query, from, through, add)
 	}
-	first, last := from>>shift, through>>shift
-	for b := first; b <= last; b++ {
-		a, z := max(from, b<<shift), min(through, (b+1)<<shift-1)
-		counts := make(map[int64]int64)
-		add := func(id, n int64) { counts[id] = n }
-		err := c.countBucket(ctx, query, a, z, add)
-		if err != nil && query != plain && ctx.Err() == nil {
-			// The index may have been dropped since (a recording started).
-			query, counts = plain, make(map[int64]int64)
-			err = c.countBucket(ctx, query, a, z, add)
-		}
-		if err != nil {
-			return nil, err
-		}
-		for id, n := range counts {
-			v := out[id]
-			if v == nil {
-				v = make([]int64, last-first+1)
-				out[id] = v
-			}
-			v[b-first] = n
-		}
-	}
-	return out, nil
+	return err
 }
 
 func (c *Capture) countBucket(ctx context.Context, query string, from, through int64, add func(id, n int64)) error {

@@ -233,20 +233,36 @@ func (s *partSet) topicCounts(ctx context.Context, from, through int64, out map[
 
 func (s *partSet) topicBuckets(ctx context.Context, from, through int64, shift uint) (map[int64][]int64, error) {
 	out := make(map[int64][]int64)
+	queries := map[*setPart]*string{}
 	first, last := from>>shift, through>>shift
 	for b := first; from <= through && b <= last; b++ {
 		counts := make(map[int64]int64)
-		if err := s.topicCounts(ctx, max(from, b<<shift), min(through, (b+1)<<shift-1), counts); err != nil {
-			return nil, err
-		}
-		for id, n := range counts {
-			v := out[id]
-			if v == nil {
-				v = make([]int64, last-first+1)
-				out[id] = v
+		for _, p := range s.parts {
+			a, z, ok := p.local(max(from, b<<shift), min(through, (b+1)<<shift-1))
+			if !ok {
+				continue
 			}
-			v[b-first] = n
+			c := s.use(p)
+			if queries[p] == nil {
+				q, err := c.bucketQuery(ctx)
+				if err != nil {
+					return nil, err
+				}
+				queries[p] = &q
+			}
+			local := make(map[int64]int64)
+			if err := c.countRange(ctx, queries[p], a, z, local); err != nil {
+				return nil, err
+			}
+			for id, n := range local {
+				g, err := s.globalTopic(ctx, p, id)
+				if err != nil {
+					return nil, err
+				}
+				counts[g] += n
+			}
 		}
+		addBucket(out, counts, b-first, last-first+1)
 	}
 	return out, nil
 }

@@ -130,13 +130,15 @@ func openParts(ctx context.Context, files []string, ins []*Capture, opts MergeOp
 		if err := s.addTopics(ctx, p); err != nil {
 			return nil, err
 		}
-		c.r.SetMaxIdleConns(0) // until read (use)
 	}
 	if prevLast == 0 {
 		return nil, nil // no message: the merge is as cheap
 	}
 	if err := s.describe(ctx, ins, sets, opts); err != nil {
 		return nil, err
+	}
+	for _, c := range ins {
+		c.r.SetMaxIdleConns(0) // until read (use)
 	}
 	label := setLabel(files)
 	return &Capture{path: label, label: label, files: slices.Clone(files), version: s.ver, parts: s}, nil
