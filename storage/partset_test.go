@@ -473,3 +473,21 @@ func TestPartsInPlaceConnections(t *testing.T) {
 		t.Errorf("%d of %d parts hold a connection after reading them all, want at most %d", open, len(r.parts), openPartsMax)
 	}
 }
+
+// TestPartsInPlaceRefusesCopies: the operations that copy from a capture's
+// file say they need the parts merged instead of reading the wrong thing.
+func TestPartsInPlaceRefusesCopies(t *testing.T) {
+	ctx := context.Background()
+	r := writeSplit(t, t.TempDir(), "rec1", rand.New(rand.NewPCG(8, 19)), 20, []int{10}, false)
+	_, in := openBoth(t, r.parts)
+	out, _ := newCapture(t)
+	if _, err := Cut(ctx, in, out, CutOptions{}); err == nil {
+		t.Error("Cut of parts read in place: no error")
+	}
+	if _, err := Merge(ctx, []*Capture{in}, out, MergeOptions{}); err == nil {
+		t.Error("Merge of parts read in place: no error")
+	}
+	if err := in.SaveCopy(ctx, filepath.Join(t.TempDir(), "copy.db")); err == nil {
+		t.Error("SaveCopy of parts read in place: no error")
+	}
+}
