@@ -105,9 +105,17 @@ func (c *Capture) SetDecoders(ctx context.Context, d Decoders) error {
 // carryDecoders gives out the decoders its inputs carry (cut, merge):
 // joinDecoders.
 func carryDecoders(ctx context.Context, ins []*Capture, out *Capture) error {
-	all, err := joinDecoders(ctx, ins)
-	if err != nil || all.IsEmpty() {
-		return err
+	var ds []Decoders
+	for _, in := range ins {
+		d, err := in.Decoders(ctx)
+		if err != nil {
+			return err
+		}
+		ds = append(ds, d)
+	}
+	all := joinDecoders(ds)
+	if all.IsEmpty() {
+		return nil
 	}
 	return out.SetDecoders(ctx, all)
 }
@@ -116,14 +124,10 @@ func carryDecoders(ctx context.Context, ins []*Capture, out *Capture) error {
 // rules in input order, each once (the first match still wins), and their
 // descriptor sets concatenated — one FileDescriptorSet holding every file,
 // readers keeping the first of each name.
-func joinDecoders(ctx context.Context, ins []*Capture) (Decoders, error) {
+func joinDecoders(ds []Decoders) Decoders {
 	var all Decoders
 	seenRule, seenSet, seenFile := map[DecoderRule]bool{}, map[string]bool{}, map[string]bool{}
-	for _, in := range ins {
-		d, err := in.Decoders(ctx)
-		if err != nil {
-			return Decoders{}, err
-		}
+	for _, d := range ds {
 		for _, r := range d.Rules {
 			if !seenRule[r] {
 				seenRule[r] = true
@@ -141,5 +145,5 @@ func joinDecoders(ctx context.Context, ins []*Capture) (Decoders, error) {
 			}
 		}
 	}
-	return all, nil
+	return all
 }

@@ -82,92 +82,109 @@ func (s *partSet) use(p *setPart) *Capture {
 	return p.c
 }
 
-// openParts reads ins, the parts of one split recording, in place. It
-// returns nil (and no error) when they are not that: several sessions in a
-// file, parts of different recordings or out of part order, time ranges
-// that overlap in part order, or no message at all; OpenSet merges those.
-// On success the set owns ins.
-func openParts(ctx context.Context, files []string, ins []*Capture, opts MergeOptions) (*Capture, error) {
-	sets, ok, err := partSessions(ctx, ins)
-	if err != nil || !ok {
-		return nil, err
-	}
-	skips, err := carriedSkips(ctx, ins)
-	if err != nil {
-		return nil, err
-	}
+// openParts opens files as the parts of one split recording read in
+// place. It returns nil (and no error) when they are not that: several
+// sessions in a file, parts of different recordings, out of part order or
+// with one missing between two (the later part's carried retained rows,
+// which the merge keeps only where they differ from what came before),
+// time ranges that overlap in part order, or no message at all; OpenSet
+// merges those. Each part is read once (its description, topics, first
+// and last messages) on one connection, closed before the next part is
+// opened: opening hundreds of parts holds no connection each.
+func openParts(ctx context.Context, files []string, opts MergeOptions) (*Capture, error) {
 	s := &partSet{ids: map[string]int64{}}
-	var prevLast int64
-	var prevTS int64 = math.MinInt64
-	for i, c := range ins {
-		sess := sets[i]
-		p := &setPart{c: c, live: i == len(ins)-1, toGlobal: map[int64]int64{}, toLocal: map[int64]int64{}}
-		_, last, ok, err := c.sessionTimes(ctx, sess.ID)
+	o := &partsOpen{plan: newMergePlan(opts), prevTS: math.MinInt64}
+	for i, f := range files {
+		c, err := Open(f)
 		if err != nil {
+			s.close()
 			return nil, err
 		}
-		p.first, p.last = 1, 0
-		if ok {
-			if p.first, err = c.firstSeq(ctx, sess.ID); err != nil {
-				return nil, err
-			}
-			if p.last, err = c.MaxSeq(ctx); err != nil {
-				return nil, err
-			}
-			p.lastTS = last
-		}
-		if skip := skips[i][sess.ID]; skip > 0 {
-			p.first = skip + 1
-		}
-		p.off = prevLast + 1 - p.first
-		if p.first <= p.last {
-			if ts, err := c.tsAt(ctx, p.first); err != nil || ts < prevTS {
-				return nil, err // overlapping time: merged instead
-			}
-			prevLast, prevTS = p.last+p.off, last
-		}
+		p := &setPart{c: c, live: i == len(files)-1, toGlobal: map[int64]int64{}, toLocal: map[int64]int64{}}
 		s.parts = append(s.parts, p)
-		if err := s.addTopics(ctx, p); err != nil {
+		fits, err := s.readPart(ctx, p, o)
+		c.r.SetMaxIdleConns(0) // until read (use)
+		if err != nil || !fits {
+			s.close()
 			return nil, err
 		}
 	}
-	if prevLast == 0 {
+	if o.prevLast == 0 {
+		s.close()
 		return nil, nil // no message: the merge is as cheap
 	}
-	if err := s.describe(ctx, ins, sets, opts); err != nil {
-		return nil, err
-	}
-	for _, c := range ins {
-		c.r.SetMaxIdleConns(0) // until read (use)
-	}
+	s.describe(o)
 	label := setLabel(files)
 	return &Capture{path: label, label: label, files: slices.Clone(files), version: s.ver, parts: s}, nil
 }
 
-// partSessions returns each input's one session; ok is false unless every
-// input is a part (one session that a "split" event starts) of the same
-// recording, each one following the one before it (a part missing between
-// two: the later one's carried retained rows, which the merge keeps only
-// where they differ from what came before, make a merge).
-func partSessions(ctx context.Context, ins []*Capture) (sessions []SessionInfo, ok bool, err error) {
-	recording, number := "", 0
-	for i, c := range ins {
-		ss, err := c.Sessions(ctx)
-		if err != nil || len(ss) != 1 {
-			return nil, false, err
-		}
-		starts, err := c.partStarts(ctx)
-		if err != nil {
-			return nil, false, err
-		}
-		l, isPart := starts[ss[0].ID]
-		if !isPart || (i > 0 && (l.Recording != recording || l.Part <= number || l.Previous != filepath.Base(ins[i-1].path))) {
-			return nil, false, nil
-		}
-		recording, number = l.Recording, l.Part
-		sessions = append(sessions, ss[0])
+// partsOpen is what openParts carries from one part to the next.
+type partsOpen struct {
+	recording, prevName string
+	number              int
+	prevLast, prevTS    int64 // the last global seq and its time so far
+	sessions            []SessionInfo
+	plan                *mergePlan // the session and events, as Merge gathers them
+	decoders            []Decoders
+}
+
+// readPart reads part p: fits is false when it does not follow the parts
+// before it (partsOpen) as the next part of their recording.
+func (s *partSet) readPart(ctx context.Context, p *setPart, o *partsOpen) (fits bool, err error) {
+	c := p.c
+	ss, err := c.Sessions(ctx)
+	if err != nil || len(ss) != 1 {
+		return false, err
 	}
-	return sessions, true, nil
+	sess := ss[0]
+	events, err := c.Events(ctx, 0)
+	if err != nil {
+		return false, err
+	}
+	l, isPart := partStartsOf(events)[sess.ID]
+	if !isPart || (o.prevName != "" && (l.Recording != o.recording || l.Part <= o.number || l.Previous != o.prevName)) {
+		return false, nil
+	}
+	o.recording, o.number, o.prevName = l.Recording, l.Part, filepath.Base(c.path)
+	_, last, ok, err := c.sessionTimes(ctx, sess.ID)
+	if err != nil {
+		return false, err
+	}
+	p.first, p.last = 1, 0
+	if ok {
+		if p.first, err = c.firstSeq(ctx, sess.ID); err != nil {
+			return false, err
+		}
+		if p.last, err = c.MaxSeq(ctx); err != nil {
+			return false, err
+		}
+		p.lastTS = last
+		if len(s.parts) > 1 && l.Carried > 0 { // its previous part is read too
+			p.first = carriedThrough(p.first, l) + 1
+		}
+	}
+	p.off = o.prevLast + 1 - p.first
+	if p.first <= p.last {
+		if ts, err := c.tsAt(ctx, p.first); err != nil || ts < o.prevTS {
+			return false, err // overlapping time: merged instead
+		}
+		o.prevLast, o.prevTS = p.last+p.off, last
+	}
+	if err := s.addTopics(ctx, p); err != nil {
+		return false, err
+	}
+	d, err := c.Decoders(ctx)
+	if err != nil {
+		return false, err
+	}
+	o.decoders, o.sessions = append(o.decoders, d), append(o.sessions, sess)
+	if ok { // Merge leaves out a session without messages
+		o.plan.addInfo(sess)
+		o.plan.events = append(o.plan.events, mergedEvent(c, sess))
+		o.plan.events = append(o.plan.events, events...)
+		s.ver = max(s.ver, c.Version())
+	}
+	return true, nil
 }
 
 // tsAt is the receive time of message seq.
@@ -204,27 +221,13 @@ func (s *partSet) addTopics(ctx context.Context, p *setPart) error {
 	return p.c.wrap("read topics", rows.Err())
 }
 
-// describe builds the set's one session and its events as Merge and
+// describe makes the set's one session and its events as Merge and
 // describeSet write them, and its decoders as carryDecoders joins them.
-func (s *partSet) describe(ctx context.Context, ins []*Capture, sessions []SessionInfo, opts MergeOptions) error {
-	plan := newMergePlan(opts)
-	for i, c := range ins {
-		sess := sessions[i]
-		if s.parts[i].last == 0 {
-			continue // no messages: Merge leaves the session out
-		}
-		events, err := c.Events(ctx, sess.ID)
-		if err != nil {
-			return err
-		}
-		plan.addInfo(sess)
-		plan.events = append(plan.events, mergedEvent(c, sess))
-		plan.events = append(plan.events, events...)
-		s.ver = max(s.ver, c.Version())
-	}
+func (s *partSet) describe(o *partsOpen) {
+	plan := o.plan
 	s.info, s.start = plan.info, plan.info.StartedNS
 	s.info.ID, s.info.Dropped = 1, plan.dropped
-	source, stop, clean := setDescription(sessions)
+	source, stop, clean := setDescription(o.sessions)
 	if source != "" {
 		s.info.Source = source
 	}
@@ -234,9 +237,7 @@ func (s *partSet) describe(ctx context.Context, ins []*Capture, sessions []Sessi
 		e.ID, e.Session, e.OffsetNS = int64(i+1), 1, max(e.TimeNS-s.start, 0)
 		s.events = append(s.events, e)
 	}
-	var err error
-	s.dec, err = joinDecoders(ctx, ins)
-	return err
+	s.dec = joinDecoders(o.decoders)
 }
 
 // close closes the parts.

@@ -96,21 +96,17 @@ func OpenSet(ctx context.Context, files []string, opts MergeOptions) (*Capture, 
 			c.Close()
 		}
 	}()
+	if opts.InPlace {
+		if c, err := openParts(ctx, files, opts); c != nil || err != nil {
+			return c, err
+		}
+	}
 	for _, f := range files {
 		c, err := Open(f)
 		if err != nil {
 			return nil, err
 		}
 		ins = append(ins, c)
-	}
-	if opts.InPlace {
-		c, err := openParts(ctx, files, ins, opts)
-		if c != nil || err != nil {
-			if c != nil {
-				ins = nil // the set owns them
-			}
-			return c, err
-		}
 	}
 	dir, err := os.MkdirTemp("", "mqtape-set-")
 	if err != nil {
@@ -171,13 +167,19 @@ func setLabel(files []string) string {
 	return fmt.Sprintf("%s … %s (%d files)", filepath.Base(files[0]), filepath.Base(files[len(files)-1]), len(files))
 }
 
-// partLinks returns the "split" links of c's sessions (the start link of
+// partStarts returns the "split" links of c's sessions (the start link of
 // each part, by session id).
 func (c *Capture) partStarts(ctx context.Context) (map[int64]PartLink, error) {
 	events, err := c.Events(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
+	return partStartsOf(events), nil
+}
+
+// partStartsOf returns the start links among a capture's events, by
+// session id.
+func partStartsOf(events []Event) map[int64]PartLink {
 	out := map[int64]PartLink{}
 	for _, e := range events {
 		var l PartLink
@@ -188,8 +190,12 @@ func (c *Capture) partStarts(ctx context.Context) (map[int64]PartLink, error) {
 			out[e.Session] = l
 		}
 	}
-	return out, nil
+	return out
 }
+
+// carriedThrough is the seq through which a part's carried retained rows
+// go, given its session's first seq and its start link.
+func carriedThrough(first int64, l PartLink) int64 { return first + int64(l.Carried) - 1 }
 
 // carriedSkips returns, per input and session, the seq through which a
 // part's carried retained rows go when its previous part (same recording)
@@ -219,7 +225,7 @@ func carriedSkips(ctx context.Context, ins []*Capture) ([]map[int64]int64, error
 			if err != nil {
 				return nil, err
 			}
-			skips[i][sess] = first + int64(l.Carried) - 1
+			skips[i][sess] = carriedThrough(first, l)
 		}
 	}
 	return skips, nil
