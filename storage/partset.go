@@ -88,103 +88,137 @@ func (s *partSet) use(p *setPart) *Capture {
 // with one missing between two (the later part's carried retained rows,
 // which the merge keeps only where they differ from what came before),
 // time ranges that overlap in part order, or no message at all; OpenSet
-// merges those. Each part is read once (its description, topics, first
-// and last messages) on one connection, closed before the next part is
-// opened: opening hundreds of parts holds no connection each.
+// merges those. Each part is read once (readPart: its description, topics,
+// first and last messages), a few parts at a time, each on one connection
+// closed when it is read: opening hundreds of parts holds no connection
+// each.
 func openParts(ctx context.Context, files []string, opts MergeOptions) (*Capture, error) {
-	s := &partSet{ids: map[string]int64{}}
-	o := &partsOpen{plan: newMergePlan(opts), prevTS: math.MinInt64}
+	s := &partSet{ids: map[string]int64{}, parts: make([]*setPart, len(files))}
+	metas := make([]partMeta, len(files))
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, openWorkers)
+	var wg sync.WaitGroup
 	for i, f := range files {
-		c, err := Open(f)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, err := Open(f)
+			if err == nil {
+				s.parts[i] = &setPart{c: c, live: i == len(files)-1, toGlobal: map[int64]int64{}, toLocal: map[int64]int64{}}
+				metas[i], err = readPart(ctx, c, i > 0)
+				c.r.SetMaxIdleConns(0) // until read (use)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	s.parts = slices.DeleteFunc(s.parts, func(p *setPart) bool { return p == nil })
+	for _, err := range errs {
 		if err != nil {
 			s.close()
 			return nil, err
 		}
-		p := &setPart{c: c, live: i == len(files)-1, toGlobal: map[int64]int64{}, toLocal: map[int64]int64{}}
-		s.parts = append(s.parts, p)
-		fits, err := s.readPart(ctx, p, o)
-		c.r.SetMaxIdleConns(0) // until read (use)
-		if err != nil || !fits {
-			s.close()
-			return nil, err
-		}
 	}
-	if o.prevLast == 0 {
+	if !s.number(metas, opts) {
 		s.close()
-		return nil, nil // no message: the merge is as cheap
+		return nil, nil
 	}
-	s.describe(o)
 	label := setLabel(files)
 	return &Capture{path: label, label: label, files: slices.Clone(files), version: s.ver, parts: s}, nil
 }
 
-// partsOpen is what openParts carries from one part to the next.
-type partsOpen struct {
-	recording, prevName string
-	number              int
-	prevLast, prevTS    int64 // the last global seq and its time so far
-	sessions            []SessionInfo
-	plan                *mergePlan // the session and events, as Merge gathers them
-	decoders            []Decoders
+// openWorkers is how many parts openParts reads at once.
+const openWorkers = 4
+
+// partMeta is what openParts reads of a part.
+type partMeta struct {
+	sess        SessionInfo
+	events      []Event
+	link        PartLink
+	isPart, any bool  // a part (one session a "split" event starts); with messages
+	first, last int64 // local seqs of its first message read (after carried rows) and last
+	firstTS     int64 // receive time of the first read, when first <= last
+	lastTS      int64
+	topics      []Topic // by id
+	dec         Decoders
 }
 
-// readPart reads part p: fits is false when it does not follow the parts
-// before it (partsOpen) as the next part of their recording.
-func (s *partSet) readPart(ctx context.Context, p *setPart, o *partsOpen) (fits bool, err error) {
-	c := p.c
+// readPart reads what openParts needs of part c (follows: a part before
+// it is read too, so its carried retained rows are left out).
+func readPart(ctx context.Context, c *Capture, follows bool) (m partMeta, err error) {
 	ss, err := c.Sessions(ctx)
 	if err != nil || len(ss) != 1 {
-		return false, err
+		return m, err
 	}
-	sess := ss[0]
-	events, err := c.Events(ctx, 0)
-	if err != nil {
-		return false, err
+	m.sess = ss[0]
+	if m.events, err = c.Events(ctx, 0); err != nil {
+		return m, err
 	}
-	l, isPart := partStartsOf(events)[sess.ID]
-	if !isPart || (o.prevName != "" && (l.Recording != o.recording || l.Part <= o.number || l.Previous != o.prevName)) {
-		return false, nil
+	m.link, m.isPart = partStartsOf(m.events)[m.sess.ID]
+	if _, m.lastTS, m.any, err = c.sessionTimes(ctx, m.sess.ID); err != nil {
+		return m, err
 	}
-	o.recording, o.number, o.prevName = l.Recording, l.Part, filepath.Base(c.path)
-	_, last, ok, err := c.sessionTimes(ctx, sess.ID)
-	if err != nil {
-		return false, err
-	}
-	p.first, p.last = 1, 0
-	if ok {
-		if p.first, err = c.firstSeq(ctx, sess.ID); err != nil {
-			return false, err
+	m.first = 1
+	if m.any {
+		if m.first, err = c.firstSeq(ctx, m.sess.ID); err != nil {
+			return m, err
 		}
-		if p.last, err = c.MaxSeq(ctx); err != nil {
-			return false, err
+		if m.last, err = c.MaxSeq(ctx); err != nil {
+			return m, err
 		}
-		p.lastTS = last
-		if len(s.parts) > 1 && l.Carried > 0 { // its previous part is read too
-			p.first = carriedThrough(p.first, l) + 1
+		if follows && m.link.Carried > 0 {
+			m.first = carriedThrough(m.first, m.link) + 1
 		}
 	}
-	p.off = o.prevLast + 1 - p.first
-	if p.first <= p.last {
-		if ts, err := c.tsAt(ctx, p.first); err != nil || ts < o.prevTS {
-			return false, err // overlapping time: merged instead
+	if m.first <= m.last {
+		if m.firstTS, err = c.tsAt(ctx, m.first); err != nil {
+			return m, err
 		}
-		o.prevLast, o.prevTS = p.last+p.off, last
 	}
-	if err := s.addTopics(ctx, p); err != nil {
-		return false, err
+	if m.topics, err = c.topicsByID(ctx); err != nil {
+		return m, err
 	}
-	d, err := c.Decoders(ctx)
-	if err != nil {
-		return false, err
+	m.dec, err = c.Decoders(ctx)
+	return m, err
+}
+
+// number checks that the parts follow each other as one recording and
+// numbers their seqs, topics and session (false: they do not).
+func (s *partSet) number(metas []partMeta, opts MergeOptions) bool {
+	plan := newMergePlan(opts)
+	var sessions []SessionInfo
+	var decoders []Decoders
+	var prevLast int64
+	prevTS := int64(math.MinInt64)
+	for i, m := range metas {
+		p := s.parts[i]
+		if !m.isPart || (i > 0 && (m.link.Recording != metas[i-1].link.Recording || m.link.Part <= metas[i-1].link.Part ||
+			m.link.Previous != filepath.Base(s.parts[i-1].c.path))) {
+			return false
+		}
+		p.first, p.last, p.lastTS = m.first, m.last, m.lastTS
+		p.off = prevLast + 1 - p.first
+		if p.first <= p.last {
+			if m.firstTS < prevTS {
+				return false // overlapping time: merged instead
+			}
+			prevLast, prevTS = p.last+p.off, m.lastTS
+		}
+		s.numberTopics(p, m.topics)
+		sessions, decoders = append(sessions, m.sess), append(decoders, m.dec)
+		if m.any { // Merge leaves out a session without messages
+			plan.addInfo(m.sess)
+			plan.events = append(plan.events, mergedEvent(p.c, m.sess))
+			plan.events = append(plan.events, m.events...)
+			s.ver = max(s.ver, p.c.Version())
+		}
 	}
-	o.decoders, o.sessions = append(o.decoders, d), append(o.sessions, sess)
-	if ok { // Merge leaves out a session without messages
-		o.plan.addInfo(sess)
-		o.plan.events = append(o.plan.events, mergedEvent(c, sess))
-		o.plan.events = append(o.plan.events, events...)
-		s.ver = max(s.ver, c.Version())
+	if prevLast == 0 {
+		return false // no message: the merge is as cheap
 	}
-	return true, nil
+	s.describe(plan, sessions, decoders)
+	return true
 }
 
 // tsAt is the receive time of message seq.
@@ -197,16 +231,16 @@ func (c *Capture) tsAt(ctx context.Context, seq int64) (int64, error) {
 // addTopics numbers the topics of p not numbered yet (in p's id order:
 // the order they first appear in it).
 func (s *partSet) addTopics(ctx context.Context, p *setPart) error {
-	rows, err := p.c.r.QueryContext(ctx, "SELECT id, name FROM topics ORDER BY id")
-	if err != nil {
-		return p.c.wrap("read topics", err)
+	topics, err := p.c.topicsByID(ctx)
+	if err == nil {
+		s.numberTopics(p, topics)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var t Topic
-		if err := rows.Scan(&t.ID, &t.Name); err != nil {
-			return p.c.wrap("read topics", err)
-		}
+	return err
+}
+
+// numberTopics numbers the topics of p (by id) not numbered yet.
+func (s *partSet) numberTopics(p *setPart, topics []Topic) {
+	for _, t := range topics {
 		if _, ok := p.toGlobal[t.ID]; ok {
 			continue
 		}
@@ -218,16 +252,32 @@ func (s *partSet) addTopics(ctx context.Context, p *setPart) error {
 		}
 		p.toGlobal[t.ID], p.toLocal[id] = id, t.ID
 	}
-	return p.c.wrap("read topics", rows.Err())
+}
+
+// topicsByID returns c's topics in id order (the order they first appear).
+func (c *Capture) topicsByID(ctx context.Context) ([]Topic, error) {
+	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics ORDER BY id")
+	if err != nil {
+		return nil, c.wrap("read topics", err)
+	}
+	defer rows.Close()
+	var out []Topic
+	for rows.Next() {
+		var t Topic
+		if err := rows.Scan(&t.ID, &t.Name); err != nil {
+			return nil, c.wrap("read topics", err)
+		}
+		out = append(out, t)
+	}
+	return out, c.wrap("read topics", rows.Err())
 }
 
 // describe makes the set's one session and its events as Merge and
 // describeSet write them, and its decoders as carryDecoders joins them.
-func (s *partSet) describe(o *partsOpen) {
-	plan := o.plan
+func (s *partSet) describe(plan *mergePlan, sessions []SessionInfo, decoders []Decoders) {
 	s.info, s.start = plan.info, plan.info.StartedNS
 	s.info.ID, s.info.Dropped = 1, plan.dropped
-	source, stop, clean := setDescription(o.sessions)
+	source, stop, clean := setDescription(sessions)
 	if source != "" {
 		s.info.Source = source
 	}
@@ -237,7 +287,7 @@ func (s *partSet) describe(o *partsOpen) {
 		e.ID, e.Session, e.OffsetNS = int64(i+1), 1, max(e.TimeNS-s.start, 0)
 		s.events = append(s.events, e)
 	}
-	s.dec = joinDecoders(o.decoders)
+	s.dec = joinDecoders(decoders)
 }
 
 // close closes the parts.
