@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -367,10 +368,20 @@ func checkNavigation(t *testing.T, merged, in *Capture, lo, hi int64) {
 func TestPartsInPlaceReadAsMerged(t *testing.T) {
 	defer func(w int64) { spreadWindow = w }(spreadWindow)
 	spreadWindow = 4 // page topic selections through the index too
-	for seed := range uint64(3) {
+	for seed := range uint64(5) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 19))
-			r := writeSplit(t, t.TempDir(), "rec1", rng, 40+rng.IntN(20), []int{12, 21, 33}, false)
+			n := 40 + rng.IntN(20)
+			// 2 to 6 parts; equal cuts make a part of carried rows only.
+			cuts := []int{3 + rng.IntN(n-6)}
+			for range rng.IntN(5) {
+				cuts = append(cuts, 3+rng.IntN(n-6))
+			}
+			if seed == 0 {
+				cuts = append(cuts, cuts[0])
+			}
+			slices.Sort(cuts)
+			r := writeSplit(t, t.TempDir(), "rec1", rng, n, cuts, false)
 			merged, in := openBoth(t, r.parts)
 			if n, _ := in.Count(context.Background(), Query{}); n != int64(len(r.msgs)) {
 				t.Fatalf("%d messages read, %d recorded", n, len(r.msgs))
@@ -490,4 +501,19 @@ func TestPartsInPlaceRefusesCopies(t *testing.T) {
 	if err := in.SaveCopy(ctx, filepath.Join(t.TempDir(), "copy.db")); err == nil {
 		t.Error("SaveCopy of parts read in place: no error")
 	}
+}
+
+// FuzzPartsInPlace: for any split of a random recording into parts, the
+// parts read in place read as the parts merged.
+func FuzzPartsInPlace(f *testing.F) {
+	f.Add(uint64(1), uint8(10), uint8(10), uint8(25))
+	f.Add(uint64(2), uint8(1), uint8(29), uint8(29))
+	f.Fuzz(func(t *testing.T, seed uint64, a, b, c uint8) {
+		const n = 30
+		cuts := []int{1 + int(a)%(n-1), 1 + int(b)%(n-1), 1 + int(c)%(n-1)}
+		slices.Sort(cuts)
+		r := writeSplit(t, t.TempDir(), "rec1", rand.New(rand.NewPCG(seed, 19)), n, cuts, false)
+		merged, in := openBoth(t, r.parts)
+		checkSameAsMerged(t, merged, in)
+	})
 }
