@@ -157,6 +157,19 @@ func (s *partSet) sessions(ctx context.Context) ([]SessionInfo, error) {
 	info := s.info
 	info.Filters = slices.Clone(info.Filters)
 	info.EndedNS, info.LastNS = ts, ts
+	if p := s.parts[len(s.parts)-1]; p.open {
+		// The recording was writing its last part: as for one file, the
+		// session is open (last flush, no end) until that part's ends.
+		ss, err := s.use(p).Sessions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(ss) == 1 && !ss[0].Closed() {
+			info.EndedNS, info.LastNS, info.StopReason = 0, ss[0].LastNS, ""
+		} else if len(ss) == 1 {
+			info.StopReason = ss[0].StopReason
+		}
+	}
 	return []SessionInfo{info}, nil
 }
 

@@ -53,6 +53,7 @@ type setPart struct {
 	first, last, off int64
 	lastTS           int64 // receive time of the last message at open
 	live             bool  // the last part: its end is read again each time
+	open             bool  // the last part, its session not ended when opened (a recording writes it)
 	toGlobal         map[int64]int64
 	toLocal          map[int64]int64
 }
@@ -198,6 +199,7 @@ func (s *partSet) number(metas []partMeta, opts MergeOptions) bool {
 			return false
 		}
 		p.first, p.last, p.lastTS = m.first, m.last, m.lastTS
+		p.open = p.live && !m.sess.Closed()
 		p.off = prevLast + 1 - p.first
 		if p.first <= p.last {
 			if m.firstTS < prevTS {

@@ -428,9 +428,18 @@ func TestPartsInPlaceLive(t *testing.T) {
 	if len(got) != 2 || got[0].Topic != "new/topic" || got[1].Seq != 32 || got[1].Session != 1 {
 		t.Fatalf("messages after 30: %+v", got)
 	}
+	// As one file being recorded: the session has not ended; its last
+	// flush is the last part's.
 	s, err := in.Sessions(ctx)
-	if err != nil || s[0].EndedNS != last+2e9 {
-		t.Fatalf("session end %d (%v), want the last message's time %d", s[0].EndedNS, err, last+2e9)
+	if err != nil || s[0].Closed() || s[0].LastNS != last+2e9 || s[0].StopReason != "" {
+		t.Fatalf("session while recording: %+v (%v), want open, last flush %d", s[0], err, last+2e9)
+	}
+	if err := r.sess.End(ctx, last+3e9, "signal", 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err = in.Sessions(ctx)
+	if err != nil || s[0].EndedNS != last+2e9 || s[0].StopReason != "signal" {
+		t.Fatalf("session once ended: %+v (%v), want ended at the last message %d, stop reason signal", s[0], err, last+2e9)
 	}
 }
 
