@@ -42,6 +42,9 @@ type CutReport struct {
 // messages from the retained store, and copies the events inside the
 // slice. in is only read; its path names it in each session's "cut" event.
 func Cut(ctx context.Context, in, out *Capture, opts CutOptions) (CutReport, error) {
+	if in.parts != nil {
+		return CutReport{}, errNotForParts("cut")
+	}
 	var rep CutReport
 	sessions, err := in.Sessions(ctx)
 	if err != nil {

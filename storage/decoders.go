@@ -29,6 +29,9 @@ func (d Decoders) IsEmpty() bool { return len(d.Rules) == 0 && len(d.DescriptorS
 // Decoders reads the decoders the capture carries; a capture older than
 // format version 4 carries none.
 func (c *Capture) Decoders(ctx context.Context) (Decoders, error) {
+	if c.parts != nil {
+		return c.parts.dec, nil
+	}
 	var d Decoders
 	if c.version < 4 {
 		return d, nil
@@ -100,17 +103,31 @@ func (c *Capture) SetDecoders(ctx context.Context, d Decoders) error {
 }
 
 // carryDecoders gives out the decoders its inputs carry (cut, merge):
-// their rules in input order, each once (the first match still wins), and
-// their descriptor sets concatenated — one FileDescriptorSet holding every
-// file, readers keeping the first of each name.
+// joinDecoders.
 func carryDecoders(ctx context.Context, ins []*Capture, out *Capture) error {
-	var all Decoders
-	seenRule, seenSet, seenFile := map[DecoderRule]bool{}, map[string]bool{}, map[string]bool{}
+	var ds []Decoders
 	for _, in := range ins {
 		d, err := in.Decoders(ctx)
 		if err != nil {
 			return err
 		}
+		ds = append(ds, d)
+	}
+	all := joinDecoders(ds)
+	if all.IsEmpty() {
+		return nil
+	}
+	return out.SetDecoders(ctx, all)
+}
+
+// joinDecoders returns the decoders of several captures as one: their
+// rules in input order, each once (the first match still wins), and their
+// descriptor sets concatenated — one FileDescriptorSet holding every file,
+// readers keeping the first of each name.
+func joinDecoders(ds []Decoders) Decoders {
+	var all Decoders
+	seenRule, seenSet, seenFile := map[DecoderRule]bool{}, map[string]bool{}, map[string]bool{}
+	for _, d := range ds {
 		for _, r := range d.Rules {
 			if !seenRule[r] {
 				seenRule[r] = true
@@ -128,8 +145,5 @@ func carryDecoders(ctx context.Context, ins []*Capture, out *Capture) error {
 			}
 		}
 	}
-	if all.IsEmpty() {
-		return nil
-	}
-	return out.SetDecoders(ctx, all)
+	return all
 }

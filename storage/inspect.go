@@ -31,6 +31,8 @@ type Prepared struct {
 	// when the capture has the topic index: its pages are read by
 	// spreadRows (see there).
 	spread []int64
+	// set: the selection on the parts of a recording read in place.
+	set *setPrepared
 }
 
 // spreadWindow is how many seqs spreadRows scans in seq order before it
@@ -39,6 +41,9 @@ var spreadWindow int64 = 16384
 
 // Prepare resolves q's selection (its paging fields are ignored).
 func (c *Capture) Prepare(ctx context.Context, q Query) (*Prepared, error) {
+	if c.parts != nil {
+		return c.parts.prepare(ctx, q)
+	}
 	p := &Prepared{c: c, match: q.PayloadMatch, msgMatch: q.MessageMatch}
 	q.AfterSeq, q.BeforeSeq = 0, 0
 	clause, args, ok, err := c.where(ctx, q)
@@ -102,6 +107,9 @@ func (p *Prepared) whereRange(from, through int64) (string, []any) {
 // ascending. Unless the selection has a PayloadMatch it reads no payloads
 // (PayloadContains is tested inside SQLite).
 func (p *Prepared) Seqs(ctx context.Context, from, through int64) iter.Seq2[int64, error] {
+	if p.set != nil {
+		return p.set.seqs(ctx, from, through)
+	}
 	return func(yield func(int64, error) bool) {
 		if p.none || from > through {
 			return
@@ -151,6 +159,9 @@ func (p *Prepared) Seqs(ctx context.Context, from, through int64) iter.Seq2[int6
 
 // Count returns how many messages in [from, through] match.
 func (p *Prepared) Count(ctx context.Context, from, through int64) (int64, error) {
+	if p.set != nil {
+		return p.set.count(ctx, from, through)
+	}
 	if p.none || from > through {
 		return 0, nil
 	}
@@ -195,12 +206,18 @@ func (c *Capture) rowColumns() string {
 // Rows returns up to limit matching rows with seq in [from, through],
 // ascending, each with at most preview payload bytes.
 func (p *Prepared) Rows(ctx context.Context, from, through int64, limit, preview int) ([]Row, error) {
+	if p.set != nil {
+		return p.set.rows(ctx, from, through, limit, preview, false)
+	}
 	return p.rows(ctx, from, through, limit, preview, false)
 }
 
 // RowsBefore returns up to limit matching rows with seq in [from, through],
 // descending (the newest first).
 func (p *Prepared) RowsBefore(ctx context.Context, from, through int64, limit, preview int) ([]Row, error) {
+	if p.set != nil {
+		return p.set.rows(ctx, from, through, limit, preview, true)
+	}
 	return p.rows(ctx, from, through, limit, preview, true)
 }
 
@@ -292,6 +309,9 @@ func (p *Prepared) spreadRows(ctx context.Context, from, through int64, limit, p
 // RowsBySeq returns the rows with these seq numbers (in ascending seq order;
 // missing ones are skipped), each with at most preview payload bytes.
 func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]Row, error) {
+	if c.parts != nil {
+		return c.parts.rowsBySeq(ctx, seqs, preview)
+	}
 	if len(seqs) == 0 {
 		return nil, nil
 	}
@@ -303,6 +323,9 @@ func (c *Capture) RowsBySeq(ctx context.Context, seqs []int64, preview int) ([]R
 // MessagesBySeq streams the whole messages with these seq numbers, in
 // ascending seq order (missing ones are skipped): one query.
 func (c *Capture) MessagesBySeq(ctx context.Context, seqs []int64) iter.Seq2[Message, error] {
+	if c.parts != nil {
+		return c.parts.messagesBySeq(ctx, seqs)
+	}
 	return func(yield func(Message, error) bool) {
 		if len(seqs) == 0 {
 			return
@@ -361,6 +384,9 @@ func (c *Capture) scanRows(ctx context.Context, query string, args []any, limit,
 // Messages streams whole matching messages with seq > after, ascending; with
 // desc, those with seq < after (every one when after is 0), descending.
 func (p *Prepared) Messages(ctx context.Context, after int64, desc bool) iter.Seq2[Message, error] {
+	if p.set != nil {
+		return p.set.messages(ctx, after, desc)
+	}
 	return func(yield func(Message, error) bool) {
 		if p.none {
 			return
@@ -429,6 +455,9 @@ func (p *Prepared) full(ctx context.Context, from, through int64, desc bool) ite
 
 // SeqBounds returns the lowest and highest seq (0, 0 for an empty capture).
 func (c *Capture) SeqBounds(ctx context.Context) (lo, hi int64, err error) {
+	if c.parts != nil {
+		return c.parts.seqBounds(ctx)
+	}
 	var a, b sql.NullInt64
 	err = c.r.QueryRowContext(ctx, "SELECT (SELECT min(seq) FROM messages), (SELECT max(seq) FROM messages)").Scan(&a, &b)
 	return a.Int64, b.Int64, c.wrap("read messages", err)
@@ -440,6 +469,10 @@ func (c *Capture) SeqBounds(ctx context.Context) (lo, hi int64, err error) {
 // records) it reads the table's seq range, so counting only what was added
 // since the last call stays cheap.
 func (c *Capture) TopicCounts(ctx context.Context, from, through int64) (map[int64]int64, error) {
+	if c.parts != nil {
+		out := make(map[int64]int64)
+		return out, c.parts.topicCounts(ctx, from, through, out)
+	}
 	const q = " WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
 	indexed, err := c.HasTopicIndex(ctx)
 	if err != nil {
@@ -475,52 +508,76 @@ func (c *Capture) TopicCounts(ctx context.Context, from, through int64) (map[int
 // whole pass reads each index entry once and no sorting happens. The
 // inspector ranks rows of topic filters with it without counting them.
 func (c *Capture) TopicBuckets(ctx context.Context, from, through int64, shift uint) (map[int64][]int64, error) {
+	if c.parts != nil {
+		return c.parts.topicBuckets(ctx, from, through, shift)
+	}
 	out := make(map[int64][]int64)
 	if from > through {
 		return out, nil
 	}
-	topics, err := c.Topics(ctx)
+	query, err := c.bucketQuery(ctx)
 	if err != nil {
 		return nil, err
+	}
+	first, last := from>>shift, through>>shift
+	for b := first; b <= last; b++ {
+		counts := make(map[int64]int64)
+		err := c.countRange(ctx, &query, max(from, b<<shift), min(through, (b+1)<<shift-1), counts)
+		if err != nil {
+			return nil, err
+		}
+		addBucket(out, counts, b-first, last-first+1)
+	}
+	return out, nil
+}
+
+// addBucket puts one bucket's counts (by topic id) into TopicBuckets'
+// result.
+func addBucket(out map[int64][]int64, counts map[int64]int64, b, buckets int64) {
+	for id, n := range counts {
+		v := out[id]
+		if v == nil {
+			v = make([]int64, buckets)
+			out[id] = v
+		}
+		v[b] = n
+	}
+}
+
+// plainBucket is the query of countRange without the topic index.
+const plainBucket = "SELECT topic_id, count(*) FROM messages WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
+
+// bucketQuery returns the query countRange counts a seq range with: with
+// the topic index, one that seeks every topic's range of the index.
+func (c *Capture) bucketQuery(ctx context.Context) (string, error) {
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		return "", err
 	}
 	ids := make([]int64, len(topics))
 	for i, t := range topics {
 		ids[i] = t.ID
 	}
 	indexed, err := c.HasTopicIndex(ctx)
-	if err != nil {
-		return nil, err
+	if err != nil || !indexed || len(ids) == 0 {
+		return plainBucket, err
 	}
-	const plain = "SELECT topic_id, count(*) FROM messages WHERE seq >= ? AND seq <= ? GROUP BY topic_id"
-	query := plain
-	if indexed && len(ids) > 0 {
-		query = "SELECT topic_id, count(*) FROM messages INDEXED BY " + topicIndex + " WHERE topic_id IN (" + joinInts(ids) +
-			") AND seq >= ? AND seq <= ? GROUP BY topic_id"
+	return "SELECT topic_id, count(*) FROM messages INDEXED BY " + topicIndex + " WHERE topic_id IN (" + joinInts(ids) +
+		") AND seq >= ? AND seq <= ? GROUP BY topic_id", nil
+}
+
+// countRange counts the messages per topic id among seq [from, through]
+// into counts with *query (bucketQuery), which becomes the plain one when
+// the topic index has been dropped since (a recording started).
+func (c *Capture) countRange(ctx context.Context, query *string, from, through int64, counts map[int64]int64) error {
+	add := func(id, n int64) { counts[id] = n }
+	err := c.countBucket(ctx, *query, from, through, add)
+	if err != nil && *query != plainBucket && ctx.Err() == nil {
+		*query = plainBucket
+		clear(counts)
+		err = c.countBucket(ctx, *query, from, through, add)
 	}
-	first, last := from>>shift, through>>shift
-	for b := first; b <= last; b++ {
-		a, z := max(from, b<<shift), min(through, (b+1)<<shift-1)
-		counts := make(map[int64]int64)
-		add := func(id, n int64) { counts[id] = n }
-		err := c.countBucket(ctx, query, a, z, add)
-		if err != nil && query != plain && ctx.Err() == nil {
-			// The index may have been dropped since (a recording started).
-			query, counts = plain, make(map[int64]int64)
-			err = c.countBucket(ctx, query, a, z, add)
-		}
-		if err != nil {
-			return nil, err
-		}
-		for id, n := range counts {
-			v := out[id]
-			if v == nil {
-				v = make([]int64, last-first+1)
-				out[id] = v
-			}
-			v[b-first] = n
-		}
-	}
-	return out, nil
+	return err
 }
 
 func (c *Capture) countBucket(ctx context.Context, query string, from, through int64, add func(id, n int64)) error {
@@ -541,6 +598,9 @@ func (c *Capture) countBucket(ctx context.Context, query string, from, through i
 
 // PrevOnTopic returns the last message before seq on the same topic.
 func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Message, bool, error) {
+	if c.parts != nil {
+		return c.parts.prevOnTopic(ctx, seq, topic)
+	}
 	row := c.r.QueryRowContext(ctx, "SELECT "+c.messageColumns()+c.clientColumn()+messagesFrom+
 		" WHERE m.topic_id = (SELECT id FROM topics WHERE name = ?) AND m.seq < ? ORDER BY m.seq DESC LIMIT 1", topic, seq)
 	m, err := scanFull(row)
@@ -556,6 +616,9 @@ func (c *Capture) PrevOnTopic(ctx context.Context, seq int64, topic string) (Mes
 // SeqAtTime returns the first seq whose receive time is at or after tsNS
 // (Unix ns), or 0 when there is none. Binary search per session.
 func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
+	if c.parts != nil {
+		return c.parts.seqAtTime(ctx, tsNS)
+	}
 	spans, err := c.sessionSpans(ctx, Query{FromTime: &tsNS})
 	if err != nil || len(spans) == 0 {
 		return 0, err
@@ -566,6 +629,9 @@ func (c *Capture) SeqAtTime(ctx context.Context, tsNS int64) (int64, error) {
 // SeqAtOffset returns the first seq of session (0: the first session with
 // messages) whose offset is at or after offsetNS, or 0 when there is none.
 func (c *Capture) SeqAtOffset(ctx context.Context, session, offsetNS int64) (int64, error) {
+	if c.parts != nil {
+		return c.parts.seqAtOffset(ctx, session, offsetNS)
+	}
 	spans, err := c.sessionSpans(ctx, Query{Session: session, FromOffset: &offsetNS})
 	if err != nil || len(spans) == 0 {
 		return 0, err

@@ -20,6 +20,9 @@ type MergeOptions struct {
 	// Progress, when non-nil, counts the messages as they are written; it
 	// may be read concurrently.
 	Progress *atomic.Int64
+	// InPlace (OpenSet only): the parts of one split recording are read
+	// where they are instead of merged into a temporary capture.
+	InPlace bool
 }
 
 // MergeReport says what a Merge wrote.
@@ -53,6 +56,11 @@ type MergeReport struct {
 // (PartLink.Carried) are left out when its previous part is an input too.
 // The inputs are only read.
 func Merge(ctx context.Context, ins []*Capture, out *Capture, opts MergeOptions) (MergeReport, error) {
+	for _, c := range ins {
+		if c.parts != nil {
+			return MergeReport{}, errNotForParts("merge")
+		}
+	}
 	p := newMergePlan(opts)
 	defer p.stop()
 	skips, err := carriedSkips(ctx, ins)
@@ -230,9 +238,7 @@ func (p *mergePlan) addCapture(ctx context.Context, c *Capture, skip map[int64]i
 		inputs = append(inputs, mergeInput{id: s.ID, order: p.order, first: first, last: last, skip: skip[s.ID]})
 		p.order++
 		p.addInfo(s)
-		detail, _ := json.Marshal(map[string]any{"input": c.Path(), "session": s.ID, "source": s.Source,
-			"broker": s.Broker, "client_id": s.ClientID})
-		p.events = append(p.events, Event{TimeNS: s.StartedNS, Kind: "merged", Detail: string(detail)})
+		p.events = append(p.events, mergedEvent(c, s))
 		p.events = append(p.events, bySession[s.ID]...)
 	}
 	for _, chain := range chains(inputs) {

@@ -210,6 +210,9 @@ func EndPart(ctx context.Context, c *Capture, s *Session, link PartLink, endNS, 
 // times the page size, the write-ahead log's pages included): what the
 // file holds once checkpointed.
 func (c *Capture) Size(ctx context.Context) (int64, error) {
+	if c.parts != nil {
+		return c.parts.size(ctx)
+	}
 	db := c.w
 	if db == nil {
 		db = c.r

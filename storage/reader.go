@@ -258,6 +258,9 @@ func (c *Capture) matchingTopics(ctx context.Context, match func(string) bool) (
 // Messages streams the messages q selects, in seq order (or reverse with
 // Desc), in constant memory. Stop iterating to release the query.
 func (c *Capture) Messages(ctx context.Context, q Query) iter.Seq2[Message, error] {
+	if c.parts != nil {
+		return c.parts.messages(ctx, q)
+	}
 	return func(yield func(Message, error) bool) {
 		where, args, ok, err := c.where(ctx, q)
 		if err != nil {
@@ -378,6 +381,9 @@ func (c *Capture) Page(ctx context.Context, q Query) ([]Message, error) {
 
 // Get returns the message with sequence number seq.
 func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
+	if c.parts != nil {
+		return c.parts.get(ctx, seq)
+	}
 	row := c.r.QueryRowContext(ctx, "SELECT "+c.messageColumns()+c.clientColumn()+
 		messagesFrom+" WHERE m.seq = ?", seq)
 	m, err := scanFull(row)
@@ -392,6 +398,9 @@ func (c *Capture) Get(ctx context.Context, seq int64) (Message, error) {
 // it). With Query.MaxPayload, a huge payload is held once by mqtape instead
 // of twice.
 func (c *Capture) Payload(ctx context.Context, seq int64, fn func(p []byte) error) error {
+	if c.parts != nil {
+		return c.parts.payload(ctx, seq, fn)
+	}
 	rows, err := c.r.QueryContext(ctx, "SELECT "+c.payloadSQL("m.")+" FROM messages m WHERE m.seq = ?", seq)
 	if err != nil {
 		return c.wrap("read payload", err)
@@ -418,6 +427,9 @@ func (c *Capture) Payload(ctx context.Context, seq int64, fn func(p []byte) erro
 
 // Count returns how many messages q selects (ignoring Limit).
 func (c *Capture) Count(ctx context.Context, q Query) (int64, error) {
+	if c.parts != nil {
+		return c.parts.count(ctx, q)
+	}
 	if q.inGo() != nil {
 		q.Limit = 0
 		var n int64
@@ -448,6 +460,9 @@ type Topic struct {
 
 // Topics returns every topic in the capture, ordered by name.
 func (c *Capture) Topics(ctx context.Context) ([]Topic, error) {
+	if c.parts != nil {
+		return c.parts.topicList(ctx)
+	}
 	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics ORDER BY name")
 	if err != nil {
 		return nil, c.wrap("read topics", err)
@@ -466,6 +481,9 @@ func (c *Capture) Topics(ctx context.Context) ([]Topic, error) {
 
 // Sessions returns every session, oldest first.
 func (c *Capture) Sessions(ctx context.Context) ([]SessionInfo, error) {
+	if c.parts != nil {
+		return c.parts.sessions(ctx)
+	}
 	rows, err := c.r.QueryContext(ctx, `SELECT id, source, broker, client_id, protocol, clean_session, filters,
 		started_ns, coalesce(last_ns, 0), coalesce(ended_ns, 0), coalesce(stop_reason, ''), dropped, mqtape_version, host
 		FROM sessions ORDER BY id`)
@@ -491,6 +509,9 @@ func (c *Capture) Sessions(ctx context.Context) ([]SessionInfo, error) {
 
 // Events returns the events of a session (0: all sessions) in order.
 func (c *Capture) Events(ctx context.Context, session int64) ([]Event, error) {
+	if c.parts != nil {
+		return c.parts.eventList(session), nil
+	}
 	query := "SELECT id, session, ts_ns, offset_ns, kind, detail FROM events"
 	var args []any
 	if session != 0 {
@@ -515,6 +536,10 @@ func (c *Capture) Events(ctx context.Context, session int64) ([]Event, error) {
 
 // MaxSeq returns the highest sequence number (0 for an empty capture).
 func (c *Capture) MaxSeq(ctx context.Context) (int64, error) {
+	if c.parts != nil {
+		seq, _, err := c.parts.last(ctx)
+		return seq, err
+	}
 	var n sql.NullInt64
 	err := c.r.QueryRowContext(ctx, "SELECT max(seq) FROM messages").Scan(&n)
 	return n.Int64, c.wrap("read messages", err)

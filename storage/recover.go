@@ -1063,6 +1063,9 @@ func (w *walker) run(ctx context.Context) error {
 // still open: mqtape record uses it when its file was deleted while it
 // recorded, so what it recorded is not lost with the deleted file.
 func (c *Capture) SaveCopy(ctx context.Context, path string) error {
+	if c.parts != nil {
+		return errNotForParts("save a copy of the capture")
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("save a copy of the capture: %w", err)

@@ -86,6 +86,9 @@ func spoolPrefix(capture string, session int64) string {
 
 // OpenSpool starts the spool of session s (its files must not exist yet).
 func (c *Capture) OpenSpool(s *Session) (*Spool, error) {
+	if c.parts != nil {
+		return nil, ErrReadOnly
+	}
 	sp := &Spool{prefix: spoolPrefix(c.path, s.id), session: s.id, started: s.startedNS}
 	if err := sp.next(); err != nil {
 		return nil, err

@@ -66,34 +66,58 @@ func (c *Capture) Stats(ctx context.Context) (Totals, []TopicStats, error) {
 // 1 s windows aligned to wall-clock seconds. Topics without a selected
 // message are left out.
 func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, error) {
-	topics, err := c.Topics(ctx)
+	if c.parts != nil {
+		return c.parts.statsOf(ctx, q)
+	}
+	sessions, err := c.Sessions(ctx)
 	if err != nil {
 		return Totals{}, nil, err
+	}
+	acc := newStatsAcc()
+	acc.tot.Recorded = recordedOf(sessions, q)
+	if err := c.scanStats(ctx, q, acc); err != nil {
+		return Totals{}, nil, err
+	}
+	tot, stats := acc.result()
+	return tot, stats, nil
+}
+
+// statsAcc adds up StatsOf's figures over messages in seq order (of one
+// capture, or of the parts of a recording one after another).
+type statsAcc struct {
+	per           map[string]*topicAcc
+	tot           Totals
+	win, winCount int64
+}
+
+type topicAcc struct {
+	TopicStats
+	win, winCount int64
+}
+
+func newStatsAcc() *statsAcc { return &statsAcc{per: map[string]*topicAcc{}, win: -1} }
+
+// scanStats adds the messages of c that q selects to acc.
+func (c *Capture) scanStats(ctx context.Context, q Query, acc *statsAcc) error {
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		return err
 	}
 	names := make(map[int64]string, len(topics))
 	for _, t := range topics {
 		names[t.ID] = t.Name
 	}
-	var tot Totals
-	if tot.Recorded, err = c.recorded(ctx, q); err != nil {
-		return Totals{}, nil, err
-	}
 	where, args, ok, err := c.where(ctx, q)
 	if err != nil || !ok {
-		return tot, []TopicStats{}, err
+		return err
 	}
 	match := q.inGo()
 	rows, err := c.r.QueryContext(ctx, c.statsQuery(q, where), args...)
 	if err != nil {
-		return Totals{}, nil, c.wrap("read messages", err)
+		return c.wrap("read messages", err)
 	}
 	defer rows.Close()
-	type acc struct {
-		TopicStats
-		win, winCount int64
-	}
-	per := make(map[int64]*acc, len(topics))
-	var win, winCount int64 = -1, 0
+	byID := make(map[int64]*topicAcc, len(topics))
 	var tid, ts, size, stored, qos, flags, seq int64
 	var body []byte
 	var mprops sql.NullString
@@ -103,72 +127,85 @@ func (c *Capture) StatsOf(ctx context.Context, q Query) (Totals, []TopicStats, e
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return Totals{}, nil, c.wrap("read messages", err)
+			return c.wrap("read messages", err)
 		}
 		retain, fromStore := flags&1 != 0, flags&2 != 0
 		if match != nil {
 			m := Message{Seq: seq, TimeNS: ts, Topic: names[tid], QoS: byte(qos), Retain: retain, FromStore: fromStore, Payload: body}
 			if m.Props, err = parseProps(seq, mprops); err != nil {
-				return Totals{}, nil, c.wrap("read messages", err)
+				return c.wrap("read messages", err)
 			}
 			if !match(&m) {
 				continue
 			}
 		}
-		a := per[tid]
-		if _, ok := names[tid]; !ok && a == nil {
-			// As Messages says: the statistics of a topic without a name
-			// would hide the damage (info printed a nameless topic).
-			return Totals{}, nil, c.wrap("read messages", fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, seq))
-		}
+		a := byID[tid]
 		if a == nil {
-			a = &acc{TopicStats: TopicStats{Topic: names[tid], FirstNS: ts, LastNS: ts}, win: -1}
-			per[tid] = a
-		}
-		a.Count++
-		a.Bytes += size
-		a.FirstNS = min(a.FirstNS, ts)
-		a.LastNS = max(a.LastNS, ts)
-		if fromStore {
-			a.FromStore++
-		}
-		if retain || fromStore {
-			a.Retained++
+			name, ok := names[tid]
+			if !ok {
+				// As Messages says: the statistics of a topic without a name
+				// would hide the damage (info printed a nameless topic).
+				return c.wrap("read messages", fmt.Errorf("%w: message seq %d refers to topic id that does not exist", ErrCorrupt, seq))
+			}
+			if a = acc.per[name]; a == nil {
+				a = &topicAcc{TopicStats: TopicStats{Topic: name, FirstNS: ts, LastNS: ts}, win: -1}
+				acc.per[name] = a
+			}
+			byID[tid] = a
 		}
 		if err := checkQoS(seq, qos); err != nil {
-			return Totals{}, nil, c.wrap("read messages", err)
+			return c.wrap("read messages", err)
 		}
-		a.QoS[qos]++
-		sec := ts / 1e9
-		if sec != a.win {
-			a.win, a.winCount = sec, 0
-		}
-		a.winCount++
-		a.PeakRate = max(a.PeakRate, a.winCount)
-		if sec != win {
-			win, winCount = sec, 0
-		}
-		winCount++
-		tot.PeakRate = max(tot.PeakRate, winCount)
-		if tot.Messages == 0 {
-			tot.FirstNS, tot.LastNS = ts, ts
-		}
-		tot.Messages++
-		tot.Bytes += size
-		tot.Stored += stored
-		tot.FirstNS = min(tot.FirstNS, ts)
-		tot.LastNS = max(tot.LastNS, ts)
+		acc.add(a, ts, size, stored, qos, retain, fromStore)
 	}
-	if err := rows.Err(); err != nil {
-		return Totals{}, nil, c.wrap("read messages", err)
+	return c.wrap("read messages", rows.Err())
+}
+
+// add counts one message of topic a.
+func (acc *statsAcc) add(a *topicAcc, ts, size, stored, qos int64, retain, fromStore bool) {
+	a.Count++
+	a.Bytes += size
+	a.FirstNS = min(a.FirstNS, ts)
+	a.LastNS = max(a.LastNS, ts)
+	if fromStore {
+		a.FromStore++
 	}
-	out := make([]TopicStats, 0, len(per))
-	for _, a := range per {
+	if retain || fromStore {
+		a.Retained++
+	}
+	a.QoS[qos]++
+	sec := ts / 1e9
+	if sec != a.win {
+		a.win, a.winCount = sec, 0
+	}
+	a.winCount++
+	a.PeakRate = max(a.PeakRate, a.winCount)
+	if sec != acc.win {
+		acc.win, acc.winCount = sec, 0
+	}
+	acc.winCount++
+	tot := &acc.tot
+	tot.PeakRate = max(tot.PeakRate, acc.winCount)
+	if tot.Messages == 0 {
+		tot.FirstNS, tot.LastNS = ts, ts
+	}
+	tot.Messages++
+	tot.Bytes += size
+	tot.Stored += stored
+	tot.FirstNS = min(tot.FirstNS, ts)
+	tot.LastNS = max(tot.LastNS, ts)
+}
+
+// result returns the totals and the per-topic statistics by topic name.
+func (acc *statsAcc) result() (Totals, []TopicStats) {
+	out := make([]TopicStats, 0, len(acc.per))
+	for _, a := range acc.per {
 		out = append(out, a.TopicStats)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
+	tot := acc.tot
 	tot.Topics = len(out)
-	return tot, out, nil
+	return tot, out
 }
 
 // statsQuery reads what StatsOf counts of each message, as few columns as
@@ -188,13 +225,9 @@ func (c *Capture) statsQuery(q Query, where string) string {
 	return "SELECT " + cols + " FROM messages m" + where + " ORDER BY m.seq"
 }
 
-// recorded is how long the sessions q selects ran, each clipped to q's time
-// range (Totals.Recorded).
-func (c *Capture) recorded(ctx context.Context, q Query) (time.Duration, error) {
-	sessions, err := c.Sessions(ctx)
-	if err != nil {
-		return 0, err
-	}
+// recordedOf is how long the sessions q selects ran, each clipped to q's
+// time range (Totals.Recorded).
+func recordedOf(sessions []SessionInfo, q Query) time.Duration {
 	var sum int64
 	for _, s := range sessions {
 		if q.Session != 0 && s.ID != q.Session {
@@ -215,5 +248,5 @@ func (c *Capture) recorded(ctx context.Context, q Query) (time.Duration, error) 
 		}
 		sum += max(b-a, 0)
 	}
-	return time.Duration(sum), nil
+	return time.Duration(sum)
 }

@@ -64,6 +64,9 @@ type Capture struct {
 	label   string
 	files   []string // the set's files (Files)
 	cleanup func()
+	// parts: the parts of a split recording read in place (OpenSet):
+	// every read goes to them (partread.go).
+	parts *partSet
 }
 
 // DeferIndexes makes the sessions that end from now on leave the per-topic
@@ -174,6 +177,9 @@ func OpenWrite(path string) (*Capture, error) {
 // Close checkpoints the write-ahead log into the main file (so the capture
 // is one self-contained file) and closes it.
 func (c *Capture) Close() error {
+	if c.parts != nil {
+		return c.parts.close()
+	}
 	var errs []error
 	c.codec.close()
 	if c.r != nil {

@@ -421,6 +421,9 @@ func (c *Capture) BuildIndexes(ctx context.Context) error {
 // HasTopicIndex reports whether the per-topic index exists (it does not while
 // a session is recording); without it topic queries scan the whole table.
 func (c *Capture) HasTopicIndex(ctx context.Context) (bool, error) {
+	if c.parts != nil {
+		return c.parts.hasTopicIndex(ctx)
+	}
 	var n int
 	err := c.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type='index' AND name=?", topicIndex).Scan(&n)
 	return n > 0, c.wrap("read schema", err)

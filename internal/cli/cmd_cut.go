@@ -87,7 +87,7 @@ func cmdCut(ctx context.Context, args []string, cio *cliIO) error {
 	if err := notAnInput(o.inputs, o.out); err != nil {
 		return err
 	}
-	in, err := openInputs(ctx, cio, o.inputs)
+	in, err := openInputs(ctx, cio, o.inputs, false)
 	if err != nil {
 		return err
 	}

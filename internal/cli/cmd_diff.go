@@ -204,7 +204,7 @@ func runDiff(ctx context.Context, args []string, cio *cliIO) error {
 	}
 	var srcs [2]diff.Source
 	for i, path := range []string{o.a, o.b} {
-		c, err := openInputs(ctx, cio, []string{path})
+		c, err := openInputs(ctx, cio, []string{path}, true)
 		if err != nil {
 			return err
 		}

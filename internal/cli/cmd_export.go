@@ -248,7 +248,7 @@ func openExportInput(ctx context.Context, cio *cliIO, o exportOptions) (*storage
 			}
 		}
 	}
-	c, err := openInputs(ctx, cio, o.files)
+	c, err := openInputs(ctx, cio, o.files, true)
 	if err != nil {
 		return nil, err
 	}

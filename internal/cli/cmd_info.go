@@ -140,7 +140,7 @@ func cmdInfo(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := openInputs(ctx, cio, o.inputs)
+	c, err := openInputs(ctx, cio, o.inputs, true)
 	if err != nil {
 		return err
 	}

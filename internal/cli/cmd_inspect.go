@@ -44,7 +44,9 @@ terms match decoded values, and the s page plots their numeric fields
 
 Several captures — files, a directory (its *.db files) or a quoted glob such as
 'run-*.db' — are read as one capture in time order: the parts of a split
-recording (record --split-size) count every message once.
+recording (record --split-size) count every message once. Those parts are read
+where they are, so hundreds of them open as fast as one file, and a last part
+still being recorded is followed like a live capture.
 
 ` + decodeFlagsHelp
 
@@ -53,6 +55,7 @@ const inspectExamples = `  mqtape inspect capture.db
   mqtape inspect --filter 'spBv1.0/# metric:Temperature>30' sparkplug.db
   mqtape inspect --decode 'sensors/#=cbor' --filter '.celsius>25' capture.db
   mqtape inspect --utc --follow live.db                  # while mqtape record writes live.db
+  mqtape inspect parts/                                  # the parts of record --split-every 1h -o parts/run.db
   mqtape inspect -b mqtts://broker.example:8883 -u me capture.db   # p plays to this broker
   mqtape inspect --decode 'acme/#=protobuf:acme.v1.Reading' --proto reading.proto capture.db
 `
@@ -106,7 +109,7 @@ func cmdInspect(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	c, err := openInputs(ctx, cio, o.inputs)
+	c, err := openInputs(ctx, cio, o.inputs, true)
 	if err != nil {
 		return err
 	}

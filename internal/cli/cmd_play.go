@@ -223,7 +223,7 @@ func cmdPlay(ctx context.Context, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	capture, err := openInputs(ctx, cio, o.inputs)
+	capture, err := openInputs(ctx, cio, o.inputs, true)
 	if err != nil {
 		return err
 	}

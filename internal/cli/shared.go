@@ -127,13 +127,17 @@ func writeJSON(w io.Writer, v any) error {
 // openInputs opens the captures named by args (files, directories of
 // captures, globs) read as one capture in time order: the parts of a split
 // recording, or several recordings, as merge reads them (storage.OpenSet).
-func openInputs(ctx context.Context, cio *cliIO, args []string) (*storage.Capture, error) {
+//
+// inPlace reads the parts of one split recording where they are
+// (storage.MergeOptions.InPlace): for the verbs that only read through the
+// capture's read methods. cut passes false: it copies from one capture.
+func openInputs(ctx context.Context, cio *cliIO, args []string, inPlace bool) (*storage.Capture, error) {
 	files, err := storage.ExpandInputs(args)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	c, err := storage.OpenSet(ctx, files, storage.MergeOptions{Version: version, Host: host})
+	c, err := storage.OpenSet(ctx, files, storage.MergeOptions{Version: version, Host: host, InPlace: inPlace})
 	if err != nil && ctx.Err() != nil {
 		return nil, errInterrupted
 	}

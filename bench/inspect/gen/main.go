@@ -5,6 +5,12 @@
 //
 //	go run ./bench/inspect/gen -n 1000000 -o /tmp/1m.db
 //	go run ./bench/inspect/gen -n 10000 -live 200 -o /tmp/live.db   # keeps appending 200 msg/s until Ctrl-C
+//	go run ./bench/inspect/gen -n 1000000 -parts 20 -o /tmp/1m-parts  # one recording split into 20 parts in that directory
+//
+// With -parts K the same message stream is one recording (one session)
+// split into K parts of n/K messages, written as record --split-* writes
+// them (storage.CreatePart, EndPart): each part starts with the retained
+// state carried forward and names its neighbours.
 package main
 
 import (
@@ -15,6 +21,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"github.com/mqtape/mqtape/storage"
@@ -26,6 +33,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	rate := flag.Float64("rate", 1000, "average messages per second of capture time")
 	live := flag.Float64("live", 0, "after the bulk, keep appending this many messages per second (real time) until interrupted, leaving the session open")
+	parts := flag.Int("parts", 0, "write one recording split into this many parts, in the directory -o (created; must not exist)")
 	flag.Parse()
 	if _, err := os.Stat(*out); err == nil {
 		fmt.Fprintf(os.Stderr, "gen: %s exists\n", *out)
@@ -33,7 +41,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *n, *seed, *rate, *live); err != nil {
+	var err error
+	if *parts > 0 {
+		err = runParts(ctx, *out, *n, *parts, *seed, *rate)
+	} else {
+		err = run(ctx, *out, *n, *seed, *rate, *live)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -183,4 +197,58 @@ func appendLive(ctx context.Context, s *storage.Session, g *Generator, rate floa
 			return err
 		}
 	}
+}
+
+// runParts writes n messages as one recording split into k parts in dir.
+func runParts(ctx context.Context, dir string, n, k int, seed uint64, rate float64) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	g := newGenerator(seed)
+	gap := int64(1e9 / rate)
+	begun := time.Now()
+	info := storage.SessionInfo{Source: "subscriber", Broker: "mqtt://plant.example:1883", ClientID: "gen-1", Protocol: 4,
+		CleanSession: true, Filters: []storage.Filter{{Filter: "#", QoS: 2, Granted: 2}}, StartedNS: g.ts, Version: "gen", Host: "bench"}
+	var state storage.RetainedState
+	prev, written := "", 0
+	for part := 1; part <= k; part++ {
+		path := filepath.Join(dir, storage.PartName("run.db", part, time.Time{}))
+		c, s, err := storage.CreatePart(ctx, path, info, storage.PartStart{Recording: "gen", Number: part, Previous: prev, Retained: state.Messages()})
+		if err != nil {
+			return err
+		}
+		count := n*part/k - written
+		batch := make([]storage.Message, 0, 5000)
+		for j := range count {
+			var m storage.Message
+			if written+j < 20 { // the broker's retained store, right after subscribing
+				m = g.next(gap, g.topics[(written+j)*7%(len(g.topics)-1)])
+				m.Retain, m.FromStore = true, true
+			} else {
+				m = g.next(gap, "")
+			}
+			m.OffsetNS = m.TimeNS - info.StartedNS
+			state.Observe(&m)
+			batch = append(batch, m)
+			if len(batch) == cap(batch) || j == count-1 {
+				if err := s.Write(ctx, batch, nil, g.ts); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+		written += count
+		if part < k {
+			next := filepath.Join(dir, storage.PartName("run.db", part+1, time.Time{}))
+			err = storage.EndPart(ctx, c, s, storage.PartLink{Recording: "gen", Part: part, Next: next}, g.ts+1, 0)
+		} else if err = s.End(ctx, g.ts+1e9, "generated", 0); err == nil {
+			err = c.Close()
+		}
+		if err != nil {
+			return err
+		}
+		info.StartedNS, prev = g.ts+1, path
+	}
+	fmt.Fprintf(os.Stderr, "gen: %d messages in %d parts in %s\n", n, k, time.Since(begun).Round(time.Millisecond))
+	return nil
 }

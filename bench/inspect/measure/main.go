@@ -24,7 +24,7 @@ import (
 
 func main() {
 	bin := flag.String("bin", "mqtape", "mqtape binary")
-	capture := flag.String("capture", "", "capture file (from bench/inspect/gen)")
+	capture := flag.String("capture", "", "capture file, or directory of parts (from bench/inspect/gen)")
 	runs := flag.Int("runs", 3, "runs; the report shows the median and the worst of each step")
 	flag.Parse()
 	if *capture == "" {
@@ -48,8 +48,7 @@ func main() {
 		}
 		rss = append(rss, hwm)
 	}
-	fi, _ := os.Stat(*capture)
-	fmt.Printf("capture %s (%d MB), %d runs\n", filepath.Base(*capture), fi.Size()>>20, *runs)
+	fmt.Printf("capture %s (%d MB), %d runs\n", filepath.Base(*capture), captureSize(*capture)>>20, *runs)
 	fmt.Printf("%-44s %10s %10s\n", "step", "median", "worst")
 	for _, name := range order {
 		d := results[name]
@@ -268,4 +267,24 @@ func vmHWM(pid string) int64 {
 		}
 	}
 	return -1
+}
+
+// captureSize is the size of a capture file, or of the *.db parts in a
+// directory.
+func captureSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.IsDir() {
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	files, _ := filepath.Glob(filepath.Join(path, "*.db"))
+	var n int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
