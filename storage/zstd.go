@@ -1,18 +1,25 @@
 package storage
 
-// Compressed payloads (format version 4, record --compress): each payload
+// Compressed payloads (format version 5, record --compress): each payload
 // stays one row, stored as one zstd frame made with a dictionary trained on
-// the capture's first payloads. Reading decompresses inside SQLite, through
-// the mqtape_payload SQL function that payloadSQL puts wherever a query
-// reads a payload, so every reader (and PayloadContains, tested with instr)
-// sees the payload as published.
+// the capture's first payloads; from format version 6 the row keeps only
+// the frame's blocks, and the header (what the row already says: the
+// dictionary and the size) is rebuilt when it is read (frameHeader).
+// Reading decompresses inside SQLite, through the mqtape_payload SQL
+// function that payloadSQL puts wherever a query reads a payload, so every
+// reader (and PayloadContains, tested with instr) sees the payload as
+// published.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +134,13 @@ func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 	if size < 0 || size > MaxPayload {
 		return nil, damaged("payload_size %d is outside 0–%d", size, MaxPayload)
 	}
+	if !bytes.HasPrefix(z, frameMagic) {
+		// Format 6: the frame's blocks, after the header the row implies.
+		if dict < 0 || dict > math.MaxUint32 {
+			return nil, damaged("zstd_dict %d is not a zstd dictionary id", dict)
+		}
+		z = append(frameHeader(uint32(dict), uint32(size)), z...)
+	}
 	var h zstd.Header
 	if err := h.Decode(z); err != nil {
 		return nil, damaged("%v", err)
@@ -149,6 +163,23 @@ func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 		return nil, damaged("it holds %d bytes, payload_size says %d", len(out), size)
 	}
 	return out, nil
+}
+
+// frameMagic begins every zstd frame. A row that begins with it holds a
+// whole frame (format 5); any other row holds the frame's blocks (format
+// 6): a block header never begins with these bytes (28 b5 2f would be a
+// block of 390,821 bytes, and no block holds more than 128 KiB).
+var frameMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// frameHeader is the header a format 6 row's blocks are read after: the
+// magic number, the frame header descriptor 0xa3 (single segment, a 4-byte
+// content size, a 4-byte dictionary id, no checksum), the dictionary id
+// and the content size, both little-endian. The view zstd_frames builds the
+// same bytes in SQL, for the zstd tool.
+func frameHeader(dict, size uint32) []byte {
+	h := append(slices.Clip(frameMagic), 0xa3)
+	h = binary.LittleEndian.AppendUint32(h, dict)
+	return binary.LittleEndian.AppendUint32(h, size)
 }
 
 // decoder returns the decoder of dictionary id, reading it on first use.
@@ -386,13 +417,19 @@ func (z *compressor) storeDict(ctx context.Context, tx *sql.Tx, session int64) e
 }
 
 // compress returns how payload is stored: compressed with its dictionary
-// and uncompressed size, or as it is (dict and size nil) when compressing
-// does not make it smaller or no dictionary is trained yet.
+// and uncompressed size (the frame's blocks, without its header), or as it
+// is (dict and size nil) when compressing does not make it smaller or no
+// dictionary is trained yet.
 func (z *compressor) compress(payload []byte) (stored []byte, dict, size any) {
 	if z == nil || z.enc == nil || len(payload) == 0 {
 		return payload, nil, nil
 	}
 	out := z.enc.EncodeAll(payload, make([]byte, 0, len(payload)))
+	var h zstd.Header
+	if err := h.Decode(out); err != nil || h.HeaderSize <= 0 || h.HeaderSize >= len(out) || h.HasCheckSum {
+		return payload, nil, nil // not a frame frameHeader describes: never stored
+	}
+	out = out[h.HeaderSize:]
 	if len(out) >= len(payload) {
 		return payload, nil, nil
 	}
