@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -303,4 +304,65 @@ func rawText(t *testing.T, path, query string) string {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return s
+}
+
+// BenchmarkZstdPayload compresses ~130-byte JSON telemetry one payload at
+// a time as a compressing session stores it (format 6: the frame's blocks),
+// with a dictionary of each size trained on each number of payloads, at
+// each encoder level, and reports the bytes stored and the CPU per payload
+// (compressing, and decompressing as readers do):
+//
+//	go test ./storage -run X -bench ZstdPayload -benchtime 3x
+func BenchmarkZstdPayload(b *testing.B) {
+	const measured = 10_000
+	r := rand.New(rand.NewPCG(9, 10))
+	payloads := make([][]byte, 5000+measured)
+	for i := range payloads {
+		payloads[i] = telemetry(r, i%10, i/10)
+	}
+	levels := map[zstd.EncoderLevel]string{zstd.SpeedFastest: "fastest", zstd.SpeedDefault: "default", zstd.SpeedBetterCompression: "better"}
+	for _, d := range []struct{ samples, history int }{{1000, dictHistory}, {200, 16 << 10}, {5000, 16 << 10}, {1000, 4 << 10}, {1000, 64 << 10}, {5000, 64 << 10}} {
+		dict, err := trainDict(1, payloads[:d.samples], d.history)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec, err := newDecoder(1, dict)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k := &codec{decoders: map[int64]*zstd.Decoder{1: dec}, bad: map[int64]error{}}
+		for _, level := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression} {
+			b.Run(fmt.Sprintf("samples=%d/dict=%dKiB/level=%s", d.samples, d.history>>10, levels[level]), func(b *testing.B) {
+				enc, err := newEncoder(dict, level)
+				if err != nil {
+					b.Fatal(err)
+				}
+				z := &compressor{dict: 1, enc: enc}
+				stored := make([][]byte, measured)
+				var bytes int
+				var encode, decode time.Duration
+				for b.Loop() {
+					bytes = 0
+					start := cpuTime()
+					for i, p := range payloads[5000:] {
+						stored[i], _, _ = z.compress(p)
+						bytes += len(stored[i])
+					}
+					encode += cpuTime() - start
+					start = cpuTime()
+					for i, s := range stored {
+						if _, err := k.decode(1, int64(len(payloads[5000+i])), 1, s); err != nil {
+							b.Fatal(err)
+						}
+					}
+					decode += cpuTime() - start
+				}
+				perPayload := float64(b.N * measured)
+				b.ReportMetric(float64(bytes)/measured, "stored-B/payload")
+				b.ReportMetric(float64(encode.Nanoseconds())/1e3/perPayload, "encode-µs/payload")
+				b.ReportMetric(float64(decode.Nanoseconds())/1e3/perPayload, "decode-µs/payload")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
 }

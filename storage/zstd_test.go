@@ -345,7 +345,7 @@ func FuzzCompressedPayload(f *testing.F) {
 	for i := range 300 {
 		samples = append(samples, telemetry(r, i%5, i))
 	}
-	dict, err := trainDict(1, samples)
+	dict, err := trainDict(1, samples, dictHistory)
 	if err != nil {
 		f.Fatal(err)
 	}
