@@ -196,8 +196,9 @@ func damaged(t *testing.T, path string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The first block's header says "reserved block type" (no checksum
-	// guards the blocks' content: damage there may decode to other bytes).
+	// ff ff ff at the start: a literals section larger than a block can
+	// be (no checksum guards the rest of a block: damage there may
+	// decode to other bytes of the same length).
 	_, err = db.Exec("UPDATE messages SET payload = x'ffffff' || substr(payload, 4) " +
 		"WHERE seq = (SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL)")
 	db.Close()

@@ -2,9 +2,10 @@ package storage
 
 // Compressed payloads (format version 5, record --compress): each payload
 // stays one row, stored as one zstd frame made with a dictionary trained on
-// the capture's first payloads; from format version 6 the row keeps only
-// the frame's blocks, and the header (what the row already says: the
-// dictionary and the size) is rebuilt when it is read (frameHeader).
+// the capture's first payloads; from format version 6 a frame of one
+// compressed block is stored as that block's content alone, and its
+// headers (what the row already says: the dictionary, the size, the
+// stored length) are rebuilt when it is read (blockHeaders).
 // Reading decompresses inside SQLite, through the mqtape_payload SQL
 // function that payloadSQL puts wherever a query reads a payload, so every
 // reader (and PayloadContains, tested with instr) sees the payload as
@@ -135,11 +136,15 @@ func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 		return nil, damaged("payload_size %d is outside 0–%d", size, MaxPayload)
 	}
 	if !bytes.HasPrefix(z, frameMagic) {
-		// Format 6: the frame's blocks, after the header the row implies.
-		if dict < 0 || dict > math.MaxUint32 {
+		// Format 6: one compressed block's content, after the headers
+		// the row implies.
+		switch {
+		case dict < 0 || dict > math.MaxUint32:
 			return nil, damaged("zstd_dict %d is not a zstd dictionary id", dict)
+		case len(z) == 0 || len(z) > maxBlock:
+			return nil, damaged("%d bytes are no zstd block", len(z))
 		}
-		z = append(frameHeader(uint32(dict), uint32(size)), z...)
+		z = append(blockHeaders(uint32(dict), uint32(size), len(z)), z...)
 	}
 	var h zstd.Header
 	if err := h.Decode(z); err != nil {
@@ -165,21 +170,29 @@ func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 	return out, nil
 }
 
-// frameMagic begins every zstd frame. A row that begins with it holds a
-// whole frame (format 5); any other row holds the frame's blocks (format
-// 6): a block header never begins with these bytes (28 b5 2f would be a
-// block of 390,821 bytes, and no block holds more than 128 KiB).
+// frameMagic begins every zstd frame. A compressed row that begins with it
+// holds a whole frame (format 5, and format 6 frames of several blocks or
+// of a raw or RLE block); any other compressed row holds the content of a
+// frame's one compressed block (format 6), which compress never stores
+// when it begins with these bytes.
 var frameMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
-// frameHeader is the header a format 6 row's blocks are read after: the
-// magic number, the frame header descriptor 0xa3 (single segment, a 4-byte
-// content size, a 4-byte dictionary id, no checksum), the dictionary id
-// and the content size, both little-endian. The view zstd_frames builds the
-// same bytes in SQL, for the zstd tool.
-func frameHeader(dict, size uint32) []byte {
+// maxBlock is the most a zstd block holds.
+const maxBlock = 128 << 10
+
+// blockHeaders is what a format 6 row's block content is read after: the
+// frame header — the magic number, the descriptor 0xa3 (single segment, a
+// 4-byte content size, a 4-byte dictionary id, no checksum), the
+// dictionary id and the content size, both little-endian — and the block
+// header, 3 bytes little-endian: n×8 + 5 (the last block, compressed, n
+// bytes). The view zstd_frames builds the same bytes in SQL, for the zstd
+// tool.
+func blockHeaders(dict, size uint32, n int) []byte {
 	h := append(slices.Clip(frameMagic), 0xa3)
 	h = binary.LittleEndian.AppendUint32(h, dict)
-	return binary.LittleEndian.AppendUint32(h, size)
+	h = binary.LittleEndian.AppendUint32(h, size)
+	b := uint32(n)<<3 | 2<<1 | 1
+	return append(h, byte(b), byte(b>>8), byte(b>>16))
 }
 
 // decoder returns the decoder of dictionary id, reading it on first use.
@@ -397,6 +410,17 @@ func (z *compressor) use(id int64, b []byte) error {
 	return nil
 }
 
+// onlyBlock returns the content of blocks when they are one block, the
+// last, compressed: what blockHeaders describes.
+func onlyBlock(blocks []byte) ([]byte, bool) {
+	if len(blocks) < 4 {
+		return nil, false
+	}
+	h := uint32(blocks[0]) | uint32(blocks[1])<<8 | uint32(blocks[2])<<16
+	content := blocks[3:]
+	return content, h == uint32(len(content))<<3|2<<1|1
+}
+
 // encoderLevel is the level payloads are compressed at: with a
 // dictionary, better levels save about 3 bytes of a ~120-byte JSON payload
 // for three times the CPU (BenchmarkZstdPayload).
@@ -430,19 +454,22 @@ func (z *compressor) storeDict(ctx context.Context, tx *sql.Tx, session int64) e
 }
 
 // compress returns how payload is stored: compressed with its dictionary
-// and uncompressed size (the frame's blocks, without its header), or as it
-// is (dict and size nil) when compressing does not make it smaller or no
-// dictionary is trained yet.
+// and uncompressed size, or as it is (dict and size nil) when compressing
+// does not make it smaller or no dictionary is trained yet. Compressed, a
+// frame of one compressed block is stored as the block's content alone
+// (blockHeaders is what it left out), any other frame whole.
 func (z *compressor) compress(payload []byte) (stored []byte, dict, size any) {
 	if z == nil || z.enc == nil || len(payload) == 0 {
 		return payload, nil, nil
 	}
 	out := z.enc.EncodeAll(payload, make([]byte, 0, len(payload)))
 	var h zstd.Header
-	if err := h.Decode(out); err != nil || h.HeaderSize <= 0 || h.HeaderSize >= len(out) || h.HasCheckSum {
-		return payload, nil, nil // not a frame frameHeader describes: never stored
+	if err := h.Decode(out); err != nil || h.HeaderSize <= 0 || h.HasCheckSum {
+		return payload, nil, nil // not a frame this package makes: never stored
 	}
-	out = out[h.HeaderSize:]
+	if block, ok := onlyBlock(out[h.HeaderSize:]); ok && !bytes.HasPrefix(block, frameMagic) {
+		out = block
+	}
 	if len(out) >= len(payload) {
 		return payload, nil, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,10 +57,15 @@ func blockFixture() []Message {
 // `mqtape cut --compress` of that into this file.
 const v5Fixture = "testdata/compressed-v5.db"
 
-// blockKinds lists the kinds of the blocks in stored, a format 6 row
-// (0 raw, 1 RLE, 2 compressed), or fails.
-func blockKinds(t *testing.T, stored []byte) []int {
+// blockKinds lists the kinds of the blocks of a whole frame (0 raw, 1
+// RLE, 2 compressed), or fails.
+func blockKinds(t *testing.T, frame []byte) []int {
 	t.Helper()
+	var h zstd.Header
+	if err := h.Decode(frame); err != nil {
+		t.Fatalf("not a zstd frame: %v", err)
+	}
+	stored := frame[h.HeaderSize:]
 	var kinds []int
 	for len(stored) > 0 {
 		if len(stored) < 3 {
@@ -112,35 +118,54 @@ func storedRows(t *testing.T, path string) map[string][][]byte {
 	return out
 }
 
-// TestCompressedBlocks: format 6 stores a compressed payload as its zstd
-// frame's blocks (no magic number, no header) — also frames of several
-// blocks, raw blocks and RLE blocks — and every read path gives back each
-// payload as published: Page, Messages, MessagesBySeq, Get, Payload (the
-// SQL function), a payload search, and the view zstd_frames, whose frames
-// the zstd format decodes with the capture's dictionary.
+// TestCompressedBlocks: format 6 stores a payload whose zstd frame is one
+// compressed block as the block's content alone (no magic number, no
+// headers), and every other frame whole — several blocks, a raw block, RLE
+// blocks, and a block whose content begins with the magic number (raw
+// literals b5 2f fd …) — and every read path gives back each payload as
+// published: Page, Messages, MessagesBySeq, Get, Payload (the SQL
+// function), a payload search, and the view zstd_frames, whose frames the
+// zstd format decodes with the capture's dictionary.
 func TestCompressedBlocks(t *testing.T) {
 	msgs := blockFixture()
+	// A payload of 5 literals then a match of the dictionary's last
+	// sample: its block begins with the literals' header 28, then b5 2f fd.
+	magic := append([]byte{0xb5, 0x2f, 0xfd, 1, 2}, msgs[trainMessages-1].Payload...)
+	msgs = append(msgs, Message{TimeNS: 2e18, OffsetNS: 1e18, Topic: "magic", Payload: magic})
 	path := filepath.Join(t.TempDir(), "blocks.db")
 	writeZip(t, path, msgs, true)
 
 	stored := storedRows(t, path)
 	for topic, ps := range stored {
 		for _, p := range ps {
-			if bytes.HasPrefix(p, frameMagic) {
-				t.Fatalf("%s: a row begins with the magic number: a whole frame, not its blocks", topic)
+			whole := bytes.HasPrefix(p, frameMagic)
+			if strings.HasPrefix(topic, "dev/") == whole {
+				t.Fatalf("%s: whole frame %v, want only the block's content for telemetry", topic, whole)
 			}
-			blockKinds(t, p)
+			if !whole {
+				if kinds := blockKinds(t, append(blockHeaders(1, 1, len(p)), p...)); !slices.Equal(kinds, []int{2}) {
+					t.Fatalf("%s: blocks %v", topic, kinds)
+				}
+			}
 		}
+	}
+	if len(stored["dev/0/telemetry"]) < 10 {
+		t.Errorf("%d telemetry rows of dev/0 compressed", len(stored["dev/0/telemetry"]))
 	}
 	for topic, want := range map[string]func(k []int) bool{
 		"blocks/text": func(k []int) bool { return len(k) > 1 },
 		"blocks/raw":  func(k []int) bool { return slices.Contains(k, 0) && slices.Contains(k, 2) },
 		"blocks/rle":  func(k []int) bool { return slices.Contains(k, 1) },
 		"rle/small":   func(k []int) bool { return slices.Equal(k, []int{1}) },
+		"magic":       func(k []int) bool { return slices.Equal(k, []int{2}) },
 	} {
 		if len(stored[topic]) != 1 || !want(blockKinds(t, stored[topic][0])) {
 			t.Errorf("%s: stored %d rows compressed, blocks %v", topic, len(stored[topic]), blockKinds(t, stored[topic][0]))
 		}
+	}
+	var h zstd.Header
+	if f := stored["magic"][0]; h.Decode(f) != nil || !bytes.HasPrefix(f[h.HeaderSize+3:], frameMagic) {
+		t.Errorf("the magic payload's block does not begin with the magic number: % x", f)
 	}
 	readsBack(t, path, msgs)
 }
@@ -255,8 +280,8 @@ func zstdFrames(t *testing.T, path string, seqs []int64, msgs []Message) {
 // TestCompressedV5Capture: a capture of format 5 (whole zstd frames)
 // reads exactly as it was written, and stays readable when a compressed
 // session is appended to it: the file moves to format 6, its old rows keep
-// their frames byte for byte, the new ones hold blocks, zstd_frames gives
-// frames of both.
+// their frames byte for byte, the new ones hold a block's content,
+// zstd_frames gives frames of both.
 func TestCompressedV5Capture(t *testing.T) {
 	msgs := blockFixture()
 	old := openRead(t, v5Fixture)
@@ -286,7 +311,7 @@ func TestCompressedV5Capture(t *testing.T) {
 		t.Errorf("the format 5 rows changed: %s, were %s", after, before)
 	}
 	if n := rawInt(t, path, "SELECT count(*) FROM messages WHERE session = 2 AND zstd_dict IS NOT NULL AND substr(payload, 1, 4) != X'28B52FFD'"); n != int64(len(more)) {
-		t.Errorf("%d of the %d appended messages stored as blocks", n, len(more))
+		t.Errorf("%d of the %d appended messages stored as a block's content", n, len(more))
 	}
 	readsBack(t, path, append(slices.Clip(msgs), more...))
 }

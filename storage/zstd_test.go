@@ -359,9 +359,9 @@ func FuzzCompressedPayload(f *testing.F) {
 	}
 	k := &codec{decoders: map[int64]*zstd.Decoder{1: d}, bad: map[int64]error{}}
 	p := telemetry(r, 1, 1000)
-	frame, _, _ := z.compress(p) // the frame's blocks (format 6)
+	frame, _, _ := z.compress(p) // one block's content (format 6)
 	f.Add(frame, int64(len(p)))
-	f.Add(append(frameHeader(1, uint32(len(p))), frame...), int64(len(p))) // the whole frame (format 5)
+	f.Add(append(blockHeaders(1, uint32(len(p)), len(frame)), frame...), int64(len(p))) // the whole frame (format 5)
 	f.Add(frame, int64(len(p)-1))
 	f.Add(frame[:len(frame)/2], int64(len(p)))
 	f.Add([]byte{}, int64(0))
