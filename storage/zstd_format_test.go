@@ -335,7 +335,8 @@ func rawText(t *testing.T, path, query string) string {
 // a time as a compressing session stores it (format 6: the frame's blocks),
 // with a dictionary of each size trained on each number of payloads, at
 // each encoder level, and reports the bytes stored and the CPU per payload
-// (compressing, and decompressing as readers do):
+// (compressing, and decompressing as readers do); and the bytes per
+// payload when 10 or 100 payloads are compressed together:
 //
 //	go test ./storage -run X -bench ZstdPayload -benchtime 3x
 func BenchmarkZstdPayload(b *testing.B) {
@@ -386,6 +387,28 @@ func BenchmarkZstdPayload(b *testing.B) {
 				b.ReportMetric(float64(bytes)/measured, "stored-B/payload")
 				b.ReportMetric(float64(encode.Nanoseconds())/1e3/perPayload, "encode-µs/payload")
 				b.ReportMetric(float64(decode.Nanoseconds())/1e3/perPayload, "decode-µs/payload")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+		if d.samples != 1000 || d.history != dictHistory {
+			continue
+		}
+		// What one row per payload rules out: payloads compressed
+		// together, n to a frame (headers included).
+		for _, n := range []int{10, 100} {
+			b.Run(fmt.Sprintf("samples=%d/dict=%dKiB/together=%d", d.samples, d.history>>10, n), func(b *testing.B) {
+				enc, err := newEncoder(dict, encoderLevel)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var bytes int
+				for b.Loop() {
+					bytes = 0
+					for i := 5000; i+n <= len(payloads); i += n {
+						bytes += len(enc.EncodeAll(slices.Concat(payloads[i:i+n]...), nil))
+					}
+				}
+				b.ReportMetric(float64(bytes)/measured, "stored-B/payload")
 				b.ReportMetric(0, "ns/op")
 			})
 		}
