@@ -3,13 +3,17 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtape/mqtape/internal/loadgen"
 	"github.com/mqtape/mqtape/internal/testbroker"
@@ -192,7 +196,10 @@ func damaged(t *testing.T, path string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.Exec("UPDATE messages SET payload = substr(payload, 1, 6) || x'ffffffffffffffff' || substr(payload, 15) " +
+	// ff ff ff at the start: a literals section larger than a block can
+	// be (no checksum guards the rest of a block: damage there may
+	// decode to other bytes of the same length).
+	_, err = db.Exec("UPDATE messages SET payload = x'ffffff' || substr(payload, 4) " +
 		"WHERE seq = (SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL)")
 	db.Close()
 	if err != nil {
@@ -211,5 +218,96 @@ func damaged(t *testing.T, path string, n int) {
 	}
 	if got := exportRawLines(t, out); len(got) != n-1 {
 		t.Errorf("recover kept %d messages, want %d", len(got), n-1)
+	}
+}
+
+// TestCompressSqlite3Recipe: what docs/capture-format.md tells a sqlite3
+// user to do gives each compressed payload as published, with the real
+// sqlite3 and zstd tools: the dictionaries and zstd_frames' frames of a
+// format 6 capture (made by cut --compress), and the payload column of
+// the format 5 fixture. It skips without the tools, except in CI.
+func TestCompressSqlite3Recipe(t *testing.T) {
+	sqlite3 := testbroker.Binary(t, "sqlite3", "sqlite3")
+	zstd := testbroker.Binary(t, "zstd", "zstd")
+	ctx := context.Background()
+	dir := t.TempDir()
+	var src strings.Builder
+	for i := range 1200 {
+		fmt.Fprintf(&src, `{"topic":%q,"qos":1,"payload":%q}`+"\n", loadgen.TopicOf("dev", i%10), loadgen.Telemetry(i%10, i/10))
+	}
+	in, plain, zipped := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "plain.db"), filepath.Join(dir, "zip.db")
+	if err := os.WriteFile(in, []byte(src.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v5, err := os.ReadFile("../storage/testdata/compressed-v5.db")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "v5.db"), v5, 0o600) // sqlite3 may add files beside it
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"import", "--quiet", in, "-o", plain}, {"cut", "--compress", "--quiet", plain, "-o", zipped}} {
+		if code, _, errb := runCLI(t, ctx, args...); code != exitOK {
+			t.Fatalf("%s: exit %d: %s", args[0], code, errb)
+		}
+	}
+	for _, tc := range []struct{ path, from, column string }{
+		{zipped, "zstd_frames", "frame"},
+		{filepath.Join(dir, "v5.db"), "messages", "payload"},
+	} {
+		payloads := map[string]string{} // seq → payload_b64, as mqtape exports it
+		for _, l := range exportRawLines(t, tc.path) {
+			var m struct {
+				Seq     int64  `json:"seq"`
+				Payload string `json:"payload_b64"`
+			}
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			payloads[strconv.FormatInt(m.Seq, 10)] = m.Payload
+		}
+		sh := func(name string, args ...string) []byte {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, name, args...)
+			cmd.Dir = dir
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%s %q: %v", filepath.Base(name), args, err)
+			}
+			return out
+		}
+		sh(sqlite3, tc.path, "SELECT writefile('dict-' || id, dict) FROM zstd_dicts")
+		seqs := strings.Fields(string(sh(sqlite3, tc.path, "SELECT seq FROM messages WHERE zstd_dict = 1 AND (seq % 97 = 0 OR payload_size > 1000)")))
+		if len(seqs) < 10 {
+			t.Fatalf("%s: %d compressed messages to try", tc.path, len(seqs))
+		}
+		for _, seq := range seqs {
+			sh(sqlite3, tc.path, fmt.Sprintf("SELECT writefile('m.zst', %s) FROM %s WHERE seq = %s", tc.column, tc.from, seq))
+			got := base64.StdEncoding.EncodeToString(sh(zstd, "-q", "-d", "-D", "dict-1", "m.zst", "-c"))
+			if got != payloads[seq] {
+				t.Fatalf("%s seq %s: zstd gives %.40s…, mqtape exports %.40s…", tc.path, seq, got, payloads[seq])
+			}
+		}
+	}
+}
+
+// TestCompressV5Capture: the format 5 fixture (whole zstd frames, written
+// before format 6) passes check and exports exactly like its uncompressed
+// cut, including its payloads of several, raw and RLE blocks.
+func TestCompressV5Capture(t *testing.T) {
+	const v5 = "../storage/testdata/compressed-v5.db"
+	ctx := context.Background()
+	if code, out, errb := runCLI(t, ctx, "check", v5); code != exitOK {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errb)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.db")
+	if code, _, errb := runCLI(t, ctx, "cut", v5, "-o", cut, "--quiet"); code != exitOK {
+		t.Fatalf("cut: exit %d: %s", code, errb)
+	}
+	got, want := exportRawLines(t, v5), exportRawLines(t, cut)
+	if len(got) != 1206 || !slices.Equal(got, want) {
+		t.Errorf("export of the format 5 capture (%d lines) differs from export of its uncompressed cut (%d)", len(got), len(want))
 	}
 }

@@ -117,6 +117,9 @@ CREATE TABLE decoder_schema (
 `,
 	// 5: zstd-compressed payloads (migrationCompression).
 	migrationCompression,
+	// 6: compressed payloads stored without their zstd frame's headers
+	// (migrationFrameBlocks).
+	migrationFrameBlocks,
 }
 
 // compressionVersion is the format version that added zstd-compressed
@@ -145,6 +148,36 @@ SELECT m.seq, m.session, m.ts_ns, m.offset_ns, t.name AS topic, m.qos, m.retain,
        m.from_store, m.dup, m.packet_id, coalesce(m.payload_size, length(m.payload)) AS size, m.payload,
        coalesce(c.client_id, '') AS client_id, m.props, m.zstd_dict
 FROM messages m JOIN topics t ON t.id = m.topic_id LEFT JOIN clients c ON c.id = m.client_ref;
+`
+
+// migrationFrameBlocks: from format 6 a compressed row whose zstd frame
+// is one compressed block holds that block's content alone; its headers
+// are what the row already says (blockHeaders): the magic number, the
+// descriptor 0xa3, zstd_dict and payload_size as 4-byte little-endian
+// numbers, and the block header length(payload)×8 + 5 in 3 bytes. A row
+// that begins with the magic number holds a whole frame (every row written
+// by format 5; frames of several, raw or RLE blocks). Rows and tables stay
+// as they are; zstd_frames gives every compressed row's whole frame, for
+// the zstd tool (b.t holds the bytes 0 to 255: substr picks a number's
+// bytes from it, as sqlite3 before 3.41 has no unhex).
+const migrationFrameBlocks = `
+CREATE VIEW zstd_frames AS
+WITH b(t) AS (SELECT X'000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F404142434445464748494A4B4C4D4E4F505152535455565758595A5B5C5D5E5F606162636465666768696A6B6C6D6E6F707172737475767778797A7B7C7D7E7F808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9FA0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBFC0C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0D1D2D3D4D5D6D7D8D9DADBDCDDDEDFE0E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF')
+SELECT m.seq, m.zstd_dict, m.payload_size, CAST(CASE WHEN substr(m.payload, 1, 4) = X'28B52FFD' THEN m.payload
+	ELSE X'28B52FFDA3' ||
+		substr(b.t, ((m.zstd_dict >> 0) & 255) + 1, 1) ||
+		substr(b.t, ((m.zstd_dict >> 8) & 255) + 1, 1) ||
+		substr(b.t, ((m.zstd_dict >> 16) & 255) + 1, 1) ||
+		substr(b.t, ((m.zstd_dict >> 24) & 255) + 1, 1) ||
+		substr(b.t, ((m.payload_size >> 0) & 255) + 1, 1) ||
+		substr(b.t, ((m.payload_size >> 8) & 255) + 1, 1) ||
+		substr(b.t, ((m.payload_size >> 16) & 255) + 1, 1) ||
+		substr(b.t, ((m.payload_size >> 24) & 255) + 1, 1) ||
+		substr(b.t, (((length(m.payload) * 8 + 5) >> 0) & 255) + 1, 1) ||
+		substr(b.t, (((length(m.payload) * 8 + 5) >> 8) & 255) + 1, 1) ||
+		substr(b.t, (((length(m.payload) * 8 + 5) >> 16) & 255) + 1, 1) ||
+		m.payload END AS BLOB) AS frame
+FROM messages m, b WHERE m.zstd_dict IS NOT NULL;
 `
 
 // FormatVersion is the capture format this build writes and the newest it reads.

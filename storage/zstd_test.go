@@ -203,15 +203,28 @@ func TestCompressedMixedSessions(t *testing.T) {
 // TestCompressedDamage: a damaged compressed payload or dictionary, and a
 // row that claims to decompress to more than an MQTT payload can hold, is
 // ErrCorrupt naming the message for readers, a problem for check, and
-// recover keeps every other message.
+// recover keeps every other message: in rows holding a frame's blocks
+// (format 6) and whole frames (format 5, the fixture).
 func TestCompressedDamage(t *testing.T) {
-	ctx := context.Background()
 	msgs := zipFixture()
-	clean := filepath.Join(t.TempDir(), "zip.db")
-	writeZip(t, clean, msgs, true)
-	target := rawInt(t, clean, "SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL")
+	v6 := filepath.Join(t.TempDir(), "zip.db")
+	writeZip(t, v6, msgs, true)
+	t.Run("blocks", func(t *testing.T) { testCompressedDamage(t, v6, len(msgs), 6) })
+	t.Run("frames", func(t *testing.T) { testCompressedDamage(t, v5Fixture, len(blockFixture()), 5) })
+}
+
+func testCompressedDamage(t *testing.T, clean string, messages, format int) {
+	ctx := context.Background()
+	target := rawInt(t, clean, "SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL AND payload_size < 1000")
 	compressed := rawInt(t, clean, "SELECT count(*) FROM messages WHERE zstd_dict IS NOT NULL")
 	bomb := fmt.Sprintf("UPDATE messages SET payload_size = %d WHERE seq = %d", int64(1)<<40, target)
+	// What the error says where the formats differ: format 6 rebuilds
+	// the frame's header from the row, so the frame cannot disagree
+	// with it; decoding finds the lie.
+	lie, wrongDict := "does not say it holds", "names dictionary 1, the row 7"
+	if format == 6 {
+		lie, wrongDict = "frame size does not match", "dictionary 7 does not exist"
+	}
 	for _, tc := range []struct {
 		name, stmt, want string
 		lost             int64
@@ -219,9 +232,10 @@ func TestCompressedDamage(t *testing.T) {
 		{"flipped bytes", fmt.Sprintf("UPDATE messages SET payload = substr(payload, 1, 8) || x'ffffffffffff' || substr(payload, 15) WHERE seq = %d", target), "", 1},
 		{"cut short", fmt.Sprintf("UPDATE messages SET payload = substr(payload, 1, 12) WHERE seq = %d", target), "", 1},
 		{"not zstd", fmt.Sprintf("UPDATE messages SET payload = x'00010203' WHERE seq = %d", target), "", 1},
-		{"size lie", fmt.Sprintf("UPDATE messages SET payload_size = payload_size + 1 WHERE seq = %d", target), "does not say it holds", 1},
+		{"size lie", fmt.Sprintf("UPDATE messages SET payload_size = payload_size + 1 WHERE seq = %d", target), lie, 1},
 		{"bomb", bomb, "outside 0–268435455", 1},
-		{"wrong dictionary", fmt.Sprintf("UPDATE messages SET zstd_dict = 7 WHERE seq = %d", target), "names dictionary 1, the row 7", 1},
+		{"wrong dictionary", fmt.Sprintf("UPDATE messages SET zstd_dict = 7 WHERE seq = %d", target), wrongDict, 1},
+		{"dictionary id beyond 32 bits", fmt.Sprintf("UPDATE messages SET zstd_dict = %d WHERE seq = %d", int64(1)<<32+1, target), "", 1},
 		{"damaged dictionary", "UPDATE zstd_dicts SET dict = substr(dict, 1, 20)", "dictionary 1", compressed},
 		{"missing dictionary", "DELETE FROM zstd_dicts", "dictionary 1 does not exist", compressed},
 	} {
@@ -241,8 +255,8 @@ func TestCompressedDamage(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "out.db")
 			rr, err := Recover(ctx, path, out)
-			if err != nil || rr.Messages != int64(len(msgs))-tc.lost || !strings.Contains(fmt.Sprint(rr.Notes), payloadDamaged) {
-				t.Fatalf("recover: kept %d of %d (want all but %d), notes %q, %v", rr.Messages, len(msgs), tc.lost, rr.Notes, err)
+			if err != nil || rr.Messages != int64(messages)-tc.lost || !strings.Contains(fmt.Sprint(rr.Notes), payloadDamaged) {
+				t.Fatalf("recover: kept %d of %d (want all but %d), notes %q, %v", rr.Messages, messages, tc.lost, rr.Notes, err)
 			}
 			if got, err := openRead(t, out).Page(ctx, Query{}); err != nil || len(got) != int(rr.Messages) {
 				t.Errorf("recovered capture: %d messages, %v", len(got), err)
@@ -321,7 +335,7 @@ func TestCompressedAppendToDamagedDictionary(t *testing.T) {
 	}
 }
 
-// FuzzCompressedPayload: whatever a row holds (frame bytes, claimed size),
+// FuzzCompressedPayload: whatever a row holds (a frame or its blocks, claimed size),
 // decoding returns exactly the claimed size or a damaged-payload error,
 // never a panic. Sizes over 16 MiB are left out (a frame may legitimately
 // expand to them; the bound beyond MaxPayload is TestCompressedDamage's).
@@ -331,7 +345,7 @@ func FuzzCompressedPayload(f *testing.F) {
 	for i := range 300 {
 		samples = append(samples, telemetry(r, i%5, i))
 	}
-	dict, err := trainDict(1, samples)
+	dict, err := trainDict(1, samples, dictHistory)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -345,8 +359,9 @@ func FuzzCompressedPayload(f *testing.F) {
 	}
 	k := &codec{decoders: map[int64]*zstd.Decoder{1: d}, bad: map[int64]error{}}
 	p := telemetry(r, 1, 1000)
-	frame, _, _ := z.compress(p)
+	frame, _, _ := z.compress(p) // one block's content (format 6)
 	f.Add(frame, int64(len(p)))
+	f.Add(append(blockHeaders(1, uint32(len(p)), len(frame)), frame...), int64(len(p))) // the whole frame (format 5)
 	f.Add(frame, int64(len(p)-1))
 	f.Add(frame[:len(frame)/2], int64(len(p)))
 	f.Add([]byte{}, int64(0))

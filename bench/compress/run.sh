@@ -15,6 +15,9 @@
 #
 #   bench/compress/run.sh [N] [R]    (default N=100000, R=3; needs mosquitto, sqlite3, GNU time)
 #
+# Where the bytes of a capture go (per column, index, page), without a broker:
+# go run ./bench/compress/sizes -n N.
+#
 # Every run is bounded: a recorder not done 120 s after its start is killed
 # (its row then shows a short count).
 set -euo pipefail
