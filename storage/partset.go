@@ -17,6 +17,7 @@ package storage
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,7 @@ type setPart struct {
 	open             bool  // the last part, its session not ended when opened (a recording writes it)
 	toGlobal         map[int64]int64
 	toLocal          map[int64]int64
+	topicMax         int64 // topics up to this id are numbered (addTopics numbers those after)
 }
 
 // openPartsMax is how many parts keep an idle SQLite connection (and its
@@ -141,7 +143,8 @@ type partMeta struct {
 	first, last int64 // local seqs of its first message read (after carried rows) and last
 	firstTS     int64 // receive time of the first read, when first <= last
 	lastTS      int64
-	topics      []Topic // by id
+	topics      []Topic // of its messages (topicsFrom)
+	topicMax    int64   // the highest topic id when read
 	dec         Decoders
 }
 
@@ -156,20 +159,30 @@ func readPart(ctx context.Context, c *Capture, follows bool) (m partMeta, err er
 	if m.events, err = c.Events(ctx, 0); err != nil {
 		return m, err
 	}
-	m.link, m.isPart = partStartsOf(m.events)[m.sess.ID]
-	if _, m.lastTS, m.any, err = c.sessionTimes(ctx, m.sess.ID); err != nil {
+	start, isPart := partStartsOf(m.events)[m.sess.ID]
+	m.link, m.isPart = start.PartLink, isPart
+	sound := false
+	if m.first, m.last, m.lastTS, m.any, sound, err = c.partRange(ctx, m.sess.ID); err != nil {
 		return m, err
 	}
-	m.first = 1
+	if !sound {
+		return m, fmt.Errorf("read part %q: %w: its session's first_seq/last_seq are not the seqs of its messages (%d–%d); check tells more",
+			c.path, ErrCorrupt, m.first, m.last)
+	}
 	if m.any {
-		if m.first, err = c.firstSeq(ctx, m.sess.ID); err != nil {
-			return m, err
-		}
-		if m.last, err = c.MaxSeq(ctx); err != nil {
-			return m, err
-		}
-		if follows && m.link.Carried > 0 {
-			m.first = carriedThrough(m.first, m.link) + 1
+		if follows {
+			through, err := c.carriedThrough(ctx, m.sess.ID, m.first, m.link)
+			if err != nil || through != m.first+int64(m.link.Carried)-1 {
+				m.isPart = false // the carried rows are not what the link says: merged
+				return m, err
+			}
+			m.first = through + 1
+			if more, err := c.carriedAt(ctx, m.first, start.at); err != nil || more {
+				// More carried rows than the link counts: the
+				// merge's rule keeps them once.
+				m.isPart = false
+				return m, err
+			}
 		}
 	}
 	if m.first <= m.last {
@@ -177,7 +190,12 @@ func readPart(ctx context.Context, c *Capture, follows bool) (m partMeta, err er
 			return m, err
 		}
 	}
-	if m.topics, err = c.topicsByID(ctx); err != nil {
+	// The highest topic id first: a topic a recording adds meanwhile is
+	// numbered by the next addTopics.
+	if m.topicMax, err = c.maxTopicID(ctx); err != nil {
+		return m, err
+	}
+	if m.topics, err = c.topicsFrom(ctx, m.first); err != nil {
 		return m, err
 	}
 	m.dec, err = c.Decoders(ctx)
@@ -208,6 +226,7 @@ func (s *partSet) number(metas []partMeta, opts MergeOptions) bool {
 			prevLast, prevTS = p.last+p.off, m.lastTS
 		}
 		s.numberTopics(p, m.topics)
+		p.topicMax = m.topicMax
 		sessions, decoders = append(sessions, m.sess), append(decoders, m.dec)
 		if m.any { // Merge leaves out a session without messages
 			plan.addInfo(m.sess)
@@ -223,6 +242,33 @@ func (s *partSet) number(metas []partMeta, opts MergeOptions) bool {
 	return true
 }
 
+// partRange reads, in one snapshot, part c's seq range [first, last]
+// (first 1, last 0 and any false when it has no message) and the receive
+// time of its last message; sound is false unless its one session's
+// first_seq and last_seq are that range.
+func (c *Capture) partRange(ctx context.Context, session int64) (first, last, lastTS int64, any, sound bool, err error) {
+	var lo, hi, f, l, ts sql.NullInt64
+	err = c.r.QueryRowContext(ctx, `SELECT (SELECT min(seq) FROM messages), (SELECT max(seq) FROM messages),
+		first_seq, last_seq, (SELECT ts_ns FROM messages WHERE seq = s.last_seq) FROM sessions s WHERE id = ?`,
+		session).Scan(&lo, &hi, &f, &l, &ts)
+	if err != nil {
+		return 0, 0, 0, false, false, c.wrap("read sessions", err)
+	}
+	if !lo.Valid {
+		return 1, 0, 0, false, !f.Valid, nil
+	}
+	return lo.Int64, hi.Int64, ts.Int64, true, f == lo && l == hi && ts.Valid, nil
+}
+
+// carriedAt reports whether message seq (if any) looks carried: from
+// the broker's retained store, stamped at the seam.
+func (c *Capture) carriedAt(ctx context.Context, seq, seam int64) (bool, error) {
+	var n int
+	err := c.r.QueryRowContext(ctx, "SELECT count(*) FROM messages WHERE seq = ? AND from_store = 1 AND ts_ns = ?",
+		seq, seam).Scan(&n)
+	return n > 0, c.wrap("read messages", err)
+}
+
 // tsAt is the receive time of message seq.
 func (c *Capture) tsAt(ctx context.Context, seq int64) (int64, error) {
 	var ts int64
@@ -230,14 +276,24 @@ func (c *Capture) tsAt(ctx context.Context, seq int64) (int64, error) {
 	return ts, c.wrap("read messages", err)
 }
 
-// addTopics numbers the topics of p not numbered yet (in p's id order:
-// the order they first appear in it).
+// addTopics numbers the topics p added since it was read (in p's id
+// order: the order they first appear in it).
 func (s *partSet) addTopics(ctx context.Context, p *setPart) error {
-	topics, err := p.c.topicsByID(ctx)
+	topics, err := p.c.topicsByID(ctx, p.topicMax)
 	if err == nil {
 		s.numberTopics(p, topics)
+		if len(topics) > 0 {
+			p.topicMax = topics[len(topics)-1].ID
+		}
 	}
 	return err
+}
+
+// maxTopicID is the highest topic id of c (0 without topics).
+func (c *Capture) maxTopicID(ctx context.Context) (int64, error) {
+	var n int64
+	err := c.r.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM topics").Scan(&n)
+	return n, c.wrap("read topics", err)
 }
 
 // numberTopics numbers the topics of p (by id) not numbered yet.
@@ -256,9 +312,33 @@ func (s *partSet) numberTopics(p *setPart, topics []Topic) {
 	}
 }
 
-// topicsByID returns c's topics in id order (the order they first appear).
-func (c *Capture) topicsByID(ctx context.Context) ([]Topic, error) {
-	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics ORDER BY id")
+// topicsByID returns c's topics after id after in id order (the order
+// they first appear).
+func (c *Capture) topicsByID(ctx context.Context, after int64) ([]Topic, error) {
+	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics WHERE id > ? ORDER BY id", after)
+	if err != nil {
+		return nil, c.wrap("read topics", err)
+	}
+	defer rows.Close()
+	var out []Topic
+	for rows.Next() {
+		var t Topic
+		if err := rows.Scan(&t.ID, &t.Name); err != nil {
+			return nil, c.wrap("read topics", err)
+		}
+		out = append(out, t)
+	}
+	return out, c.wrap("read topics", rows.Err())
+}
+
+// topicsFrom returns the topics of c's messages from seq first on, in the
+// order they first appear there (as Merge numbers them): a topic only a
+// part's carried rows use, or none of its messages (an edited file), is
+// not numbered by it. One seek of the topic index per topic.
+func (c *Capture) topicsFrom(ctx context.Context, first int64) ([]Topic, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT id, name FROM (SELECT id, name,
+		(SELECT min(seq) FROM messages WHERE topic_id = t.id AND seq >= ?) AS at FROM topics t)
+		WHERE at IS NOT NULL ORDER BY at`, first)
 	if err != nil {
 		return nil, c.wrap("read topics", err)
 	}

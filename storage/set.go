@@ -15,7 +15,9 @@ import (
 // ExpandInputs turns the capture arguments of a reading verb into files:
 // a directory stands for the captures in it (*.db, by name), a name with
 // glob characters (* ? [) for the files it matches (by name); anything else
-// is one file. A directory or glob that names no file is an error.
+// is one file. A directory or glob that names no file is an error. A file
+// named twice (again, through a directory or glob, or a hard link to it)
+// is read once, where it is first named.
 func ExpandInputs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
@@ -52,7 +54,23 @@ func ExpandInputs(args []string) ([]string, error) {
 		slices.Sort(files)
 		out = append(out, files...)
 	}
-	return out, nil
+	return onceEach(out), nil
+}
+
+// onceEach leaves out of files those naming a file named before (os.SameFile).
+func onceEach(files []string) []string {
+	seen := map[int64][]os.FileInfo{} // by size: thousands of parts compare few
+	return slices.DeleteFunc(files, func(f string) bool {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return false // Open says what is wrong with it
+		}
+		if slices.ContainsFunc(seen[fi.Size()], func(s os.FileInfo) bool { return os.SameFile(s, fi) }) {
+			return true
+		}
+		seen[fi.Size()] = append(seen[fi.Size()], fi)
+		return false
+	})
 }
 
 func globEscape(dir string) string {
@@ -167,9 +185,16 @@ func setLabel(files []string) string {
 	return fmt.Sprintf("%s … %s (%d files)", filepath.Base(files[0]), filepath.Base(files[len(files)-1]), len(files))
 }
 
+// partStart is the start link of a part and the time of its "split"
+// event: the seam, when its carried retained rows are stamped.
+type partStart struct {
+	PartLink
+	at int64
+}
+
 // partStarts returns the "split" links of c's sessions (the start link of
 // each part, by session id).
-func (c *Capture) partStarts(ctx context.Context) (map[int64]PartLink, error) {
+func (c *Capture) partStarts(ctx context.Context) (map[int64]partStart, error) {
 	events, err := c.Events(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -179,23 +204,43 @@ func (c *Capture) partStarts(ctx context.Context) (map[int64]PartLink, error) {
 
 // partStartsOf returns the start links among a capture's events, by
 // session id.
-func partStartsOf(events []Event) map[int64]PartLink {
-	out := map[int64]PartLink{}
+func partStartsOf(events []Event) map[int64]partStart {
+	out := map[int64]partStart{}
 	for _, e := range events {
 		var l PartLink
 		if e.Kind != EventSplit || json.Unmarshal([]byte(e.Detail), &l) != nil || l.Next != "" {
 			continue
 		}
 		if _, seen := out[e.Session]; !seen {
-			out[e.Session] = l
+			out[e.Session] = partStart{l, e.TimeNS}
 		}
 	}
 	return out
 }
 
-// carriedThrough is the seq through which a part's carried retained rows
-// go, given its session's first seq and its start link.
-func carriedThrough(first int64, l PartLink) int64 { return first + int64(l.Carried) - 1 }
+// carriedThrough is the seq through which the carried retained rows of
+// a part's session go, given the session's first seq and its start link:
+// first-1 (none) unless the part bears the link out — l.Carried rows from
+// first on, each from the retained store, all stamped at one time (the
+// seam). A forged or damaged count (negative, larger than the part, over
+// rows that were not carried) carries nothing: no message of the part is
+// left out for it.
+func (c *Capture) carriedThrough(ctx context.Context, session, first int64, l PartLink) (int64, error) {
+	through := first + int64(l.Carried) - 1
+	if l.Carried <= 0 || through < first {
+		return first - 1, nil
+	}
+	var n, times int64
+	err := c.r.QueryRowContext(ctx, "SELECT count(*), count(DISTINCT ts_ns) FROM messages "+
+		"WHERE seq BETWEEN ? AND ? AND session = ? AND from_store = 1", first, through, session).Scan(&n, &times)
+	if err != nil {
+		return 0, c.wrap("read messages", err)
+	}
+	if n != int64(l.Carried) || times != 1 {
+		return first - 1, nil
+	}
+	return through, nil
+}
 
 // carriedSkips returns, per input and session, the seq through which a
 // part's carried retained rows go when its previous part (same recording)
@@ -203,7 +248,7 @@ func carriedThrough(first int64, l PartLink) int64 { return first + int64(l.Carr
 func carriedSkips(ctx context.Context, ins []*Capture) ([]map[int64]int64, error) {
 	type key struct{ rec, name string }
 	present := map[key]bool{}
-	starts := make([]map[int64]PartLink, len(ins))
+	starts := make([]map[int64]partStart, len(ins))
 	for i, c := range ins {
 		s, err := c.partStarts(ctx)
 		if err != nil {
@@ -225,7 +270,13 @@ func carriedSkips(ctx context.Context, ins []*Capture) ([]map[int64]int64, error
 			if err != nil {
 				return nil, err
 			}
-			skips[i][sess] = carriedThrough(first, l)
+			through, err := c.carriedThrough(ctx, sess, first, l.PartLink)
+			if err != nil {
+				return nil, err
+			}
+			if through >= first {
+				skips[i][sess] = through
+			}
 		}
 	}
 	return skips, nil
