@@ -105,6 +105,19 @@ func TestPartsInPlaceHostile(t *testing.T) {
 		{name: "times go back inside a part", tamper: edit(1, "UPDATE messages SET (ts_ns, offset_ns) = (SELECT ts_ns - 1, offset_ns - 1 FROM messages WHERE seq = (SELECT max(seq) - 6 FROM messages)) WHERE seq = (SELECT max(seq) - 2 FROM messages)"), messages: 40, inPlace: true, reorder: true},
 		{name: "times overlap the previous part", tamper: edit(1, "UPDATE messages SET ts_ns = ts_ns - 100000000000, offset_ns = offset_ns - 100000000000 WHERE seq = (SELECT max(seq) FROM messages)"), messages: 40, inPlace: true, reorder: true},
 		{name: "part starts before the previous ends", tamper: edit(0, "UPDATE messages SET ts_ns = ts_ns + 100000000000, offset_ns = offset_ns + 100000000000 WHERE seq = (SELECT max(seq) FROM messages)"), messages: 40},
+		{name: "a format 5 capture among the parts", tamper: func(t *testing.T, parts []string) []string {
+			return []string{parts[0], v5Fixture, parts[1], parts[2]}
+		}, messages: 40},
+		{name: "a format 5 capture forged as part 2", tamper: func(t *testing.T, parts []string) []string {
+			v5 := filepath.Join(t.TempDir(), "run-0002.db")
+			copyFile(t, v5Fixture, v5)
+			rawExec(t, v5, "INSERT INTO events (session, ts_ns, offset_ns, kind, detail) SELECT 1, started_ns, 0, 'split', "+
+				"'{\"recording\":\"rec1\",\"part\":2,\"previous\":\"run-0001.db\",\"carried\":0}' FROM sessions WHERE id = 1")
+			return []string{parts[0], v5, parts[2]}
+		}, messages: 12 + 14},
+		{name: "an older fixture among the parts", tamper: func(t *testing.T, parts []string) []string {
+			return append(parts, filepath.Join("..", "testdata", "captures", "industrial.db"))
+		}, messages: 40},
 		{name: "a part and its copy", tamper: func(t *testing.T, parts []string) []string {
 			dup := filepath.Join(t.TempDir(), filepath.Base(parts[2]))
 			copyFile(t, parts[2], dup)
