@@ -182,8 +182,23 @@ func TestServeCompress(t *testing.T) {
 }
 
 // damaged damages one compressed payload of the capture at path (n
-// messages) and checks what the verbs make of it.
+// messages) in each way below and checks what the verbs make of it.
 func damaged(t *testing.T, path string, n int) {
+	t.Helper()
+	const last = "(SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL)"
+	for name, stmt := range map[string]string{
+		// ff ff ff at the start: a literals section larger than a block
+		// can be (no checksum guards the rest of a block: damage there
+		// may decode to other bytes of the same length).
+		"block": "UPDATE messages SET payload = CAST(x'ffffff' || substr(payload, 4) AS BLOB) WHERE seq = " + last,
+		// A small row claiming 64 MiB (refused before it is allocated).
+		"bomb": "UPDATE messages SET payload_size = 67108864 WHERE seq = " + last,
+	} {
+		t.Run(name, func(t *testing.T) { damagedBy(t, path, n, stmt) })
+	}
+}
+
+func damagedBy(t *testing.T, path string, n int, stmt string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -196,11 +211,7 @@ func damaged(t *testing.T, path string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ff ff ff at the start: a literals section larger than a block can
-	// be (no checksum guards the rest of a block: damage there may
-	// decode to other bytes of the same length).
-	_, err = db.Exec("UPDATE messages SET payload = x'ffffff' || substr(payload, 4) " +
-		"WHERE seq = (SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL)")
+	_, err = db.Exec(stmt)
 	db.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,8 @@ func (k *codec) close() {
 // decode returns the payload of message seq, stored as frame z made with
 // dictionary dict, size bytes long. It never produces more than size bytes
 // (nor more than MaxPayload): a small row that would decompress to
-// gigabytes is refused before it is decompressed.
+// gigabytes is refused before it is decompressed, and one claiming more
+// than its blocks can hold before size bytes are allocated.
 func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 	damaged := func(why string, a ...any) error {
 		return fmt.Errorf("message seq %d: %s (%s)", seq, payloadDamaged, fmt.Sprintf(why, a...))
@@ -143,6 +144,8 @@ func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 			return nil, damaged("zstd_dict %d is not a zstd dictionary id", dict)
 		case len(z) == 0 || len(z) > maxBlock:
 			return nil, damaged("%d bytes are no zstd block", len(z))
+		case size > maxBlock:
+			return nil, damaged("one zstd block holds at most %d bytes, payload_size says %d", maxBlock, size)
 		}
 		z = append(blockHeaders(uint32(dict), uint32(size), len(z)), z...)
 	}
@@ -155,6 +158,10 @@ func (k *codec) decode(dict, size, seq int64, z []byte) ([]byte, error) {
 		return nil, damaged("its frame does not say it holds %d bytes", size)
 	case int64(h.DictionaryID) != dict:
 		return nil, damaged("its frame names dictionary %d, the row %d", h.DictionaryID, dict)
+	case size > int64(len(z)-h.HeaderSize)/3*maxBlock:
+		// Each block has a 3-byte header and holds at most maxBlock
+		// bytes: a small row is refused before size bytes are set aside.
+		return nil, damaged("%d bytes of zstd blocks cannot hold %d", len(z)-h.HeaderSize, size)
 	}
 	d, err := k.decoder(dict)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -213,6 +215,10 @@ func TestCompressedDamage(t *testing.T) {
 	t.Run("frames", func(t *testing.T) { testCompressedDamage(t, v5Fixture, len(blockFixture()), 5) })
 }
 
+// bombFrame is SQL for a zstd frame of dictionary 1 whose header says it
+// holds 64 MiB, followed by one compressed block of 16 random bytes.
+const bombFrame = "CAST(x'28b52ffda30100000000000004850000' || randomblob(16) AS BLOB)"
+
 func testCompressedDamage(t *testing.T, clean string, messages, format int) {
 	ctx := context.Background()
 	target := rawInt(t, clean, "SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL AND payload_size < 1000")
@@ -229,13 +235,20 @@ func testCompressedDamage(t *testing.T, clean string, messages, format int) {
 		name, stmt, want string
 		lost             int64
 	}{
-		{"flipped bytes", fmt.Sprintf("UPDATE messages SET payload = substr(payload, 1, 8) || x'ffffffffffff' || substr(payload, 15) WHERE seq = %d", target), "", 1},
+		{"flipped bytes", fmt.Sprintf("UPDATE messages SET payload = CAST(substr(payload, 1, 8) || x'ffffffffffff' || substr(payload, 15) AS BLOB) WHERE seq = %d", target), "", 1},
 		{"cut short", fmt.Sprintf("UPDATE messages SET payload = substr(payload, 1, 12) WHERE seq = %d", target), "", 1},
 		{"not zstd", fmt.Sprintf("UPDATE messages SET payload = x'00010203' WHERE seq = %d", target), "", 1},
 		{"size lie", fmt.Sprintf("UPDATE messages SET payload_size = payload_size + 1 WHERE seq = %d", target), lie, 1},
 		{"bomb", bomb, "outside 0–268435455", 1},
 		{"wrong dictionary", fmt.Sprintf("UPDATE messages SET zstd_dict = 7 WHERE seq = %d", target), wrongDict, 1},
 		{"dictionary id beyond 32 bits", fmt.Sprintf("UPDATE messages SET zstd_dict = %d WHERE seq = %d", int64(1)<<32+1, target), "", 1},
+		{"size negative", fmt.Sprintf("UPDATE messages SET payload_size = -5 WHERE seq = %d", target), "outside 0–268435455", 1},
+		{"size zero", fmt.Sprintf("UPDATE messages SET payload_size = 0 WHERE seq = %d", target), "", 1},
+		{"size 64 MiB", fmt.Sprintf("UPDATE messages SET payload_size = %d WHERE seq = %d", 64<<20, target), "", 1},
+		{"zstd_dict not a number", fmt.Sprintf("UPDATE messages SET zstd_dict = 'one' WHERE seq = %d", target), "not a number", 1},
+		{"magic and garbage", fmt.Sprintf("UPDATE messages SET payload = CAST(x'28b52ffd' || randomblob(40) AS BLOB) WHERE seq = %d", target), "", 1},
+		{"frame claiming 64 MiB", fmt.Sprintf("UPDATE messages SET payload = %s, payload_size = %d WHERE seq = %d", bombFrame, 64<<20, target), "", 1},
+		{"huge dictionary", "UPDATE zstd_dicts SET dict = zeroblob(4194304)", "dictionary 1", compressed},
 		{"damaged dictionary", "UPDATE zstd_dicts SET dict = substr(dict, 1, 20)", "dictionary 1", compressed},
 		{"missing dictionary", "DELETE FROM zstd_dicts", "dictionary 1 does not exist", compressed},
 	} {
@@ -378,4 +391,76 @@ func FuzzCompressedPayload(f *testing.F) {
 			t.Fatalf("decoded %d bytes, the row claims %d", len(out), size)
 		}
 	})
+}
+
+// TestCompressedBombMemory: reading a small row that claims to hold
+// 64 MiB — one block's content (format 6) or a frame whose header says
+// so (format 5) — is refused without allocating what it claims.
+func TestCompressedBombMemory(t *testing.T) {
+	ctx := context.Background()
+	clean := filepath.Join(t.TempDir(), "zip.db")
+	writeZip(t, clean, zipFixture(), true)
+	target := rawInt(t, clean, "SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL AND payload_size < 1000")
+	for name, stmt := range map[string]string{
+		"block": fmt.Sprintf("UPDATE messages SET payload_size = %d WHERE seq = %d", 64<<20, target),
+		"frame": fmt.Sprintf("UPDATE messages SET payload = %s, payload_size = %d WHERE seq = %d", bombFrame, 64<<20, target),
+		"frame of max size": fmt.Sprintf("UPDATE messages SET payload = CAST(x'28b52ffda301000000ffffff0f850000' || randomblob(16) AS BLOB), payload_size = %d WHERE seq = %d",
+			MaxPayload, target),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bomb.db")
+			copyFile(t, clean, path)
+			rawExec(t, path, stmt)
+			c := openRead(t, path)
+			if _, err := c.Get(ctx, target-1); err != nil { // the dictionary read, the connection warm
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := c.Get(ctx, target)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), payloadDamaged) {
+				t.Errorf("read: %v, want a damaged payload", err)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+				t.Errorf("reading the row allocated %d MiB, want at most 4", got>>20)
+			}
+			if testing.Verbose() {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+// TestCompressedRLEFrame: a small frame of RLE blocks that truly holds
+// 64 MiB (what its header and payload_size say) reads as those bytes, with
+// memory for them alone.
+func TestCompressedRLEFrame(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "zip.db")
+	writeZip(t, path, zipFixture(), true)
+	target := rawInt(t, path, "SELECT max(seq) FROM messages WHERE zstd_dict IS NOT NULL AND payload_size < 1000")
+	const blocks = 512 // of maxBlock bytes: 64 MiB
+	frame := append(slices.Clip(frameMagic), 0xa3, 1, 0, 0, 0, 0, 0, 0, 4)
+	for i := range blocks {
+		h := uint32(maxBlock)<<3 | 1<<1
+		if i == blocks-1 {
+			h |= 1
+		}
+		frame = append(frame, byte(h), byte(h>>8), byte(h>>16), 'A')
+	}
+	rawExec(t, path, fmt.Sprintf("UPDATE messages SET payload = x'%x', payload_size = %d WHERE seq = %d", frame, blocks*maxBlock, target))
+	c := openRead(t, path)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := c.Get(ctx, target)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(m.Payload) != blocks*maxBlock || bytes.Count(m.Payload, []byte("A")) != blocks*maxBlock {
+		t.Fatalf("read: %d bytes (%v), want %d bytes of A", len(m.Payload), err, blocks*maxBlock)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 3*blocks*maxBlock+(16<<20) {
+		t.Errorf("reading 64 MiB allocated %d MiB, want at most 3×64 + 16", got>>20)
+	}
 }
