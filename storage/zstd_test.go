@@ -239,6 +239,7 @@ func testCompressedDamage(t *testing.T, clean string, messages, format int) {
 		{"cut short", fmt.Sprintf("UPDATE messages SET payload = substr(payload, 1, 12) WHERE seq = %d", target), "", 1},
 		{"not zstd", fmt.Sprintf("UPDATE messages SET payload = x'00010203' WHERE seq = %d", target), "", 1},
 		{"size lie", fmt.Sprintf("UPDATE messages SET payload_size = payload_size + 1 WHERE seq = %d", target), lie, 1},
+		{"size one short", fmt.Sprintf("UPDATE messages SET payload_size = payload_size - 1 WHERE seq = %d", target), "", 1},
 		{"bomb", bomb, "outside 0–268435455", 1},
 		{"wrong dictionary", fmt.Sprintf("UPDATE messages SET zstd_dict = 7 WHERE seq = %d", target), wrongDict, 1},
 		{"dictionary id beyond 32 bits", fmt.Sprintf("UPDATE messages SET zstd_dict = %d WHERE seq = %d", int64(1)<<32+1, target), "", 1},
@@ -261,6 +262,12 @@ func testCompressedDamage(t *testing.T, clean string, messages, format int) {
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "message seq ") ||
 				!strings.Contains(err.Error(), payloadDamaged) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("read: %v, want ErrCorrupt naming the message and %q", err, tc.want)
+			}
+			if _, err := c.Get(ctx, target); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Get: %v, want ErrCorrupt", err)
+			}
+			if _, err := c.Count(ctx, Query{PayloadContains: [][]byte{[]byte("x")}}); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("payload search: %v, want ErrCorrupt", err)
 			}
 			rep, err := Check(ctx, path, CheckOptions{})
 			if err != nil || rep.OK() || !strings.Contains(fmt.Sprint(rep.Problems), payloadDamaged) {
