@@ -216,6 +216,9 @@ func (s *partSet) number(metas []partMeta, opts MergeOptions) bool {
 			m.link.Previous != filepath.Base(s.parts[i-1].c.path))) {
 			return false
 		}
+		if i == 0 && slices.ContainsFunc(s.parts, func(p *setPart) bool { return filepath.Base(p.c.path) == m.link.Previous }) {
+			return false // the first names another as its previous (the merge skips its carried rows)
+		}
 		p.first, p.last, p.lastTS = m.first, m.last, m.lastTS
 		p.open = p.live && !m.sess.Closed()
 		p.off = prevLast + 1 - p.first
