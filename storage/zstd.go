@@ -269,12 +269,14 @@ func payloadExpr(version int, k *codec, alias string) string {
 // sizeSQL is the SQL expression of the payload's length as published.
 func (c *Capture) sizeSQL(alias string) string { return sizeExpr(c.version, alias) }
 
-// sizeExpr is sizeSQL for a file of format version.
+// sizeExpr is sizeSQL for a file of format version. payload_size counts
+// only where the payload is compressed: on a row stored as published (an
+// edited file) it would be a size nothing holds.
 func sizeExpr(version int, alias string) string {
 	if version < compressionVersion {
 		return "length(" + alias + "payload)"
 	}
-	return fmt.Sprintf("coalesce(%[1]spayload_size, length(%[1]spayload))", alias)
+	return fmt.Sprintf("CASE WHEN %[1]szstd_dict IS NULL THEN length(%[1]spayload) ELSE %[1]spayload_size END", alias)
 }
 
 // payloadError finds a damaged compressed payload in an error SQLite

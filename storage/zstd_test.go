@@ -471,3 +471,29 @@ func TestCompressedRLEFrame(t *testing.T) {
 		t.Errorf("reading 64 MiB allocated %d MiB, want at most 3×64 + 16", got>>20)
 	}
 }
+
+// TestCompressedSizeOfPlainRow: a payload_size on a row stored as
+// published (an edited file) is not its size: stats and the inspector's
+// rows count the bytes the row holds, not the terabyte it claims.
+func TestCompressedSizeOfPlainRow(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "zip.db")
+	msgs := zipFixture()
+	writeZip(t, path, msgs, true)
+	rawExec(t, path, "UPDATE messages SET payload_size = 1099511627776 WHERE seq = 1 AND zstd_dict IS NULL")
+	c := openRead(t, path)
+	var total int64
+	for _, m := range msgs {
+		total += int64(len(m.Payload))
+	}
+	if tot, _, err := c.Stats(ctx); err != nil || tot.Bytes != total {
+		t.Errorf("stats: %d bytes (%v), want %d", tot.Bytes, err, total)
+	}
+	p, err := c.Prepare(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := p.Rows(ctx, 1, 1, 1, 8); err != nil || len(rows) != 1 || rows[0].Size != len(msgs[0].Payload) {
+		t.Errorf("inspector row: %+v (%v), want size %d", rows, err, len(msgs[0].Payload))
+	}
+}
