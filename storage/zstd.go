@@ -271,12 +271,14 @@ func (c *Capture) sizeSQL(alias string) string { return sizeExpr(c.version, alia
 
 // sizeExpr is sizeSQL for a file of format version. payload_size counts
 // only where the payload is compressed: on a row stored as published (an
-// edited file) it would be a size nothing holds.
+// edited file) it would be a size nothing holds. Outside 0–MaxPayload it
+// is NULL, which readers report as a damaged row (as decode does).
 func sizeExpr(version int, alias string) string {
 	if version < compressionVersion {
 		return "length(" + alias + "payload)"
 	}
-	return fmt.Sprintf("CASE WHEN %[1]szstd_dict IS NULL THEN length(%[1]spayload) ELSE %[1]spayload_size END", alias)
+	return fmt.Sprintf("CASE WHEN %[1]szstd_dict IS NULL THEN length(%[1]spayload) "+
+		"WHEN %[1]spayload_size BETWEEN 0 AND %[2]d THEN %[1]spayload_size END", alias, MaxPayload)
 }
 
 // payloadError finds a damaged compressed payload in an error SQLite

@@ -239,6 +239,7 @@ func testCompressedDamage(t *testing.T, clean string, messages, format int) {
 		{"cut short", fmt.Sprintf("UPDATE messages SET payload = substr(payload, 1, 12) WHERE seq = %d", target), "", 1},
 		{"not zstd", fmt.Sprintf("UPDATE messages SET payload = x'00010203' WHERE seq = %d", target), "", 1},
 		{"size lie", fmt.Sprintf("UPDATE messages SET payload_size = payload_size + 1 WHERE seq = %d", target), lie, 1},
+		{"size missing", fmt.Sprintf("UPDATE messages SET payload_size = NULL WHERE seq = %d", target), "not a number", 1},
 		{"size one short", fmt.Sprintf("UPDATE messages SET payload_size = payload_size - 1 WHERE seq = %d", target), "", 1},
 		{"bomb", bomb, "outside 0–268435455", 1},
 		{"wrong dictionary", fmt.Sprintf("UPDATE messages SET zstd_dict = 7 WHERE seq = %d", target), wrongDict, 1},
@@ -268,6 +269,12 @@ func testCompressedDamage(t *testing.T, clean string, messages, format int) {
 			}
 			if _, err := c.Count(ctx, Query{PayloadContains: [][]byte{[]byte("x")}}); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("payload search: %v, want ErrCorrupt", err)
+			}
+			// Stats read sizes, not payloads: a size no payload can have
+			// is damage there too.
+			outside := tc.name == "size negative" || tc.name == "size missing" || tc.name == "bomb"
+			if _, _, err := c.Stats(ctx); outside && !errors.Is(err, ErrCorrupt) {
+				t.Errorf("stats: %v, want ErrCorrupt for a size outside 0–MaxPayload", err)
 			}
 			rep, err := Check(ctx, path, CheckOptions{})
 			if err != nil || rep.OK() || !strings.Contains(fmt.Sprint(rep.Problems), payloadDamaged) {
