@@ -134,6 +134,11 @@ func openParts(ctx context.Context, files []string, opts MergeOptions) (*Capture
 // openWorkers is how many parts openParts reads at once.
 const openWorkers = 4
 
+// maxPartSeq is the highest seq a part read in place may have: far more
+// than any recording writes (2^53: centuries at a million messages a
+// second), far enough from 2^63 that no seq range read in place overflows.
+const maxPartSeq = 1 << 53
+
 // partMeta is what openParts reads of a part.
 type partMeta struct {
 	sess        SessionInfo
@@ -164,6 +169,10 @@ func readPart(ctx context.Context, c *Capture, follows bool) (m partMeta, err er
 	sound := false
 	if m.first, m.last, m.lastTS, m.any, sound, err = c.partRange(ctx, m.sess.ID); err != nil {
 		return m, err
+	}
+	if m.last > maxPartSeq {
+		m.isPart = false // no recording numbers that far (an edited file): merged, numbered from 1
+		return m, nil
 	}
 	if !sound {
 		return m, fmt.Errorf("read part %q: %w: its session's first_seq/last_seq are not the seqs of its messages (%d–%d); check tells more",

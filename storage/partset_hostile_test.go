@@ -102,6 +102,13 @@ func TestPartsInPlaceHostile(t *testing.T) {
 		{name: "link not JSON", tamper: edit(1, "UPDATE events SET detail = '{\"recording\":' WHERE "+splitLinkWhere), messages: 40},
 		{name: "two start links", tamper: edit(1, "INSERT INTO events (session, ts_ns, offset_ns, kind, detail) SELECT session, ts_ns - 1, offset_ns, kind, json_set(detail, '$.carried', 5) FROM events WHERE "+splitLinkWhere), messages: 40, inPlace: true},
 		{name: "two sessions in a part", tamper: edit(1, "INSERT INTO sessions (source, broker, client_id, protocol, clean_session, filters, started_ns, mqtape_version, host) SELECT source, broker, client_id, protocol, clean_session, filters, started_ns + 1, mqtape_version, host FROM sessions"), messages: 40},
+		{name: "seqs near the top", tamper: func(t *testing.T, parts []string) []string {
+			for _, p := range parts[1:] {
+				rawExec(t, p, "UPDATE messages SET seq = seq + 9223372036854775000",
+					"UPDATE sessions SET first_seq = first_seq + 9223372036854775000, last_seq = last_seq + 9223372036854775000")
+			}
+			return parts
+		}, messages: 40},
 		{name: "middle part emptied", tamper: edit(1, empty), inPlace: true},
 		{name: "first part emptied", tamper: edit(0, empty), inPlace: true},
 		{name: "last part emptied", tamper: edit(2, empty), inPlace: true},
