@@ -89,7 +89,8 @@ func TestPartsHostileVerbs(t *testing.T) {
 			other := filepath.Join(t.TempDir(), "other.db")
 			capturetest.Write(t, other, capturetest.Session{Messages: []storage.Message{capturetest.Msg(0, "a", 0, "x")}})
 			for _, args := range [][]string{{"info", glob}, {"export", glob}, {"play", "--dry-run", glob},
-				{"diff", other, filepath.Dir(glob)}, {"cut", glob, "-o", filepath.Join(t.TempDir(), "c.db")}} {
+				{"diff", other, filepath.Dir(glob)}, {"cut", glob, "-o", filepath.Join(t.TempDir(), "c.db")},
+				{"inspect", glob}, {"web", "--listen", "127.0.0.1:0", glob}} {
 				code, _, errb := runCLI(t, ctx, args...)
 				if code != exitCapture || !strings.Contains(errb, filepath.Base(parts[1])) || strings.Contains(errb, "goroutine") {
 					t.Errorf("%s with a part %s: exit %d, want %d naming %s: %s", args[0], name, code, exitCapture, parts[1], errb)
