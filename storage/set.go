@@ -93,9 +93,10 @@ func globEscape(dir string) string {
 // parts its seq range reaches. That is what record --split-* and --ring
 // write and what users point a verb at (inspect parts/). The capture shows
 // what the merge would: one session, seqs and topic ids counted across
-// the parts. One difference: a retained-store message that repeats one
+// the parts. Differences: a retained-store message that repeats one
 // read before it (a reconnect's) is kept, as the unsplit recording keeps
-// it, where the merge keeps it once. Reads that copy from a capture (Cut,
+// it, where the merge keeps it once; a receive time going back inside a
+// part is read as recorded, where the merge raises it. Reads that copy from a capture (Cut,
 // Merge, SaveCopy) refuse such a capture. Anything else — parts of
 // different recordings, out of order, with a part missing between two, or
 // overlapping in time — is merged into a temporary capture under
