@@ -327,20 +327,7 @@ func (s *partSet) numberTopics(p *setPart, topics []Topic) {
 // topicsByID returns c's topics after id after in id order (the order
 // they first appear).
 func (c *Capture) topicsByID(ctx context.Context, after int64) ([]Topic, error) {
-	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics WHERE id > ? ORDER BY id", after)
-	if err != nil {
-		return nil, c.wrap("read topics", err)
-	}
-	defer rows.Close()
-	var out []Topic
-	for rows.Next() {
-		var t Topic
-		if err := rows.Scan(&t.ID, &t.Name); err != nil {
-			return nil, c.wrap("read topics", err)
-		}
-		out = append(out, t)
-	}
-	return out, c.wrap("read topics", rows.Err())
+	return c.topicRows(ctx, "SELECT id, name FROM topics WHERE id > ? ORDER BY id", after)
 }
 
 // topicsFrom returns the topics of c's messages from seq first on, in the
@@ -348,22 +335,9 @@ func (c *Capture) topicsByID(ctx context.Context, after int64) ([]Topic, error) 
 // part's carried rows use, or none of its messages (an edited file), is
 // not numbered by it. One seek of the topic index per topic.
 func (c *Capture) topicsFrom(ctx context.Context, first int64) ([]Topic, error) {
-	rows, err := c.r.QueryContext(ctx, `SELECT id, name FROM (SELECT id, name,
+	return c.topicRows(ctx, `SELECT id, name FROM (SELECT id, name,
 		(SELECT min(seq) FROM messages WHERE topic_id = t.id AND seq >= ?) AS at FROM topics t)
 		WHERE at IS NOT NULL ORDER BY at`, first)
-	if err != nil {
-		return nil, c.wrap("read topics", err)
-	}
-	defer rows.Close()
-	var out []Topic
-	for rows.Next() {
-		var t Topic
-		if err := rows.Scan(&t.ID, &t.Name); err != nil {
-			return nil, c.wrap("read topics", err)
-		}
-		out = append(out, t)
-	}
-	return out, c.wrap("read topics", rows.Err())
 }
 
 // describe makes the set's one session and its events as Merge and

@@ -463,7 +463,12 @@ func (c *Capture) Topics(ctx context.Context) ([]Topic, error) {
 	if c.parts != nil {
 		return c.parts.topicList(ctx)
 	}
-	rows, err := c.r.QueryContext(ctx, "SELECT id, name FROM topics ORDER BY name")
+	return c.topicRows(ctx, "SELECT id, name FROM topics ORDER BY name")
+}
+
+// topicRows runs query, which selects topics' id and name.
+func (c *Capture) topicRows(ctx context.Context, query string, args ...any) ([]Topic, error) {
+	rows, err := c.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, c.wrap("read topics", err)
 	}
