@@ -173,6 +173,13 @@ func (h *harness) queue(f func(), draw bool) {
 
 // settle waits until background jobs have handed over their results (each
 // hand-over redraws).
+// poll runs one round of the live tail (what its ticker does) and settles.
+func (h *harness) poll(ctx context.Context) {
+	h.t.Helper()
+	h.u.pollOnce(ctx)
+	h.settle()
+}
+
 func (h *harness) settle() {
 	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

@@ -113,13 +113,9 @@ func TestPartsInPlaceLiveTail(t *testing.T) {
 	if !h.contains("LIVE") {
 		t.Errorf("parts with the last one recording, not LIVE:\n%s", h.text())
 	}
-	poll := func() {
-		h.u.pollOnce(ctx)
-		h.settle()
-	}
 	h.press(tcell.KeyEnd, 'f')
 	write(15, 3, "b/new")
-	poll()
+	h.poll(ctx)
 	var total int64
 	h.state(func(u *UI) { total = u.m.total })
 	if total != 18 || h.selectedSeq() != 18 {
@@ -132,7 +128,7 @@ func TestPartsInPlaceLiveTail(t *testing.T) {
 	if err := s2.End(ctx, now+20e6, "signal", 0); err != nil {
 		t.Fatal(err)
 	}
-	poll()
+	h.poll(ctx)
 	if h.contains("LIVE") {
 		t.Errorf("still LIVE after the last part ended:\n%s", h.text())
 	}

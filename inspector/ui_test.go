@@ -337,12 +337,8 @@ func TestLiveTail(t *testing.T) {
 	if !h.contains("LIVE") || !h.contains("no messages") {
 		t.Errorf("open empty capture:\n%s", h.text())
 	}
-	poll := func() {
-		h.u.pollOnce(ctx)
-		h.settle()
-	}
 	write(0, 10, "a/x")
-	poll()
+	h.poll(ctx)
 	var total int64
 	h.state(func(u *UI) { total = u.m.total })
 	if total != 10 || h.selectedSeq() != 1 {
@@ -350,7 +346,7 @@ func TestLiveTail(t *testing.T) {
 	}
 	h.press('f')
 	write(10, 5, "a/x")
-	poll()
+	h.poll(ctx)
 	if got := h.selectedSeq(); got != 15 {
 		t.Errorf("follow: selected %d, want 15", got)
 	}
@@ -358,7 +354,7 @@ func TestLiveTail(t *testing.T) {
 	h.press('/', "b/#", tcell.KeyEnter)
 	write(15, 3, "b/y")
 	write(18, 2, "a/x")
-	poll()
+	h.poll(ctx)
 	h.state(func(u *UI) { total = u.m.total })
 	if total != 3 || h.selectedSeq() != 18 {
 		t.Errorf("filtered live: total %d selected %d; want 3 and 18", total, h.selectedSeq())
@@ -366,7 +362,7 @@ func TestLiveTail(t *testing.T) {
 	// Moving up leaves follow mode.
 	h.press(tcell.KeyUp)
 	write(20, 1, "b/y")
-	poll()
+	h.poll(ctx)
 	if got := h.selectedSeq(); got != 17 {
 		t.Errorf("after Up, no follow: selected %d, want 17", got)
 	}
@@ -377,7 +373,7 @@ func TestLiveTail(t *testing.T) {
 	if err := s.End(ctx, t0+1e9, "count", 0); err != nil {
 		t.Fatal(err)
 	}
-	poll()
+	h.poll(ctx)
 	if h.contains("LIVE") {
 		t.Error("LIVE shown after the session ended")
 	}

@@ -21,33 +21,17 @@ import (
 // blocks (200 KiB of zeros, 100 bytes of one letter), and an empty
 // payload, a small binary one, then telemetry again.
 func blockFixture() []Message {
-	r := rand.New(rand.NewPCG(11, 12))
-	var msgs []Message
-	add := func(topic string, p []byte) {
-		i := len(msgs)
-		msgs = append(msgs, Message{TimeNS: 1e18 + int64(i)*1000, OffsetNS: int64(i) * 1000, Topic: topic, QoS: byte(i % 3), Payload: p})
-	}
-	for i := range trainMessages + 100 {
-		add(fmt.Sprintf("dev/%d/telemetry", i%10), telemetry(r, i%10, i))
-	}
-	noise := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.IntN(256))
-		}
-		return b
-	}
+	f := &payloadMix{r: rand.New(rand.NewPCG(11, 12))}
+	f.telemetry(trainMessages+100, 10, 0)
 	text := bytes.Repeat([]byte(`{"frame":"0123456789abcdef"}`), (200<<10)/28+1)[:200<<10]
-	add("empty", []byte{})
-	add("bin", noise(100))
-	add("blocks/text", text)
-	add("blocks/raw", append(noise(128<<10), text[:64<<10]...))
-	add("blocks/rle", make([]byte, 200<<10))
-	add("rle/small", bytes.Repeat([]byte("a"), 100))
-	for i := range 100 {
-		add(fmt.Sprintf("dev/%d/telemetry", i%10), telemetry(r, i%10, trainMessages+100+i))
-	}
-	return msgs
+	f.add("empty", []byte{})
+	f.add("bin", f.noise(100))
+	f.add("blocks/text", text)
+	f.add("blocks/raw", append(f.noise(128<<10), text[:64<<10]...))
+	f.add("blocks/rle", make([]byte, 200<<10))
+	f.add("rle/small", bytes.Repeat([]byte("a"), 100))
+	f.telemetry(100, 10, trainMessages+100)
+	return f.msgs
 }
 
 // v5Fixture is a capture of blockFixture's messages compressed by format

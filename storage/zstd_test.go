@@ -28,30 +28,43 @@ func telemetry(r *rand.Rand, d, i int) []byte {
 // is trained on), then empty, binary noise, a 1 MiB payload of text and
 // one of noise, then telemetry again.
 func zipFixture() []Message {
-	r := rand.New(rand.NewPCG(1, 2))
-	var msgs []Message
-	add := func(topic string, p []byte) {
-		i := len(msgs)
-		msgs = append(msgs, Message{TimeNS: 1e18 + int64(i)*1000, OffsetNS: int64(i) * 1000, Topic: topic, QoS: byte(i % 3), Payload: p})
+	f := &payloadMix{r: rand.New(rand.NewPCG(1, 2))}
+	f.telemetry(trainMessages+200, 20, 0)
+	f.add("empty", []byte{})
+	f.add("bin", f.noise(1024))
+	f.add("big/text", bytes.Repeat([]byte(`{"frame":"0123456789abcdef"}`), (1<<20)/28+1)[:1<<20])
+	f.add("big/noise", f.noise(1<<20))
+	f.telemetry(300, 20, trainMessages+200)
+	return f.msgs
+}
+
+// payloadMix builds test messages: each one's time, offset and QoS come from
+// its index.
+type payloadMix struct {
+	r    *rand.Rand
+	msgs []Message
+}
+
+func (f *payloadMix) add(topic string, p []byte) {
+	i := len(f.msgs)
+	f.msgs = append(f.msgs, Message{TimeNS: 1e18 + int64(i)*1000, OffsetNS: int64(i) * 1000, Topic: topic, QoS: byte(i % 3), Payload: p})
+}
+
+// telemetry adds n readings of devices devices (dev/D/telemetry), the
+// readings numbered from first.
+func (f *payloadMix) telemetry(n, devices, first int) {
+	for i := range n {
+		f.add(fmt.Sprintf("dev/%d/telemetry", i%devices), telemetry(f.r, i%devices, first+i))
 	}
-	for i := range trainMessages + 200 {
-		add(fmt.Sprintf("dev/%d/telemetry", i%20), telemetry(r, i%20, i))
+}
+
+// noise is n random bytes.
+func (f *payloadMix) noise(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(f.r.IntN(256))
 	}
-	noise := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.IntN(256))
-		}
-		return b
-	}
-	add("empty", []byte{})
-	add("bin", noise(1024))
-	add("big/text", bytes.Repeat([]byte(`{"frame":"0123456789abcdef"}`), (1<<20)/28+1)[:1<<20])
-	add("big/noise", noise(1<<20))
-	for i := range 300 {
-		add(fmt.Sprintf("dev/%d/telemetry", i%20), telemetry(r, i%20, trainMessages+200+i))
-	}
-	return msgs
+	return b
 }
 
 // writeZip writes msgs as one session in batches of 100, compressed or not.
