@@ -17,6 +17,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Options configure an embedded broker.
@@ -62,6 +63,7 @@ type Options struct {
 type Broker struct {
 	srv       *mochi.Server
 	addrs     []string
+	listeners []string // mochi's listener ids
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
@@ -139,12 +141,14 @@ func Start(o Options) (*Broker, error) {
 			ln.Close()
 			return nil, fmt.Errorf("broker: %w", err)
 		}
+		b.listeners = append(b.listeners, id)
 	}
 	for i, addr := range o.WS {
 		ws := listeners.NewWebsocket(listeners.Config{ID: fmt.Sprintf("ws%d", i), Address: addr})
 		if err := srv.AddListener(guarded{Listener: ws, b: b}); err != nil {
 			return nil, fmt.Errorf("broker: websocket %s: %w", addr, err)
 		}
+		b.listeners = append(b.listeners, ws.ID())
 		b.addrs = append(b.addrs, addr)
 	}
 	if err := srv.Serve(); err != nil {
@@ -215,6 +219,7 @@ func (b *Broker) Close() error {
 		b.closeConns(false)
 		done := make(chan struct{})
 		go func() {
+			b.stopListeners()
 			b.closeErr = b.srv.Close()
 			close(done)
 		}()
@@ -229,6 +234,32 @@ func (b *Broker) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// stopListeners closes every listener, disconnecting its clients as
+// mochi would, and takes it out of mochi's list, so that mochi's Close
+// finds none to close. mochi's own way (Server.closeListenerClients)
+// deadlocks with a client that leaves at the same moment:
+// Clients.GetByListener takes the clients' read lock twice (it calls Len
+// while holding it), and a Clients.Delete waiting for the write lock in
+// between blocks the second for good (mochi v2.7.9; seen in CI as a serve
+// that never stopped, its Close waiting in GetByListener and the leaving
+// client in Delete). GetAll takes the lock once.
+func (b *Broker) stopListeners() {
+	for _, id := range b.listeners {
+		b.srv.Listeners.Close(id, b.disconnectClients)
+		b.srv.Listeners.Delete(id)
+	}
+}
+
+// disconnectClients disconnects the clients of one listener (a mochi
+// CloseFn): MQTT 5 clients get a DISCONNECT saying the server shuts down.
+func (b *Broker) disconnectClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // closeGrace is how long Close lets mochi disconnect its clients before it
