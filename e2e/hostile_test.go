@@ -31,6 +31,12 @@ func TestHostileCaptureSchema(t *testing.T) {
 	if err := os.WriteFile(jsonl, []byte(out), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A second sound input for merge (the same file named twice is read
+	// once, and merge then has one input).
+	other := filepath.Join(dir, "other.db")
+	if data, err := os.ReadFile(good); err != nil || os.WriteFile(other, data, 0o600) != nil {
+		t.Fatalf("copy %s: %v", good, err)
+	}
 	closed := startBroker(t)
 	closedURL := closed.URL()
 	closed.Close()
@@ -73,7 +79,7 @@ func TestHostileCaptureSchema(t *testing.T) {
 			{"info", path}, {"info", "--json", path}, {"export", path}, {"export", "--format", "csv", path},
 			{"recover", path, "-o", o("recover")}, {"check", path}, {"import", jsonl, "-o", path},
 			{"record", "-o", path, "-b", closedURL, "--quiet"}, {"cut", path, "-o", o("cut")},
-			{"merge", good, path, "-o", o("merge")}, {"merge", good, good, "-o", path}, {"diff", good, path},
+			{"merge", good, path, "-o", o("merge")}, {"merge", good, other, "-o", path}, {"diff", good, path},
 			{"play", "--dry-run", path}, {"serve", "-o", path, "--listen", "127.0.0.1:0", "--duration", "1s", "--quiet"},
 			{"inspect", path},
 		} {
