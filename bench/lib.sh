@@ -27,5 +27,8 @@ start_mosquitto() {
     printf '%s\n' "$@"
   } > "$dir/mosquitto.conf"
   mosquitto -c "$dir/mosquitto.conf" & BROKER=$!
-  sleep 0.3
+  # Ready once it accepts a connection (at most 5 s).
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return; sleep 0.1; done
+  echo "mosquitto did not listen on $PORT within 5 s" >&2
+  return 1
 }

@@ -22,7 +22,6 @@ go build -o "$OUT/flood" ./bench/record/flood
 source bench/lib.sh
 start_mosquitto "$OUT" "max_inflight_messages 0"
 trap 'kill $BROKER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 /usr/bin/time -f "%U %S %M" -o "$OUT/time" timeout 120 "$OUT/mqtape" record -b "mqtt://127.0.0.1:$PORT" \
   -t 'bench/#' -q 1 --ring 10m --ring-size "$RING" --trigger 'bench/trigger' --post 0s -o "$OUT/rec/snap.db" \
   2> "$OUT/stderr" & SUB=$!

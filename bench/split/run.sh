@@ -28,7 +28,6 @@ go build -o "$OUT/flood" ./bench/record/flood
 source bench/lib.sh
 start_mosquitto "$OUT" "max_inflight_messages 0"
 trap 'kill $BROKER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 now() { date +%s.%N; }
 
 printf "%-6s %-8s %10s %6s %10s %12s\n" round mode received parts "msg/s" "cpu µs/msg"
